@@ -1,0 +1,335 @@
+// gradsmith._core: the pybind11 module over the CPU kernels.
+//
+// Public users call gradsmith.ops, which converts dtypes, allocates outputs and
+// raises friendly errors. This layer trusts nothing either: every array is
+// checked here for dtype (float32 / int64), C-contiguity, writability and the
+// exact shape the kernel will touch, so no call can read or write out of
+// bounds. Kernels run with the GIL released.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
+#include <vector>
+
+#include "cpu/dispatch.h"
+#include "cpu/ops.h"
+#include "cpu/thread_pool.h"
+
+namespace py = pybind11;
+namespace cpu = gradsmith::cpu;
+using gradsmith::ActParams;
+using i64 = int64_t;
+
+namespace {
+
+std::string shape_str(const py::array& a) {
+  std::string s = "(";
+  for (py::ssize_t d = 0; d < a.ndim(); ++d) s += std::to_string(a.shape(d)) + (a.ndim() == 1 || d + 1 < a.ndim() ? "," : "");
+  return s + ")";
+}
+
+// Checks an array argument and returns its data pointer.
+template <class T>
+T* data_of(const py::array& a, const char* name, bool writable) {
+  if (!a.dtype().is(py::dtype::of<T>()))
+    throw py::type_error(std::string(name) + ": expected dtype " + std::string(py::str(py::dtype::of<T>())) +
+                         ", got " + std::string(py::str(a.dtype())));
+  if (!(a.flags() & py::array::c_style)) throw py::value_error(std::string(name) + ": array must be C-contiguous");
+  if (writable && !a.writeable()) throw py::value_error(std::string(name) + ": array is read-only");
+  return static_cast<T*>(const_cast<void*>(a.data()));
+}
+
+void expect_shape(const py::array& a, const char* name, std::vector<i64> shape) {
+  bool ok = a.ndim() == (py::ssize_t)shape.size();
+  for (size_t d = 0; ok && d < shape.size(); ++d) ok = a.shape(d) == shape[d];
+  if (!ok) {
+    py::array_t<float> want(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+    throw py::value_error(std::string(name) + ": expected shape " + shape_str(want) + ", got " + shape_str(a));
+  }
+}
+
+const float* in2(const py::array& a, const char* name, i64 rows, i64 cols) {
+  expect_shape(a, name, {rows, cols});
+  return data_of<float>(a, name, false);
+}
+float* out2(const py::array& a, const char* name, i64 rows, i64 cols) {
+  expect_shape(a, name, {rows, cols});
+  return data_of<float>(a, name, true);
+}
+i64 dim(const py::array& a, const char* name, int axis) {
+  if (a.ndim() != 2) throw py::value_error(std::string(name) + ": expected a 2-D array, got shape " + shape_str(a));
+  return a.shape(axis);
+}
+
+// (rows, cols) of an array seen as rows of its last axis.
+std::pair<i64, i64> rows_cols(const py::array& a) {
+  if (a.ndim() == 0) return {1, 1};
+  const i64 cols = a.shape(a.ndim() - 1);
+  return {cols == 0 ? 0 : (i64)a.size() / cols, cols};
+}
+
+void same_layout(const py::array& a, const py::array& b, const char* name_a, const char* name_b) {
+  bool ok = a.ndim() == b.ndim();
+  for (py::ssize_t d = 0; ok && d < a.ndim(); ++d) ok = a.shape(d) == b.shape(d);
+  if (!ok)
+    throw py::value_error(std::string(name_a) + " and " + name_b + " must have the same shape, got " + shape_str(a) +
+                          " and " + shape_str(b));
+}
+
+ActParams activation(int kind, float param) {
+  if (kind < 0 || kind >= gradsmith::kNumActivations) throw py::value_error("unknown activation kind");
+  return {kind, param};
+}
+
+void gemm(const py::array& a, const py::array& b, const py::array& c, bool ta, bool tb, float alpha, float beta) {
+  const i64 M = dim(a, "a", ta ? 1 : 0), K = dim(a, "a", ta ? 0 : 1);
+  const i64 Kb = dim(b, "b", tb ? 1 : 0), N = dim(b, "b", tb ? 0 : 1);
+  if (K != Kb)
+    throw py::value_error("matmul: inner dimensions differ: op(a) is (" + std::to_string(M) + "," + std::to_string(K) +
+                          ") and op(b) is (" + std::to_string(Kb) + "," + std::to_string(N) + ")");
+  const float* A = data_of<float>(a, "a", false);
+  const float* B = data_of<float>(b, "b", false);
+  float* C = out2(c, "out", M, N);
+  py::gil_scoped_release nogil;
+  cpu::gemm(ta, tb, M, N, K, alpha, A, a.shape(1), B, b.shape(1), beta, C, N);
+}
+
+void activation_forward(const py::array& x, const py::array& y, int kind, float param) {
+  same_layout(x, y, "x", "out");
+  const auto [rows, cols] = rows_cols(x);
+  const float* X = data_of<float>(x, "x", false);
+  float* Y = data_of<float>(y, "out", true);
+  const ActParams act = activation(kind, param);
+  py::gil_scoped_release nogil;
+  cpu::activation_forward(act, X, Y, rows, cols);
+}
+
+void activation_backward(const py::array& dy, const py::array& x, const py::array& dx, int kind, float param) {
+  same_layout(dy, x, "dy", "x");
+  same_layout(x, dx, "x", "out");
+  const auto [rows, cols] = rows_cols(x);
+  const float* DY = data_of<float>(dy, "dy", false);
+  const float* X = data_of<float>(x, "x", false);
+  float* DX = data_of<float>(dx, "out", true);
+  const ActParams act = activation(kind, param);
+  py::gil_scoped_release nogil;
+  cpu::activation_backward(act, DY, X, DX, rows, cols);
+}
+
+void dense_forward(const py::array& x, const py::array& w, const py::object& b, const py::array& y,
+                   const py::object& z, int kind, float param) {
+  const i64 batch = dim(x, "x", 0), in = dim(x, "x", 1), units = dim(w, "kernel", 1);
+  const float* X = in2(x, "x", batch, in);
+  const float* W = in2(w, "kernel", in, units);
+  const float* B = nullptr;
+  if (!b.is_none()) {
+    py::array ba = b.cast<py::array>();
+    expect_shape(ba, "bias", {units});
+    B = data_of<float>(ba, "bias", false);
+  }
+  float* Y = out2(y, "out", batch, units);
+  float* Z = z.is_none() ? nullptr : out2(z.cast<py::array>(), "preactivation", batch, units);
+  const ActParams act = activation(kind, param);
+  py::gil_scoped_release nogil;
+  cpu::dense_forward(X, W, B, act, Y, Z, batch, in, units);
+}
+
+void dense_backward(const py::array& dy, const py::array& x, const py::array& w, const py::array& z, int kind,
+                    float param, const py::array& dz, const py::object& dx, const py::array& dw,
+                    const py::object& db) {
+  const i64 batch = dim(x, "x", 0), in = dim(x, "x", 1), units = dim(w, "kernel", 1);
+  const float* DY = in2(dy, "dy", batch, units);
+  const float* X = in2(x, "x", batch, in);
+  const float* W = in2(w, "kernel", in, units);
+  const float* Z = in2(z, "preactivation", batch, units);
+  float* DZ = out2(dz, "dz", batch, units);
+  float* DX = dx.is_none() ? nullptr : out2(dx.cast<py::array>(), "dx", batch, in);
+  float* DW = out2(dw, "dkernel", in, units);
+  float* DB = nullptr;
+  if (!db.is_none()) {
+    py::array dba = db.cast<py::array>();
+    expect_shape(dba, "dbias", {units});
+    DB = data_of<float>(dba, "dbias", true);
+  }
+  const ActParams act = activation(kind, param);
+  py::gil_scoped_release nogil;
+  cpu::dense_backward(DY, X, W, Z, act, DZ, DX, DW, DB, batch, in, units);
+}
+
+double loss(int kind, bool from_logits, float label_smoothing, float delta, const py::object& y_true,
+            const py::object& labels, const py::array& y_pred, const py::object& sample_weight, const py::array& grad) {
+  if (kind < cpu::kMse || kind > cpu::kSparseCategoricalXent) throw py::value_error("unknown loss kind");
+  const i64 rows = dim(y_pred, "y_pred", 0), cols = dim(y_pred, "y_pred", 1);
+  const float* P = data_of<float>(y_pred, "y_pred", false);
+  float* G = out2(grad, "grad", rows, cols);
+  const float* T = nullptr;
+  const int64_t* L = nullptr;
+  if (kind == cpu::kSparseCategoricalXent) {
+    py::array la = labels.cast<py::array>();
+    expect_shape(la, "labels", {rows});
+    L = data_of<int64_t>(la, "labels", false);
+    for (i64 i = 0; i < rows; ++i)
+      if (L[i] < 0 || L[i] >= cols)
+        throw py::value_error("labels: label " + std::to_string(L[i]) + " at index " + std::to_string(i) +
+                              " is outside [0, " + std::to_string(cols) + ")");
+  } else {
+    T = in2(y_true.cast<py::array>(), "y_true", rows, cols);
+  }
+  const float* SW = nullptr;
+  if (!sample_weight.is_none()) {
+    py::array sw = sample_weight.cast<py::array>();
+    expect_shape(sw, "sample_weight", {rows});
+    SW = data_of<float>(sw, "sample_weight", false);
+  }
+  cpu::LossArgs args;
+  args.kind = kind;
+  args.from_logits = from_logits;
+  args.label_smoothing = label_smoothing;
+  args.delta = delta;
+  py::gil_scoped_release nogil;
+  return cpu::loss_and_grad(args, T, L, P, SW, G, rows, cols);
+}
+
+// State lists may be None (absent) or a list with one array per parameter.
+std::vector<float*> state_list(const py::object& s, const char* name, const std::vector<py::array>& params) {
+  std::vector<float*> out(params.size(), nullptr);
+  if (s.is_none()) return out;
+  auto arrays = s.cast<std::vector<py::array>>();
+  if (arrays.size() != params.size())
+    throw py::value_error(std::string(name) + ": expected " + std::to_string(params.size()) + " arrays, got " +
+                          std::to_string(arrays.size()));
+  for (size_t i = 0; i < arrays.size(); ++i) {
+    same_layout(arrays[i], params[i], name, "params");
+    out[i] = data_of<float>(arrays[i], name, true);
+  }
+  return out;
+}
+
+void optimizer_step(int kind, const std::vector<py::array>& params, const std::vector<py::array>& grads,
+                    const py::object& s0, const py::object& s1, const py::object& s2, float lr, float weight_decay,
+                    float h0, float h1, float h2, float h3, bool nesterov, int clip_kind, float clip) {
+  if (kind < cpu::kSgd || kind > cpu::kAdagrad) throw py::value_error("unknown optimizer kind");
+  if (clip_kind < cpu::kClipNone || clip_kind > cpu::kClipGlobalNorm) throw py::value_error("unknown clip kind");
+  if (grads.size() != params.size())
+    throw py::value_error("grads: expected " + std::to_string(params.size()) + " arrays, got " +
+                          std::to_string(grads.size()));
+  const auto S0 = state_list(s0, "state 0", params), S1 = state_list(s1, "state 1", params),
+             S2 = state_list(s2, "state 2", params);
+  const bool needs_s0 = kind != cpu::kSgd, needs_s1 = kind == cpu::kAdam;
+  std::vector<cpu::ParamBuffer> bufs;
+  for (size_t i = 0; i < params.size(); ++i) {
+    same_layout(grads[i], params[i], "grads", "params");
+    if ((needs_s0 && !S0[i]) || (needs_s1 && !S1[i])) throw py::value_error("optimizer state missing");
+    bufs.push_back({data_of<float>(params[i], "params", true), data_of<float>(grads[i], "grads", false), S0[i], S1[i],
+                    S2[i], (i64)params[i].size()});
+  }
+  cpu::OptimizerArgs a;
+  a.kind = kind;
+  a.lr = lr;
+  a.weight_decay = weight_decay;
+  a.h0 = h0;
+  a.h1 = h1;
+  a.h2 = h2;
+  a.h3 = h3;
+  a.nesterov = nesterov;
+  py::gil_scoped_release nogil;
+  cpu::optimizer_step(a, bufs, clip_kind, clip);
+}
+
+void dropout(const py::array& x, const py::array& y, float rate, uint64_t seed, uint64_t offset) {
+  if (!(rate >= 0.f && rate < 1.f)) throw py::value_error("rate must be in [0, 1), got " + std::to_string(rate));
+  same_layout(x, y, "x", "out");
+  const float* X = data_of<float>(x, "x", false);
+  float* Y = data_of<float>(y, "out", true);
+  const i64 n = x.size();
+  py::gil_scoped_release nogil;
+  cpu::dropout(X, Y, n, rate, seed, offset);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "gradsmith's compiled CPU kernels. Use gradsmith.ops; these functions check but do not convert.";
+
+  m.def("supported_isas", &cpu::supported_isas, "CPU paths this machine can run, best last.");
+  m.def("current_isa", [] { return std::string(cpu::kernels().name); }, "The CPU path in use.");
+  m.def("set_isa", &cpu::set_isa, py::arg("name"), "Use another CPU path (scalar, avx2, avx512).");
+  m.def("get_num_threads", &cpu::num_threads);
+  m.def("set_num_threads", [](int n) {
+    if (n < 1) throw py::value_error("number of threads must be >= 1, got " + std::to_string(n));
+    py::gil_scoped_release nogil;
+    cpu::set_num_threads(n);
+  }, py::arg("n"));
+  m.def("gemm_blocking", [] {
+    const auto& b = cpu::kernels().gemm;
+    py::dict d;
+    d["mr"] = b.mr; d["nr"] = b.nr; d["mc"] = b.mc; d["kc"] = b.kc; d["nc"] = b.nc;
+    return d;
+  });
+
+  m.def("gemm", &gemm, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("transpose_a"), py::arg("transpose_b"),
+        py::arg("alpha"), py::arg("beta"));
+  m.def("activation_forward", &activation_forward, py::arg("x"), py::arg("out"), py::arg("kind"), py::arg("param"));
+  m.def("activation_backward", &activation_backward, py::arg("dy"), py::arg("x"), py::arg("out"), py::arg("kind"),
+        py::arg("param"));
+  m.def("dense_forward", &dense_forward, py::arg("x"), py::arg("kernel"), py::arg("bias"), py::arg("out"),
+        py::arg("preactivation"), py::arg("kind"), py::arg("param"));
+  m.def("dense_backward", &dense_backward, py::arg("dy"), py::arg("x"), py::arg("kernel"), py::arg("preactivation"),
+        py::arg("kind"), py::arg("param"), py::arg("dz"), py::arg("dx"), py::arg("dkernel"), py::arg("dbias"));
+  m.def("loss", &loss, py::arg("kind"), py::arg("from_logits"), py::arg("label_smoothing"), py::arg("delta"),
+        py::arg("y_true"), py::arg("labels"), py::arg("y_pred"), py::arg("sample_weight"), py::arg("grad"));
+  m.def("optimizer_step", &optimizer_step, py::arg("kind"), py::arg("params"), py::arg("grads"), py::arg("s0"),
+        py::arg("s1"), py::arg("s2"), py::arg("lr"), py::arg("weight_decay"), py::arg("h0"), py::arg("h1"),
+        py::arg("h2"), py::arg("h3"), py::arg("nesterov"), py::arg("clip_kind"), py::arg("clip"));
+  m.def("dropout", &dropout, py::arg("x"), py::arg("out"), py::arg("rate"), py::arg("seed"), py::arg("offset"));
+  m.def("sum", [](const py::array& x) {
+    const float* X = data_of<float>(x, "x", false);
+    py::gil_scoped_release nogil;
+    return cpu::sum(X, x.size());
+  });
+  m.def("sum_squares", [](const py::array& x) {
+    const float* X = data_of<float>(x, "x", false);
+    py::gil_scoped_release nogil;
+    return cpu::sum_squares(X, x.size());
+  });
+  m.def("col_sums", [](const py::array& x, const py::array& out) {
+    const i64 rows = dim(x, "x", 0), cols = dim(x, "x", 1);
+    const float* X = in2(x, "x", rows, cols);
+    expect_shape(out, "out", {cols});
+    float* O = data_of<float>(out, "out", true);
+    py::gil_scoped_release nogil;
+    cpu::col_sums(X, O, rows, cols);
+  });
+  m.def("count_correct", [](int kind, const py::object& y_true, const py::object& labels, const py::array& y_pred,
+                            float threshold) {
+    if (kind < cpu::kCountBinary || kind > cpu::kCountSparse) throw py::value_error("unknown count kind");
+    const i64 rows = dim(y_pred, "y_pred", 0), cols = dim(y_pred, "y_pred", 1);
+    const float* P = data_of<float>(y_pred, "y_pred", false);
+    const float* T = nullptr;
+    const int64_t* L = nullptr;
+    if (kind == cpu::kCountSparse) {
+      py::array la = labels.cast<py::array>();
+      expect_shape(la, "labels", {rows});
+      L = data_of<int64_t>(la, "labels", false);
+    } else {
+      T = in2(y_true.cast<py::array>(), "y_true", rows, cols);
+    }
+    if (kind != cpu::kCountBinary && cols == 0 && rows > 0) throw py::value_error("y_pred has no classes");
+    return cpu::count_correct(kind, T, L, P, rows, cols, threshold);
+  });
+  m.def("binary_confusion", [](const py::array& y_true, const py::array& y_pred, float threshold) {
+    same_layout(y_true, y_pred, "y_true", "y_pred");
+    const float* T = data_of<float>(y_true, "y_true", false);
+    const float* P = data_of<float>(y_pred, "y_pred", false);
+    int64_t c[4];
+    cpu::binary_confusion(T, P, y_pred.size(), threshold, c);
+    return py::make_tuple(c[0], c[1], c[2], c[3]);
+  });
+  m.def("philox4x32", [](std::vector<uint32_t> counter, std::vector<uint32_t> key) {
+    if (counter.size() != 4 || key.size() != 2) throw py::value_error("philox4x32: counter has 4 words, key 2");
+    gradsmith::math::U32x4 c = {{counter[0], counter[1], counter[2], counter[3]}};
+    auto r = gradsmith::math::philox4x32_10(c, key[0], key[1]);
+    return std::vector<uint32_t>(r.v, r.v + 4);
+  });
+}

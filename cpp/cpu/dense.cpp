@@ -1,0 +1,51 @@
+// Dense layer, forward and backward side by side.
+//
+//   forward:  z = x @ W + b        x (batch, in), W (in, units), b (units,)
+//             y = f(z)             bias and f applied in the GEMM's epilogue
+//   backward: dz = dy * f'(z)      one pass that also sums db = sum_rows dz
+//             dW = x^T @ dz        (in, units)
+//             dx = dz @ W^T        (batch, in)
+#include "cpu/dispatch.h"
+#include "cpu/ops.h"
+#include "cpu/thread_pool.h"
+
+namespace gradsmith {
+namespace cpu {
+
+void dense_forward(const float* x, const float* W, const float* b, ActParams act, float* y, float* z, i64 batch,
+                   i64 in, i64 units) {
+  Epilogue ep;
+  ep.bias = b;
+  ep.act = act.kind == kSoftmax ? ActParams{kLinear, 0.f} : act;
+  ep.preact = z;
+  ep.ldz = units;
+  gemm(false, false, batch, units, in, 1.f, x, in, W, units, 0.f, y, units, &ep);
+  // Softmax needs whole rows, which the tile epilogue does not see: one row pass.
+  if (act.kind == kSoftmax) activation_forward(act, y, y, batch, units);
+}
+
+void dense_backward(const float* dy, const float* x, const float* W, const float* z, ActParams act, float* dz_scratch,
+                    float* dx, float* dW, float* db, i64 batch, i64 in, i64 units) {
+  const KernelTable& kt = kernels();
+  const float* dz = dz_scratch;
+  if (act.kind == kLinear) {
+    dz = dy;  // f' = 1: no pass needed
+    if (db) col_sums(dy, db, batch, units);
+  } else if (act.kind == kSoftmax) {
+    activation_backward(act, dy, z, dz_scratch, batch, units);
+    if (db) col_sums(dz_scratch, db, batch, units);
+  } else {
+    // Columns split among tasks; each column summed over rows in order.
+    constexpr i64 kCols = 64;
+    const i64 tasks = (units + kCols - 1) / kCols;
+    parallel_for(tasks, [&](int64_t t, int) {
+      i64 c0 = t * kCols, c1 = c0 + kCols < units ? c0 + kCols : units;
+      kt.dense_dz_colsum(act, dy, z, dz_scratch, db, batch, units, c0, c1);
+    }, threads_for_elements(batch * units));
+  }
+  gemm(true, false, in, units, batch, 1.f, x, in, dz, units, 0.f, dW, units);
+  if (dx) gemm(false, true, batch, in, units, 1.f, dz, units, W, units, 0.f, dx, in);
+}
+
+}  // namespace cpu
+}  // namespace gradsmith

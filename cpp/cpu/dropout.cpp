@@ -1,0 +1,26 @@
+// Dropout from a counter-based generator: element i's coin is
+// Philox4x32-10(key = seed, counter = (i / 4, offset))[i % 4], so the mask
+// depends only on (seed, offset, i): not on the thread count, the chunking,
+// or (later) the device. Backward is the same call on dy: no mask is stored.
+#include "cpu/dispatch.h"
+#include "cpu/ops.h"
+#include "cpu/thread_pool.h"
+
+namespace gradsmith {
+namespace cpu {
+
+void dropout(const float* x, float* y, i64 n, float rate, uint64_t seed, uint64_t offset) {
+  const KernelTable& kt = kernels();
+  const float scale = 1.f / (1.f - rate);
+  constexpr i64 kChunk = 1 << 14;
+  parallel_for(
+      (n + kChunk - 1) / kChunk,
+      [&](int64_t t, int) {
+        const i64 b = t * kChunk, e = b + kChunk < n ? b + kChunk : n;
+        kt.dropout(x, y, b, e, rate, scale, seed, offset);
+      },
+      threads_for_elements(n));
+}
+
+}  // namespace cpu
+}  // namespace gradsmith

@@ -1,0 +1,183 @@
+// The portable loops of the GEMM (BLIS's five loops around a micro-kernel):
+//
+//   for jc in N step NC:                 B block (KC x NC) packed once, shared by all threads
+//     for pc in K step KC:
+//       pack op(B)[pc:+KC, jc:+NC]       in NR-wide panels (parallel over panels)
+//       parallel over (ic in M step MC) x (chunks of the NR panels):
+//         pack op(A)[ic:+MC, pc:+KC]     in MR-tall panels, into this thread's buffer
+//         for each NR panel, each MR panel: micro-kernel -> MR x NR tile of C
+//         on the last pc: the epilogue on that tile while it is in L1
+//
+// Only the micro-kernel and the blocking sizes differ per ISA (kernel_table.h).
+// Each tile of C is written by exactly one task and summed over K in the same
+// order whatever the thread count, so results do not depend on it.
+#include "cpu/gemm.h"
+
+#include <stdint.h>
+
+#include <vector>
+
+#include "cpu/dispatch.h"
+#include "cpu/thread_pool.h"
+
+namespace gradsmith {
+namespace cpu {
+namespace {
+
+// Below this many flops a product runs on the calling thread: waking the pool
+// costs more than it saves.
+constexpr double kParallelMinFlops = 2.0 * 96 * 96 * 96;
+
+i64 min_i(i64 a, i64 b) { return a < b ? a : b; }
+i64 ceil_div(i64 a, i64 b) { return (a + b - 1) / b; }
+
+// Packing buffers of the calling thread, kept between calls (no allocation in
+// a steady training loop).
+struct Workspace {
+  std::vector<float> b;
+  std::vector<std::vector<float>> a;
+};
+
+float* aligned(std::vector<float>& v, size_t n) {
+  if (v.size() < n + 16) v.resize(n + 16);
+  uintptr_t p = reinterpret_cast<uintptr_t>(v.data());
+  return reinterpret_cast<float*>((p + 63) & ~uintptr_t(63));
+}
+
+// op(A)[i0:i0+mc, p0:p0+kc] into MR-tall panels: element (i, p) of a panel at
+// p * MR + i; rows past mc are zero.
+void pack_a(bool ta, const float* A, i64 lda, i64 i0, i64 p0, i64 mc, i64 kc, int MR, float* dst) {
+  for (i64 ir = 0; ir < mc; ir += MR, dst += MR * kc) {
+    const i64 mr = min_i(MR, mc - ir);
+    if (ta) {  // A is (K, M): rows of op(A) are columns of A, contiguous in i
+      for (i64 p = 0; p < kc; ++p) {
+        const float* src = A + (p0 + p) * lda + i0 + ir;
+        float* d = dst + p * MR;
+        for (i64 i = 0; i < mr; ++i) d[i] = src[i];
+        for (i64 i = mr; i < MR; ++i) d[i] = 0.f;
+      }
+    } else {  // A is (M, K): contiguous in p
+      for (i64 i = 0; i < mr; ++i) {
+        const float* src = A + (i0 + ir + i) * lda + p0;
+        for (i64 p = 0; p < kc; ++p) dst[p * MR + i] = src[p];
+      }
+      for (i64 i = mr; i < MR; ++i)
+        for (i64 p = 0; p < kc; ++p) dst[p * MR + i] = 0.f;
+    }
+  }
+}
+
+// op(B)[p0:p0+kc, j0 + panel*NR ...] for panels [s0, s1): element (p, j) of a
+// panel at p * NR + j; columns past nc are zero.
+void pack_b(bool tb, const float* B, i64 ldb, i64 p0, i64 j0, i64 nc, i64 kc, int NR, i64 s0, i64 s1,
+            float* dst) {
+  for (i64 s = s0; s < s1; ++s) {
+    float* d = dst + s * NR * kc;
+    const i64 jr = s * NR, nr = min_i(NR, nc - jr);
+    if (tb) {  // B is (N, K): contiguous in p
+      for (i64 j = 0; j < nr; ++j) {
+        const float* src = B + (j0 + jr + j) * ldb + p0;
+        for (i64 p = 0; p < kc; ++p) d[p * NR + j] = src[p];
+      }
+      for (i64 j = nr; j < NR; ++j)
+        for (i64 p = 0; p < kc; ++p) d[p * NR + j] = 0.f;
+    } else {  // B is (K, N): contiguous in j
+      for (i64 p = 0; p < kc; ++p) {
+        const float* src = B + (p0 + p) * ldb + j0 + jr;
+        for (i64 j = 0; j < nr; ++j) d[p * NR + j] = src[j];
+        for (i64 j = nr; j < NR; ++j) d[p * NR + j] = 0.f;
+      }
+    }
+  }
+}
+
+Epilogue epilogue_at(const Epilogue& ep, i64 i, i64 j) {
+  Epilogue e = ep;
+  if (e.bias) e.bias += j;
+  if (e.preact) e.preact += i * e.ldz + j;
+  return e;
+}
+
+}  // namespace
+
+void gemm(bool ta, bool tb, i64 M, i64 N, i64 K, float alpha, const float* A, i64 lda, const float* B, i64 ldb,
+          float beta, float* C, i64 ldc, const Epilogue* ep) {
+  if (M <= 0 || N <= 0) return;
+  const KernelTable& kt = kernels();
+  if (K <= 0) {  // op(A) @ op(B) is all zeros: C = beta * C
+    for (i64 i = 0; i < M; ++i)
+      for (i64 j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.f ? 0.f : beta * C[i * ldc + j];
+    if (ep) kt.gemm_epilogue(C, ldc, M, N, *ep);
+    return;
+  }
+  const GemmBlocking bk = kt.gemm;
+  const int MR = bk.mr, NR = bk.nr;
+  const int threads = 2.0 * M * N * K < kParallelMinFlops ? 1 : num_threads();
+
+  static thread_local Workspace ws;
+  if ((int)ws.a.size() < threads) ws.a.resize(threads);
+  const i64 kc_max = min_i(bk.kc, K);
+  const i64 nc_max = min_i(bk.nc, N);
+  float* bpack = aligned(ws.b, (size_t)kc_max * ceil_div(nc_max, NR) * NR);
+  std::vector<float*> apack(threads);
+  for (int t = 0; t < threads; ++t) apack[t] = aligned(ws.a[t], (size_t)kc_max * ceil_div(min_i(bk.mc, M), MR) * MR);
+
+  for (i64 jc = 0; jc < N; jc += bk.nc) {
+    const i64 nc = min_i(bk.nc, N - jc);
+    const i64 n_panels = ceil_div(nc, NR);
+    for (i64 pc = 0; pc < K; pc += bk.kc) {
+      const i64 kc = min_i(bk.kc, K - pc);
+      const float beta_k = pc == 0 ? beta : 1.f;  // later K blocks accumulate
+      const bool last_k = pc + kc >= K;
+
+      const i64 b_tasks = min_i(n_panels, threads);
+      parallel_for(
+          b_tasks,
+          [&](int64_t t, int) {
+            pack_b(tb, B, ldb, pc, jc, nc, kc, NR, n_panels * t / b_tasks, n_panels * (t + 1) / b_tasks, bpack);
+          },
+          threads);
+
+      // Enough tasks to keep every thread busy: split N when M alone has too few blocks.
+      const i64 m_blocks = ceil_div(M, bk.mc);
+      const i64 n_chunks = min_i(n_panels, ceil_div(threads, m_blocks));
+      parallel_for(
+          m_blocks * n_chunks,
+          [&](int64_t task, int thread) {
+            const i64 i0 = (task / n_chunks) * bk.mc, chunk = task % n_chunks;
+            const i64 mc = min_i(bk.mc, M - i0);
+            float* ap = apack[thread];
+            pack_a(ta, A, lda, i0, pc, mc, kc, MR, ap);
+            alignas(64) float tile[16 * 64];
+            for (i64 s = n_panels * chunk / n_chunks; s < n_panels * (chunk + 1) / n_chunks; ++s) {
+              const i64 j = s * NR, nr = min_i(NR, nc - j);
+              const float* bp = bpack + s * NR * kc;
+              for (i64 ir = 0; ir < mc; ir += MR) {
+                const i64 mr = min_i(MR, mc - ir);
+                float* c = C + (i0 + ir) * ldc + jc + j;
+                const float* a = ap + ir * kc;
+                if (mr == MR && nr == NR) {
+                  kt.gemm_ukr(kc, a, bp, c, ldc, alpha, beta_k);
+                } else {  // edge tile: compute the full tile aside, write the part that exists
+                  kt.gemm_ukr(kc, a, bp, tile, NR, 1.f, 0.f);
+                  for (i64 ii = 0; ii < mr; ++ii)
+                    for (i64 jj = 0; jj < nr; ++jj) {
+                      float* cij = c + ii * ldc + jj;
+                      const float v = alpha * tile[ii * NR + jj];
+                      *cij = beta_k == 0.f ? v : v + beta_k * *cij;
+                    }
+                }
+                if (last_k && ep) {
+                  const Epilogue e = epilogue_at(*ep, i0 + ir, jc + j);
+                  kt.gemm_epilogue(c, ldc, mr, nr, e);
+                }
+              }
+            }
+          },
+          threads);
+    }
+  }
+}
+
+}  // namespace cpu
+}  // namespace gradsmith

@@ -1,0 +1,37 @@
+// The portable path: plain C++ for any x86-64 (and any other) CPU. Its
+// micro-kernel is the generic fallback and the first thing to read: every
+// faster one computes exactly this.
+#include "cpu/kernel_table.h"
+
+namespace gradsmith {
+namespace cpu {
+namespace scalar {
+namespace {
+
+#include "cpu/isa_loops.inc"
+
+constexpr const char* kIsaName = "scalar";
+constexpr int MR = 4, NR = 8;
+// MC x KC of A stays in L2, KC x NR of B in L1.
+constexpr GemmBlocking kBlocking = {MR, NR, 128, 256, 2048};
+
+// c[i, j] = alpha * sum_p a[p*MR + i] * b[p*NR + j] + beta * c[i, j]
+void gemm_ukr(i64 kc, const float* a, const float* b, float* c, i64 ldc, float alpha, float beta) {
+  float acc[MR][NR] = {};
+  for (i64 p = 0; p < kc; ++p, a += MR, b += NR)
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < NR; ++j) acc[i][j] += a[i] * b[j];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j)
+      c[i * ldc + j] = beta == 0.f ? alpha * acc[i][j] : alpha * acc[i][j] + beta * c[i * ldc + j];
+}
+
+#include "cpu/isa_common_table.inc"
+
+}  // namespace
+}  // namespace scalar
+
+const KernelTable& table_scalar() { return scalar::kTable; }
+
+}  // namespace cpu
+}  // namespace gradsmith

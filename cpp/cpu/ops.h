@@ -1,0 +1,78 @@
+// The CPU kernels behind gradsmith.ops, one line each. Each takes pointers and
+// sizes that the caller has checked, allocates nothing it keeps, and splits its
+// work across the thread pool in a way that does not change the result.
+//
+// Conventions: "=" outputs are overwritten; nothing accumulates into outputs.
+#pragma once
+
+#include <stdint.h>
+
+#include <vector>
+
+#include "cpu/gemm.h"
+#include "cpu/kernel_table.h"
+
+namespace gradsmith {
+namespace cpu {
+
+// ---- activations (activations.cpp); softmax is over the last axis of (rows, cols)
+// y = f(z)
+void activation_forward(ActParams act, const float* z, float* y, i64 rows, i64 cols);
+// dz = dy * f'(z); for softmax dz = y * (dy - sum_j dy_j y_j) with y = softmax(z)
+void activation_backward(ActParams act, const float* dy, const float* z, float* dz, i64 rows, i64 cols);
+
+// ---- dense layer (dense.cpp); x (batch, in), W (in, units), b (units,)
+// z = x @ W + b (saved when z != null) ; y = f(z)
+void dense_forward(const float* x, const float* W, const float* b, ActParams act, float* y, float* z, i64 batch,
+                   i64 in, i64 units);
+// dz = dy * f'(z) (into dz_scratch) ; db = sum_rows dz ; dW = x^T dz ; dx = dz W^T
+// dx and db may be null (not needed).
+void dense_backward(const float* dy, const float* x, const float* W, const float* z, ActParams act, float* dz_scratch,
+                    float* dx, float* dW, float* db, i64 batch, i64 in, i64 units);
+
+// ---- losses (losses.cpp): value (mean over the batch, Keras 'sum_over_batch_size')
+// and gradient d value / d y_pred in one pass
+enum LossKind : int { kMse = 0, kMae, kHuber, kBinaryXent, kCategoricalXent, kSparseCategoricalXent };
+struct LossArgs {
+  int kind = kMse;
+  bool from_logits = false;
+  float label_smoothing = 0.f;
+  float delta = 1.f;  // huber
+};
+// y_true (rows, cols) or, for the sparse loss, labels (rows,) already checked to lie in [0, cols).
+double loss_and_grad(const LossArgs& args, const float* y_true, const int64_t* labels, const float* y_pred,
+                     const float* sample_weight, float* grad, i64 rows, i64 cols);
+
+// ---- optimizers (optimizers.cpp): one fused pass over every buffer
+struct ParamBuffer {
+  float* w;
+  const float* g;
+  float* s0;
+  float* s1;
+  float* s2;
+  i64 n;
+};
+enum ClipKind : int { kClipNone = 0, kClipValue, kClipNorm, kClipGlobalNorm };
+void optimizer_step(const OptimizerArgs& args, const std::vector<ParamBuffer>& buffers, int clip_kind,
+                    float clip);
+
+// ---- dropout (dropout.cpp): y = keep ? x / (1 - rate) : 0, mask from Philox(seed; index, offset)
+void dropout(const float* x, float* y, i64 n, float rate, uint64_t seed, uint64_t offset);
+
+// ---- reductions (reductions.cpp): fixed order, identical for any thread count
+double sum(const float* x, i64 n);
+double sum_squares(const float* x, i64 n);
+void col_sums(const float* x, float* out, i64 rows, i64 cols);
+enum CountKind : int { kCountBinary = 0, kCountCategorical, kCountSparse };
+// Correct predictions. binary: float(p > threshold) == t, element-wise over rows*cols;
+// categorical: argmax p == argmax t; sparse: argmax p == label.
+int64_t count_correct(int kind, const float* y_true, const int64_t* labels, const float* y_pred, i64 rows, i64 cols,
+                      float threshold);
+// tp, fp, tn, fn with predicted positive iff p > threshold, actual positive iff t != 0.
+void binary_confusion(const float* y_true, const float* y_pred, i64 n, float threshold, int64_t counts[4]);
+
+// First index of the maximum; a NaN counts as the maximum (as np.argmax).
+i64 argmax_row(const float* x, i64 n);
+
+}  // namespace cpu
+}  // namespace gradsmith

@@ -1,0 +1,155 @@
+#include "cpu/thread_pool.h"
+
+#include <sched.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+namespace gradsmith {
+namespace cpu {
+namespace {
+
+int default_threads() {
+  if (const char* env = std::getenv("OMP_NUM_THREADS")) {
+    int n = std::atoi(env);
+    if (n >= 1) return n;
+  }
+#if defined(__linux__)
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    int n = CPU_COUNT(&set);
+    if (n >= 1) return n;
+  }
+#endif
+  unsigned n = std::thread::hardware_concurrency();
+  return n >= 1 ? (int)n : 1;
+}
+
+thread_local bool t_inside_task = false;
+
+class Pool {
+ public:
+  Pool() { resize(default_threads()); }
+  ~Pool() { stop_workers(); }
+
+  int size() const { return n_threads_; }
+
+  void resize(int n) {
+    if (n < 1) throw std::invalid_argument("number of threads must be >= 1, got " + std::to_string(n));
+    std::lock_guard<std::mutex> region(region_mutex_);
+    stop_workers();
+    n_threads_ = n;
+    stopping_ = false;
+    for (int t = 1; t < n; ++t) workers_.emplace_back([this, t] { worker_main(t); });
+  }
+
+  void run(int64_t n_tasks, const TaskFn& fn, int max_threads) {
+    if (n_tasks <= 0) return;
+    int want = max_threads > 0 && max_threads < n_threads_ ? max_threads : n_threads_;
+    if (want > n_tasks) want = (int)n_tasks;
+    std::unique_lock<std::mutex> region(region_mutex_, std::defer_lock);
+    if (want <= 1 || t_inside_task || !region.try_lock()) {
+      run_serial(n_tasks, fn);
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      fn_ = &fn;
+      n_tasks_ = n_tasks;
+      next_task_.store(0);
+      active_workers_ = want - 1;
+      pending_.store(want - 1);
+      ++generation_;
+    }
+    wake_.notify_all();
+    work(0);
+    // Wait for the workers of this region; they finish quickly, so spin first.
+    for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
+      if (spin > 4000) std::this_thread::yield();
+    }
+    fn_ = nullptr;
+  }
+
+ private:
+  void run_serial(int64_t n_tasks, const TaskFn& fn) {
+    bool was_inside = t_inside_task;
+    t_inside_task = true;
+    for (int64_t t = 0; t < n_tasks; ++t) fn(t, 0);
+    t_inside_task = was_inside;
+  }
+
+  void work(int thread) {
+    t_inside_task = true;
+    for (int64_t t; (t = next_task_.fetch_add(1)) < n_tasks_;) (*fn_)(t, thread);
+    t_inside_task = false;
+  }
+
+  void worker_main(int thread) {
+    uint64_t seen = generation_seen();  // resize() holds the region lock: no region is in flight
+    for (;;) {
+      {
+        // Spin briefly for the next region (kernels come in quick bursts
+        // during training), then sleep.
+        for (int spin = 0; spin < 20000 && generation_seen() == seen && !stopping_flag(); ++spin) {
+#if defined(__x86_64__)
+          __builtin_ia32_pause();
+#endif
+        }
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
+        if (stopping_) return;
+        seen = generation_.load();
+        if (thread > active_workers_) continue;  // this region wants fewer threads
+      }
+      work(thread);
+      pending_.fetch_sub(1, std::memory_order_release);
+    }
+  }
+
+  uint64_t generation_seen() const { return generation_.load(std::memory_order_acquire); }
+  bool stopping_flag() const { return stopping_.load(std::memory_order_acquire); }
+
+  void stop_workers() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    for (auto& w : workers_) w.join();
+    workers_.clear();
+  }
+
+  int n_threads_ = 1;
+  std::vector<std::thread> workers_;
+  std::mutex region_mutex_;  // one parallel region at a time
+  std::mutex mutex_;         // guards the fields below
+  std::condition_variable wake_;
+  // Written under mutex_ (for the condition variable), read without it while spinning.
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<bool> stopping_{false};
+  int active_workers_ = 0;
+  const TaskFn* fn_ = nullptr;
+  int64_t n_tasks_ = 0;
+  std::atomic<int64_t> next_task_{0};
+  std::atomic<int> pending_{0};
+};
+
+Pool& pool() {
+  // Leaked on purpose: joining threads during interpreter shutdown can hang.
+  static Pool* p = new Pool();
+  return *p;
+}
+
+}  // namespace
+
+int num_threads() { return pool().size(); }
+void set_num_threads(int n) { pool().resize(n); }
+void parallel_for(int64_t n_tasks, const TaskFn& fn, int max_threads) { pool().run(n_tasks, fn, max_threads); }
+
+}  // namespace cpu
+}  // namespace gradsmith

@@ -1,0 +1,35 @@
+// The persistent thread pool every CPU kernel shares.
+//
+// parallel_for(n, fn) runs fn(task, thread) for task in [0, n) on the calling
+// thread plus the pool's workers and returns when all are done. Tasks are
+// handed out dynamically, so kernels must make each task's result independent
+// of which thread runs it (fixed task boundaries; partial results combined in
+// task order), which keeps every result identical for any thread count.
+//
+// One parallel region runs at a time; a call made from inside a task, or while
+// another thread's region is running, runs its tasks serially on the caller.
+#pragma once
+
+#include <stdint.h>
+
+#include <functional>
+
+namespace gradsmith {
+namespace cpu {
+
+using TaskFn = std::function<void(int64_t task, int thread)>;
+
+// Threads used by kernels (workers + the caller). Default: OMP_NUM_THREADS if
+// set, else the CPUs this process may run on.
+int num_threads();
+// Resize the pool; n >= 1.
+void set_num_threads(int n);
+// Run fn over [0, n_tasks) on up to max_threads threads (0: all).
+void parallel_for(int64_t n_tasks, const TaskFn& fn, int max_threads = 0);
+
+// Threads worth waking for a streaming pass over n elements: below about 32K
+// elements (a few microseconds) the caller alone is faster.
+inline int threads_for_elements(int64_t n) { return n < (int64_t(1) << 15) ? 1 : 0; }
+
+}  // namespace cpu
+}  // namespace gradsmith

@@ -1,0 +1,225 @@
+// Element-wise math of gradsmith: activations, loss terms, optimizer updates.
+//
+// This header is the one place where these formulas live. The CPU kernels
+// include it in every per-ISA translation unit, and the CUDA kernels compile
+// the very same functions as __host__ __device__, so CPU and GPU compute one
+// formula.
+//
+// Everything here has internal linkage (an anonymous namespace): a copy
+// compiled with -mavx512f in one file can never be merged by the linker with
+// the baseline copy of another file, which would make a portable build run
+// AVX-512 instructions on an older CPU. For the same reason only C math
+// functions (expf, not std::exp) and no std templates are used.
+#pragma once
+
+#include <math.h>
+#include <stdint.h>
+
+#if defined(__CUDACC__)
+#define GS_HD __host__ __device__ __forceinline__
+#else
+#define GS_HD inline
+#endif
+
+namespace gradsmith {
+
+// Activation kinds. The numbers are part of the binding's ABI: keep in step
+// with python/gradsmith/ops.py (_ACTIVATIONS).
+enum Activation : int {
+  kLinear = 0, kRelu, kSigmoid, kTanh, kSoftmax, kLeakyRelu, kElu, kSelu,
+  kGeluErf, kGeluTanh, kSilu, kSoftplus, kSoftsign, kHardSigmoid, kExponential,
+  kNumActivations
+};
+
+// The one parameter some activations take: leaky_relu's negative_slope, elu's alpha.
+struct ActParams {
+  int kind;
+  float param;
+};
+
+namespace math {
+namespace {
+
+GS_HD float min_f(float a, float b) { return a < b ? a : b; }
+GS_HD float max_f(float a, float b) { return a > b ? a : b; }
+// Clamp that lets NaN through (as NumPy's clip does).
+GS_HD float clamp_f(float x, float lo, float hi) { return x < lo ? lo : (x > hi ? hi : x); }
+GS_HD float sign_f(float x) { return x > 0.f ? 1.f : (x < 0.f ? -1.f : x); }  // sign(0)=0, sign(nan)=nan
+
+constexpr float kSeluScale = 1.0507009873554805f;
+constexpr float kSeluAlpha = 1.6732632423543772f;
+constexpr float kSqrt2OverPi = 0.7978845608028654f;  // sqrt(2/pi)
+constexpr float kInvSqrt2 = 0.7071067811865476f;      // 1/sqrt(2)
+constexpr float kInvSqrt2Pi = 0.3989422804014327f;    // 1/sqrt(2 pi)
+constexpr float kGeluCubic = 0.044715f;
+
+// sigmoid(z) = 1 / (1 + e^-z), written so that neither branch overflows.
+GS_HD float sigmoid(float z) {
+  if (z >= 0.f) return 1.f / (1.f + expf(-z));
+  float e = expf(z);
+  return e / (1.f + e);
+}
+
+// softplus(z) = log(1 + e^z) = max(z, 0) + log1p(e^-|z|)
+GS_HD float softplus(float z) { return max_f(z, 0.f) + log1pf(expf(-fabsf(z))); }
+
+// ---------------------------------------------------------------------------
+// Activations: y = f(z), and f'(z) for the backward pass dz = dy * f'(z).
+// Softmax is row-wise and handled by its own kernels; here it is linear.
+// ---------------------------------------------------------------------------
+GS_HD float act_forward(int kind, float p, float z) {
+  switch (kind) {
+    case kRelu: return z > 0.f ? z : (z == z ? 0.f : z);      // relu(nan) = nan
+    case kSigmoid: return sigmoid(z);
+    case kTanh: return tanhf(z);
+    case kLeakyRelu: return z >= 0.f ? z : p * z;             // p = negative_slope
+    case kElu: return z > 0.f ? z : p * expm1f(z);            // p = alpha
+    case kSelu: return kSeluScale * (z > 0.f ? z : kSeluAlpha * expm1f(z));
+    // gelu(z) = z * Phi(z) = 0.5 z (1 + erf(z / sqrt 2))
+    case kGeluErf: return 0.5f * z * (1.f + erff(z * kInvSqrt2));
+    // gelu_tanh(z) = 0.5 z (1 + tanh(u)), u = sqrt(2/pi) (z + 0.044715 z^3)
+    case kGeluTanh: return 0.5f * z * (1.f + tanhf(kSqrt2OverPi * (z + kGeluCubic * z * z * z)));
+    case kSilu: return z * sigmoid(z);
+    case kSoftplus: return softplus(z);
+    case kSoftsign: return z / (1.f + fabsf(z));
+    // Keras 3: hard_sigmoid(z) = relu6(z + 3) / 6
+    case kHardSigmoid: return clamp_f(z * (1.f / 6.f) + 0.5f, 0.f, 1.f);
+    case kExponential: return expf(z);
+    default: return z;  // linear (and softmax's pre-activation)
+  }
+}
+
+GS_HD float act_derivative(int kind, float p, float z) {
+  switch (kind) {
+    case kRelu: return z > 0.f ? 1.f : 0.f;
+    case kSigmoid: { float s = sigmoid(z); return s * (1.f - s); }
+    case kTanh: { float t = tanhf(z); return 1.f - t * t; }
+    case kLeakyRelu: return z > 0.f ? 1.f : p;
+    case kElu: return z > 0.f ? 1.f : p * expf(z);
+    case kSelu: return kSeluScale * (z > 0.f ? 1.f : kSeluAlpha * expf(z));
+    // d/dz z Phi(z) = Phi(z) + z phi(z)
+    case kGeluErf:
+      return 0.5f * (1.f + erff(z * kInvSqrt2)) + z * kInvSqrt2Pi * expf(-0.5f * z * z);
+    // d/dz 0.5 z (1 + tanh u) = 0.5 (1 + t) + 0.5 z (1 - t^2) u',  u' = sqrt(2/pi)(1 + 3*0.044715 z^2)
+    case kGeluTanh: {
+      float t = tanhf(kSqrt2OverPi * (z + kGeluCubic * z * z * z));
+      float du = kSqrt2OverPi * (1.f + 3.f * kGeluCubic * z * z);
+      return 0.5f * (1.f + t) + 0.5f * z * (1.f - t * t) * du;
+    }
+    // d/dz z s(z) = s + z s (1 - s)
+    case kSilu: { float s = sigmoid(z); return s * (1.f + z * (1.f - s)); }
+    case kSoftplus: return sigmoid(z);
+    case kSoftsign: { float d = 1.f + fabsf(z); return 1.f / (d * d); }
+    case kHardSigmoid: return (z > -3.f && z < 3.f) ? (1.f / 6.f) : 0.f;
+    case kExponential: return expf(z);
+    default: return 1.f;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Loss terms, one element of one sample. Each returns the term's value and
+// writes d(term)/d(pred) to *g. The kernels average over classes / sum over
+// samples and scale the gradient by sample_weight / (C * N).
+// ---------------------------------------------------------------------------
+constexpr float kProbEpsilon = 1e-7f;  // Keras backend.epsilon()
+
+// (p - t)^2
+GS_HD float squared_error(float t, float p, float* g) { float e = p - t; *g = 2.f * e; return e * e; }
+// |p - t|
+GS_HD float absolute_error(float t, float p, float* g) { float e = p - t; *g = sign_f(e); return fabsf(e); }
+// 0.5 e^2 for |e| <= d, else d (|e| - d/2)
+GS_HD float huber(float t, float p, float d, float* g) {
+  float e = p - t, a = fabsf(e);
+  if (a <= d) { *g = e; return 0.5f * e * e; }
+  *g = d * sign_f(e);
+  return d * (a - 0.5f * d);
+}
+// -(t log p' + (1-t) log(1-p')), p' = clip(p, eps, 1-eps); zero gradient where clipped.
+GS_HD float binary_xent_prob(float t, float p, float* g) {
+  float pc = clamp_f(p, kProbEpsilon, 1.f - kProbEpsilon);
+  bool inside = p >= kProbEpsilon && p <= 1.f - kProbEpsilon;
+  *g = inside ? (pc - t) / (pc * (1.f - pc)) : (p == p ? 0.f : p);
+  return -(t * logf(pc) + (1.f - t) * logf(1.f - pc));
+}
+// From logits x: max(x,0) - x t + log1p(e^-|x|), gradient sigmoid(x) - t.
+GS_HD float binary_xent_logit(float t, float x, float* g) {
+  *g = sigmoid(x) - t;
+  return max_f(x, 0.f) - x * t + log1pf(expf(-fabsf(x)));
+}
+
+// ---------------------------------------------------------------------------
+// Optimizer updates (Keras 3 formulas), one parameter at a time. `g` is the
+// already-clipped gradient; weight decay has been applied to w by the caller's
+// loop as w -= w * wd * lr.
+// ---------------------------------------------------------------------------
+// SGD: m = momentum*m - lr*g ; w += nesterov ? momentum*m - lr*g : m   (momentum 0: w -= lr*g)
+GS_HD void sgd_update(float* w, float g, float* m, float lr, float momentum, bool nesterov) {
+  if (m == nullptr) { *w -= lr * g; return; }
+  float mn = momentum * *m - lr * g;
+  *m = mn;
+  *w += nesterov ? momentum * mn - lr * g : mn;
+}
+
+// Adam: m += (g - m)(1 - b1) ; v += (g^2 - v)(1 - b2) ; amsgrad: vh = max(vh, v), v := vh
+//       w -= alpha * m / (sqrt(v) + eps),  alpha = lr sqrt(1 - b2^t) / (1 - b1^t) (folded by the caller)
+GS_HD void adam_update(float* w, float g, float* m, float* v, float* vhat,
+                       float alpha, float b1, float b2, float eps) {
+  float mn = *m + (g - *m) * (1.f - b1);
+  float vn = *v + (g * g - *v) * (1.f - b2);
+  *m = mn;
+  *v = vn;
+  if (vhat != nullptr) { vn = max_f(*vhat, vn); *vhat = vn; }
+  *w -= alpha * mn / (sqrtf(vn) + eps);
+}
+
+// RMSprop: v = rho v + (1-rho) g^2 ; centered: ag = rho ag + (1-rho) g, den = v - ag^2 + eps
+//          else den = v + eps ; inc = lr g / sqrt(den) ; momentum: mb = momentum mb + inc, w -= mb ; else w -= inc
+GS_HD void rmsprop_update(float* w, float g, float* v, float* mb, float* ag,
+                          float lr, float rho, float momentum, float eps) {
+  float vn = rho * *v + (1.f - rho) * g * g;
+  *v = vn;
+  float den = vn + eps;
+  if (ag != nullptr) {
+    float an = rho * *ag + (1.f - rho) * g;
+    *ag = an;
+    den = vn - an * an + eps;
+  }
+  float inc = lr * g / sqrtf(den);
+  if (mb != nullptr) { float mn = momentum * *mb + inc; *mb = mn; *w -= mn; }
+  else *w -= inc;
+}
+
+// Adagrad: acc += g^2 ; w -= lr g / sqrt(acc + eps)
+GS_HD void adagrad_update(float* w, float g, float* acc, float lr, float eps) {
+  float an = *acc + g * g;
+  *acc = an;
+  *w -= lr * g / sqrtf(an + eps);
+}
+
+// ---------------------------------------------------------------------------
+// Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3").
+// A counter-based generator: the bits for element i depend only on (seed, i),
+// never on which thread or device computes them.
+// ---------------------------------------------------------------------------
+struct U32x4 { uint32_t v[4]; };
+
+GS_HD U32x4 philox4x32_10(U32x4 c, uint32_t k0, uint32_t k1) {
+  for (int round = 0; round < 10; ++round) {
+    uint64_t p0 = (uint64_t)0xD2511F53u * c.v[0];
+    uint64_t p1 = (uint64_t)0xCD9E8D57u * c.v[2];
+    uint32_t hi0 = (uint32_t)(p0 >> 32), lo0 = (uint32_t)p0;
+    uint32_t hi1 = (uint32_t)(p1 >> 32), lo1 = (uint32_t)p1;
+    U32x4 n = {{hi1 ^ c.v[1] ^ k0, lo1, hi0 ^ c.v[3] ^ k1, lo0}};
+    c = n;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  return c;
+}
+
+// Uniform in [0, 1) from the top 24 bits: exact in float32.
+GS_HD float uniform_from_bits(uint32_t r) { return (float)(r >> 8) * (1.0f / 16777216.0f); }
+
+}  // namespace
+}  // namespace math
+}  // namespace gradsmith

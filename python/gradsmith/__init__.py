@@ -1,0 +1,40 @@
+"""gradsmith: neural-network training from Python on hand-written C++ kernels.
+
+The kernels live in the compiled module ``gradsmith._core``; ``gradsmith.ops``
+is their documented NumPy face.
+"""
+
+from gradsmith import _core, ops
+
+__version__ = "0.1.0"
+
+__all__ = ["ops", "cpu_info", "set_num_threads", "get_num_threads", "__version__"]
+
+
+def cpu_info():
+    """Describe the CPU path in use.
+
+    Returns a dict: ``isa`` (the SIMD path the kernels use: 'avx512', 'avx2'
+    or 'scalar'), ``supported`` (every path this CPU can run), ``threads``
+    (the thread pool's size) and ``gemm_blocking`` (the GEMM's MR, NR, MC, KC,
+    NC for that path). Set ``GRADSMITH_CPU=scalar|avx2|avx512`` before import
+    to force a path.
+    """
+    return {
+        "isa": _core.current_isa(),
+        "supported": list(_core.supported_isas()),
+        "threads": _core.get_num_threads(),
+        "gemm_blocking": dict(_core.gemm_blocking()),
+    }
+
+
+def set_num_threads(n):
+    """Use ``n`` threads (the caller plus ``n - 1`` workers) in every kernel."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__}")
+    _core.set_num_threads(n)
+
+
+def get_num_threads():
+    """Threads the kernels use: all CPUs by default, or ``OMP_NUM_THREADS`` when set."""
+    return _core.get_num_threads()

@@ -1,0 +1,631 @@
+"""gradsmith.ops: the compiled kernels, called with NumPy arrays.
+
+Every function takes array-likes, converts them to float32 C-contiguous arrays
+where NumPy would (bool, int and float dtypes; lists), and rejects the rest
+with a ``TypeError`` naming the argument. Shapes that do not fit raise
+``ValueError`` naming both shapes. ``out=`` buffers must be float32,
+C-contiguous, writeable and of the result's exact shape. NaN and Inf flow
+through the arithmetic as they would in NumPy.
+
+Kernels run in C++ with the GIL released, on the thread pool sized by
+``gradsmith.set_num_threads``, on the SIMD path shown by
+``gradsmith.cpu_info()``. Every reduction (sums, norms, bias gradients, loss
+values) adds in a fixed order, so results are identical for any thread count.
+"""
+
+import numbers
+
+import numpy as np
+
+from gradsmith import _core
+
+__all__ = [
+    "matmul",
+    "activation_forward",
+    "activation_backward",
+    "dense_forward",
+    "dense_backward",
+    "loss_and_grad",
+    "sgd_step",
+    "adam_step",
+    "adamw_step",
+    "rmsprop_step",
+    "adagrad_step",
+    "global_norm",
+    "dropout_forward",
+    "dropout_backward",
+    "dropout_mask",
+    "philox4x32",
+    "sum",
+    "sum_squares",
+    "sum_rows",
+    "count_correct",
+    "binary_confusion",
+    "ACTIVATIONS",
+    "LOSSES",
+]
+
+# --------------------------------------------------------------------------- #
+# Conversion and checks: the one place NumPy inputs are turned into kernel inputs.
+# --------------------------------------------------------------------------- #
+_CONVERTIBLE_KINDS = "biuf"  # bool, signed, unsigned, float: NumPy casts these to float32
+
+
+def _as_f32(x, name):
+    """x as a float32 C-contiguous array, or TypeError naming ``name``."""
+    if isinstance(x, np.ndarray):
+        arr = x
+    else:
+        try:
+            arr = np.asarray(x)
+        except (ValueError, TypeError) as e:
+            raise TypeError(f"{name}: cannot be read as a numeric array ({e})") from None
+    if arr.dtype.kind not in _CONVERTIBLE_KINDS:
+        raise TypeError(f"{name}: expected a real numeric array, got dtype {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def _as_2d(x, name):
+    arr = _as_f32(x, name)
+    if arr.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D array, got shape {arr.shape}")
+    return arr
+
+
+def _check_out(out, shape, name="out"):
+    """Validate a caller's output buffer, or allocate one."""
+    if out is None:
+        return np.empty(shape, dtype=np.float32)
+    if not isinstance(out, np.ndarray):
+        raise ValueError(f"{name}: expected a numpy.ndarray, got {type(out).__name__}")
+    if out.dtype != np.float32:
+        raise ValueError(f"{name}: expected dtype float32, got {out.dtype}")
+    if tuple(out.shape) != tuple(shape):
+        raise ValueError(f"{name}: expected shape {tuple(shape)}, got {out.shape}")
+    if not out.flags.c_contiguous:
+        raise ValueError(f"{name}: must be C-contiguous")
+    if not out.flags.writeable:
+        raise ValueError(f"{name}: is read-only")
+    return out
+
+
+def _unaliased(arr, out):
+    """A copy of input ``arr`` if it shares memory with ``out`` (the kernels assume it does not)."""
+    return arr.copy() if out is not None and np.shares_memory(arr, out) else arr
+
+
+def _float(x, name):
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):
+        raise TypeError(f"{name}: expected a real number, got {type(x).__name__}")
+    return float(x)
+
+
+def _inplace(x, name):
+    """An array updated in place: must already be float32, C-contiguous and writeable."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name}: expected a float32 numpy.ndarray, got {type(x).__name__}")
+    if x.dtype != np.float32:
+        raise TypeError(f"{name}: expected dtype float32 (updated in place), got {x.dtype}")
+    if not x.flags.c_contiguous:
+        raise ValueError(f"{name}: must be C-contiguous (updated in place)")
+    if not x.flags.writeable:
+        raise ValueError(f"{name}: is read-only")
+    return x
+
+
+# --------------------------------------------------------------------------- #
+# GEMM
+# --------------------------------------------------------------------------- #
+def matmul(a, b, transpose_a=False, transpose_b=False, alpha=1.0, beta=0.0, out=None):
+    """``C = alpha * op(a) @ op(b) + beta * C`` in float32.
+
+    ``op(a)`` is ``a.T`` when ``transpose_a`` (likewise ``b``), shapes (M, K)
+    and (K, N). ``beta != 0`` reads C from ``out``, which is then required;
+    ``beta == 0`` never reads ``out`` (NaN there is ignored, as in BLAS).
+    Returns ``out`` (or a new (M, N) array).
+    """
+    a = _as_2d(a, "a")
+    b = _as_2d(b, "b")
+    alpha = _float(alpha, "alpha")
+    beta = _float(beta, "beta")
+    opa = a.shape[::-1] if transpose_a else a.shape
+    opb = b.shape[::-1] if transpose_b else b.shape
+    if opa[1] != opb[0]:
+        raise ValueError(f"matmul: op(a) has shape {opa} and op(b) has shape {opb}: inner dimensions differ")
+    if beta != 0.0 and out is None:
+        raise ValueError("matmul: beta != 0 reads C from out=, which is missing")
+    out = _check_out(out, (opa[0], opb[1]))
+    a, b = _unaliased(a, out), _unaliased(b, out)
+    _core.gemm(a, b, out, bool(transpose_a), bool(transpose_b), alpha, beta)
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# Activations
+# --------------------------------------------------------------------------- #
+# Kind numbers match enum Activation in cpp/math/elementwise.h.
+_ACTIVATION_KINDS = {
+    "linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "softmax": 4, "leaky_relu": 5, "elu": 6, "selu": 7,
+    "gelu_erf": 8, "gelu_tanh": 9, "silu": 10, "softplus": 11, "softsign": 12, "hard_sigmoid": 13,
+    "exponential": 14,
+}
+ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax", "leaky_relu", "elu", "selu", "gelu", "silu",
+               "swish", "softplus", "softsign", "hard_sigmoid", "exponential")
+
+
+def _activation(activation, negative_slope, alpha, approximate):
+    """(kind, param) for the kernels from a Keras activation name and its parameters."""
+    if activation is None:
+        activation = "linear"
+    if not isinstance(activation, str):
+        raise TypeError(f"activation: expected a name such as 'relu', got {type(activation).__name__}")
+    name = activation.lower()
+    if name == "swish":
+        name = "silu"
+    if name == "gelu":
+        name = "gelu_tanh" if approximate else "gelu_erf"
+    if name not in _ACTIVATION_KINDS:
+        raise ValueError(f"activation: unknown activation {activation!r}; expected one of {', '.join(ACTIVATIONS)}")
+    param = 0.0
+    if name == "leaky_relu":
+        param = _float(negative_slope, "negative_slope")
+    elif name == "elu":
+        param = _float(alpha, "alpha")
+    return _ACTIVATION_KINDS[name], param
+
+
+def activation_forward(x, activation, *, negative_slope=0.2, alpha=1.0, approximate=True, out=None):
+    """``y = f(x)`` element-wise (softmax: row-wise over the last axis, stable).
+
+    ``activation`` is a Keras name: linear, relu, sigmoid, tanh, softmax,
+    leaky_relu (``negative_slope``, default 0.2), elu (``alpha``, default 1),
+    selu, gelu (``approximate=True``: tanh form, as Keras; False: exact erf
+    form), silu / swish, softplus, softsign, hard_sigmoid (Keras 3:
+    ``relu6(x + 3) / 6``), exponential.
+    """
+    kind, param = _activation(activation, negative_slope, alpha, approximate)
+    x = _as_f32(x, "x")
+    out = _check_out(out, x.shape)
+    x = _unaliased(x, out) if kind == _ACTIVATION_KINDS["softmax"] else x  # element-wise ones may run in place
+    _core.activation_forward(x, out, kind, param)
+    return out
+
+
+def activation_backward(dy, x, activation, *, negative_slope=0.2, alpha=1.0, approximate=True, out=None):
+    """``dx = dy * f'(x)``, where ``x`` is the forward's input.
+
+    For softmax, ``dx = y * (dy - sum(dy * y))`` row-wise with ``y = softmax(x)``.
+    """
+    kind, param = _activation(activation, negative_slope, alpha, approximate)
+    x = _as_f32(x, "x")
+    dy = _as_f32(dy, "dy")
+    if dy.shape != x.shape:
+        raise ValueError(f"activation_backward: dy has shape {dy.shape} but x has shape {x.shape}")
+    out = _check_out(out, x.shape)
+    if kind == _ACTIVATION_KINDS["softmax"]:
+        x, dy = _unaliased(x, out), _unaliased(dy, out)
+    _core.activation_backward(dy, x, out, kind, param)
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# Dense layer
+# --------------------------------------------------------------------------- #
+def _dense_shapes(x, kernel, bias):
+    if x.shape[1] != kernel.shape[0]:
+        raise ValueError(f"dense: x has shape {x.shape} but kernel has shape {kernel.shape} "
+                         f"(expected kernel ({x.shape[1]}, units))")
+    if bias is not None and bias.shape != (kernel.shape[1],):
+        raise ValueError(f"dense: bias has shape {bias.shape} but kernel has shape {kernel.shape} "
+                         f"(expected bias ({kernel.shape[1]},))")
+
+
+def dense_forward(x, kernel, bias=None, activation="linear", *, negative_slope=0.2, alpha=1.0, approximate=True,
+                  out=None, return_preactivation=False):
+    """``z = x @ kernel + bias``; ``y = f(z)``, bias and activation applied in the GEMM's epilogue.
+
+    ``x`` (batch, in), ``kernel`` (in, units) as in Keras, ``bias`` (units,) or
+    None. Returns ``y``, or ``(y, z)`` when ``return_preactivation`` (what
+    ``dense_backward`` needs).
+    """
+    kind, param = _activation(activation, negative_slope, alpha, approximate)
+    x = _as_2d(x, "x")
+    kernel = _as_2d(kernel, "kernel")
+    bias = None if bias is None else _as_f32(bias, "bias")
+    _dense_shapes(x, kernel, bias)
+    shape = (x.shape[0], kernel.shape[1])
+    out = _check_out(out, shape)
+    x, kernel = _unaliased(x, out), _unaliased(kernel, out)
+    bias = None if bias is None else _unaliased(bias, out)
+    z = np.empty(shape, dtype=np.float32) if return_preactivation else None
+    _core.dense_forward(x, kernel, bias, out, z, kind, param)
+    return (out, z) if return_preactivation else out
+
+
+def dense_backward(dy, x, kernel, preactivation, activation="linear", *, use_bias=True, need_dx=True,
+                   negative_slope=0.2, alpha=1.0, approximate=True):
+    """Gradients of the dense layer from ``dy = dL/dy`` and what forward saved.
+
+    ``dz = dy * f'(z)`` (softmax: the row-wise rule), in one pass that also
+    sums ``dbias = sum_rows(dz)``; ``dkernel = x.T @ dz``; ``dx = dz @ kernel.T``.
+    Returns ``(dx, dkernel, dbias)``; ``dx`` is None when not ``need_dx``,
+    ``dbias`` None when not ``use_bias``.
+    """
+    kind, param = _activation(activation, negative_slope, alpha, approximate)
+    x = _as_2d(x, "x")
+    kernel = _as_2d(kernel, "kernel")
+    _dense_shapes(x, kernel, None)
+    shape = (x.shape[0], kernel.shape[1])
+    dy = _as_2d(dy, "dy")
+    z = _as_2d(preactivation, "preactivation")
+    for name, arr in (("dy", dy), ("preactivation", z)):
+        if arr.shape != shape:
+            raise ValueError(f"dense_backward: {name} has shape {arr.shape} but x @ kernel has shape {shape}")
+    dz = np.empty(shape, dtype=np.float32)
+    dx = np.empty(x.shape, dtype=np.float32) if need_dx else None
+    dkernel = np.empty(kernel.shape, dtype=np.float32)
+    dbias = np.empty((kernel.shape[1],), dtype=np.float32) if use_bias else None
+    _core.dense_backward(dy, x, kernel, z, kind, param, dz, dx, dkernel, dbias)
+    return dx, dkernel, dbias
+
+
+# --------------------------------------------------------------------------- #
+# Losses
+# --------------------------------------------------------------------------- #
+_LOSS_KINDS = {
+    "mean_squared_error": 0, "mse": 0, "mean_absolute_error": 1, "mae": 1, "huber": 2,
+    "binary_crossentropy": 3, "categorical_crossentropy": 4, "sparse_categorical_crossentropy": 5,
+}
+LOSSES = tuple(_LOSS_KINDS)
+_SPARSE = 5
+
+
+def _sparse_labels(y_true, rows, classes):
+    """Integer labels (N,) or (N, 1) as int64; float labels must be integral; range checked."""
+    try:
+        labels = np.asarray(y_true)
+    except (ValueError, TypeError) as e:
+        raise TypeError(f"y_true: cannot be read as an array of labels ({e})") from None
+    if labels.dtype.kind not in "biuf":
+        raise TypeError(f"y_true: expected integer class labels, got dtype {labels.dtype}")
+    if labels.shape not in ((rows,), (rows, 1)):
+        raise ValueError(f"y_true: expected labels of shape ({rows},) or ({rows}, 1) for y_pred of "
+                         f"{rows} rows, got shape {labels.shape}")
+    labels = labels.reshape(rows)
+    if labels.dtype.kind == "f":
+        bad = np.flatnonzero(~np.isfinite(labels) | (labels != np.floor(labels)))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"y_true: label {labels[i]} at index {i} is not an integer class index")
+    bad = np.flatnonzero((labels < 0) | (labels >= classes))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"y_true: label {labels[i]} at index {i} is outside [0, {classes})")
+    return np.ascontiguousarray(labels, dtype=np.int64)
+
+
+def loss_and_grad(loss, y_true, y_pred, *, sample_weight=None, from_logits=False, label_smoothing=0.0, delta=1.0,
+                  grad_out=None):
+    """Loss value and its gradient with respect to ``y_pred``, in one kernel.
+
+    ``loss``: mean_squared_error (mse), mean_absolute_error (mae), huber
+    (``delta``), binary_crossentropy, categorical_crossentropy,
+    sparse_categorical_crossentropy; the cross-entropies take ``from_logits``
+    and ``label_smoothing`` as in Keras. Probabilities are clipped to
+    [1e-7, 1 - 1e-7] as Keras does; the logits forms use log-sum-exp and give
+    ``softmax - onehot`` (``sigmoid - y`` for binary).
+
+    Reduction as Keras 3's 'sum_over_batch_size': ``value = sum_i w_i L_i / N``
+    over the N rows, ``L_i`` the mean over the row's entries (sum for the
+    categorical losses), ``w_i`` from ``sample_weight`` (N,) or 1.
+    ``y_pred`` is (N, C) or (N,) (seen as (N, 1)); ``y_true`` has its shape,
+    or for the sparse loss integer labels (N,) or (N, 1) in [0, C).
+    Returns ``(value, grad)`` with ``grad`` shaped like ``y_pred``.
+    """
+    if not isinstance(loss, str) or loss.lower() not in _LOSS_KINDS:
+        raise ValueError(f"loss: unknown loss {loss!r}; expected one of {', '.join(LOSSES)}")
+    kind = _LOSS_KINDS[loss.lower()]
+    pred = _as_f32(y_pred, "y_pred")
+    if pred.ndim not in (1, 2):
+        raise ValueError(f"y_pred: expected shape (N,) or (N, C), got {pred.shape}")
+    pred2 = pred.reshape(pred.shape[0], -1) if pred.ndim == 2 else pred.reshape(-1, 1)
+    rows, cols = pred2.shape
+    label_smoothing = _float(label_smoothing, "label_smoothing")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
+    delta = _float(delta, "delta")
+    true2 = labels = None
+    if kind == _SPARSE:
+        if cols == 0 and rows > 0:
+            raise ValueError(f"y_pred: has no classes (shape {pred.shape})")
+        labels = _sparse_labels(y_true, rows, cols)
+    else:
+        true = _as_f32(y_true, "y_true")
+        if true.shape != pred.shape and not (cols == 1 and true.shape in ((rows,), (rows, 1))):
+            raise ValueError(f"y_true has shape {true.shape} but y_pred has shape {pred.shape}")
+        true2 = true.reshape(rows, cols)
+    weights = None
+    if sample_weight is not None:
+        weights = _as_f32(sample_weight, "sample_weight")
+        if weights.shape not in ((rows,), (rows, 1)):
+            raise ValueError(f"sample_weight has shape {weights.shape} but y_pred has {rows} rows")
+        weights = weights.reshape(rows)
+    grad = _check_out(grad_out, pred.shape, "grad_out")
+    value = _core.loss(kind, bool(from_logits), label_smoothing, delta, true2, labels, pred2, weights,
+                       grad.reshape(rows, cols))
+    return float(value), grad
+
+
+# --------------------------------------------------------------------------- #
+# Fused optimizer steps
+# --------------------------------------------------------------------------- #
+_SGD, _ADAM, _RMSPROP, _ADAGRAD = 0, 1, 2, 3
+_CLIP_NONE, _CLIP_VALUE, _CLIP_NORM, _CLIP_GLOBAL_NORM = 0, 1, 2, 3
+
+
+def _as_list(x):
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def _buffers(params, grads):
+    """(params list, grads list): params updated in place, grads converted; shapes must match."""
+    plist = [_inplace(p, f"params[{i}]") for i, p in enumerate(_as_list(params))]
+    glist = [_as_f32(g, f"grads[{i}]") for i, g in enumerate(_as_list(grads))]
+    if len(glist) != len(plist):
+        raise ValueError(f"grads: expected {len(plist)} arrays (one per parameter), got {len(glist)}")
+    for i, (p, g) in enumerate(zip(plist, glist)):
+        if g.shape != p.shape:
+            raise ValueError(f"grads[{i}] has shape {g.shape} but params[{i}] has shape {p.shape}")
+    return plist, glist
+
+
+def _state(state, name, plist):
+    if state is None:
+        return None
+    slist = [_inplace(s, f"{name}[{i}]") for i, s in enumerate(_as_list(state))]
+    if len(slist) != len(plist):
+        raise ValueError(f"{name}: expected {len(plist)} arrays (one per parameter), got {len(slist)}")
+    for i, (s, p) in enumerate(zip(slist, plist)):
+        if s.shape != p.shape:
+            raise ValueError(f"{name}[{i}] has shape {s.shape} but params[{i}] has shape {p.shape}")
+    return slist
+
+
+def _no_overlap(plist, glist, states):
+    """Buffers updated in place must not overlap one another or the gradients."""
+    written = list(plist) + [s for st in states if st for s in st]
+    for i, a in enumerate(written):
+        for b in written[i + 1:] + glist:
+            if a is b or np.may_share_memory(a, b):
+                raise ValueError("optimizer buffers (params, state, grads) must not overlap")
+
+
+def _clip(clipnorm, clipvalue, global_clipnorm):
+    """Keras allows at most one of clipnorm, clipvalue, global_clipnorm."""
+    given = [(k, v) for k, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
+                                 ("global_clipnorm", global_clipnorm)) if v is not None]
+    if len(given) > 1:
+        raise ValueError(f"only one of clipnorm, clipvalue, global_clipnorm can be set, got {[k for k, _ in given]}")
+    if not given:
+        return _CLIP_NONE, 0.0
+    name, value = given[0]
+    value = _float(value, name)
+    if not value > 0:
+        raise ValueError(f"{name} must be > 0, got {value}")
+    return {"clipvalue": _CLIP_VALUE, "clipnorm": _CLIP_NORM, "global_clipnorm": _CLIP_GLOBAL_NORM}[name], value
+
+
+def _step(kind, params, grads, states, lr, weight_decay, hyper, nesterov, clipnorm, clipvalue, global_clipnorm,
+          required=()):
+    """Validate and run one fused step; ``states`` is three (buffers or None, name) pairs."""
+    plist, glist = _buffers(params, grads)
+    slists = [_state(s, name, plist) for s, name in states]
+    for s, name in states:
+        if name in required and s is None:
+            raise ValueError(f"{name} is required")
+    _no_overlap(plist, glist, slists)
+    clip_kind, clip = _clip(clipnorm, clipvalue, global_clipnorm)
+    lr = _float(lr, "learning_rate")
+    wd = 0.0 if weight_decay is None else _float(weight_decay, "weight_decay")
+    h = [_float(v, "hyperparameter") for v in hyper] + [0.0] * (4 - len(hyper))
+    _core.optimizer_step(kind, plist, glist, slists[0], slists[1], slists[2], lr, wd, h[0], h[1], h[2], h[3],
+                         bool(nesterov), clip_kind, clip)
+
+
+def sgd_step(params, grads, momentums=None, *, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None,
+             clipnorm=None, clipvalue=None, global_clipnorm=None):
+    """One SGD step in place (Keras 3): ``m = momentum*m - lr*g``; ``w += m``
+    (nesterov: ``w += momentum*m - lr*g``); without momentum ``w -= lr*g``.
+
+    ``params``/``grads``/``momentums``: one float32 array or lists of them
+    (one fused call for all). ``momentums`` is required when momentum != 0.
+    """
+    momentum = _float(momentum, "momentum")
+    if momentum != 0.0 and momentums is None:
+        raise ValueError("sgd_step: momentum != 0 needs momentums= buffers")
+    _step(_SGD, params, grads, ((momentums if momentum != 0.0 else None, "momentums"), (None, ""), (None, "")),
+          learning_rate, weight_decay,
+          (momentum,), nesterov, clipnorm, clipvalue, global_clipnorm)
+
+
+def adam_step(params, grads, m, v, *, step, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+              amsgrad=False, v_hat=None, weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None):
+    """One Adam step in place (Keras 3 formulas; ``step`` = t >= 1, Keras's iterations + 1).
+
+    ``alpha = lr * sqrt(1 - beta_2**t) / (1 - beta_1**t)``;
+    ``m += (g - m)(1 - beta_1)``; ``v += (g*g - v)(1 - beta_2)``;
+    amsgrad: ``v_hat = max(v_hat, v)`` used in place of v;
+    ``w -= alpha * m / (sqrt(v) + epsilon)`` (epsilon after the square root).
+    """
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 1:
+        raise ValueError(f"adam_step: step must be an integer >= 1, got {step!r}")
+    if amsgrad and v_hat is None:
+        raise ValueError("adam_step: amsgrad=True needs v_hat= buffers")
+    lr = _float(learning_rate, "learning_rate")
+    b1, b2 = _float(beta_1, "beta_1"), _float(beta_2, "beta_2")
+    # The bias corrections, folded into the step size in double, then rounded once.
+    alpha = lr * np.sqrt(1.0 - b2 ** int(step)) / (1.0 - b1 ** int(step))
+    _step(_ADAM, params, grads, ((m, "m"), (v, "v"), (v_hat if amsgrad else None, "v_hat")), lr, weight_decay,
+          (float(alpha), b1, b2, _float(epsilon, "epsilon")), False, clipnorm, clipvalue, global_clipnorm,
+          required=("m", "v"))
+
+
+def adamw_step(params, grads, m, v, *, step, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+               amsgrad=False, v_hat=None, weight_decay=0.004, clipnorm=None, clipvalue=None, global_clipnorm=None):
+    """Adam with decoupled weight decay (Keras 3 AdamW): ``w -= w * weight_decay * lr`` first."""
+    adam_step(params, grads, m, v, step=step, learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2,
+              epsilon=epsilon, amsgrad=amsgrad, v_hat=v_hat, weight_decay=weight_decay, clipnorm=clipnorm,
+              clipvalue=clipvalue, global_clipnorm=global_clipnorm)
+
+
+def rmsprop_step(params, grads, velocities, *, momentums=None, average_grads=None, learning_rate=0.001, rho=0.9,
+                 momentum=0.0, epsilon=1e-7, centered=False, weight_decay=None, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None):
+    """One RMSprop step in place (Keras 3): ``v = rho v + (1-rho) g^2``;
+    centered: ``ag = rho ag + (1-rho) g``, ``den = v - ag^2 + eps``, else ``den = v + eps``
+    (epsilon inside the square root); ``inc = lr g / sqrt(den)``;
+    momentum > 0: ``mb = momentum mb + inc``, ``w -= mb``; else ``w -= inc``.
+    """
+    momentum = _float(momentum, "momentum")
+    if momentum > 0 and momentums is None:
+        raise ValueError("rmsprop_step: momentum > 0 needs momentums= buffers")
+    if centered and average_grads is None:
+        raise ValueError("rmsprop_step: centered=True needs average_grads= buffers")
+    _step(_RMSPROP, params, grads,
+          ((velocities, "velocities"), (momentums if momentum > 0 else None, "momentums"),
+           (average_grads if centered else None, "average_grads")),
+          learning_rate, weight_decay, (_float(rho, "rho"), momentum, _float(epsilon, "epsilon")), False, clipnorm,
+          clipvalue, global_clipnorm, required=("velocities",))
+
+
+def adagrad_step(params, grads, accumulators, *, learning_rate=0.001, epsilon=1e-7, weight_decay=None,
+                 clipnorm=None, clipvalue=None, global_clipnorm=None):
+    """One Adagrad step in place (Keras 3): ``acc += g^2``; ``w -= lr g / sqrt(acc + eps)``.
+
+    Keras starts the accumulators at ``initial_accumulator_value`` (0.1): the
+    caller fills them.
+    """
+    _step(_ADAGRAD, params, grads, ((accumulators, "accumulators"), (None, ""), (None, "")), learning_rate,
+          weight_decay, (_float(epsilon, "epsilon"),), False, clipnorm, clipvalue, global_clipnorm,
+          required=("accumulators",))
+
+
+def global_norm(arrays):
+    """``sqrt(sum of squares)`` over all arrays, summed in a fixed order."""
+    total = 0.0
+    for i, a in enumerate(_as_list(arrays)):
+        total += _core.sum_squares(_as_f32(a, f"arrays[{i}]"))
+    return float(np.sqrt(total))
+
+
+# --------------------------------------------------------------------------- #
+# Dropout (Philox4x32-10 counter-based masks)
+# --------------------------------------------------------------------------- #
+def _seed(seed, name="seed"):
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"{name}: expected an integer, got {type(seed).__name__}")
+    return int(seed) % (1 << 64)
+
+
+def _rate(rate):
+    rate = _float(rate, "rate")
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"rate must be in [0, 1), got {rate}")
+    return rate
+
+
+def dropout_forward(x, rate, seed, offset=0, out=None):
+    """``y = x / (1 - rate)`` where kept, else 0.
+
+    Element i (row-major) is kept iff ``u >= rate``, with ``u`` the top 24
+    bits of ``Philox4x32-10(key=seed, counter=(i // 4, offset))[i % 4]``
+    scaled to [0, 1): the mask depends only on (seed, offset, i), never on the
+    thread count. Use a new ``offset`` per step for a new mask.
+    """
+    rate = _rate(rate)
+    x = _as_f32(x, "x")
+    out = _check_out(out, x.shape)
+    _core.dropout(x, out, rate, _seed(seed), _seed(offset, "offset"))
+    return out
+
+
+def dropout_backward(dy, rate, seed, offset=0, out=None):
+    """``dx = dy / (1 - rate)`` where forward kept, else 0: the same mask, regenerated."""
+    return dropout_forward(dy, rate, seed, offset, out)
+
+
+def dropout_mask(shape, rate, seed, offset=0):
+    """The boolean keep-mask that ``dropout_forward`` uses for an array of ``shape``."""
+    return dropout_forward(np.ones(shape, dtype=np.float32), rate, seed, offset) != 0
+
+
+def philox4x32(counter, key):
+    """Philox4x32-10 of four 32-bit counter words under a two-word key (for checks)."""
+    counter = [int(c) for c in counter]
+    key = [int(k) for k in key]
+    if any(not 0 <= v < 1 << 32 for v in counter + key):
+        raise ValueError("philox4x32: words must be in [0, 2**32)")
+    return tuple(_core.philox4x32(counter, key))
+
+
+# --------------------------------------------------------------------------- #
+# Reductions (fixed order: identical bits for any thread count)
+# --------------------------------------------------------------------------- #
+def sum(x):  # noqa: A001 - NumPy's name
+    """Sum of all elements (accumulated in double, fixed order), as a float."""
+    return float(_core.sum(_as_f32(x, "x")))
+
+
+def sum_squares(x):
+    """Sum of squares of all elements (accumulated in double, fixed order), as a float."""
+    return float(_core.sum_squares(_as_f32(x, "x")))
+
+
+def sum_rows(x, out=None):
+    """Column sums of a 2-D array (the bias gradient): ``out[j] = sum_i x[i, j]``, rows in order."""
+    x = _as_2d(x, "x")
+    out = _check_out(out, (x.shape[1],))
+    _core.col_sums(_unaliased(x, out), out)
+    return out
+
+
+_COUNT_KINDS = {"binary": 0, "categorical": 1, "sparse": 2}
+
+
+def count_correct(y_true, y_pred, kind, threshold=0.5):
+    """Number of correct predictions, as Keras's accuracy metrics count them.
+
+    'binary': element-wise ``float(y_pred > threshold) == y_true``;
+    'categorical': ``argmax(y_pred) == argmax(y_true)`` per row;
+    'sparse': ``argmax(y_pred) == label`` per row. argmax takes the first
+    maximum; a NaN counts as the maximum, as ``np.argmax``.
+    """
+    if kind not in _COUNT_KINDS:
+        raise ValueError(f"kind: expected one of {', '.join(_COUNT_KINDS)}, got {kind!r}")
+    threshold = _float(threshold, "threshold")
+    pred = _as_f32(y_pred, "y_pred")
+    if pred.ndim not in (1, 2):
+        raise ValueError(f"y_pred: expected shape (N,) or (N, C), got {pred.shape}")
+    pred2 = pred.reshape(pred.shape[0], -1) if pred.ndim == 2 else pred.reshape(-1, 1)
+    rows, cols = pred2.shape
+    if kind != "binary" and cols == 0 and rows > 0:
+        raise ValueError(f"y_pred: has no classes (shape {pred.shape})")
+    if kind == "sparse":
+        labels = _sparse_labels(y_true, rows, max(cols, 1))
+        return int(_core.count_correct(2, None, labels, pred2, threshold))
+    true = _as_f32(y_true, "y_true")
+    if true.shape != pred.shape and not (cols == 1 and true.shape in ((rows,), (rows, 1))):
+        raise ValueError(f"y_true has shape {true.shape} but y_pred has shape {pred.shape}")
+    return int(_core.count_correct(_COUNT_KINDS[kind], true.reshape(rows, cols), None, pred2, threshold))
+
+
+def binary_confusion(y_true, y_pred, threshold=0.5):
+    """``(tp, fp, tn, fn)``: predicted positive iff ``y_pred > threshold``,
+    actually positive iff ``y_true != 0`` (Keras casts y_true to bool)."""
+    threshold = _float(threshold, "threshold")
+    pred = _as_f32(y_pred, "y_pred")
+    true = _as_f32(y_true, "y_true")
+    # Same shape, or (N,) against (N, 1).
+    if true.shape != pred.shape and not (true.size == pred.size and true.squeeze().shape == pred.squeeze().shape):
+        raise ValueError(f"y_true has shape {true.shape} but y_pred has shape {pred.shape}")
+    return tuple(int(c) for c in _core.binary_confusion(true.reshape(-1), pred.reshape(-1), threshold))

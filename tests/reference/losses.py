@@ -1,0 +1,178 @@
+"""Loss reference: Keras 3 losses with reduction 'sum_over_batch_size'.
+
+value = sum_i w_i L_i / N  (N rows; N == 0 -> 0.0) ; grad = d value / d y_pred, written analytically.
+y_pred (N,) is treated as (N, 1); y_true has y_pred's shape, except sparse labels (N,) or (N, 1).
+"""
+import numpy as np
+
+from .activations import sigmoid, softmax
+
+EPSILON = 1e-7  # Keras backend epsilon used for probability clipping
+
+ALIASES = {"mse": "mean_squared_error", "mae": "mean_absolute_error"}
+
+# Cases (name, kwargs) covering every loss, from_logits both ways and label smoothing.
+LOSSES = [
+    ("mean_squared_error", {}),
+    ("mse", {}),
+    ("mean_absolute_error", {}),
+    ("mae", {}),
+    ("huber", {}),
+    ("huber", {"delta": 0.5}),
+    ("binary_crossentropy", {}),
+    ("binary_crossentropy", {"label_smoothing": 0.1}),
+    ("binary_crossentropy", {"from_logits": True}),
+    ("binary_crossentropy", {"from_logits": True, "label_smoothing": 0.2}),
+    ("categorical_crossentropy", {}),
+    ("categorical_crossentropy", {"label_smoothing": 0.1}),
+    ("categorical_crossentropy", {"from_logits": True}),
+    ("categorical_crossentropy", {"from_logits": True, "label_smoothing": 0.2}),
+    ("sparse_categorical_crossentropy", {}),
+    ("sparse_categorical_crossentropy", {"label_smoothing": 0.1}),
+    ("sparse_categorical_crossentropy", {"from_logits": True}),
+    ("sparse_categorical_crossentropy", {"from_logits": True, "label_smoothing": 0.2}),
+]
+
+
+def canonical_name(name):
+    name = ALIASES.get(name, name)
+    if name not in _PER_SAMPLE:
+        raise ValueError(f"unknown loss {name!r}")
+    return name
+
+
+def sparse_labels(labels, num_classes):
+    """Integer labels (N,) or (N, 1) in [0, C); float labels accepted if integral."""
+    labels = np.asarray(labels).reshape(-1)
+    as_float = labels.astype(np.float64)
+    for i, label in enumerate(as_float):
+        if not (label == np.floor(label) and 0 <= label < num_classes):
+            raise ValueError(f"label {labels[i]} at index {i} is not an integer in [0, {num_classes})")
+    return as_float.astype(np.int64)
+
+
+def _prepare(name, y_true, y_pred, sample_weight, label_smoothing):
+    """Returns (t, p, w) as float64 2-D (N, C), (N, C), (N,); t already label-smoothed."""
+    p = np.asarray(y_pred, dtype=np.float64)
+    p = p.reshape(-1, 1) if p.ndim == 1 else p
+    n, c = p.shape
+    if name == "sparse_categorical_crossentropy":
+        t = np.eye(c)[sparse_labels(y_true, c)].reshape(n, c)  # one-hot
+    else:
+        t = np.asarray(y_true, dtype=np.float64)
+        if t.shape != (n, c) and not (c == 1 and t.shape == (n,)):  # (N,) vs (N, 1) both ways
+            raise ValueError(f"y_true shape {t.shape} does not match y_pred shape {np.shape(y_pred)}")
+        t = t.reshape(n, c)
+    if name == "binary_crossentropy":
+        t = t * (1.0 - label_smoothing) + 0.5 * label_smoothing  # t' = t (1 - ls) + 0.5 ls
+    elif name.endswith("categorical_crossentropy"):
+        t = t * (1.0 - label_smoothing) + label_smoothing / c  # t' = t (1 - ls) + ls / C
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64).reshape(n)
+    return t, p, w
+
+
+# --- per-sample losses: (t, p, from_logits, delta) -> (L (N,), dL/dp (N, C)) -------------------
+
+def _mse(t, p, from_logits, delta):
+    # L = mean_j (p - t)^2 ; dL/dp = 2 (p - t) / C
+    e = p - t
+    return np.mean(e**2, axis=1), 2.0 * e / p.shape[1]
+
+
+def _mae(t, p, from_logits, delta):
+    # L = mean_j |p - t| ; dL/dp = sign(p - t) / C   (sign(0) = 0)
+    e = p - t
+    return np.mean(np.abs(e), axis=1), np.sign(e) / p.shape[1]
+
+
+def _huber(t, p, from_logits, delta):
+    # e = p - t ; L = mean_j (0.5 e^2 if |e| <= delta else delta (|e| - 0.5 delta))
+    # dL/dp = (e if |e| <= delta else delta sign(e)) / C
+    e = p - t
+    quadratic = np.abs(e) <= delta
+    per_elem = np.where(quadratic, 0.5 * e**2, delta * (np.abs(e) - 0.5 * delta))
+    return np.mean(per_elem, axis=1), np.where(quadratic, e, delta * np.sign(e)) / p.shape[1]
+
+
+def _binary_crossentropy(t, p, from_logits, delta):
+    c = p.shape[1]
+    if from_logits:
+        # L = mean_j max(x, 0) - x t' + log1p(exp(-|x|)) ; dL/dx = (sigmoid(x) - t') / C
+        per_elem = np.maximum(p, 0.0) - p * t + np.log1p(np.exp(-np.abs(p)))
+        return np.mean(per_elem, axis=1), (sigmoid(p) - t) / c
+    # p' = clip(p, eps, 1 - eps) ; L = mean_j -(t' log p' + (1 - t') log(1 - p'))
+    # dL/dp = -(t'/p' - (1 - t')/(1 - p')) / C inside [eps, 1 - eps], 0 outside (clip)
+    pc = np.clip(p, EPSILON, 1.0 - EPSILON)
+    per_elem = -(t * np.log(pc) + (1.0 - t) * np.log(1.0 - pc))
+    inside = (p >= EPSILON) & (p <= 1.0 - EPSILON)
+    grad = np.where(inside, -(t / pc - (1.0 - t) / (1.0 - pc)), 0.0) / c
+    return np.mean(per_elem, axis=1), grad
+
+
+def _categorical_crossentropy(t, p, from_logits, delta):
+    if from_logits:
+        # L = sum_j t'_j (logsumexp(x) - x_j) ; dL/dx = softmax(x) sum_j t'_j - t'
+        m = np.max(p, axis=1, keepdims=True)
+        lse = m + np.log(np.sum(np.exp(p - m), axis=1, keepdims=True))
+        return np.sum(t * (lse - p), axis=1), softmax(p) * np.sum(t, axis=1, keepdims=True) - t
+    # q = p / S, S = sum_j p_j ; q' = clip(q, eps, 1 - eps) ; L = -sum_j t'_j log q'_j
+    # g_j = dL/dq_j = -t'_j / q'_j (0 where clipped) ; dq_j/dp_k = (delta_jk - q_j) / S
+    # => dL/dp_k = (g_k - sum_j g_j q_j) / S
+    s = np.sum(p, axis=1, keepdims=True)
+    q = p / s
+    qc = np.clip(q, EPSILON, 1.0 - EPSILON)
+    g = np.where((q >= EPSILON) & (q <= 1.0 - EPSILON), -t / qc, 0.0)
+    return -np.sum(t * np.log(qc), axis=1), (g - np.sum(g * q, axis=1, keepdims=True)) / s
+
+
+_PER_SAMPLE = {
+    "mean_squared_error": _mse,
+    "mean_absolute_error": _mae,
+    "huber": _huber,
+    "binary_crossentropy": _binary_crossentropy,
+    "categorical_crossentropy": _categorical_crossentropy,
+    "sparse_categorical_crossentropy": _categorical_crossentropy,  # t = onehot(label)
+}
+
+
+def loss_value_and_grad(name, y_true, y_pred, sample_weight=None, from_logits=False,
+                        label_smoothing=0.0, delta=1.0):
+    """(value, grad): value = sum_i w_i L_i / N ; grad = w_i dL_i/dp / N, shaped like y_pred."""
+    name = canonical_name(name)
+    t, p, w = _prepare(name, y_true, y_pred, sample_weight, label_smoothing)
+    n = p.shape[0]
+    if n == 0:
+        return 0.0, np.zeros(np.shape(y_pred))
+    per_sample, dper_sample = _PER_SAMPLE[name](t, p, from_logits, delta)
+    value = float(np.sum(w * per_sample) / n)
+    grad = (w[:, None] * dper_sample / n).reshape(np.shape(y_pred))
+    return value, grad
+
+
+def loss_value(name, y_true, y_pred, sample_weight=None, from_logits=False, label_smoothing=0.0, delta=1.0):
+    return loss_value_and_grad(name, y_true, y_pred, sample_weight, from_logits, label_smoothing, delta)[0]
+
+
+def loss_grad(name, y_true, y_pred, sample_weight=None, from_logits=False, label_smoothing=0.0, delta=1.0):
+    return loss_value_and_grad(name, y_true, y_pred, sample_weight, from_logits, label_smoothing, delta)[1]
+
+
+def loss_inputs(name, n, c, rng, from_logits=False):
+    """Test inputs (y_true, y_pred) of shape (n, c) (sparse: labels (n,)) valid for `name`,
+    away from kinks (mae at e = 0, huber at |e| = 0.5 or 1.0) and from probability clipping."""
+    name = canonical_name(name)
+    if name == "sparse_categorical_crossentropy":
+        y_true = rng.integers(0, c, size=n)
+    elif name == "categorical_crossentropy":
+        y_true = np.eye(c)[rng.integers(0, c, size=n)]
+    else:
+        y_true = rng.uniform(0.0, 1.0, size=(n, c))
+    if from_logits:
+        return y_true, rng.normal(0.0, 2.0, size=(n, c))
+    if name == "binary_crossentropy":
+        return y_true, rng.uniform(0.05, 0.95, size=(n, c))
+    if name.endswith("categorical_crossentropy"):
+        return y_true, rng.uniform(0.1, 1.0, size=(n, c))  # unnormalized on purpose
+    # regression: |e| in [0.05, 0.45] u [0.55, 0.95] u [1.05, 1.45] (no kink at 0, 0.5, 1.0)
+    magnitude = rng.choice([0.05, 0.55, 1.05], size=(n, c)) + rng.uniform(0.0, 0.4, size=(n, c))
+    return y_true, y_true + rng.choice([-1.0, 1.0], size=(n, c)) * magnitude
