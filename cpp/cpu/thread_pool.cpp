@@ -45,7 +45,10 @@ class Pool {
     stop_workers();
     n_threads_ = n;
     stopping_ = false;
-    for (int t = 1; t < n; ++t) workers_.emplace_back([this, t] { worker_main(t); });
+    // A worker starts from the generation current now, not when its thread
+    // first runs: a region begun in between must not be missed.
+    const uint64_t gen = generation_.load();
+    for (int t = 1; t < n; ++t) workers_.emplace_back([this, t, gen] { worker_main(t, gen); });
   }
 
   void run(int64_t n_tasks, const TaskFn& fn, int max_threads) {
@@ -89,8 +92,7 @@ class Pool {
     t_inside_task = false;
   }
 
-  void worker_main(int thread) {
-    uint64_t seen = generation_seen();  // resize() holds the region lock: no region is in flight
+  void worker_main(int thread, uint64_t seen) {
     for (;;) {
       {
         // Spin briefly for the next region (kernels come in quick bursts
