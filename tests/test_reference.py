@@ -215,8 +215,10 @@ def test_loss_keras_documented_values(name, y_true, y_pred, kwargs, expected):
     # mae at e = 0: sign(0) = 0 ; huber linear branch: delta * sign(e) / (C N)
     ("mae", [[1.0, 2.0]], [[1.0, 3.0]], {}, 0.5, [[0.0, 0.5]]),
     ("huber", [[0.0, 0.0]], [[3.0, -0.5]], {"delta": 1.0}, (2.5 + 0.125) / 2, [[0.5, -0.25]]),
-    # bce: p outside [1e-7, 1 - 1e-7] is clipped and gets no gradient
-    ("binary_crossentropy", [[1.0, 0.0]], [[0.0, 0.0]], {}, -(math.log(1e-7) + math.log(1 - 1e-7)) / 2,
+    # bce: p outside [1e-7, 1 - 1e-7] (the float32 roundings, as Keras clips float32) is clipped
+    # and gets no gradient
+    ("binary_crossentropy", [[1.0, 0.0]], [[0.0, 0.0]], {},
+     -(math.log(float(np.float32(1e-7))) + math.log(1 - float(np.float32(1e-7)))) / 2,
      [[0.0, 0.0]]),
     # cce from logits, label smoothing 0.5, C=2, equal logits: t' = (0.75, 0.25), grad = softmax - t'
     ("categorical_crossentropy", [[1.0, 0.0]], [[0.0, 0.0]], {"from_logits": True, "label_smoothing": 0.5},

@@ -46,7 +46,8 @@ struct OptimizerArgs {
   float weight_decay = 0.f;  // 0: none
   float grad_scale = 1.f;    // clipnorm / global_clipnorm factor
   float clip_value = 0.f;    // > 0: clip g to [-clip_value, clip_value]
-  float h0 = 0.f, h1 = 0.f, h2 = 0.f, h3 = 0.f;  // sgd: momentum | adam: alpha, b1, b2, eps | rmsprop: rho, momentum, eps | adagrad: eps
+  // sgd: momentum | adam: alpha, 1 - b1, 1 - b2, eps | rmsprop: rho, 1 - rho, momentum, eps | adagrad: eps
+  float h0 = 0.f, h1 = 0.f, h2 = 0.f, h3 = 0.f;
   bool nesterov = false;
 };
 

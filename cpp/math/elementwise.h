@@ -162,10 +162,12 @@ GS_HD void sgd_update(float* w, float g, float* m, float lr, float momentum, boo
 
 // Adam: m += (g - m)(1 - b1) ; v += (g^2 - v)(1 - b2) ; amsgrad: vh = max(vh, v), v := vh
 //       w -= alpha * m / (sqrt(v) + eps),  alpha = lr sqrt(1 - b2^t) / (1 - b1^t) (folded by the caller)
+// The caller passes c1 = 1 - b1 and c2 = 1 - b2 computed in double and rounded
+// once, as Keras does (1.f - 0.999f is not float(1 - 0.999)).
 GS_HD void adam_update(float* w, float g, float* m, float* v, float* vhat,
-                       float alpha, float b1, float b2, float eps) {
-  float mn = *m + (g - *m) * (1.f - b1);
-  float vn = *v + (g * g - *v) * (1.f - b2);
+                       float alpha, float c1, float c2, float eps) {
+  float mn = *m + (g - *m) * c1;
+  float vn = *v + (g * g - *v) * c2;
   *m = mn;
   *v = vn;
   if (vhat != nullptr) { vn = max_f(*vhat, vn); *vhat = vn; }
@@ -174,13 +176,14 @@ GS_HD void adam_update(float* w, float g, float* m, float* v, float* vhat,
 
 // RMSprop: v = rho v + (1-rho) g^2 ; centered: ag = rho ag + (1-rho) g, den = v - ag^2 + eps
 //          else den = v + eps ; inc = lr g / sqrt(den) ; momentum: mb = momentum mb + inc, w -= mb ; else w -= inc
+// c = 1 - rho comes from the caller, computed in double (see adam_update).
 GS_HD void rmsprop_update(float* w, float g, float* v, float* mb, float* ag,
-                          float lr, float rho, float momentum, float eps) {
-  float vn = rho * *v + (1.f - rho) * g * g;
+                          float lr, float rho, float c, float momentum, float eps) {
+  float vn = rho * *v + c * g * g;
   *v = vn;
   float den = vn + eps;
   if (ag != nullptr) {
-    float an = rho * *ag + (1.f - rho) * g;
+    float an = rho * *ag + c * g;
     *ag = an;
     den = vn - an * an + eps;
   }

@@ -49,10 +49,13 @@ __all__ = [
 # Conversion and checks: the one place NumPy inputs are turned into kernel inputs.
 # --------------------------------------------------------------------------- #
 _CONVERTIBLE_KINDS = "biuf"  # bool, signed, unsigned, float: NumPy casts these to float32
+_F32 = np.dtype(np.float32)
 
 
 def _as_f32(x, name):
     """x as a float32 C-contiguous array, or TypeError naming ``name``."""
+    if type(x) is np.ndarray and x.dtype == _F32 and x.flags.c_contiguous:
+        return x  # the common case, kept cheap: small kernels take microseconds
     if isinstance(x, np.ndarray):
         arr = x
     else:
@@ -90,8 +93,8 @@ def _check_out(out, shape, name="out"):
 
 
 def _unaliased(arr, out):
-    """A copy of input ``arr`` if it shares memory with ``out`` (the kernels assume it does not)."""
-    return arr.copy() if out is not None and np.shares_memory(arr, out) else arr
+    """A copy of input ``arr`` if it shares memory with the caller's ``out`` (the kernels assume it does not)."""
+    return arr.copy() if out is not None and np.may_share_memory(arr, out) and np.shares_memory(arr, out) else arr
 
 
 def _float(x, name):
@@ -134,8 +137,11 @@ def matmul(a, b, transpose_a=False, transpose_b=False, alpha=1.0, beta=0.0, out=
         raise ValueError(f"matmul: op(a) has shape {opa} and op(b) has shape {opb}: inner dimensions differ")
     if beta != 0.0 and out is None:
         raise ValueError("matmul: beta != 0 reads C from out=, which is missing")
-    out = _check_out(out, (opa[0], opb[1]))
-    a, b = _unaliased(a, out), _unaliased(b, out)
+    if out is not None:
+        out = _check_out(out, (opa[0], opb[1]))
+        a, b = _unaliased(a, out), _unaliased(b, out)
+    else:
+        out = np.empty((opa[0], opb[1]), dtype=np.float32)
     _core.gemm(a, b, out, bool(transpose_a), bool(transpose_b), alpha, beta)
     return out
 
@@ -328,7 +334,7 @@ def loss_and_grad(loss, y_true, y_pred, *, sample_weight=None, from_logits=False
     pred = _as_f32(y_pred, "y_pred")
     if pred.ndim not in (1, 2):
         raise ValueError(f"y_pred: expected shape (N,) or (N, C), got {pred.shape}")
-    pred2 = pred.reshape(pred.shape[0], -1) if pred.ndim == 2 else pred.reshape(-1, 1)
+    pred2 = pred if pred.ndim == 2 else pred.reshape(-1, 1)
     rows, cols = pred2.shape
     label_smoothing = _float(label_smoothing, "label_smoothing")
     if not 0.0 <= label_smoothing <= 1.0:
@@ -466,7 +472,7 @@ def adam_step(params, grads, m, v, *, step, learning_rate=0.001, beta_1=0.9, bet
     # The bias corrections, folded into the step size in double, then rounded once.
     alpha = lr * np.sqrt(1.0 - b2 ** int(step)) / (1.0 - b1 ** int(step))
     _step(_ADAM, params, grads, ((m, "m"), (v, "v"), (v_hat if amsgrad else None, "v_hat")), lr, weight_decay,
-          (float(alpha), b1, b2, _float(epsilon, "epsilon")), False, clipnorm, clipvalue, global_clipnorm,
+          (float(alpha), 1.0 - b1, 1.0 - b2, _float(epsilon, "epsilon")), False, clipnorm, clipvalue, global_clipnorm,
           required=("m", "v"))
 
 
@@ -487,6 +493,7 @@ def rmsprop_step(params, grads, velocities, *, momentums=None, average_grads=Non
     momentum > 0: ``mb = momentum mb + inc``, ``w -= mb``; else ``w -= inc``.
     """
     momentum = _float(momentum, "momentum")
+    rho = _float(rho, "rho")
     if momentum > 0 and momentums is None:
         raise ValueError("rmsprop_step: momentum > 0 needs momentums= buffers")
     if centered and average_grads is None:
@@ -494,7 +501,7 @@ def rmsprop_step(params, grads, velocities, *, momentums=None, average_grads=Non
     _step(_RMSPROP, params, grads,
           ((velocities, "velocities"), (momentums if momentum > 0 else None, "momentums"),
            (average_grads if centered else None, "average_grads")),
-          learning_rate, weight_decay, (_float(rho, "rho"), momentum, _float(epsilon, "epsilon")), False, clipnorm,
+          learning_rate, weight_decay, (rho, 1.0 - rho, momentum, _float(epsilon, "epsilon")), False, clipnorm,
           clipvalue, global_clipnorm, required=("velocities",))
 
 
@@ -542,16 +549,20 @@ def dropout_forward(x, rate, seed, offset=0, out=None):
     scaled to [0, 1): the mask depends only on (seed, offset, i), never on the
     thread count. Use a new ``offset`` per step for a new mask.
     """
-    rate = _rate(rate)
-    x = _as_f32(x, "x")
-    out = _check_out(out, x.shape)
-    _core.dropout(x, out, rate, _seed(seed), _seed(offset, "offset"))
-    return out
+    return _dropout(x, "x", rate, seed, offset, out)
 
 
 def dropout_backward(dy, rate, seed, offset=0, out=None):
     """``dx = dy / (1 - rate)`` where forward kept, else 0: the same mask, regenerated."""
-    return dropout_forward(dy, rate, seed, offset, out)
+    return _dropout(dy, "dy", rate, seed, offset, out)
+
+
+def _dropout(x, name, rate, seed, offset, out):
+    rate = _rate(rate)
+    x = _as_f32(x, name)
+    out = _check_out(out, x.shape)
+    _core.dropout(x, out, rate, _seed(seed), _seed(offset, "offset"))
+    return out
 
 
 def dropout_mask(shape, rate, seed, offset=0):
@@ -606,7 +617,7 @@ def count_correct(y_true, y_pred, kind, threshold=0.5):
     pred = _as_f32(y_pred, "y_pred")
     if pred.ndim not in (1, 2):
         raise ValueError(f"y_pred: expected shape (N,) or (N, C), got {pred.shape}")
-    pred2 = pred.reshape(pred.shape[0], -1) if pred.ndim == 2 else pred.reshape(-1, 1)
+    pred2 = pred if pred.ndim == 2 else pred.reshape(-1, 1)
     rows, cols = pred2.shape
     if kind != "binary" and cols == 0 and rows > 0:
         raise ValueError(f"y_pred: has no classes (shape {pred.shape})")

@@ -8,6 +8,11 @@ import numpy as np
 from .activations import sigmoid, softmax
 
 EPSILON = 1e-7  # Keras backend epsilon used for probability clipping
+# Keras clips float32 tensors, so its bounds are the float32 roundings of eps and 1 - eps:
+# 1 - 1e-7 becomes 0.99999988 (float32 has no closer value), and a saturated prediction
+# costs -log(1.19e-7) = 15.94, not -log(1e-7) = 16.12. The oracle clips to those same bounds.
+CLIP_LO = float(np.float32(EPSILON))
+CLIP_HI = float(np.float32(1.0 - EPSILON))
 
 ALIASES = {"mse": "mean_squared_error", "mae": "mean_absolute_error"}
 
@@ -102,9 +107,9 @@ def _binary_crossentropy(t, p, from_logits, delta):
         return np.mean(per_elem, axis=1), (sigmoid(p) - t) / c
     # p' = clip(p, eps, 1 - eps) ; L = mean_j -(t' log p' + (1 - t') log(1 - p'))
     # dL/dp = -(t'/p' - (1 - t')/(1 - p')) / C inside [eps, 1 - eps], 0 outside (clip)
-    pc = np.clip(p, EPSILON, 1.0 - EPSILON)
+    pc = np.clip(p, CLIP_LO, CLIP_HI)
     per_elem = -(t * np.log(pc) + (1.0 - t) * np.log(1.0 - pc))
-    inside = (p >= EPSILON) & (p <= 1.0 - EPSILON)
+    inside = (p >= CLIP_LO) & (p <= CLIP_HI)
     grad = np.where(inside, -(t / pc - (1.0 - t) / (1.0 - pc)), 0.0) / c
     return np.mean(per_elem, axis=1), grad
 
@@ -120,8 +125,8 @@ def _categorical_crossentropy(t, p, from_logits, delta):
     # => dL/dp_k = (g_k - sum_j g_j q_j) / S
     s = np.sum(p, axis=1, keepdims=True)
     q = p / s
-    qc = np.clip(q, EPSILON, 1.0 - EPSILON)
-    g = np.where((q >= EPSILON) & (q <= 1.0 - EPSILON), -t / qc, 0.0)
+    qc = np.clip(q, CLIP_LO, CLIP_HI)
+    g = np.where((q >= CLIP_LO) & (q <= CLIP_HI), -t / qc, 0.0)
     return -np.sum(t * np.log(qc), axis=1), (g - np.sum(g * q, axis=1, keepdims=True)) / s
 
 
