@@ -237,8 +237,8 @@ void optimizer_step(int kind, const std::vector<py::array>& params, const std::v
   cpu::optimizer_step(a, bufs, clip_kind, clip);
 }
 
-void dropout(const py::array& x, const py::array& y, float rate, uint64_t seed, uint64_t offset) {
-  if (!(rate >= 0.f && rate < 1.f)) throw py::value_error("rate must be in [0, 1), got " + std::to_string(rate));
+void dropout(const py::array& x, const py::array& y, double rate, uint64_t seed, uint64_t offset) {
+  if (!(rate >= 0.0 && rate < 1.0)) throw py::value_error("rate must be in [0, 1), got " + std::to_string(rate));
   same_layout(x, y, "x", "out");
   const float* X = data_of<float>(x, "x", false);
   float* Y = data_of<float>(y, "out", true);

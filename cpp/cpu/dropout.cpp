@@ -2,6 +2,8 @@
 // Philox4x32-10(key = seed, counter = (i / 4, offset))[i % 4], so the mask
 // depends only on (seed, offset, i): not on the thread count, the chunking,
 // or (later) the device. Backward is the same call on dy: no mask is stored.
+#include <math.h>
+
 #include "cpu/dispatch.h"
 #include "cpu/ops.h"
 #include "cpu/thread_pool.h"
@@ -9,15 +11,17 @@
 namespace gradsmith {
 namespace cpu {
 
-void dropout(const float* x, float* y, i64 n, float rate, uint64_t seed, uint64_t offset) {
+void dropout(const float* x, float* y, i64 n, double rate, uint64_t seed, uint64_t offset) {
   const KernelTable& kt = kernels();
-  const float scale = 1.f / (1.f - rate);
+  // u >= rate  <=>  (r >> 8) >= ceil(rate * 2^24), rate * 2^24 exact in double.
+  const uint32_t threshold = (uint32_t)ceil(rate * 16777216.0);
+  const float keep = (float)(1.0 - rate);
   constexpr i64 kChunk = 1 << 14;
   parallel_for(
       (n + kChunk - 1) / kChunk,
       [&](int64_t t, int) {
         const i64 b = t * kChunk, e = b + kChunk < n ? b + kChunk : n;
-        kt.dropout(x, y, b, e, rate, scale, seed, offset);
+        kt.dropout(x, y, b, e, threshold, keep, seed, offset);
       },
       threads_for_elements(n));
 }

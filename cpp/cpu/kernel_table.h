@@ -73,8 +73,8 @@ struct KernelTable {
   double (*sum)(const float* x, i64 begin, i64 end);
   double (*sum_squares)(const float* x, i64 begin, i64 end);
   void (*optimizer)(const OptimizerArgs& a, i64 begin, i64 end);
-  // y[i] = keep(i) ? x[i] * scale : 0 over [begin, end) of the flat index.
-  void (*dropout)(const float* x, float* y, i64 begin, i64 end, float rate, float scale,
+  // y[i] = kept(i) ? x[i] / keep : 0 over [begin, end) of the flat index (math::dropout_keep).
+  void (*dropout)(const float* x, float* y, i64 begin, i64 end, uint32_t threshold, float keep,
                   uint64_t seed, uint64_t offset);
 };
 

@@ -56,8 +56,8 @@ enum ClipKind : int { kClipNone = 0, kClipValue, kClipNorm, kClipGlobalNorm };
 void optimizer_step(const OptimizerArgs& args, const std::vector<ParamBuffer>& buffers, int clip_kind,
                     float clip);
 
-// ---- dropout (dropout.cpp): y = keep ? x / (1 - rate) : 0, mask from Philox(seed; index, offset)
-void dropout(const float* x, float* y, i64 n, float rate, uint64_t seed, uint64_t offset);
+// ---- dropout (dropout.cpp): y = kept ? x / (1 - rate) : 0, mask from Philox(seed; index, offset)
+void dropout(const float* x, float* y, i64 n, double rate, uint64_t seed, uint64_t offset);
 
 // ---- reductions (reductions.cpp): fixed order, identical for any thread count
 double sum(const float* x, i64 n);

@@ -220,8 +220,12 @@ GS_HD U32x4 philox4x32_10(U32x4 c, uint32_t k0, uint32_t k1) {
   return c;
 }
 
-// Uniform in [0, 1) from the top 24 bits: exact in float32.
+// Uniform in [0, 1) from the top 24 bits: u = (r >> 8) / 2^24, exact in float32.
 GS_HD float uniform_from_bits(uint32_t r) { return (float)(r >> 8) * (1.0f / 16777216.0f); }
+
+// Dropout keeps an element iff u >= rate, i.e. iff (r >> 8) >= ceil(rate * 2^24):
+// an integer compare, exact for any double rate (the caller computes the threshold).
+GS_HD bool dropout_keep(uint32_t r, uint32_t threshold) { return (r >> 8) >= threshold; }
 
 }  // namespace
 }  // namespace math
