@@ -49,6 +49,23 @@ void expect_shape(const py::array& a, const char* name, std::vector<i64> shape) 
   }
 }
 
+// An optional array argument (None allowed by the caller) that must be an ndarray.
+py::array array_arg(const py::object& o, const char* name) {
+  if (!py::isinstance<py::array>(o))
+    throw py::type_error(std::string(name) + ": expected a numpy.ndarray, got " +
+                         std::string(py::str(py::type::of(o).attr("__name__"))));
+  return py::reinterpret_borrow<py::array>(o);
+}
+
+// A list or tuple of ndarrays.
+std::vector<py::array> array_list(const py::object& o, const char* name) {
+  if (!py::isinstance<py::list>(o) && !py::isinstance<py::tuple>(o))
+    throw py::type_error(std::string(name) + ": expected a list of numpy.ndarray");
+  std::vector<py::array> out;
+  for (const py::handle item : o) out.push_back(array_arg(py::reinterpret_borrow<py::object>(item), name));
+  return out;
+}
+
 const float* in2(const py::array& a, const char* name, i64 rows, i64 cols) {
   expect_shape(a, name, {rows, cols});
   return data_of<float>(a, name, false);
@@ -124,12 +141,12 @@ void dense_forward(const py::array& x, const py::array& w, const py::object& b, 
   const float* W = in2(w, "kernel", in, units);
   const float* B = nullptr;
   if (!b.is_none()) {
-    py::array ba = b.cast<py::array>();
+    py::array ba = array_arg(b, "bias");
     expect_shape(ba, "bias", {units});
     B = data_of<float>(ba, "bias", false);
   }
   float* Y = out2(y, "out", batch, units);
-  float* Z = z.is_none() ? nullptr : out2(z.cast<py::array>(), "preactivation", batch, units);
+  float* Z = z.is_none() ? nullptr : out2(array_arg(z, "preactivation"), "preactivation", batch, units);
   const ActParams act = activation(kind, param);
   py::gil_scoped_release nogil;
   cpu::dense_forward(X, W, B, act, Y, Z, batch, in, units);
@@ -144,11 +161,11 @@ void dense_backward(const py::array& dy, const py::array& x, const py::array& w,
   const float* W = in2(w, "kernel", in, units);
   const float* Z = in2(z, "preactivation", batch, units);
   float* DZ = out2(dz, "dz", batch, units);
-  float* DX = dx.is_none() ? nullptr : out2(dx.cast<py::array>(), "dx", batch, in);
+  float* DX = dx.is_none() ? nullptr : out2(array_arg(dx, "dx"), "dx", batch, in);
   float* DW = out2(dw, "dkernel", in, units);
   float* DB = nullptr;
   if (!db.is_none()) {
-    py::array dba = db.cast<py::array>();
+    py::array dba = array_arg(db, "dbias");
     expect_shape(dba, "dbias", {units});
     DB = data_of<float>(dba, "dbias", true);
   }
@@ -166,7 +183,7 @@ double loss(int kind, bool from_logits, float label_smoothing, float delta, cons
   const float* T = nullptr;
   const int64_t* L = nullptr;
   if (kind == cpu::kSparseCategoricalXent) {
-    py::array la = labels.cast<py::array>();
+    py::array la = array_arg(labels, "labels");
     expect_shape(la, "labels", {rows});
     L = data_of<int64_t>(la, "labels", false);
     for (i64 i = 0; i < rows; ++i)
@@ -174,11 +191,11 @@ double loss(int kind, bool from_logits, float label_smoothing, float delta, cons
         throw py::value_error("labels: label " + std::to_string(L[i]) + " at index " + std::to_string(i) +
                               " is outside [0, " + std::to_string(cols) + ")");
   } else {
-    T = in2(y_true.cast<py::array>(), "y_true", rows, cols);
+    T = in2(array_arg(y_true, "y_true"), "y_true", rows, cols);
   }
   const float* SW = nullptr;
   if (!sample_weight.is_none()) {
-    py::array sw = sample_weight.cast<py::array>();
+    py::array sw = array_arg(sample_weight, "sample_weight");
     expect_shape(sw, "sample_weight", {rows});
     SW = data_of<float>(sw, "sample_weight", false);
   }
@@ -195,7 +212,7 @@ double loss(int kind, bool from_logits, float label_smoothing, float delta, cons
 std::vector<float*> state_list(const py::object& s, const char* name, const std::vector<py::array>& params) {
   std::vector<float*> out(params.size(), nullptr);
   if (s.is_none()) return out;
-  auto arrays = s.cast<std::vector<py::array>>();
+  auto arrays = array_list(s, name);
   if (arrays.size() != params.size())
     throw py::value_error(std::string(name) + ": expected " + std::to_string(params.size()) + " arrays, got " +
                           std::to_string(arrays.size()));
@@ -206,10 +223,10 @@ std::vector<float*> state_list(const py::object& s, const char* name, const std:
   return out;
 }
 
-void optimizer_step(int kind, const std::vector<py::array>& params, const std::vector<py::array>& grads,
-                    const py::object& s0, const py::object& s1, const py::object& s2, float lr, float weight_decay,
+void optimizer_step(int kind, const py::object& params_obj, const py::object& grads_obj, const py::object& s0, const py::object& s1, const py::object& s2, float lr, float weight_decay,
                     float h0, float h1, float h2, float h3, bool nesterov, int clip_kind, float clip) {
   if (kind < cpu::kSgd || kind > cpu::kAdagrad) throw py::value_error("unknown optimizer kind");
+  const std::vector<py::array> params = array_list(params_obj, "params"), grads = array_list(grads_obj, "grads");
   if (clip_kind < cpu::kClipNone || clip_kind > cpu::kClipGlobalNorm) throw py::value_error("unknown clip kind");
   if (grads.size() != params.size())
     throw py::value_error("grads: expected " + std::to_string(params.size()) + " arrays, got " +
@@ -309,11 +326,11 @@ PYBIND11_MODULE(_core, m) {
     const float* T = nullptr;
     const int64_t* L = nullptr;
     if (kind == cpu::kCountSparse) {
-      py::array la = labels.cast<py::array>();
+      py::array la = array_arg(labels, "labels");
       expect_shape(la, "labels", {rows});
       L = data_of<int64_t>(la, "labels", false);
     } else {
-      T = in2(y_true.cast<py::array>(), "y_true", rows, cols);
+      T = in2(array_arg(y_true, "y_true"), "y_true", rows, cols);
     }
     if (kind != cpu::kCountBinary && cols == 0 && rows > 0) throw py::value_error("y_pred has no classes");
     return cpu::count_correct(kind, T, L, P, rows, cols, threshold);

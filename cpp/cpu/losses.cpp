@@ -71,7 +71,7 @@ double categorical_row(const LossArgs& a, const float* t, int64_t label, const f
     for (i64 j = 0; j < C; ++j) tsum += smoothed_target(a, t, label, j, C);
     for (i64 j = 0; j < C; ++j) {
       const float tj = smoothed_target(a, t, label, j, C);
-      if (tj != 0.f) L += (double)tj * (double)(lse - p[j]);
+      L += (double)tj * (double)(lse - p[j]);  // 0 * NaN is NaN, as in NumPy
       g[j] = (expf(p[j] - m) * inv * tsum - tj) * gscale;
     }
     return L;

@@ -21,16 +21,20 @@ void optimizer_step(const OptimizerArgs& args, const std::vector<ParamBuffer>& b
   const KernelTable& kt = kernels();
   // Clip factor per buffer: clipnorm scales each gradient by c / max(||g||, c),
   // global_clipnorm all of them by c / max(||(g_1, g_2, ...)||, c).
+  // A NaN norm gives a NaN scale (NumPy's maximum propagates NaN), and Keras
+  // adds (norm - norm) to the global scale, so an infinite global norm does too.
   std::vector<float> scale(buffers.size(), 1.f);
+  auto clip_scale = [clip](double norm) { return norm != norm ? NAN : (float)((double)clip / fmax(norm, clip)); };
   if (clip_kind == kClipNorm || clip_kind == kClipGlobalNorm) {
     double global = 0;
     for (size_t b = 0; b < buffers.size(); ++b) {
       const double sq = sum_squares(buffers[b].g, buffers[b].n);
       global += sq;
-      if (clip_kind == kClipNorm) scale[b] = (float)((double)clip / fmax(sqrt(sq), (double)clip));
+      if (clip_kind == kClipNorm) scale[b] = clip_scale(sqrt(sq));
     }
     if (clip_kind == kClipGlobalNorm) {
-      const float s = (float)((double)clip / fmax(sqrt(global), (double)clip));
+      const double norm = sqrt(global);
+      const float s = clip_scale(norm) + (float)(norm - norm);
       for (float& v : scale) v = s;
     }
   }

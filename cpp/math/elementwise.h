@@ -102,6 +102,9 @@ GS_HD float act_derivative(int kind, float p, float z) {
       return 0.5f * (1.f + erff(z * kInvSqrt2)) + z * kInvSqrt2Pi * expf(-0.5f * z * z);
     // d/dz 0.5 z (1 + tanh u) = 0.5 (1 + t) + 0.5 z (1 - t^2) u',  u' = sqrt(2/pi)(1 + 3*0.044715 z^2)
     case kGeluTanh: {
+      // For finite |z| > 1e4, tanh is exactly +-1 and f' exactly 1 or 0, but z^3 below would
+      // overflow into inf * 0. (z = +-inf keeps the formula's NaN, as NumPy computes it.)
+      if (fabsf(z) > 1e4f && fabsf(z) < INFINITY) return z > 0.f ? 1.f : 0.f;
       float t = tanhf(kSqrt2OverPi * (z + kGeluCubic * z * z * z));
       float du = kSqrt2OverPi * (1.f + 3.f * kGeluCubic * z * z);
       return 0.5f * (1.f + t) + 0.5f * z * (1.f - t * t) * du;

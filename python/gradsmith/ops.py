@@ -65,7 +65,7 @@ def _as_f32(x, name):
             raise TypeError(f"{name}: cannot be read as a numeric array ({e})") from None
     if arr.dtype.kind not in _CONVERTIBLE_KINDS:
         raise TypeError(f"{name}: expected a real numeric array, got dtype {arr.dtype}")
-    return np.ascontiguousarray(arr, dtype=np.float32)
+    return np.asarray(arr, dtype=np.float32, order="C")  # keeps 0-d arrays 0-d
 
 
 def _as_2d(x, name):
@@ -92,9 +92,25 @@ def _check_out(out, shape, name="out"):
     return out
 
 
-def _unaliased(arr, out):
-    """A copy of input ``arr`` if it shares memory with the caller's ``out`` (the kernels assume it does not)."""
-    return arr.copy() if out is not None and np.may_share_memory(arr, out) and np.shares_memory(arr, out) else arr
+def _same_memory(a, b):
+    """True when a and b are the very same C-contiguous elements (an exact in-place call)."""
+    return (a.shape == b.shape and a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+            and a.flags.c_contiguous and b.flags.c_contiguous)
+
+
+def _unaliased(arr, out, elementwise=False):
+    """Input ``arr``, or a copy of it if it overlaps the caller's ``out``.
+
+    The kernels read inputs while writing ``out``; an overlap would let them
+    read what they already wrote. An element-wise kernel may run exactly in
+    place (``out`` the same elements as ``arr``): each element is read before
+    it is written.
+    """
+    if out is None or arr is None or not np.may_share_memory(arr, out):
+        return arr
+    if elementwise and _same_memory(arr, out):
+        return arr
+    return arr.copy() if np.shares_memory(arr, out) else arr
 
 
 def _float(x, name):
@@ -166,12 +182,12 @@ def _activation(activation, negative_slope, alpha, approximate):
     if not isinstance(activation, str):
         raise TypeError(f"activation: expected a name such as 'relu', got {type(activation).__name__}")
     name = activation.lower()
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation: unknown activation {activation!r}; expected one of {', '.join(ACTIVATIONS)}")
     if name == "swish":
         name = "silu"
     if name == "gelu":
         name = "gelu_tanh" if approximate else "gelu_erf"
-    if name not in _ACTIVATION_KINDS:
-        raise ValueError(f"activation: unknown activation {activation!r}; expected one of {', '.join(ACTIVATIONS)}")
     param = 0.0
     if name == "leaky_relu":
         param = _float(negative_slope, "negative_slope")
@@ -192,7 +208,7 @@ def activation_forward(x, activation, *, negative_slope=0.2, alpha=1.0, approxim
     kind, param = _activation(activation, negative_slope, alpha, approximate)
     x = _as_f32(x, "x")
     out = _check_out(out, x.shape)
-    x = _unaliased(x, out) if kind == _ACTIVATION_KINDS["softmax"] else x  # element-wise ones may run in place
+    x = _unaliased(x, out, elementwise=kind != _ACTIVATION_KINDS["softmax"])
     _core.activation_forward(x, out, kind, param)
     return out
 
@@ -208,8 +224,8 @@ def activation_backward(dy, x, activation, *, negative_slope=0.2, alpha=1.0, app
     if dy.shape != x.shape:
         raise ValueError(f"activation_backward: dy has shape {dy.shape} but x has shape {x.shape}")
     out = _check_out(out, x.shape)
-    if kind == _ACTIVATION_KINDS["softmax"]:
-        x, dy = _unaliased(x, out), _unaliased(dy, out)
+    elementwise = kind != _ACTIVATION_KINDS["softmax"]
+    x, dy = _unaliased(x, out, elementwise), _unaliased(dy, out, elementwise)
     _core.activation_backward(dy, x, out, kind, param)
     return out
 
@@ -357,6 +373,8 @@ def loss_and_grad(loss, y_true, y_pred, *, sample_weight=None, from_logits=False
             raise ValueError(f"sample_weight has shape {weights.shape} but y_pred has {rows} rows")
         weights = weights.reshape(rows)
     grad = _check_out(grad_out, pred.shape, "grad_out")
+    if grad_out is not None:  # the kernel reads the inputs while it writes grad
+        pred2, true2, weights = (_unaliased(a, grad_out) for a in (pred2, true2, weights))
     value = _core.loss(kind, bool(from_logits), label_smoothing, delta, true2, labels, pred2, weights,
                        grad.reshape(rows, cols))
     return float(value), grad
@@ -561,7 +579,7 @@ def _dropout(x, name, rate, seed, offset, out):
     rate = _rate(rate)
     x = _as_f32(x, name)
     out = _check_out(out, x.shape)
-    _core.dropout(x, out, rate, _seed(seed), _seed(offset, "offset"))
+    _core.dropout(_unaliased(x, out, elementwise=True), out, rate, _seed(seed), _seed(offset, "offset"))
     return out
 
 

@@ -42,9 +42,11 @@ def clip_by_norm(grads, clipnorm):
 
 
 def clip_by_global_norm(grads, global_clipnorm):
-    # all arrays: g = g * c / max(global_norm, c)
+    # all arrays: g = g * c / max(global_norm, c); Keras adds (norm - norm) to the scale, so a
+    # NaN or infinite global norm makes every clipped gradient NaN
     grads, single = _copies(grads)
-    scale = global_clipnorm / max(global_norm(grads), global_clipnorm)
+    norm = global_norm(grads)
+    scale = global_clipnorm / max(norm, global_clipnorm) + (norm - norm)
     return _back([g * scale for g in grads], single)
 
 
