@@ -27,6 +27,9 @@ namespace {
 // Below this many flops a product runs on the calling thread: waking the pool
 // costs more than it saves.
 constexpr double kParallelMinFlops = 2.0 * 96 * 96 * 96;
+// Up to this many multiply-adds (and N, K <= kSmallGemmMax) a product skips
+// packing: see gemm_small_loop.
+constexpr double kSmallGemmMacs = 1 << 17;
 
 i64 min_i(i64 a, i64 b) { return a < b ? a : b; }
 i64 ceil_div(i64 a, i64 b) { return (a + b - 1) / b; }
@@ -107,6 +110,11 @@ void gemm(bool ta, bool tb, i64 M, i64 N, i64 K, float alpha, const float* A, i6
   if (K <= 0) {  // op(A) @ op(B) is all zeros: C = beta * C
     for (i64 i = 0; i < M; ++i)
       for (i64 j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.f ? 0.f : beta * C[i * ldc + j];
+    if (ep) kt.gemm_epilogue(C, ldc, M, N, *ep);
+    return;
+  }
+  if ((double)M * N * K <= kSmallGemmMacs && N <= kSmallGemmMax && K <= kSmallGemmMax) {
+    kt.gemm_small(ta, tb, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 0, M);
     if (ep) kt.gemm_epilogue(C, ldc, M, N, *ep);
     return;
   }
