@@ -1,14 +1,26 @@
 """gradsmith: neural-network training from Python on hand-written C++ kernels.
 
-The kernels live in the compiled module ``gradsmith._core``; ``gradsmith.ops``
-is their documented NumPy face.
+``import gradsmith as keras`` runs ordinary Keras training programs:
+``gradsmith.Sequential``, ``gradsmith.layers``, ``gradsmith.optimizers``,
+``gradsmith.losses``, ``gradsmith.metrics``, ``gradsmith.callbacks``,
+``gradsmith.data``. The kernels live in the compiled module
+``gradsmith._core``; ``gradsmith.ops`` is their documented NumPy face.
 """
 
 from gradsmith import _core, ops
+from gradsmith import initializers, regularizers
+from gradsmith import layers
+from gradsmith import losses, metrics, optimizers
+from gradsmith import callbacks, data
+from gradsmith import models, saving
+from gradsmith.layers import Input
+from gradsmith.models import Sequential
 
 __version__ = "0.1.0"
 
-__all__ = ["ops", "cpu_info", "set_num_threads", "get_num_threads", "__version__"]
+__all__ = ["Sequential", "Input", "layers", "models", "optimizers", "losses", "metrics", "callbacks", "data",
+           "initializers", "regularizers", "saving", "ops", "cpu_info", "set_num_threads", "get_num_threads",
+           "__version__"]
 
 
 def cpu_info():

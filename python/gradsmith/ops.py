@@ -265,13 +265,15 @@ def dense_forward(x, kernel, bias=None, activation="linear", *, negative_slope=0
 
 
 def dense_backward(dy, x, kernel, preactivation, activation="linear", *, use_bias=True, need_dx=True,
-                   negative_slope=0.2, alpha=1.0, approximate=True):
+                   negative_slope=0.2, alpha=1.0, approximate=True, dx_out=None, dkernel_out=None, dbias_out=None):
     """Gradients of the dense layer from ``dy = dL/dy`` and what forward saved.
 
     ``dz = dy * f'(z)`` (softmax: the row-wise rule), in one pass that also
     sums ``dbias = sum_rows(dz)``; ``dkernel = x.T @ dz``; ``dx = dz @ kernel.T``.
     Returns ``(dx, dkernel, dbias)``; ``dx`` is None when not ``need_dx``,
-    ``dbias`` None when not ``use_bias``.
+    ``dbias`` None when not ``use_bias``. ``dx_out``, ``dkernel_out`` and
+    ``dbias_out`` are optional output buffers (a model passes views of its
+    flat gradient buffer); they must not overlap the inputs.
     """
     kind, param = _activation(activation, negative_slope, alpha, approximate)
     x = _as_2d(x, "x")
@@ -284,9 +286,13 @@ def dense_backward(dy, x, kernel, preactivation, activation="linear", *, use_bia
         if arr.shape != shape:
             raise ValueError(f"dense_backward: {name} has shape {arr.shape} but x @ kernel has shape {shape}")
     dz = np.empty(shape, dtype=np.float32)
-    dx = np.empty(x.shape, dtype=np.float32) if need_dx else None
-    dkernel = np.empty(kernel.shape, dtype=np.float32)
-    dbias = np.empty((kernel.shape[1],), dtype=np.float32) if use_bias else None
+    dx = _check_out(dx_out, x.shape, "dx_out") if need_dx else None
+    dkernel = _check_out(dkernel_out, kernel.shape, "dkernel_out")
+    dbias = _check_out(dbias_out, (kernel.shape[1],), "dbias_out") if use_bias else None
+    outs = [o for o in (dx, dkernel, dbias) if o is not None]
+    if any(np.may_share_memory(o, i) for o in outs for i in (dy, x, kernel, z)) or \
+            any(np.may_share_memory(a, b) for k, a in enumerate(outs) for b in outs[k + 1:]):
+        raise ValueError("dense_backward: output buffers must not overlap the inputs or each other")
     _core.dense_backward(dy, x, kernel, z, kind, param, dz, dx, dkernel, dbias)
     return dx, dkernel, dbias
 

@@ -1,0 +1,142 @@
+"""Turns what fit / evaluate / predict receive into batches of NumPy arrays.
+
+Accepted, as Keras accepts them: NumPy arrays (any float or int dtype) or
+lists, a ``gradsmith.data.Dataset`` (or any re-iterable of batches), and a
+Python generator of ``(x, y)`` or ``(x, y, sample_weight)`` batches.
+"""
+import types
+
+import numpy as np
+
+__all__ = ["ArrayBatches", "IterableBatches", "adapt", "split_validation", "unpack"]
+
+
+def _as_array(a, name):
+    if a is None:
+        return None
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected numeric data, got dtype {arr.dtype}")
+    return arr
+
+
+def unpack(batch):
+    """(x, y, sample_weight) from one batch element, as Keras unpacks it."""
+    if isinstance(batch, (tuple, list)):
+        if len(batch) == 1:
+            return batch[0], None, None
+        if len(batch) == 2:
+            return batch[0], batch[1], None
+        if len(batch) == 3:
+            return batch[0], batch[1], batch[2]
+        raise ValueError(f"a batch must be x, (x,), (x, y) or (x, y, sample_weight); got {len(batch)} items")
+    return batch, None, None
+
+
+class ArrayBatches:
+    """Batches of in-memory arrays; reshuffled every epoch when ``shuffle``."""
+
+    def __init__(self, x, y=None, sample_weight=None, batch_size=32, shuffle=False, seed=None):
+        self.x = _as_array(x, "x")
+        self.y = _as_array(y, "y")
+        self.sample_weight = _as_array(sample_weight, "sample_weight")
+        if self.x.ndim == 0:
+            raise ValueError(f"x must have a batch axis, got shape {self.x.shape}")
+        n = len(self.x)
+        for name, a in (("y", self.y), ("sample_weight", self.sample_weight)):
+            if a is not None and len(a) != n:
+                raise ValueError(f"x and {name} must have the same number of samples, got {n} and {len(a)}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self._rng = np.random.default_rng(seed)
+        self.num_samples = n
+
+    def num_batches(self):
+        return (self.num_samples + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self):
+        n = self.num_samples
+        order = self._rng.permutation(n) if self.shuffle else None
+        for start in range(0, n, self.batch_size):
+            sl = slice(start, start + self.batch_size) if order is None else order[start:start + self.batch_size]
+            yield (self.x[sl], None if self.y is None else self.y[sl],
+                   None if self.sample_weight is None else self.sample_weight[sl])
+
+
+class IterableBatches:
+    """Batches from a Dataset (re-iterable) or a generator (consumed once, across epochs)."""
+
+    def __init__(self, source, steps=None):
+        self.source = source
+        self.steps = steps
+        self.is_generator = isinstance(source, types.GeneratorType) or (
+            hasattr(source, "__next__") and iter(source) is source)
+        self._iterator = None
+        self.exhausted = False
+
+    def num_batches(self):
+        """Batches per pass, or None when unknown (a generator, an infinite dataset)."""
+        if self.steps is not None:
+            return self.steps
+        try:
+            return len(self.source)
+        except TypeError:
+            return None
+
+    def __iter__(self):
+        if self.is_generator:
+            it = self.source
+        elif self.steps is not None:
+            # steps_per_epoch over a dataset: keep one iterator across epochs, restart when it ends.
+            if self._iterator is None:
+                self._iterator = iter(self.source)
+            it = self._iterator
+        else:
+            it = iter(self.source)
+        count = 0
+        while self.steps is None or count < self.steps:
+            try:
+                batch = next(it)
+            except StopIteration:
+                if self.is_generator:
+                    self.exhausted = True
+                else:
+                    self._iterator = None
+                return
+            count += 1
+            yield unpack(batch)
+
+
+def adapt(x, y=None, sample_weight=None, batch_size=None, shuffle=False, steps=None, seed=None):
+    """The batch source for fit / evaluate / predict."""
+    if x is None:
+        raise ValueError("x is required")
+    is_arraylike = isinstance(x, (np.ndarray, list, tuple)) and not isinstance(x, types.GeneratorType)
+    if is_arraylike:
+        return ArrayBatches(x, y, sample_weight, 32 if batch_size is None else batch_size, shuffle, seed)
+    if y is not None:
+        raise ValueError("y must not be given when x is a dataset or a generator (it yields (x, y) batches)")
+    if not hasattr(x, "__iter__"):
+        raise TypeError(f"cannot train on x of type {type(x).__name__}: expected arrays, a Dataset or a generator")
+    return IterableBatches(x, steps)
+
+
+def split_validation(x, y, sample_weight, validation_split):
+    """Keras's validation_split: the LAST fraction of the samples, taken before any shuffling."""
+    if not 0.0 <= validation_split < 1.0:
+        raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
+    x = _as_array(x, "x")
+    n = len(x)
+    cut = int(n * (1.0 - validation_split))
+    if cut == 0 or cut == n:
+        raise ValueError(f"validation_split={validation_split} leaves no training or no validation samples "
+                         f"out of {n}")
+
+    def part(a, sl):
+        return None if a is None else _as_array(a, "data")[sl]
+
+    train = (x[:cut], part(y, slice(0, cut)), part(sample_weight, slice(0, cut)))
+    val = (x[cut:], part(y, slice(cut, None)), part(sample_weight, slice(cut, None)))
+    return train, val

@@ -1,0 +1,408 @@
+"""Layers with Keras 3's names and arguments: Input, Dense, Activation, Dropout, Flatten.
+
+A layer is ``__init__`` (configuration), ``build`` (weights, from the input
+shape), ``forward``/``backward`` (the math, through gradsmith.ops) and
+``get_config`` (configuration back out). Forward keeps exactly what backward
+needs; backward writes the weights' gradients into ``weight.grad`` (overwrite,
+not accumulate) and returns dL/dx.
+
+Weights are float32 NumPy arrays. Inside a model they are views of the model's
+one flat parameter buffer, and their gradients views of its flat gradient
+buffer, so an optimizer updates every weight with one fused kernel call.
+"""
+import itertools
+
+import numpy as np
+
+from gradsmith import initializers, ops, regularizers
+
+__all__ = ["Layer", "InputLayer", "Input", "Dense", "Activation", "Dropout", "Flatten", "get", "serialize",
+           "deserialize"]
+
+_name_counters = {}
+
+
+def _unique_name(base):
+    n = _name_counters.get(base, 0)
+    _name_counters[base] = n + 1
+    return base if n == 0 else f"{base}_{n}"
+
+
+def _snake(name):
+    out = []
+    for i, ch in enumerate(name):
+        if ch.isupper() and i and not name[i - 1].isupper():
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out)
+
+
+class Weight:
+    """One weight: its value (a float32 array) and its gradient, plus how to make and penalise it."""
+
+    def __init__(self, name, shape, initializer, regularizer=None, trainable=True):
+        self.name = name
+        self.shape = tuple(int(d) for d in shape)
+        self.regularizer = regularizer
+        self.trainable = trainable
+        self.value = np.asarray(initializer(self.shape), dtype=np.float32).reshape(self.shape)
+        self.grad = np.zeros(self.shape, np.float32)
+
+    @property
+    def size(self):
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def numpy(self):
+        return self.value.copy()
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self.value, dtype=dtype)
+
+
+class Layer:
+    """Base class. Accepts Keras's ``input_shape=`` (and ``input_dim=``) on the first layer."""
+
+    def __init__(self, trainable=True, name=None, input_shape=None, input_dim=None, batch_input_shape=None,
+                 dtype=None, **kwargs):
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}: unexpected keyword argument(s) {', '.join(sorted(kwargs))}")
+        if dtype not in (None, "float32", np.float32):
+            raise ValueError(f"{type(self).__name__}: only float32 is supported, got dtype={dtype!r}")
+        self.name = name if name is not None else _unique_name(_snake(type(self).__name__))
+        self.trainable = bool(trainable)
+        self.built = False
+        self._weights = []
+        self.input_shape = None
+        self.output_shape = None
+        if batch_input_shape is not None:
+            self._declared_input_shape = tuple(batch_input_shape)
+        elif input_shape is not None:
+            self._declared_input_shape = (None,) + tuple(input_shape)
+        elif input_dim is not None:
+            self._declared_input_shape = (None, int(input_dim))
+        else:
+            self._declared_input_shape = None
+
+    # -- weights ---------------------------------------------------------------
+    def add_weight(self, name, shape, initializer="zeros", regularizer=None, trainable=True):
+        w = Weight(f"{self.name}/{name}", shape, initializers.get(initializer), regularizer, trainable)
+        self._weights.append(w)
+        return w
+
+    @property
+    def weights(self):
+        return [w.value for w in self._weights]
+
+    @property
+    def trainable_weights(self):
+        return [w.value for w in self._weights if w.trainable and self.trainable]
+
+    @property
+    def non_trainable_weights(self):
+        return [w.value for w in self._weights if not (w.trainable and self.trainable)]
+
+    def get_weights(self):
+        return [w.value.copy() for w in self._weights]
+
+    def set_weights(self, weights):
+        """Copy values into the weights; checks every shape first, so a bad list changes nothing."""
+        weights = list(weights)
+        if len(weights) != len(self._weights):
+            raise ValueError(f"layer {self.name!r} expects {len(self._weights)} weights, got {len(weights)}")
+        arrays = []
+        for w, new in zip(self._weights, weights):
+            a = np.asarray(new)
+            if a.dtype.kind not in "biuf":
+                raise TypeError(f"weight {w.name!r}: expected a numeric array, got dtype {a.dtype}")
+            if a.shape != w.shape:
+                raise ValueError(f"weight {w.name!r} has shape {w.shape}, got an array of shape {a.shape}")
+            arrays.append(a)
+        for w, a in zip(self._weights, arrays):
+            w.value[...] = a
+
+    def count_params(self):
+        return sum(w.size for w in self._weights)
+
+    def regularization_loss(self):
+        return sum(w.regularizer(w.value) for w in self._weights if w.regularizer is not None)
+
+    def _add_regularization_grads(self):
+        for w in self._weights:
+            if w.regularizer is not None:
+                w.grad += w.regularizer.gradient(w.value)
+
+    # -- shapes and math -------------------------------------------------------
+    def build(self, input_shape):
+        self.input_shape = tuple(input_shape)
+        self.output_shape = self.compute_output_shape(self.input_shape)
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def flops(self, batch=1):
+        """Floating-point operations of one forward pass over ``batch`` samples."""
+        return 0
+
+    def forward(self, x, training=False):
+        raise NotImplementedError
+
+    def backward(self, dy, need_dx=True):
+        raise NotImplementedError
+
+    def __call__(self, x, training=False):
+        x = np.asarray(x, dtype=np.float32)
+        if not self.built:
+            self.build((None,) + x.shape[1:])
+        return self.forward(x, training=training)
+
+    # -- configuration ---------------------------------------------------------
+    def get_config(self):
+        config = {"name": self.name, "trainable": self.trainable, "dtype": "float32"}
+        if self._declared_input_shape is not None:
+            config["batch_input_shape"] = list(self._declared_input_shape)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+class InputLayer(Layer):
+    """The input of a Sequential model: its shape, without the batch axis, is ``shape``."""
+
+    def __init__(self, shape=None, batch_size=None, name=None, input_shape=None, batch_shape=None, **kwargs):
+        if shape is None and input_shape is not None:
+            shape = input_shape
+        if batch_shape is not None:
+            batch_size, shape = batch_shape[0], tuple(batch_shape[1:])
+        if shape is None:
+            raise ValueError("Input needs shape=, e.g. Input(shape=(20,))")
+        if isinstance(shape, int):
+            shape = (shape,)
+        super().__init__(name=name if name is not None else _unique_name("input_layer"), **kwargs)
+        self.shape = (batch_size,) + tuple(shape)
+        self._declared_input_shape = self.shape
+
+    def forward(self, x, training=False):
+        return x
+
+    def backward(self, dy, need_dx=True):
+        return dy
+
+    def get_config(self):
+        return {"batch_shape": list(self.shape), "name": self.name}
+
+
+def Input(shape=None, batch_size=None, name=None, batch_shape=None):  # noqa: N802 - Keras's name
+    """``Input(shape=(20,))``: the input specification of a Sequential model."""
+    return InputLayer(shape=shape, batch_size=batch_size, name=name, batch_shape=batch_shape)
+
+
+class Dense(Layer):
+    """``y = activation(x @ kernel + bias)``, kernel of shape (in, units) as Keras.
+
+    Inputs of rank > 2 are applied along the last axis. Bias and activation run
+    in the GEMM's epilogue; backward applies the activation's derivative in the
+    same pass that sums the bias gradient.
+    """
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
+            raise ValueError(f"Dense: units must be a positive integer, got {units!r}")
+        self.units = int(units)
+        self.activation = _activation_name(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self._cache = None
+
+    def build(self, input_shape):
+        in_dim = input_shape[-1]
+        if in_dim is None:
+            raise ValueError(f"Dense {self.name!r}: the last axis of the input must be known, got {input_shape}")
+        self._kernel = self.add_weight("kernel", (in_dim, self.units), self.kernel_initializer,
+                                       self.kernel_regularizer)
+        self._bias = (self.add_weight("bias", (self.units,), self.bias_initializer, self.bias_regularizer)
+                      if self.use_bias else None)
+        super().build(input_shape)
+
+    @property
+    def kernel(self):
+        return self._kernel.value
+
+    @property
+    def bias(self):
+        return self._bias.value if self._bias is not None else None
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def flops(self, batch=1):
+        in_dim = self._kernel.shape[0]
+        return 2 * batch * in_dim * self.units + (batch * self.units if self.use_bias else 0)
+
+    def forward(self, x, training=False):
+        lead = x.shape[:-1]
+        if x.shape[-1] != self._kernel.shape[0]:
+            raise ValueError(f"Dense {self.name!r}: expected inputs with last axis {self._kernel.shape[0]}, "
+                             f"got shape {x.shape}")
+        x2 = x.reshape(-1, x.shape[-1])
+        bias = self.bias
+        if training:
+            if self.activation == "linear":
+                y = ops.dense_forward(x2, self.kernel, bias)
+                z = y
+            else:
+                y, z = ops.dense_forward(x2, self.kernel, bias, self.activation, return_preactivation=True)
+            self._cache = (x2, z, lead)
+        else:
+            y = ops.dense_forward(x2, self.kernel, bias, self.activation)
+        return y.reshape(lead + (self.units,))
+
+    def backward(self, dy, need_dx=True):
+        x2, z, lead = self._cache
+        dx, _, _ = ops.dense_backward(
+            dy.reshape(-1, self.units), x2, self.kernel, z, self.activation, use_bias=self.use_bias,
+            need_dx=need_dx, dkernel_out=self._kernel.grad, dbias_out=self._bias.grad if self.use_bias else None)
+        self._add_regularization_grads()
+        self._cache = None
+        return None if dx is None else dx.reshape(lead + (x2.shape[1],))
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "activation": self.activation,
+                "use_bias": self.use_bias,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer)
+                if isinstance(self.kernel_initializer, initializers.Initializer) else None,
+                "bias_initializer": initializers.serialize(self.bias_initializer)
+                if isinstance(self.bias_initializer, initializers.Initializer) else None,
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer)
+                if self.kernel_regularizer else None,
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer)
+                if self.bias_regularizer else None}
+
+
+def _activation_name(activation):
+    """Keras activation identifier -> the kernel's name (None -> 'linear')."""
+    if activation is None:
+        return "linear"
+    if not isinstance(activation, str):
+        name = getattr(activation, "__name__", None)
+        if name is None:
+            raise TypeError(f"activation must be a name such as 'relu', got {activation!r}")
+        activation = name
+    ops._activation(activation, 0.2, 1.0, True)  # raises ValueError for unknown names
+    return activation.lower()
+
+
+class Activation(Layer):
+    """Applies an activation: ``Activation('relu')``."""
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = _activation_name(activation)
+        self._x = None
+
+    def forward(self, x, training=False):
+        if training:
+            self._x = x
+        return ops.activation_forward(x, self.activation)
+
+    def backward(self, dy, need_dx=True):
+        dx = ops.activation_backward(dy, self._x, self.activation)
+        self._x = None
+        return dx
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation}
+
+
+class Dropout(Layer):
+    """Zeroes a fraction ``rate`` of inputs while training and scales the rest by 1 / (1 - rate).
+
+    The mask comes from Philox(seed; element, call counter): reproducible for a
+    seed, independent of the thread count, and regenerated in backward rather
+    than stored.
+    """
+
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        rate = float(rate)
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"Dropout: rate must be in [0, 1), got {rate}")
+        if noise_shape is not None:
+            raise NotImplementedError("Dropout: noise_shape is not supported yet")
+        self.rate = rate
+        self.seed = seed
+        self._seed = int(seed) if seed is not None else int(np.random.default_rng().integers(0, 2**63))
+        self._calls = itertools.count()
+        self._offset = None
+
+    def forward(self, x, training=False):
+        if not training or self.rate == 0.0:
+            self._offset = None
+            return x
+        self._offset = next(self._calls)
+        return ops.dropout_forward(x, self.rate, self._seed, self._offset)
+
+    def backward(self, dy, need_dx=True):
+        if self._offset is None:
+            return dy
+        return ops.dropout_backward(dy, self.rate, self._seed, self._offset)
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+class Flatten(Layer):
+    """Reshapes (batch, d1, d2, ...) to (batch, d1 * d2 * ...)."""
+
+    def compute_output_shape(self, input_shape):
+        rest = input_shape[1:]
+        return (input_shape[0], None if any(d is None for d in rest) else int(np.prod(rest, dtype=np.int64)))
+
+    def forward(self, x, training=False):
+        self._shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy, need_dx=True):
+        return dy.reshape(self._shape)
+
+
+_LAYERS = {cls.__name__: cls for cls in (InputLayer, Dense, Activation, Dropout, Flatten)}
+
+
+def serialize(layer):
+    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+
+
+def deserialize(config):
+    cls = _LAYERS.get(config.get("class_name"))
+    if cls is None:
+        raise ValueError(f"unknown layer class {config.get('class_name')!r}")
+    cfg = dict(config.get("config", {}))
+    for key, module in (("kernel_initializer", initializers), ("bias_initializer", initializers),
+                        ("kernel_regularizer", regularizers), ("bias_regularizer", regularizers)):
+        if isinstance(cfg.get(key), dict):
+            cfg[key] = module.deserialize(cfg[key])
+    if cfg.get("kernel_initializer", 0) is None:
+        cfg.pop("kernel_initializer")
+    if cfg.get("bias_initializer", 0) is None:
+        cfg.pop("bias_initializer")
+    cfg.pop("dtype", None)
+    return cls.from_config(cfg)
+
+
+def get(identifier):
+    if isinstance(identifier, Layer):
+        return identifier
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
+    raise ValueError(f"cannot interpret {identifier!r} as a layer")

@@ -1,0 +1,579 @@
+"""Sequential models: compile / fit / evaluate / predict with Keras 3's names and defaults.
+
+From ``model.fit`` to a kernel:
+  fit (batch loop, callbacks)  ->  _train_step
+    -> layer.forward for each layer        (ops.dense_forward: GEMM + bias + activation epilogue)
+    -> loss.value_and_grad                 (ops.loss_and_grad: value and dL/dy_pred in one pass)
+    -> layer.backward in reverse           (ops.dense_backward: fused f'(z), bias sums, two GEMMs)
+    -> optimizer.apply                     (one fused ops.*_step over every trainable weight)
+
+All weights live in one flat float32 buffer (``model.parameters``) and their
+gradients in another; each layer's weights are views of them.
+"""
+import io
+import json
+import os
+import sys
+import tempfile
+import zipfile
+
+import numpy as np
+
+from gradsmith import data_adapter, layers as layers_mod
+
+__all__ = ["Sequential", "load_model"]
+
+
+def _num_samples(x):
+    try:
+        return len(x)
+    except TypeError:
+        return None
+
+
+class Sequential:
+    """A linear stack of layers: ``Sequential([Dense(64, activation='relu', input_shape=(20,)), Dense(1)])``."""
+
+    def __init__(self, layers=None, name=None, trainable=True):
+        self.name = name if name is not None else layers_mod._unique_name("sequential")
+        self.trainable = trainable
+        self._layers = []
+        self._input_layer = None
+        self.built = False
+        self.optimizer = None
+        self.loss = None
+        self.compiled = False
+        self.stop_training = False
+        self.history = None
+        self._compile_config = None
+        for layer in layers or []:
+            self.add(layer)
+
+    # ------------------------------------------------------------------ structure
+    @property
+    def layers(self):
+        return list(self._layers)
+
+    def add(self, layer):
+        if isinstance(layer, layers_mod.InputLayer):
+            if self._layers or self._input_layer is not None:
+                raise ValueError("Input must be the first entry of a Sequential model")
+            self._input_layer = layer
+            return
+        if not isinstance(layer, layers_mod.Layer):
+            raise TypeError(f"Sequential.add: expected a layer, got {type(layer).__name__}")
+        if any(existing is layer for existing in self._layers):
+            raise ValueError(f"layer {layer.name!r} is already in the model")
+        if layer.name in {existing.name for existing in self._layers}:
+            raise ValueError(f"the model already has a layer named {layer.name!r}; layer names must be unique")
+        self._layers.append(layer)
+        self.built = False
+        if len(self._layers) == 1 and self._input_layer is None and layer._declared_input_shape is not None:
+            self._input_layer = layers_mod.InputLayer(batch_shape=layer._declared_input_shape)
+        if self._input_layer is not None:
+            self.build(self._input_layer.shape)
+
+    def pop(self):
+        if not self._layers:
+            raise IndexError("there is no layer to pop")
+        layer = self._layers.pop()
+        self.built = False
+        if self._input_layer is not None and self._layers:
+            self.build(self._input_layer.shape)
+        return layer
+
+    def get_layer(self, name=None, index=None):
+        if index is not None:
+            if not -len(self._layers) <= index < len(self._layers):
+                raise ValueError(f"index {index} is out of range for a model of {len(self._layers)} layers")
+            return self._layers[index]
+        for layer in self._layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"no layer named {name!r}; layers are {[l.name for l in self._layers]}")
+
+    def build(self, input_shape=None):
+        """Build every layer from the input shape and gather all weights into one flat buffer."""
+        if input_shape is None:
+            if self._input_layer is None:
+                raise ValueError("build() needs an input shape: give Input(shape=...) or input_shape=")
+            input_shape = self._input_layer.shape
+        input_shape = tuple(input_shape)
+        if self._input_layer is None:
+            self._input_layer = layers_mod.InputLayer(batch_shape=input_shape)
+        shape = input_shape
+        for layer in self._layers:
+            if not layer.built:
+                layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+            layer.output_shape = shape
+        self._gather_weights()
+        self.built = True
+
+    def _gather_weights(self):
+        """One flat buffer for the values and one for the gradients; each weight becomes a view."""
+        weights = [w for layer in self._layers for w in layer._weights]
+        total = sum(w.size for w in weights)
+        params = np.zeros(total, np.float32)
+        grads = np.zeros(total, np.float32)
+        offset = 0
+        for w in weights:
+            view = params[offset:offset + w.size].reshape(w.shape)
+            view[...] = w.value
+            w.value = view
+            w.grad = grads[offset:offset + w.size].reshape(w.shape)
+            offset += w.size
+        self.parameters, self.gradients = params, grads
+        # An optimizer built for the old buffers would update stale views: start it afresh.
+        if self.optimizer is not None:
+            self.optimizer = type(self.optimizer).from_config(self.optimizer.get_config())
+
+    def _trainable(self):
+        if not self.trainable:
+            return []
+        return [w for layer in self._layers if layer.trainable for w in layer._weights if w.trainable]
+
+    @property
+    def weights(self):
+        return [w.value for w in self._all_weights()]
+
+    @property
+    def trainable_weights(self):
+        return [w.value for w in self._trainable()]
+
+    @property
+    def non_trainable_weights(self):
+        trainable = {id(w) for w in self._trainable()}
+        return [w.value for w in self._all_weights() if id(w) not in trainable]
+
+    def _all_weights(self):
+        return [w for layer in self._layers for w in layer._weights]
+
+    def count_params(self):
+        self._require_built("count_params")
+        return sum(w.size for w in self._all_weights())
+
+    def get_weights(self):
+        return [w.value.copy() for w in self._all_weights()]
+
+    def set_weights(self, weights):
+        """Copy a list of arrays (as get_weights returns) into the model; all shapes are checked first."""
+        self._require_built("set_weights")
+        weights = list(weights)
+        all_w = self._all_weights()
+        if len(weights) != len(all_w):
+            raise ValueError(f"the model has {len(all_w)} weights, got a list of {len(weights)}")
+        arrays = []
+        for w, new in zip(all_w, weights):
+            a = np.asarray(new)
+            if a.dtype.kind not in "biuf":
+                raise TypeError(f"weight {w.name!r}: expected a numeric array, got dtype {a.dtype}")
+            if a.shape != w.shape:
+                raise ValueError(f"weight {w.name!r} has shape {w.shape}, got an array of shape {a.shape}")
+            arrays.append(a)
+        for w, a in zip(all_w, arrays):
+            w.value[...] = a
+
+    def _require_built(self, what):
+        if not self.built:
+            raise ValueError(f"{what}: the model is not built yet; give it an input shape (Input(shape=...) or "
+                             "input_shape= on the first layer) or call it on data first")
+
+    def _ensure_built(self, x):
+        if not self.built:
+            self.build((None,) + tuple(np.shape(x)[1:]))
+
+    # ------------------------------------------------------------------ compile
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, weighted_metrics=None,
+                run_eagerly=False, steps_per_execution=1, jit_compile="auto", auto_scale_loss=True):
+        from gradsmith import losses, metrics as metrics_mod, optimizers
+
+        self.optimizer = optimizers.get(optimizer)
+        self.loss = losses.get(loss) if loss is not None else None
+        if loss_weights is not None and not isinstance(loss_weights, (int, float)):
+            if isinstance(loss_weights, (list, tuple)) and len(loss_weights) == 1:
+                loss_weights = loss_weights[0]
+            else:
+                raise ValueError("loss_weights: a Sequential model has one output; give one number")
+        self.loss_weight = 1.0 if loss_weights is None else float(loss_weights)
+        self._metric_ids = list(metrics or [])
+        self._weighted_metric_ids = list(weighted_metrics or [])
+        self._metrics_mod = metrics_mod
+        self.compiled_metrics = None  # resolved on first use, when the output shape is known
+        self.compiled = True
+        self._compile_config = {
+            "optimizer": optimizers.serialize(self.optimizer) if hasattr(optimizers, "serialize") else None,
+            "loss": loss if isinstance(loss, str) else (losses.serialize(self.loss)
+                                                         if hasattr(losses, "serialize") and self.loss else None),
+            "metrics": [m for m in self._metric_ids if isinstance(m, str)],
+            "loss_weights": loss_weights,
+        }
+
+    def _resolve_metrics(self):
+        if self.compiled_metrics is None:
+            shape = self._layers[-1].output_shape if self._layers else None
+            self.compiled_metrics = [self._metrics_mod.resolve(m, self.loss, shape) for m in self._metric_ids]
+            self.compiled_weighted_metrics = [self._metrics_mod.resolve(m, self.loss, shape)
+                                              for m in self._weighted_metric_ids]
+        return self.compiled_metrics
+
+    @property
+    def metrics_names(self):
+        self._resolve_metrics()
+        return ["loss"] + [m.name for m in self.compiled_metrics]
+
+    # ------------------------------------------------------------------ math
+    def _forward(self, x, training):
+        for layer in self._layers:
+            x = layer.forward(x, training=training)
+        return x
+
+    def _backward(self, dy):
+        n = len(self._layers)
+        for i in range(n - 1, -1, -1):
+            dy = self._layers[i].backward(dy, need_dx=i > 0)
+
+    def _regularization(self):
+        return sum(layer.regularization_loss() for layer in self._layers)
+
+    def _check_compiled(self, what):
+        if not self.compiled:
+            raise RuntimeError(f"{what}: you must compile the model before training or evaluating it "
+                               "(model.compile(optimizer, loss))")
+        if self.loss is None:
+            raise ValueError(f"{what}: the model was compiled without a loss")
+
+    def _prepare_batch(self, x, y, sw):
+        x = np.asarray(x)
+        if x.dtype.kind not in "biuf":
+            raise TypeError(f"x: expected numeric data, got dtype {x.dtype}")
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        self._ensure_built(x)
+        expected = self._input_layer.shape[1:]
+        if len(expected) != x.ndim - 1 or any(e is not None and e != d for e, d in zip(expected, x.shape[1:])):
+            raise ValueError(f"input of shape {x.shape} does not match the model's input shape "
+                             f"{(None,) + tuple(expected)}")
+        return x, y, sw
+
+    def _train_step(self, x, y, sw):
+        """One optimizer step on a batch; returns its loss value (weighted loss + regularization)."""
+        x, y, sw = self._prepare_batch(x, y, sw)
+        y_pred = self._forward(x, training=True)
+        value, grad = self.loss.value_and_grad(y, y_pred, sw)
+        if self.loss_weight != 1.0:
+            value *= self.loss_weight
+            grad *= np.float32(self.loss_weight)
+        self._backward(grad)
+        trainable = self._trainable()
+        if trainable:
+            self.optimizer.apply([w.grad for w in trainable], [w.value for w in trainable])
+        value += self._regularization()
+        self._update_metrics(y, y_pred, sw)
+        return value, len(x)
+
+    def _test_step(self, x, y, sw):
+        x, y, sw = self._prepare_batch(x, y, sw)
+        y_pred = self._forward(x, training=False)
+        value = self.loss(y, y_pred, sample_weight=sw) * self.loss_weight + self._regularization()
+        self._update_metrics(y, y_pred, sw)
+        return value, len(x)
+
+    def _update_metrics(self, y, y_pred, sw):
+        for m in self._resolve_metrics():
+            m.update_state(y, y_pred)
+        for m in self.compiled_weighted_metrics:
+            m.update_state(y, y_pred, sample_weight=sw)
+
+    def _reset_metrics(self):
+        for m in self._resolve_metrics() + self.compiled_weighted_metrics:
+            m.reset_state()
+
+    def _logs(self, loss_sum, count, prefix=""):
+        logs = {prefix + "loss": float(loss_sum / count) if count else float("nan")}
+        for m in self.compiled_metrics + self.compiled_weighted_metrics:
+            r = m.result()
+            logs[prefix + m.name] = float(r) if np.ndim(r) == 0 else np.asarray(r)
+        return logs
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
+            validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
+            steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
+        """Train for ``epochs`` epochs; returns a History whose ``.history`` holds the per-epoch logs."""
+        from gradsmith import callbacks as callbacks_mod
+
+        self._check_compiled("fit")
+        if validation_split and validation_data is None:
+            if not isinstance(x, (np.ndarray, list, tuple)):
+                raise ValueError("validation_split is only supported for array inputs; pass validation_data")
+            (x, y, sample_weight), validation_data = data_adapter.split_validation(x, y, sample_weight,
+                                                                                  validation_split)
+        if class_weight is not None:
+            sample_weight = self._class_sample_weights(y, sample_weight, class_weight)
+        train = data_adapter.adapt(x, y, sample_weight, batch_size, shuffle=bool(shuffle), steps=steps_per_epoch)
+        val = None
+        if validation_data is not None:
+            if isinstance(validation_data, tuple) and len(validation_data) in (2, 3):
+                vx, vy, vsw = data_adapter.unpack(validation_data)
+                val = data_adapter.adapt(vx, vy, vsw, validation_batch_size or batch_size, steps=validation_steps)
+            else:
+                val = data_adapter.adapt(validation_data, steps=validation_steps)
+        verbose = 1 if verbose == "auto" else int(verbose)
+        history = callbacks_mod.History()
+        cbs = callbacks_mod.CallbackList(callbacks, add_history=False, add_progbar=verbose != 0, model=self,
+                                         verbose=verbose, epochs=epochs, steps=train.num_batches())
+        cbs.append(history)
+        self.history = history
+        self.stop_training = False
+        self._resolve_metrics()
+        cbs.on_train_begin()
+        for epoch in range(initial_epoch, epochs):
+            self._reset_metrics()
+            cbs.on_epoch_begin(epoch)
+            loss_sum, count = 0.0, 0
+            for step, (xb, yb, swb) in enumerate(train):
+                cbs.on_train_batch_begin(step)
+                value, n = self._train_step(xb, yb, swb)
+                loss_sum += value * n
+                count += n
+                cbs.on_train_batch_end(step, self._logs(loss_sum, count))
+                if self.stop_training:
+                    break
+            if count == 0:
+                print("Warning: your input ran out of data; training stops.", file=sys.stderr)
+                break
+            logs = self._logs(loss_sum, count)
+            if val is not None and (epoch + 1) % validation_freq == 0:
+                val_logs = self._evaluate_batches(val, cbs)
+                logs.update({"val_" + k: v for k, v in val_logs.items()})
+            cbs.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        cbs.on_train_end()
+        return history
+
+    @staticmethod
+    def _class_sample_weights(y, sample_weight, class_weight):
+        if y is None:
+            raise ValueError("class_weight needs y")
+        y = np.asarray(y)
+        labels = np.argmax(y, axis=-1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(len(y)).round().astype(int)
+        try:
+            w = np.array([class_weight[int(c)] for c in labels], dtype=np.float32)
+        except KeyError as e:
+            raise ValueError(f"class_weight has no entry for class {e.args[0]}") from None
+        return w if sample_weight is None else w * np.asarray(sample_weight, np.float32).reshape(len(w))
+
+    def _evaluate_batches(self, batches, cbs=None):
+        self._reset_metrics()
+        loss_sum, count = 0.0, 0
+        if cbs is not None:
+            cbs.on_test_begin()
+        for step, (xb, yb, swb) in enumerate(batches):
+            if cbs is not None:
+                cbs.on_test_batch_begin(step)
+            value, n = self._test_step(xb, yb, swb)
+            loss_sum += value * n
+            count += n
+            if cbs is not None:
+                cbs.on_test_batch_end(step, self._logs(loss_sum, count))
+        logs = self._logs(loss_sum, count)
+        if cbs is not None:
+            cbs.on_test_end(logs)
+        return logs
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
+                 callbacks=None, return_dict=False):
+        """Loss (and metrics) over the data: a float, a list [loss, metrics...], or a dict with return_dict."""
+        from gradsmith import callbacks as callbacks_mod
+
+        self._check_compiled("evaluate")
+        batches = data_adapter.adapt(x, y, sample_weight, batch_size, steps=steps)
+        verbose = 1 if verbose == "auto" else int(verbose)
+        cbs = callbacks_mod.CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose,
+                                         epochs=1, steps=batches.num_batches())
+        logs = self._evaluate_batches(batches, cbs)
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """Outputs for every sample of x, as one float32 NumPy array."""
+        batches = data_adapter.adapt(x, None, None, batch_size, steps=steps)
+        outs = []
+        for xb, _, _ in batches:
+            xb, _, _ = self._prepare_batch(xb, None, None)
+            outs.append(self._forward(xb, training=False))
+        if not outs:
+            raise ValueError("predict: no data")
+        return np.concatenate(outs, axis=0)
+
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
+        self._check_compiled("train_on_batch")
+        if class_weight is not None:
+            sample_weight = self._class_sample_weights(y, sample_weight, class_weight)
+        self._reset_metrics()
+        value, n = self._train_step(x, y, sample_weight)
+        return self._batch_result(value, n, return_dict)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        self._check_compiled("test_on_batch")
+        self._reset_metrics()
+        value, n = self._test_step(x, y, sample_weight)
+        return self._batch_result(value, n, return_dict)
+
+    def _batch_result(self, value, n, return_dict):
+        logs = self._logs(value * n, n)
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
+    def predict_on_batch(self, x):
+        x, _, _ = self._prepare_batch(x, None, None)
+        return self._forward(x, training=False)
+
+    def __call__(self, x, training=False):
+        x, _, _ = self._prepare_batch(x, None, None)
+        return self._forward(x, training=training)
+
+    # ------------------------------------------------------------------ summary
+    def summary(self, print_fn=None):
+        """Prints each layer's type, output shape and parameter count, then the totals and forward FLOPs."""
+        self._require_built("summary")
+        print_fn = print_fn or print
+        rows = [(f"{l.name} ({type(l).__name__})", str(l.output_shape), f"{l.count_params():,}")
+                for l in self._layers]
+        widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+                  for i, h in enumerate(("Layer (type)", "Output Shape", "Param #"))]
+        line = "-" * (sum(widths) + 6)
+        fmt = f"{{:<{widths[0]}}}   {{:<{widths[1]}}}   {{:>{widths[2]}}}"
+        print_fn(f'Model: "{self.name}"')
+        print_fn(line)
+        print_fn(fmt.format("Layer (type)", "Output Shape", "Param #"))
+        print_fn(line)
+        for r in rows:
+            print_fn(fmt.format(*r))
+        print_fn(line)
+        total = self.count_params()
+        trainable = sum(np.size(w) for w in self.trainable_weights)
+        print_fn(f" Total params: {total:,}")
+        print_fn(f" Trainable params: {trainable:,}")
+        print_fn(f" Non-trainable params: {total - trainable:,}")
+        print_fn(f" Forward FLOPs per sample: {sum(l.flops(1) for l in self._layers):,}")
+
+    # ------------------------------------------------------------------ config and saving
+    def get_config(self):
+        layer_configs = [layers_mod.serialize(l) for l in self._layers]
+        if self._input_layer is not None:
+            layer_configs.insert(0, layers_mod.serialize(self._input_layer))
+        return {"name": self.name, "trainable": self.trainable, "layers": layer_configs}
+
+    @classmethod
+    def from_config(cls, config):
+        model = cls(name=config.get("name"), trainable=config.get("trainable", True))
+        for lc in config["layers"]:
+            model.add(layers_mod.deserialize(lc))
+        return model
+
+    def save(self, filepath, overwrite=True):
+        """Save architecture, weights, compile configuration and optimizer state to a ``.keras`` file
+        (a zip archive), written atomically."""
+        filepath = os.fspath(filepath)
+        if not filepath.endswith(".keras"):
+            raise ValueError(f"model.save: the file name must end in .keras, got {filepath!r}")
+        self._require_built("save")
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            meta = {"format": "gradsmith.keras", "version": 1, "class_name": "Sequential",
+                    "config": self.get_config(), "compile_config": self._compile_config}
+            zf.writestr("config.json", json.dumps(meta, default=_json_default))
+            zf.writestr("model.weights.npz", _npz_bytes({f"w{i}": w for i, w in enumerate(self.get_weights())}))
+            state = getattr(self.optimizer, "get_state", None)
+            if callable(state) and getattr(self.optimizer, "iterations", 0):
+                zf.writestr("optimizer.npz", _npz_bytes(state()))
+        _atomic_write(filepath, buf.getvalue(), overwrite)
+
+    def save_weights(self, filepath, overwrite=True):
+        """Save the weights (NumPy .npz content) to ``filepath``, written atomically."""
+        self._require_built("save_weights")
+        data = _npz_bytes({f"w{i}": w for i, w in enumerate(self.get_weights())})
+        _atomic_write(os.fspath(filepath), data, overwrite)
+
+    def load_weights(self, filepath):
+        filepath = os.fspath(filepath)
+        if filepath.endswith(".keras"):
+            with zipfile.ZipFile(filepath) as zf:
+                data = zf.read("model.weights.npz")
+        else:
+            with open(filepath, "rb") as f:
+                data = f.read()
+        with np.load(io.BytesIO(data)) as npz:
+            weights = [npz[f"w{i}"] for i in range(len(npz.files))]
+        self.set_weights(weights)
+
+
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"cannot save {type(obj).__name__} in a model config")
+
+
+def _npz_bytes(arrays):
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def _atomic_write(path, data, overwrite=True):
+    """Write to a temporary file beside ``path`` and rename it into place: a reader sees the old file or
+    the new one, never half of one."""
+    if not overwrite and os.path.exists(path):
+        raise FileExistsError(f"{path} exists and overwrite=False")
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_model(filepath, compile=True):
+    """Load a model saved by ``model.save``: architecture, weights, and (with compile) the compile
+    configuration and optimizer state."""
+    from gradsmith import losses, optimizers
+
+    with zipfile.ZipFile(os.fspath(filepath)) as zf:
+        meta = json.loads(zf.read("config.json"))
+        weights_bytes = zf.read("model.weights.npz")
+        opt_bytes = zf.read("optimizer.npz") if "optimizer.npz" in zf.namelist() else None
+    if meta.get("format") != "gradsmith.keras":
+        raise ValueError(f"{filepath} is not a gradsmith model file")
+    model = Sequential.from_config(meta["config"])
+    if not model.built:
+        raise ValueError("the saved model has no input shape")
+    with np.load(io.BytesIO(weights_bytes)) as npz:
+        model.set_weights([npz[f"w{i}"] for i in range(len(npz.files))])
+    cc = meta.get("compile_config")
+    if compile and cc:
+        optimizer = optimizers.get(cc["optimizer"]) if cc.get("optimizer") else "rmsprop"
+        loss = cc.get("loss")
+        loss = losses.get(loss) if loss is not None else None
+        model.compile(optimizer=optimizer, loss=loss, metrics=cc.get("metrics"), loss_weights=cc.get("loss_weights"))
+        if opt_bytes is not None and hasattr(model.optimizer, "set_state"):
+            with np.load(io.BytesIO(opt_bytes)) as npz:
+                state = {k: npz[k] for k in npz.files}
+            trainable = model._trainable()
+            model.optimizer.build([w.value for w in trainable])
+            model.optimizer.set_state(state)
+    return model
