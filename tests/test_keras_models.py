@@ -265,3 +265,36 @@ def test_unknown_names_are_value_errors():
         keras.layers.Dense(0)
     with pytest.raises(ValueError):
         keras.layers.Dropout(1.0)
+
+
+# --------------------------------------------------------------------------- seeds
+def train_seeded(seed, threads):
+    keras.set_num_threads(threads)
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([keras.layers.Dense(32, activation="relu", input_shape=(6,)),
+                              keras.layers.Dropout(0.3), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((300, 6)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.float32)
+    model.fit(x, y, batch_size=16, epochs=2, verbose=0)
+    return model.get_weights()
+
+
+def test_set_random_seed_gives_bit_identical_training_for_any_thread_count():
+    before = keras.get_num_threads()
+    try:
+        a = train_seeded(42, 1)
+        b = train_seeded(42, max(2, before))
+        c = train_seeded(43, 1)
+    finally:
+        keras.set_num_threads(before)
+    for wa, wb in zip(a, b):
+        np.testing.assert_array_equal(wa, wb)
+    assert any(not np.array_equal(wa, wc) for wa, wc in zip(a, c))
+
+
+def test_predict_on_zero_rows_is_empty(rng):
+    model = small_model()
+    out = model.predict(np.zeros((0, 4), np.float32), verbose=0)
+    assert out.shape == (0, 3) and out.dtype == np.float32

@@ -8,6 +8,8 @@ import types
 
 import numpy as np
 
+from gradsmith import utils
+
 __all__ = ["ArrayBatches", "IterableBatches", "adapt", "split_validation", "unpack"]
 
 
@@ -50,7 +52,7 @@ class ArrayBatches:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
-        self._rng = np.random.default_rng(seed)
+        self._rng = np.random.default_rng(seed) if seed is not None else utils.global_rng()
         self.num_samples = n
 
     def num_batches(self):

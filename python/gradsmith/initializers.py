@@ -9,6 +9,8 @@ normal form from a normal truncated at two standard deviations with
 """
 import numpy as np
 
+from gradsmith import utils
+
 __all__ = ["Initializer", "Zeros", "Ones", "Constant", "RandomNormal", "RandomUniform", "TruncatedNormal",
            "VarianceScaling", "GlorotUniform", "GlorotNormal", "HeUniform", "HeNormal", "LecunUniform",
            "LecunNormal", "get", "serialize", "deserialize"]
@@ -46,11 +48,11 @@ class _Seeded(Initializer):
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
             raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
         self.seed = seed
-        self._rng = np.random.default_rng(seed)
 
     def _generator(self):
-        # Keras: an unseeded initializer gives new values on every call; a seeded one the same values.
-        return np.random.default_rng(self.seed) if self.seed is not None else self._rng
+        # Keras: an unseeded initializer gives new values on every call (from the global generator,
+        # which gradsmith.utils.set_random_seed seeds); a seeded one the same values every time.
+        return np.random.default_rng(self.seed) if self.seed is not None else utils.global_rng()
 
     def get_config(self):
         return {"seed": self.seed}

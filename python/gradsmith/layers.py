@@ -14,7 +14,7 @@ import itertools
 
 import numpy as np
 
-from gradsmith import initializers, ops, regularizers
+from gradsmith import initializers, ops, regularizers, utils
 
 __all__ = ["Layer", "InputLayer", "Input", "Dense", "Activation", "Dropout", "Flatten", "get", "serialize",
            "deserialize"]
@@ -341,7 +341,7 @@ class Dropout(Layer):
             raise NotImplementedError("Dropout: noise_shape is not supported yet")
         self.rate = rate
         self.seed = seed
-        self._seed = int(seed) if seed is not None else int(np.random.default_rng().integers(0, 2**63))
+        self._seed = int(seed) if seed is not None else int(utils.global_rng().integers(0, 2**63))
         self._calls = itertools.count()
         self._offset = None
 

@@ -776,7 +776,8 @@ def get(identifier):
     elif isinstance(identifier, str):
         obj = ALL_OBJECTS_DICT.get(identifier)
         if obj is None:
-            raise ValueError(f"Could not interpret loss identifier: {identifier}")
+            raise ValueError(f"Could not interpret loss identifier: {identifier!r}; valid names are "
+                             f"{', '.join(sorted(ALL_OBJECTS_DICT))}")
     else:
         obj = identifier
     if inspect.isclass(obj) and issubclass(obj, Loss):

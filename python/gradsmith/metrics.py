@@ -1041,6 +1041,9 @@ def get(identifier):
         obj = deserialize(identifier)
     elif isinstance(identifier, str):
         obj = ALL_OBJECTS_DICT.get(identifier)
+        if obj is None:
+            raise ValueError(f"Could not interpret metric identifier: {identifier!r}; valid names are "
+                             f"{', '.join(sorted(ALL_OBJECTS_DICT))}")
     else:
         obj = identifier
     if callable(obj):

@@ -233,8 +233,7 @@ class Sequential:
 
     def _check_compiled(self, what):
         if not self.compiled:
-            raise RuntimeError(f"{what}: you must compile the model before training or evaluating it "
-                               "(model.compile(optimizer, loss))")
+            raise RuntimeError("You must call `compile()` before using the model.")
         if self.loss is None:
             raise ValueError(f"{what}: the model was compiled without a loss")
 
@@ -400,8 +399,10 @@ class Sequential:
         for xb, _, _ in batches:
             xb, _, _ = self._prepare_batch(xb, None, None)
             outs.append(self._forward(xb, training=False))
-        if not outs:
-            raise ValueError("predict: no data")
+        if not outs:  # zero rows: an empty array of the output's shape
+            if not self.built:
+                raise ValueError("predict: no data, and the model has no input shape to size the output")
+            return np.zeros((0,) + tuple(self._layers[-1].output_shape[1:]), np.float32)
         return np.concatenate(outs, axis=0)
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):

@@ -669,7 +669,8 @@ def deserialize(config, custom_objects=None):
     name = config["class_name"]
     cls = (custom_objects or {}).get(name) or ALL_OBJECTS_DICT.get(str(name).lower())
     if cls is None:
-        raise ValueError(f"Could not interpret optimizer identifier: unknown class_name {name!r}")
+        raise ValueError(f"Could not interpret optimizer identifier: unknown class_name {name!r}; valid names "
+                         f"are {', '.join(sorted(ALL_OBJECTS_DICT))}")
     return cls.from_config(dict(config.get("config") or {}), custom_objects=custom_objects)
 
 
