@@ -59,6 +59,24 @@ class Weight:
         return np.asarray(self.value, dtype=dtype)
 
 
+def assign_weights(targets, arrays, owner):
+    """Copy ``arrays`` into the Weight records ``targets``, after checking every count, dtype and
+    shape: a bad list raises and changes nothing."""
+    arrays = list(arrays)
+    if len(arrays) != len(targets):
+        raise ValueError(f"{owner} has {len(targets)} weights, got a list of {len(arrays)}")
+    checked = []
+    for w, new in zip(targets, arrays):
+        a = np.asarray(new)
+        if a.dtype.kind not in "biuf":
+            raise TypeError(f"weight {w.name!r}: expected a numeric array, got dtype {a.dtype}")
+        if a.shape != w.shape:
+            raise ValueError(f"weight {w.name!r} has shape {w.shape}, got an array of shape {a.shape}")
+        checked.append(a)
+    for w, a in zip(targets, checked):
+        w.value[...] = a
+
+
 class Layer:
     """Base class. Accepts Keras's ``input_shape=`` (and ``input_dim=``) on the first layer."""
 
@@ -106,19 +124,7 @@ class Layer:
 
     def set_weights(self, weights):
         """Copy values into the weights; checks every shape first, so a bad list changes nothing."""
-        weights = list(weights)
-        if len(weights) != len(self._weights):
-            raise ValueError(f"layer {self.name!r} expects {len(self._weights)} weights, got {len(weights)}")
-        arrays = []
-        for w, new in zip(self._weights, weights):
-            a = np.asarray(new)
-            if a.dtype.kind not in "biuf":
-                raise TypeError(f"weight {w.name!r}: expected a numeric array, got dtype {a.dtype}")
-            if a.shape != w.shape:
-                raise ValueError(f"weight {w.name!r} has shape {w.shape}, got an array of shape {a.shape}")
-            arrays.append(a)
-        for w, a in zip(self._weights, arrays):
-            w.value[...] = a
+        assign_weights(self._weights, weights, f"layer {self.name!r}")
 
     def count_params(self):
         return sum(w.size for w in self._weights)

@@ -154,20 +154,7 @@ class Sequential:
     def set_weights(self, weights):
         """Copy a list of arrays (as get_weights returns) into the model; all shapes are checked first."""
         self._require_built("set_weights")
-        weights = list(weights)
-        all_w = self._all_weights()
-        if len(weights) != len(all_w):
-            raise ValueError(f"the model has {len(all_w)} weights, got a list of {len(weights)}")
-        arrays = []
-        for w, new in zip(all_w, weights):
-            a = np.asarray(new)
-            if a.dtype.kind not in "biuf":
-                raise TypeError(f"weight {w.name!r}: expected a numeric array, got dtype {a.dtype}")
-            if a.shape != w.shape:
-                raise ValueError(f"weight {w.name!r} has shape {w.shape}, got an array of shape {a.shape}")
-            arrays.append(a)
-        for w, a in zip(all_w, arrays):
-            w.value[...] = a
+        layers_mod.assign_weights(self._all_weights(), weights, f"model {self.name!r}")
 
     def _require_built(self, what):
         if not self.built:
