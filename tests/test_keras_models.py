@@ -302,3 +302,10 @@ def test_predict_on_zero_rows_is_empty(rng):
     model = small_model()
     out = model.predict(np.zeros((0, 4), np.float32), verbose=0)
     assert out.shape == (0, 3) and out.dtype == np.float32
+
+
+def test_gelu_in_a_layer_is_kerass_exact_form(rng):
+    """keras.activations.gelu (what activation='gelu' means) defaults to approximate=False."""
+    x = rng.standard_normal((6, 4)).astype(np.float32)
+    layer = keras.layers.Activation("gelu")
+    np.testing.assert_allclose(layer(x), R.activation_forward(x, "gelu", approximate=False), rtol=1e-6, atol=1e-7)

@@ -267,17 +267,19 @@ class Dense(Layer):
                 y = ops.dense_forward(x2, self.kernel, bias)
                 z = y
             else:
-                y, z = ops.dense_forward(x2, self.kernel, bias, self.activation, return_preactivation=True)
+                y, z = ops.dense_forward(x2, self.kernel, bias, self.activation, return_preactivation=True,
+                                         **_KERAS_ACTIVATION)
             self._cache = (x2, z, lead)
         else:
-            y = ops.dense_forward(x2, self.kernel, bias, self.activation)
+            y = ops.dense_forward(x2, self.kernel, bias, self.activation, **_KERAS_ACTIVATION)
         return y.reshape(lead + (self.units,))
 
     def backward(self, dy, need_dx=True):
         x2, z, lead = self._cache
         dx, _, _ = ops.dense_backward(
             dy.reshape(-1, self.units), x2, self.kernel, z, self.activation, use_bias=self.use_bias,
-            need_dx=need_dx, dkernel_out=self._kernel.grad, dbias_out=self._bias.grad if self.use_bias else None)
+            need_dx=need_dx, dkernel_out=self._kernel.grad, dbias_out=self._bias.grad if self.use_bias else None,
+            **_KERAS_ACTIVATION)
         self._add_regularization_grads()
         self._cache = None
         return None if dx is None else dx.reshape(lead + (x2.shape[1],))
@@ -293,6 +295,11 @@ class Dense(Layer):
                 if self.kernel_regularizer else None,
                 "bias_regularizer": regularizers.serialize(self.bias_regularizer)
                 if self.bias_regularizer else None}
+
+
+# What an activation *name* means in a Keras layer: keras.activations.gelu defaults to the exact erf
+# form (approximate=False), while keras.ops.gelu, and so gradsmith.ops, default to the tanh form.
+_KERAS_ACTIVATION = {"approximate": False}
 
 
 def _activation_name(activation):
@@ -319,10 +326,10 @@ class Activation(Layer):
     def forward(self, x, training=False):
         if training:
             self._x = x
-        return ops.activation_forward(x, self.activation)
+        return ops.activation_forward(x, self.activation, **_KERAS_ACTIVATION)
 
     def backward(self, dy, need_dx=True):
-        dx = ops.activation_backward(dy, self._x, self.activation)
+        dx = ops.activation_backward(dy, self._x, self.activation, **_KERAS_ACTIVATION)
         self._x = None
         return dx
 

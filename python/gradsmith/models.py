@@ -202,7 +202,7 @@ class Sequential:
     @property
     def metrics_names(self):
         self._resolve_metrics()
-        return ["loss"] + [m.name for m in self.compiled_metrics]
+        return ["loss"] + [m.name for m in self.compiled_metrics + self.compiled_weighted_metrics]
 
     # ------------------------------------------------------------------ math
     def _forward(self, x, training):
