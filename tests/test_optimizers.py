@@ -359,3 +359,23 @@ def test_errors_leave_buffers_untouched(isa):
         ops.sgd_step(w, np.ones(3), m, momentum=0.9, clipnorm=1.0, clipvalue=1.0)
     assert_bitwise_equal(w, np.ones(3, np.float32))
     assert_bitwise_equal(m, np.zeros(3, np.float32))
+
+
+@pytest.mark.parametrize("case", ["grad_is_param", "params_overlap", "state_overlaps_param", "state_is_grad"])
+def test_overlapping_in_place_buffers_are_refused(case):
+    flat = np.zeros(20, np.float32)
+    a, b, g = flat[:10], flat[10:], np.ones(10, np.float32)
+    m = np.zeros(10, np.float32)
+    args = {"grad_is_param": ([a], [a], [m]), "params_overlap": ([flat[:10], flat[5:15]], [g, g], [m, m.copy()]),
+            "state_overlaps_param": ([a], [g], [flat[5:15]]), "state_is_grad": ([a], [g], [g])}[case]
+    before = flat.copy()
+    with pytest.raises(ValueError, match="overlap"):
+        ops.sgd_step(args[0], args[1], args[2], momentum=0.9)
+    np.testing.assert_array_equal(flat, before)
+
+
+def test_disjoint_views_of_one_buffer_are_accepted():
+    flat = np.zeros(20, np.float32)
+    state = np.zeros(20, np.float32)
+    ops.sgd_step([flat[:10], flat[10:]], [np.ones(10, np.float32)] * 2, [state[:10], state[10:]], momentum=0.9)
+    np.testing.assert_allclose(flat, -0.01)

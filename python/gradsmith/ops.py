@@ -422,12 +422,27 @@ def _state(state, name, plist):
 
 
 def _no_overlap(plist, glist, states):
-    """Buffers updated in place must not overlap one another or the gradients."""
+    """Buffers updated in place must not overlap one another or the gradients (grads may share).
+
+    Every buffer here is C-contiguous, so each is one byte interval; sorted by
+    start, an interval overlaps an earlier one iff it starts before the
+    furthest end seen so far. O(n log n): a model passes one view per weight.
+    """
     written = list(plist) + [s for st in states if st for s in st]
-    for i, a in enumerate(written):
-        for b in written[i + 1:] + glist:
-            if a is b or np.may_share_memory(a, b):
-                raise ValueError("optimizer buffers (params, state, grads) must not overlap")
+    intervals = []
+    for arrays, is_written in ((written, True), (glist, False)):
+        for a in arrays:
+            if a.nbytes:
+                start = a.__array_interface__["data"][0]
+                intervals.append((start, start + a.nbytes, is_written))
+    intervals.sort()
+    end_written = end_any = 0
+    for start, end, is_written in intervals:
+        if start < end_written or (is_written and start < end_any):
+            raise ValueError("optimizer buffers (params, state, grads) must not overlap")
+        end_any = max(end_any, end)
+        if is_written:
+            end_written = max(end_written, end)
 
 
 def _clip(clipnorm, clipvalue, global_clipnorm):
