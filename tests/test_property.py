@@ -181,9 +181,12 @@ REJECTED = object()
 
 
 def call_or_clean_error(fn, *args, bad_names=(), bad_shape=False, bad_other=False, **kwargs):
-    """Call fn. Valid input (no bad names, shapes or options) must succeed; invalid input must raise a
-    clean TypeError (bad dtype, message naming one of ``bad_names``) or ValueError (bad shape or
-    option). Any other exception propagates and fails the test. Returns the result, or REJECTED."""
+    """Call fn. Valid input must succeed. Invalid input must raise a clean error:
+    ``bad_names`` (arguments with a bad dtype) -> TypeError whose message names one of them;
+    ``bad_shape`` (a shape or memory-layout problem) -> ValueError;
+    ``bad_other`` (a bad option or label) -> TypeError or ValueError.
+    When several apply, any of their errors is accepted. Any other exception (or a crash)
+    propagates and fails the test. Returns the result, or REJECTED."""
     invalid = bool(bad_names) or bad_shape or bad_other
     try:
         result = fn(*args, **kwargs)
@@ -796,7 +799,25 @@ def optimizer_problem(draw, opt, nan):
     else:
         state["accumulators"] = buf(0.1, 1)
     single = count == 1 and draw(st.booleans(), label="single array (not a list)")
-    return params, grads, state, opts, single
+    # sometimes one in-place buffer the step uses is invalid: float64 (TypeError naming it), or
+    # non-contiguous / read-only (ValueError); the step must then change nothing
+    corrupt = draw(st.sampled_from([None] * 9 + ["float64", "strided", "read-only"]), label="corrupt buffer")
+    if corrupt is not None:
+        used = [k for k in state if not (opt == "sgd" and k == "momentums" and not opts["momentum"])]
+        where = draw(st.sampled_from(["params"] + used), label="corrupt which")
+        i = draw(st.integers(0, count - 1), label="corrupt index")
+        bufs = params if where == "params" else state[where]
+        if corrupt == "strided" and bufs[i].size < 2:
+            corrupt = "read-only"  # a one-element view is contiguous
+        if corrupt == "float64":
+            bufs[i] = bufs[i].astype(np.float64)
+        elif corrupt == "strided":
+            bufs[i] = layout(bufs[i], "strided")
+        else:
+            bufs[i] = bufs[i].copy()
+            bufs[i].flags.writeable = False
+        corrupt = (corrupt, f"{where}[{i}]")
+    return params, grads, state, opts, single, corrupt
 
 
 OPTIMIZERS = {
@@ -823,17 +844,19 @@ def _reference_states(opt, ref, state):
 
 def _run_optimizer(opt, data, nan):
     fn, ref_fn, _ = OPTIMIZERS[opt]
-    params, grads, state, opts, single = data.draw(optimizer_problem(opt, nan), label="problem")
-    params_before = [p.copy() for p in params]
-    state_before = {k: [b.copy() for b in v] for k, v in state.items()}
+    params, grads, state, opts, single, corrupt = data.draw(optimizer_problem(opt, nan), label="problem")
+    params_before = [np.array(p, dtype=np.float32) for p in params]
+    state_before = {k: [np.array(b, dtype=np.float32) for b in v] for k, v in state.items()}
     bad = tuple(f"grads[{i}]" for i, g in enumerate(grads) if is_bad(g))
+    if corrupt is not None and corrupt[0] == "float64":
+        bad += (corrupt[1],)
 
     def pack(lst):
         return lst[0] if single else list(lst)
 
     with engine(data):
         got = call_or_clean_error(fn, pack(params), pack(grads), **{k: pack(v) for k, v in state.items()}, **opts,
-                                  bad_names=bad)
+                                  bad_names=bad, bad_shape=corrupt is not None and corrupt[0] != "float64")
         if got is REJECTED:
             for old, new in zip(params_before + sum(state_before.values(), []), params + sum(state.values(), [])):
                 assert np.array_equal(old, new, equal_nan=True), "a failed optimizer step changed a buffer"
