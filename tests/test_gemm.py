@@ -15,11 +15,13 @@ TRANSPOSES = [(False, False), (True, False), (False, True), (True, True)]
 TRANSPOSE_IDS = ["NN", "TN", "NT", "TT"]
 
 # (M, N, K): empty, unit, odd, around the SIMD widths (8, 16, 32) and micro-tiles (12x32, 6x16,
-# 4x8), across the K block (256, long K 3000), past MC (192) and NC (3072).
+# 4x8), across the K block (256, long K 3000), past MC (192) and NC (3072); narrow N with many rows
+# crosses the small path's 256-row blocks (the transposed-A form for weight gradients).
 SHAPES = [
     (0, 5, 3), (4, 0, 3), (0, 0, 0), (3, 5, 0), (1, 1, 1), (1, 37, 1), (37, 1, 19), (7, 9, 13),
     (4, 8, 3), (6, 16, 8), (12, 32, 256), (11, 31, 255), (13, 33, 257), (5, 17, 16), (17, 15, 33),
     (25, 65, 100), (97, 130, 300), (200, 211, 64), (193, 47, 513), (5, 17, 3000), (13, 3100, 40),
+    (600, 3, 50), (1000, 1, 100), (257, 15, 7),
 ]
 
 
