@@ -389,6 +389,8 @@ def test_model_checkpoint_weights_only_and_file_name_rules(tmp_path):
         cb.ModelCheckpoint(str(tmp_path / "w.keras"), save_weights_only=True)
     with pytest.raises(ValueError, match=r"\.keras"):
         cb.ModelCheckpoint(str(tmp_path / "model.npz"))
+    with pytest.raises(ValueError, match=r"\.keras"):  # legacy .h5: model.save would refuse it at epoch end
+        cb.ModelCheckpoint(str(tmp_path / "model.h5"))
     with pytest.raises(ValueError, match="save_freq"):
         cb.ModelCheckpoint(str(tmp_path / "m.keras"), save_freq="batch")
 

@@ -784,7 +784,8 @@ class ModelCheckpoint(MonitorCallback):
     ``filepath`` may hold ``str.format`` fields filled from ``epoch`` (1-based),
     ``batch`` (1-based, with an integer ``save_freq``) and the logs, e.g.
     ``"ckpt-{epoch:02d}-{val_loss:.2f}.keras"``. It must end in ``.weights.h5``
-    with ``save_weights_only=True``, else in ``.keras`` (or ``.h5``), as Keras requires.
+    with ``save_weights_only=True``, else in ``.keras`` (the legacy ``.h5`` model format that Keras
+    also accepts here is not supported by ``model.save``, so it is refused up front).
     ``save_best_only`` saves only when ``monitor`` improves (``initial_value_threshold``
     is the best to beat at first). ``save_freq`` is ``"epoch"`` or a number of batches.
     """
@@ -809,7 +810,7 @@ class ModelCheckpoint(MonitorCallback):
                 raise ValueError("When using `save_weights_only=True` in `ModelCheckpoint`, the filepath provided "
                                  f"must end in `.weights.h5` (Keras weights format). Received: "
                                  f"filepath={self.filepath}")
-        elif not any(self.filepath.endswith(ext) for ext in (".keras", ".h5")):
+        elif not self.filepath.endswith(".keras"):
             raise ValueError("The filepath provided must end in `.keras` (Keras model format). Received: "
                              f"filepath={self.filepath}")
 
