@@ -14,6 +14,7 @@ import numpy as np
 
 import gradsmith
 import reference as R
+from reference.numeric import away_from_kinks, case_id, numeric_grad  # noqa: F401 - shared with the tests
 
 EPS32 = 2.0**-24
 TINY32 = float(np.finfo(np.float32).tiny)  # smallest normal float32: below it only subnormal rounding is left
@@ -110,35 +111,6 @@ def gemm_bound(a, b, transpose_a=False, transpose_b=False, alpha=1.0, beta=0.0, 
     if beta != 0.0:
         mag = mag + abs(beta) * np.abs(f64(c))
     return const * max(k, 1) * EPS32 * mag + TINY32
-
-
-def numeric_grad(f, x, h=1e-6):
-    """Central finite differences of the float64 scalar function f at x, element by element."""
-    x = np.array(x, dtype=np.float64)
-    grad = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        old = x[i]
-        x[i] = old + h
-        plus = f(x)
-        x[i] = old - h
-        minus = f(x)
-        x[i] = old
-        grad[i] = (plus - minus) / (2 * h)
-    return grad
-
-
-def away_from_kinks(x, kinks=(-3.0, 0.0, 3.0), margin=0.05):
-    """Moves points within ``margin`` of a kink (relu, leaky_relu, elu, hard_sigmoid) off it."""
-    x = np.asarray(x)
-    for k in kinks:
-        x = np.where(np.abs(x - k) < margin, x + 2 * margin, x)
-    return x
-
-
-def case_id(case):
-    """Test id of a (name, params) case from the reference's tables."""
-    name, params = case
-    return name + "".join(f"-{k}={v}" for k, v in params.items())
 
 
 @contextlib.contextmanager

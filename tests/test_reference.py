@@ -8,33 +8,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import reference as R  # noqa: E402
-
-
-def numeric_grad(f, x, h=1e-6):
-    """Central finite differences of the scalar f at x (float64), element by element."""
-    x = np.array(x, dtype=np.float64)
-    grad = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        old = x[i]
-        x[i] = old + h
-        plus = f(x)
-        x[i] = old - h
-        minus = f(x)
-        x[i] = old
-        grad[i] = (plus - minus) / (2 * h)
-    return grad
-
-
-def away_from_kinks(x, kinks=(-3.0, 0.0, 3.0), margin=0.05):
-    """Moves points within `margin` of a kink (relu, leaky_relu, elu, hard_sigmoid) off it."""
-    for k in kinks:
-        x = np.where(np.abs(x - k) < margin, x + 2 * margin, x)
-    return x
-
-
-def case_id(case):
-    name, params = case
-    return name + "".join(f"-{k}={v}" for k, v in params.items())
+from reference.numeric import away_from_kinks, case_id, numeric_grad  # noqa: E402
 
 
 # --- Philox4x32-10 and dropout ----------------------------------------------------------------
