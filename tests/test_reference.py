@@ -157,30 +157,7 @@ def test_loss_with_one_column_y_pred(case):
         np.testing.assert_allclose(grad, R.loss_grad(name, y_true, y_pred, **params).reshape(-1), rtol=1e-14)
 
 
-Y2 = [[0.0, 1.0], [0.0, 0.0]]
-P2 = [[0.6, 0.4], [0.4, 0.6]]
-LOGITS2 = [[-18.6, 0.51], [2.94, -12.8]]
-Y3 = [[0, 1, 0], [0, 0, 1]]
-P3 = [[0.05, 0.95, 0.0], [0.1, 0.8, 0.1]]
-
-
-@pytest.mark.parametrize("name, y_true, y_pred, kwargs, expected", [  # Keras 3 documented examples
-    ("mean_squared_error", Y2, [[1.0, 1.0], [1.0, 0.0]], {}, 0.5),
-    ("mse", Y2, [[1.0, 1.0], [1.0, 0.0]], {"sample_weight": [0.7, 0.3]}, 0.25),
-    ("mean_absolute_error", Y2, [[1.0, 1.0], [1.0, 0.0]], {}, 0.5),
-    ("mae", Y2, [[1.0, 1.0], [1.0, 0.0]], {"sample_weight": [0.7, 0.3]}, 0.25),
-    ("huber", Y2, P2, {}, 0.155),
-    ("huber", Y2, P2, {"sample_weight": [1.0, 0.0]}, 0.09),
-    ("binary_crossentropy", Y2, P2, {}, 0.815),
-    ("binary_crossentropy", Y2, P2, {"sample_weight": [1.0, 0.0]}, 0.458),
-    ("binary_crossentropy", Y2, LOGITS2, {"from_logits": True}, 0.865),
-    ("binary_crossentropy", Y2, LOGITS2, {"from_logits": True, "sample_weight": [0.8, 0.2]}, 0.243),
-    ("binary_crossentropy", [0, 1, 0, 0], [-18.6, 0.51, 2.94, -12.8], {"from_logits": True}, 0.865),
-    ("categorical_crossentropy", Y3, P3, {}, 1.177),
-    ("categorical_crossentropy", Y3, P3, {"sample_weight": [0.3, 0.7]}, 0.814),
-    ("sparse_categorical_crossentropy", [1, 2], P3, {}, 1.177),
-    ("sparse_categorical_crossentropy", [[1.0], [2.0]], P3, {"sample_weight": [0.3, 0.7]}, 0.814),
-])
+@pytest.mark.parametrize("name, y_true, y_pred, kwargs, expected", R.KERAS_EXAMPLES)  # Keras 3 docs
 def test_loss_keras_documented_values(name, y_true, y_pred, kwargs, expected):
     assert R.loss_value(name, y_true, y_pred, **kwargs) == pytest.approx(expected, abs=1e-3)  # Keras prints 3 digits
 

@@ -73,15 +73,8 @@ def _clear_names():
 # --------------------------------------------------------------------------- #
 # Arrays and shapes
 # --------------------------------------------------------------------------- #
-def _f32(x, name):
-    """x as a float32 array (Keras ``convert_to_tensor(x, 'float32')``); TypeError for non-numbers."""
-    try:
-        arr = np.asarray(x)
-    except (ValueError, TypeError) as e:
-        raise TypeError(f"{name}: cannot be read as a numeric array ({e})") from None
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name}: expected a real numeric array, got dtype {arr.dtype}")
-    return np.asarray(arr, dtype=_F32)
+# x as a float32 array (Keras ``convert_to_tensor(x, 'float32')``); TypeError naming x for non-numbers.
+_f32 = ops._as_f32
 
 
 def squeeze_or_expand_to_same_rank(x1, x2, expand_rank_1=True):

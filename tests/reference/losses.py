@@ -181,3 +181,29 @@ def loss_inputs(name, n, c, rng, from_logits=False):
     # regression: |e| in [0.05, 0.45] u [0.55, 0.95] u [1.05, 1.45] (no kink at 0, 0.5, 1.0)
     magnitude = rng.choice([0.05, 0.55, 1.05], size=(n, c)) + rng.uniform(0.0, 0.4, size=(n, c))
     return y_true, y_true + rng.choice([-1.0, 1.0], size=(n, c)) * magnitude
+
+
+# Keras 3's documented examples (keras.losses docstrings): (name, y_true, y_pred, kwargs, value), value
+# as Keras prints it, to 3 digits. Shared by the oracle's own checks and the kernel tests.
+_Y2 = [[0.0, 1.0], [0.0, 0.0]]
+_P2 = [[0.6, 0.4], [0.4, 0.6]]
+_LOGITS2 = [[-18.6, 0.51], [2.94, -12.8]]
+_Y3 = [[0, 1, 0], [0, 0, 1]]
+_P3 = [[0.05, 0.95, 0.0], [0.1, 0.8, 0.1]]
+KERAS_EXAMPLES = [
+    ("mean_squared_error", _Y2, [[1.0, 1.0], [1.0, 0.0]], {}, 0.5),
+    ("mse", _Y2, [[1.0, 1.0], [1.0, 0.0]], {"sample_weight": [0.7, 0.3]}, 0.25),
+    ("mean_absolute_error", _Y2, [[1.0, 1.0], [1.0, 0.0]], {}, 0.5),
+    ("mae", _Y2, [[1.0, 1.0], [1.0, 0.0]], {"sample_weight": [0.7, 0.3]}, 0.25),
+    ("huber", _Y2, _P2, {}, 0.155),
+    ("huber", _Y2, _P2, {"sample_weight": [1.0, 0.0]}, 0.09),
+    ("binary_crossentropy", _Y2, _P2, {}, 0.815),
+    ("binary_crossentropy", _Y2, _P2, {"sample_weight": [1.0, 0.0]}, 0.458),
+    ("binary_crossentropy", _Y2, _LOGITS2, {"from_logits": True}, 0.865),
+    ("binary_crossentropy", _Y2, _LOGITS2, {"from_logits": True, "sample_weight": [0.8, 0.2]}, 0.243),
+    ("binary_crossentropy", [0, 1, 0, 0], [-18.6, 0.51, 2.94, -12.8], {"from_logits": True}, 0.865),
+    ("categorical_crossentropy", _Y3, _P3, {}, 1.177),
+    ("categorical_crossentropy", _Y3, _P3, {"sample_weight": [0.3, 0.7]}, 0.814),
+    ("sparse_categorical_crossentropy", [1, 2], _P3, {}, 1.177),
+    ("sparse_categorical_crossentropy", [[1.0], [2.0]], _P3, {"sample_weight": [0.3, 0.7]}, 0.814),
+]
