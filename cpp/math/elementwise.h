@@ -150,6 +150,10 @@ GS_HD float binary_xent_logit(float t, float x, float* g) {
   return max_f(x, 0.f) - x * t + log1pf(expf(-fabsf(x)));
 }
 
+// Weight penalties (Keras L1L2): value l1*sum|w| + l2*sum w^2, whose gradient
+// is l1*sign(w) + 2*l2*w; `two_l2` is 2*l2 rounded once to float.
+GS_HD float penalty_grad(float w, float l1, float two_l2) { return l1 * sign_f(w) + two_l2 * w; }
+
 // ---------------------------------------------------------------------------
 // Optimizer updates (Keras 3 formulas), one parameter at a time. `g` is the
 // already-clipped gradient; weight decay has been applied to w by the caller's

@@ -10,8 +10,6 @@ Weights are float32 NumPy arrays. Inside a model they are views of the model's
 one flat parameter buffer, and their gradients views of its flat gradient
 buffer, so an optimizer updates every weight with one fused kernel call.
 """
-import itertools
-
 import numpy as np
 
 from gradsmith import initializers, ops, regularizers, utils
@@ -355,14 +353,17 @@ class Dropout(Layer):
         self.rate = rate
         self.seed = seed
         self._seed = int(seed) if seed is not None else int(utils.global_rng().integers(0, 2**63))
-        self._calls = itertools.count()
+        # Training calls so far: the Philox offset of the next mask. An array, so the compiled
+        # training step (training_plan.py) advances the same counter.
+        self._calls = np.zeros(1, np.int64)
         self._offset = None
 
     def forward(self, x, training=False):
         if not training or self.rate == 0.0:
             self._offset = None
             return x
-        self._offset = next(self._calls)
+        self._offset = int(self._calls[0])
+        self._calls[0] += 1
         return ops.dropout_forward(x, self.rate, self._seed, self._offset)
 
     def backward(self, dy, need_dx=True):

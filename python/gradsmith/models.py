@@ -41,6 +41,8 @@ class Sequential:
         self.stop_training = False
         self.history = None
         self._compile_config = None
+        self._plan = self._plan_key = None  # the compiled training step (gradsmith.training_plan)
+        self._plan_reason = None
         for layer in layers or []:
             self.add(layer)
 
@@ -119,6 +121,7 @@ class Sequential:
             w.grad = grads[offset:offset + w.size].reshape(w.shape)
             offset += w.size
         self.parameters, self.gradients = params, grads
+        self._plan = self._plan_key = None
         # An optimizer built for the old buffers would update stale views: start it afresh.
         if self.optimizer is not None:
             self.optimizer = type(self.optimizer).from_config(self.optimizer.get_config())
@@ -182,6 +185,7 @@ class Sequential:
         self._weighted_metric_ids = list(weighted_metrics or [])
         self._metrics_mod = metrics_mod
         self.compiled_metrics = None  # resolved on first use, when the output shape is known
+        self._plan = self._plan_key = None
         self.compiled = True
         self._compile_config = {
             "optimizer": optimizers.serialize(self.optimizer) if hasattr(optimizers, "serialize") else None,
@@ -236,8 +240,29 @@ class Sequential:
                              f"{(None,) + tuple(expected)}")
         return x, y, sw
 
+    def _compiled_step(self):
+        """The model's C++ training step (gradsmith.training_plan), rebuilt when what it was built from
+        changes; None when some part has no kernel (then steps run layer by layer)."""
+        key = (self.trainable, self.optimizer, self.loss, tuple(l.trainable for l in self._layers))
+        if self._plan_key != key:
+            from gradsmith import training_plan
+
+            self._plan = training_plan.build(self) if self.built else None
+            self._plan_key = key if self.built else None
+        return self._plan
+
     def _train_step(self, x, y, sw):
-        """One optimizer step on a batch; returns its loss value (weighted loss + regularization)."""
+        """One optimizer step on a batch; returns (loss value: weighted loss + regularization, samples)."""
+        if self._ensure_built_from(x):
+            step = self._compiled_step()
+            if step is not None:
+                result = step.run(x, y, sw)
+                if result is not None:
+                    return result
+        return self._python_train_step(x, y, sw)
+
+    def _python_train_step(self, x, y, sw):
+        """The same step layer by layer, one kernel call at a time (layers.py -> ops.py)."""
         x, y, sw = self._prepare_batch(x, y, sw)
         y_pred = self._forward(x, training=True)
         value, grad = self.loss.value_and_grad(y, y_pred, sw)
@@ -245,12 +270,21 @@ class Sequential:
             value *= self.loss_weight
             grad *= np.float32(self.loss_weight)
         self._backward(grad)
+        value += self._regularization()  # Keras adds the penalties of the weights the step starts from
         trainable = self._trainable()
         if trainable:
             self.optimizer.apply([w.grad for w in trainable], [w.value for w in trainable])
-        value += self._regularization()
         self._update_metrics(y, y_pred, sw)
         return value, len(x)
+
+    def _ensure_built_from(self, x):
+        """Build from a batch's shape if needed; False when x cannot be a batch (the Python path explains)."""
+        if not self.built:
+            try:
+                self._ensure_built(np.asarray(x))
+            except (ValueError, TypeError):
+                return False
+        return self.built
 
     def _test_step(self, x, y, sw):
         x, y, sw = self._prepare_batch(x, y, sw)

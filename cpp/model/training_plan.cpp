@@ -1,0 +1,217 @@
+#include "model/training_plan.h"
+
+#include <math.h>
+
+#include <stdexcept>
+
+#include "cpu/thread_pool.h"
+
+namespace gradsmith {
+namespace model {
+namespace {
+
+constexpr i64 kAlign = 16;  // floats: every arena buffer starts on a 64-byte line
+i64 aligned(i64 n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+bool keeps_preactivation(const LayerSpec& l) { return l.kind == kDense && l.act.kind != kLinear; }
+// A Dropout of rate 0 passes its input through: no buffer, no pass.
+bool is_identity(const LayerSpec& l) { return l.kind == kDropout && l.rate == 0.0; }
+
+// g += l1 * sign(w) + 2 * l2 * w over one weight; returns l1 * sum|w| + l2 * sum w^2.
+double add_penalty(const float* w, float* g, i64 n, double l1, double l2) {
+  if (l1 == 0.0 && l2 == 0.0) return 0.0;
+  const float l1f = (float)l1, two_l2 = (float)(2.0 * l2);
+  double abs_sum = 0.0;
+  for (i64 i = 0; i < n; ++i) {
+    abs_sum += fabs((double)w[i]);
+    g[i] += math::penalty_grad(w[i], l1f, two_l2);
+  }
+  double value = 0.0;
+  if (l1 != 0.0) value += l1 * abs_sum;
+  if (l2 != 0.0) value += l2 * cpu::sum_squares(w, n);
+  return value;
+}
+
+}  // namespace
+
+TrainingPlan::TrainingPlan(std::vector<LayerSpec> layers, cpu::LossArgs loss, double loss_weight,
+                           OptimizerSpec optimizer, float* params, float* grads, i64 n_params,
+                           std::vector<TrainableRange> trainable, float* slot0, float* slot1, float* slot2,
+                           i64 n_slot, std::vector<MetricCount> metrics)
+    : layers_(std::move(layers)),
+      loss_(loss),
+      loss_weight_(loss_weight),
+      opt_(optimizer),
+      params_(params),
+      grads_(grads),
+      metrics_(std::move(metrics)) {
+  if (layers_.empty()) throw std::invalid_argument("a training plan needs at least one layer");
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const LayerSpec& l = layers_[i];
+    if (l.in < 1 || l.out < 1) throw std::invalid_argument("layer sizes must be >= 1");
+    if (i > 0 && l.in != layers_[i - 1].out) throw std::invalid_argument("layer sizes do not chain");
+    if (l.kind == kDense) {
+      if (l.kernel < 0 || l.kernel + l.in * l.out > n_params || l.bias + l.out > n_params)
+        throw std::invalid_argument("a Dense weight lies outside the parameter buffer");
+    } else if (l.in != l.out) {
+      throw std::invalid_argument("Activation and Dropout keep their width");
+    }
+    if (l.kind == kDropout && (!(l.rate >= 0.0 && l.rate < 1.0) || l.calls == nullptr))
+      throw std::invalid_argument("Dropout needs a rate in [0, 1) and a call counter");
+  }
+  for (const TrainableRange& r : trainable) {
+    const bool has_state = slot0 || slot1 || slot2;
+    if (r.size < 0 || r.param < 0 || r.param + r.size > n_params ||
+        (has_state && (r.slot < 0 || r.slot + r.size > n_slot)))
+      throw std::invalid_argument("a trainable range lies outside its buffers");
+    auto at = [&](float* s) { return s ? s + r.slot : nullptr; };
+    buffers_.push_back({params + r.param, grads + r.param, at(slot0), at(slot1), at(slot2), r.size});
+  }
+  y_.assign(layers_.size(), nullptr);
+  z_.assign(layers_.size(), nullptr);
+}
+
+void TrainingPlan::reserve(i64 batch) {
+  if (batch <= capacity_) return;
+  i64 widest = 0;
+  for (const LayerSpec& l : layers_) widest = l.in > widest ? l.in : widest, widest = l.out > widest ? l.out : widest;
+  i64 total = 3 * aligned(batch * widest);  // dy_[0], dy_[1], dz_
+  for (const LayerSpec& l : layers_) {
+    if (!is_identity(l)) total += aligned(batch * l.out);
+    if (keeps_preactivation(l)) total += aligned(batch * l.out);
+  }
+  arena_.assign(total + kAlign, 0.f);
+  // Start on a 64-byte boundary (the vector guarantees only 16).
+  float* p = arena_.data();
+  p += (kAlign - ((uintptr_t)p / sizeof(float)) % kAlign) % kAlign;
+  auto take = [&](i64 n) { float* q = p; p += aligned(n); return q; };
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    y_[i] = is_identity(layers_[i]) ? nullptr : take(batch * layers_[i].out);
+    z_[i] = keeps_preactivation(layers_[i]) ? take(batch * layers_[i].out) : nullptr;
+  }
+  dy_[0] = take(batch * widest);
+  dy_[1] = take(batch * widest);
+  dz_ = take(batch * widest);
+  capacity_ = batch;
+}
+
+cpu::OptimizerArgs TrainingPlan::optimizer_args(double lr, int64_t step) const {
+  // The same numbers gradsmith.ops computes in Python (ops.sgd_step, adam_step, ...), in double, rounded once.
+  cpu::OptimizerArgs a;
+  a.kind = opt_.kind;
+  a.lr = (float)lr;
+  a.weight_decay = opt_.weight_decay;
+  a.nesterov = opt_.nesterov;
+  switch (opt_.kind) {
+    case cpu::kSgd:
+      a.h0 = (float)opt_.momentum;
+      break;
+    case cpu::kAdam: {
+      // alpha = lr * sqrt(1 - b2^t) / (1 - b1^t): Adam's bias corrections folded into the step size
+      const double t = (double)step;
+      a.h0 = (float)(lr * sqrt(1.0 - pow(opt_.beta_2, t)) / (1.0 - pow(opt_.beta_1, t)));
+      a.h1 = (float)(1.0 - opt_.beta_1);
+      a.h2 = (float)(1.0 - opt_.beta_2);
+      a.h3 = (float)opt_.epsilon;
+      break;
+    }
+    case cpu::kRmsprop:
+      a.h0 = (float)opt_.rho;
+      a.h1 = (float)(1.0 - opt_.rho);
+      a.h2 = (float)opt_.momentum;
+      a.h3 = (float)opt_.epsilon;
+      break;
+    default:
+      a.h0 = (float)opt_.epsilon;
+  }
+  return a;
+}
+
+double TrainingPlan::train_step(const float* x, const float* y_true, const int64_t* labels,
+                                const float* sample_weight, i64 batch, double lr, int64_t step, int64_t* correct) {
+  reserve(batch);
+  const size_t n = layers_.size();
+
+  // ---- forward: layer i reads in(i) and writes y_[i] (and z_[i])
+  auto input_of = [&](size_t i) -> const float* { return i == 0 ? x : y_[i - 1]; };
+  for (size_t i = 0; i < n; ++i) {
+    LayerSpec& l = layers_[i];
+    const float* in = input_of(i);
+    if (is_identity(l)) {
+      y_[i] = const_cast<float*>(in);
+      continue;
+    }
+    switch (l.kind) {
+      case kDense:
+        cpu::dense_forward(in, params_ + l.kernel, l.bias >= 0 ? params_ + l.bias : nullptr, l.act, y_[i], z_[i],
+                           batch, l.in, l.out);
+        break;
+      case kActivation:
+        cpu::activation_forward(l.act, in, y_[i], batch, l.in);
+        break;
+      default:  // Dropout: this call's mask is Philox(seed; element, counter)
+        cpu::dropout(in, y_[i], batch * l.in, l.rate, l.seed, (uint64_t)*l.calls);
+        break;
+    }
+  }
+  const float* y_pred = y_[n - 1];
+  out_ = y_pred;
+
+  // ---- loss: value and dL/dy_pred, then the loss weight on both
+  float* dy = dy_[0];
+  const i64 out = layers_.back().out;
+  double value = cpu::loss_and_grad(loss_, y_true, labels, y_pred, sample_weight, dy, batch, out);
+  if (loss_weight_ != 1.0) {
+    value *= loss_weight_;
+    const float w = (float)loss_weight_;
+    for (i64 i = 0; i < batch * out; ++i) dy[i] *= w;
+  }
+  for (size_t m = 0; m < metrics_.size(); ++m)
+    correct[m] = cpu::count_correct(metrics_[m].kind, y_true, labels, y_pred, batch, out, metrics_[m].threshold);
+
+  // ---- backward: layer i turns dy (batch, out) into dx (batch, in); layer 0 needs no dx
+  for (size_t k = n; k-- > 0;) {
+    LayerSpec& l = layers_[k];
+    if (is_identity(l)) continue;
+    float* dx = dy == dy_[0] ? dy_[1] : dy_[0];
+    const bool need_dx = k > 0;
+    switch (l.kind) {
+      case kDense: {
+        float* dW = grads_ + l.kernel;
+        float* db = l.bias >= 0 ? grads_ + l.bias : nullptr;
+        // With no activation z is y itself (f' = 1 never reads it).
+        const float* z = z_[k] ? z_[k] : y_[k];
+        cpu::dense_backward(dy, input_of(k), params_ + l.kernel, z, l.act, dz_, need_dx ? dx : nullptr, dW, db, batch,
+                            l.in, l.out);
+        break;
+      }
+      case kActivation:
+        if (need_dx) cpu::activation_backward(l.act, dy, input_of(k), dx, batch, l.in);
+        break;
+      default:
+        if (need_dx) cpu::dropout(dy, dx, batch * l.in, l.rate, l.seed, (uint64_t)*l.calls);
+        break;
+    }
+    if (need_dx) dy = dx;
+  }
+  for (LayerSpec& l : layers_)
+    if (l.kind == kDropout && !is_identity(l)) ++*l.calls;
+
+  // ---- penalties (value on the weights before the update, as Keras), then the update
+  value += regularize();
+  if (!buffers_.empty()) cpu::optimizer_step(optimizer_args(lr, step), buffers_, opt_.clip_kind, opt_.clip);
+  return value;
+}
+
+double TrainingPlan::regularize() {
+  double value = 0.0;
+  for (const LayerSpec& l : layers_) {
+    if (l.kind != kDense) continue;
+    value += add_penalty(params_ + l.kernel, grads_ + l.kernel, l.in * l.out, l.kernel_l1, l.kernel_l2);
+    if (l.bias >= 0) value += add_penalty(params_ + l.bias, grads_ + l.bias, l.out, l.bias_l1, l.bias_l2);
+  }
+  return value;
+}
+
+}  // namespace model
+}  // namespace gradsmith

@@ -1,0 +1,242 @@
+"""The compiled training step: a whole ``train_step`` as ONE call into C++.
+
+When every part of a compiled Sequential model has a kernel (Dense,
+Activation, Dropout and Flatten layers on 2-D data; a built-in loss with
+Keras's default reduction; SGD, Adam, AdamW, RMSprop or Adagrad without EMA,
+gradient accumulation, loss scaling or weight-decay exclusions; L1/L2
+regularizers), ``model.fit`` and ``train_on_batch`` run each step through
+``_core.TrainingPlan`` (cpp/model/training_plan.h): forward, loss, accuracy
+counts, backward, penalties and the fused optimizer update with no Python in
+between. Anything else takes the layer-by-layer Python path in models.py, which
+calls the same kernels one at a time; both give bit-identical weights.
+
+``build(model)`` returns a CompiledStep, or None with the reason kept in
+``model._plan_reason`` (handy when asking why a model is slow).
+"""
+import numpy as np
+
+from gradsmith import _core, layers as L, losses, metrics as M, ops, optimizers as O, regularizers as R
+
+__all__ = ["CompiledStep", "build"]
+
+_LAYER_DENSE, _LAYER_ACTIVATION, _LAYER_DROPOUT = 0, 1, 2
+_COUNT_BINARY, _COUNT_CATEGORICAL, _COUNT_SPARSE = 0, 1, 2
+_MAX_COUNTED = 8  # metric counts one step returns (the binding's limit)
+
+
+class _NotPlannable(Exception):
+    """Raised while building: this model takes the Python path (the message says why)."""
+
+
+def _penalty(regularizer):
+    """(l1, l2) of a built-in L1 / L2 / L1L2 regularizer, or (0, 0) for none."""
+    if regularizer is None:
+        return 0.0, 0.0
+    if not isinstance(regularizer, R.L1L2) or type(regularizer).__call__ is not R.L1L2.__call__ \
+            or type(regularizer).gradient is not R.L1L2.gradient:
+        raise _NotPlannable(f"regularizer {type(regularizer).__name__} has no kernel")
+    return float(regularizer.l1), float(regularizer.l2)
+
+
+def _activation(name):
+    kind, param = ops._activation(name, 0.2, 1.0, L._KERAS_ACTIVATION["approximate"])
+    return {"activation": kind, "param": float(param)}
+
+
+def _layer_specs(model, params):
+    """One dict per layer for the C++ plan; Flatten is a no-op on C-ordered rows."""
+    specs = []
+    shape = tuple(model._input_layer.shape)
+    base = params.__array_interface__["data"][0]
+
+    def offset(array):
+        return (array.__array_interface__["data"][0] - base) // 4
+
+    for layer in model._layers:
+        kind = type(layer)
+        if kind is L.Flatten:
+            shape = layer.compute_output_shape(shape)
+            continue
+        if len(shape) != 2 or shape[1] is None:
+            raise _NotPlannable(f"layer {layer.name!r} sees inputs of shape {shape}; the plan runs on 2-D data")
+        width = int(shape[1])
+        if kind is L.Dense:
+            k1, k2 = _penalty(layer.kernel_regularizer)
+            b1, b2 = _penalty(layer.bias_regularizer) if layer.use_bias else (0.0, 0.0)
+            specs.append({"kind": _LAYER_DENSE, "in": width, "out": layer.units, **_activation(layer.activation),
+                          "kernel": offset(layer.kernel), "bias": offset(layer.bias) if layer.use_bias else -1,
+                          "kernel_l1": k1, "kernel_l2": k2, "bias_l1": b1, "bias_l2": b2})
+        elif kind is L.Activation:
+            specs.append({"kind": _LAYER_ACTIVATION, "in": width, "out": width, **_activation(layer.activation)})
+        elif kind is L.Dropout:
+            specs.append({"kind": _LAYER_DROPOUT, "in": width, "out": width, "activation": 0, "param": 0.0,
+                          "rate": float(layer.rate), "seed": int(layer._seed), "calls": layer._calls})
+        else:
+            raise _NotPlannable(f"layer {layer.name!r} ({kind.__name__}) has no compiled form")
+        shape = layer.compute_output_shape(shape)
+    if not specs or len(shape) != 2:
+        raise _NotPlannable("the model has no layer with a compiled form, or its output is not 2-D")
+    return specs
+
+
+def _loss_spec(loss, loss_weight):
+    if not isinstance(loss, losses.LossFunctionWrapper) or type(loss).value_and_grad is not losses.Loss.value_and_grad \
+            or type(loss).call is not losses.LossFunctionWrapper.call:
+        raise _NotPlannable(f"loss {type(loss).__name__} has no kernel")
+    spec = loss._kernel_spec()
+    if spec is None or loss.reduction != "sum_over_batch_size":
+        raise _NotPlannable(f"loss {loss.name!r} with reduction {loss.reduction!r} has no kernel")
+    kernel, kwargs = spec
+    if kwargs.get("ignore_class") is not None:
+        raise _NotPlannable("ignore_class has no kernel")
+    return {"kind": ops._LOSS_KINDS[kernel], "from_logits": bool(kwargs.get("from_logits", False)),
+            "label_smoothing": float(kwargs.get("label_smoothing", 0.0)), "delta": float(kwargs.get("delta", 1.0)),
+            "weight": float(loss_weight)}
+
+
+# Which slot buffer the kernel reads as state 0, 1, 2 (cpu::OptimizerArgs s0, s1, s2).
+_SLOTS = {O.SGD: ("momentum", None, None), O.Adam: ("momentum", "velocity", "velocity_hat"),
+          O.AdamW: ("momentum", "velocity", "velocity_hat"),
+          O.RMSprop: ("velocity", "momentum", "average_gradient"), O.Adagrad: ("accumulator", None, None)}
+_KINDS = {O.SGD: ops._SGD, O.Adam: ops._ADAM, O.AdamW: ops._ADAM, O.RMSprop: ops._RMSPROP, O.Adagrad: ops._ADAGRAD}
+
+
+def _optimizer_spec(opt, trainable, params):
+    if type(opt) not in _SLOTS:
+        raise _NotPlannable(f"optimizer {type(opt).__name__} has no fused kernel in the plan")
+    if opt.use_ema or opt.gradient_accumulation_steps or opt.loss_scale_factor is not None \
+            or opt._exclude_ids or opt._exclude_names is not None:
+        raise _NotPlannable("EMA, gradient accumulation, loss scaling and weight-decay exclusions run in Python")
+    shapes = [w.shape for w in trainable]
+    if not opt.built:
+        opt.build([w.value for w in trainable])
+    elif opt._shapes != shapes:
+        raise _NotPlannable("the optimizer was built for other variables")
+    # Trainable weights as (parameter offset, slot offset, size) runs; neighbours merge into one.
+    base = params.__array_interface__["data"][0]
+    ranges, slot = [], 0
+    for w in trainable:
+        start = (w.value.__array_interface__["data"][0] - base) // 4
+        if ranges and ranges[-1][0] + ranges[-1][2] == start and ranges[-1][1] + ranges[-1][2] == slot:
+            ranges[-1][2] += w.size
+        else:
+            ranges.append([start, slot, w.size])
+        slot += w.size
+    slots = [opt._slots[name][0] if name in opt._slots else None for name in _SLOTS[type(opt)]]
+    clip = {"clipnorm": None, "clipvalue": None, "global_clipnorm": None, **opt._clip()}
+    clip_kind, clip = ops._clip(**clip)
+    spec = {"kind": _KINDS[type(opt)], "weight_decay": float(opt.weight_decay or 0.0),
+            "momentum": float(getattr(opt, "momentum", 0.0)), "beta_1": float(getattr(opt, "beta_1", 0.9)),
+            "beta_2": float(getattr(opt, "beta_2", 0.999)), "epsilon": float(getattr(opt, "epsilon", 1e-7)),
+            "rho": float(getattr(opt, "rho", 0.9)), "nesterov": bool(getattr(opt, "nesterov", False)),
+            "clip_kind": clip_kind, "clip": float(clip)}
+    return spec, [tuple(r) for r in ranges], slots
+
+
+def _metric_split(model, sparse, out):
+    """Metrics whose update is a correct-count the plan makes, and the rest (updated in Python)."""
+    counted, other = [], []
+    for m in model.compiled_metrics:
+        kind = None
+        if type(m) is M.BinaryAccuracy and not sparse:
+            kind = (_COUNT_BINARY, float(np.float32(m.threshold)))
+        elif type(m) is M.CategoricalAccuracy and not sparse:
+            kind = (_COUNT_CATEGORICAL, 0.0)
+        elif type(m) is M.SparseCategoricalAccuracy and sparse and out > 1:
+            kind = (_COUNT_SPARSE, 0.0)
+        if kind is not None and len(counted) < _MAX_COUNTED:
+            counted.append((m, kind))
+        else:
+            other.append(m)
+    return counted, other
+
+
+class CompiledStep:
+    """A model's training step through ``_core.TrainingPlan``; ``run`` returns None for a batch the
+    plan does not take (the caller then uses the Python path)."""
+
+    def __init__(self, model):
+        params = model.parameters
+        model._resolve_metrics()
+        specs = _layer_specs(model, params)
+        trainable = model._trainable()
+        if not trainable:
+            raise _NotPlannable("no trainable weights")
+        loss = _loss_spec(model.loss, model.loss_weight)
+        self.sparse = loss["kind"] == ops._SPARSE
+        opt_spec, ranges, slots = _optimizer_spec(model.optimizer, trainable, params)
+        self.out = specs[-1]["out"]
+        self.counted, self.other = _metric_split(model, self.sparse, self.out)
+        self.weighted = model.compiled_weighted_metrics
+        self.input_shape = tuple(model._input_layer.shape[1:])
+        self.in_features = specs[0]["in"]
+        self.optimizer = model.optimizer
+        self.plan = _core.TrainingPlan(specs, loss, opt_spec, params, model.gradients, ranges, slots,
+                                       [kind for _, kind in self.counted])
+
+    def _targets(self, y, n):
+        """y as the plan takes it: int64 labels (n,) for the sparse loss, else float32 (n, out); None when
+        the batch needs the Python path (its checks and messages, or shapes only it handles)."""
+        if y is None:
+            return None
+        y = np.asarray(y)
+        if y.dtype.kind not in "biuf":
+            return None
+        if self.sparse:
+            if y.shape == (n, 1):
+                y = y.reshape(n)
+            if y.shape != (n,):
+                return None
+            if y.dtype.kind != "i" or y.dtype != np.int64:
+                labels = y.astype(np.int64)
+                if y.dtype.kind == "f" and not np.array_equal(labels, y):
+                    return None  # non-integral labels: the Python path explains
+                y = labels
+            return np.ascontiguousarray(y)
+        t = np.ascontiguousarray(y, dtype=np.float32)
+        if t.shape == (n,) and self.out == 1:
+            t = t.reshape(n, 1)
+        return t if t.shape == (n, self.out) else None
+
+    def run(self, x, y, sample_weight):
+        x = np.asarray(x)
+        if x.dtype.kind not in "biuf" or x.ndim < 2 or x.shape[1:] != self.input_shape or len(x) == 0:
+            return None
+        n = len(x)
+        x = np.ascontiguousarray(x, dtype=np.float32).reshape(n, self.in_features)
+        t = self._targets(y, n)
+        if t is None:
+            return None
+        sw = None
+        if sample_weight is not None:
+            sw = np.asarray(sample_weight)
+            if sw.dtype.kind not in "biuf" or sw.shape not in ((n,), (n, 1)):
+                return None
+            sw = np.ascontiguousarray(sw, dtype=np.float32).reshape(n)
+        opt = self.optimizer
+        lr = float(opt._current_learning_rate())
+        if self.sparse:
+            value, counts = self.plan.train_step(x, None, t, sw, lr, opt._iterations + 1)
+        else:
+            value, counts = self.plan.train_step(x, t, None, sw, lr, opt._iterations + 1)
+        opt._iterations += 1
+        for (m, (kind, _)), correct in zip(self.counted, counts):
+            m._add_counts(correct / self.out if kind == _COUNT_BINARY else correct, n)
+        if self.other or self.weighted:
+            y_pred = self.plan.output()
+            for m in self.other:
+                m.update_state(y, y_pred)
+            for m in self.weighted:
+                m.update_state(y, y_pred, sample_weight=sample_weight)
+        return value, n
+
+
+def build(model):
+    """A CompiledStep for the model, or None (the reason goes to ``model._plan_reason``)."""
+    try:
+        step = CompiledStep(model)
+    except _NotPlannable as e:
+        model._plan_reason = str(e)
+        return None
+    model._plan_reason = None
+    return step
