@@ -27,9 +27,12 @@ namespace {
 // Below this many flops a product runs on the calling thread: waking the pool
 // costs more than it saves.
 constexpr double kParallelMinFlops = 2.0 * 96 * 96 * 96;
-// Up to this many multiply-adds (and N, K <= kSmallGemmMax) a product skips
-// packing: see gemm_small_loop.
-constexpr double kSmallGemmMacs = 1 << 17;
+// Up to this many multiply-adds, with op(B) small enough to stay in L2
+// (K * N floats), a product skips packing (gemm_unpacked): packing pays only
+// when each packed element is reused many times, which the products of small
+// dense layers (M = batch = 32..256) do not do.
+constexpr double kSmallGemmMacs = 1 << 22;
+constexpr double kSmallGemmB = 1 << 18;
 
 i64 min_i(i64 a, i64 b) { return a < b ? a : b; }
 i64 ceil_div(i64 a, i64 b) { return (a + b - 1) / b; }
@@ -101,6 +104,49 @@ Epilogue epilogue_at(const Epilogue& ep, i64 i, i64 j) {
   return e;
 }
 
+// C = alpha op(A) op(B) + beta C tile by tile with gemm_tile reading A and B in
+// place. op(B) = B^T is first transposed into (K, N) rows (a thread-local
+// buffer, kept), so every tile loads rows of B contiguously. Row tiles are
+// split across threads only when the product is worth waking them for.
+void gemm_unpacked(bool ta, bool tb, i64 M, i64 N, i64 K, float alpha, const float* A, i64 lda, const float* B,
+                   i64 ldb, float beta, float* C, i64 ldc, const Epilogue* ep) {
+  const KernelTable& kt = kernels();
+  const int MR = kt.gemm.mr, NR = kt.gemm.nr;
+  const float* b = B;
+  i64 ldb_rows = ldb;
+  if (tb) {
+    static thread_local std::vector<float> bt;
+    if ((i64)bt.size() < K * N) bt.resize(K * N);
+    constexpr i64 kBlock = 16;  // transpose in 16 x 16 blocks: both sides stay in cache lines
+    for (i64 j0 = 0; j0 < N; j0 += kBlock)
+      for (i64 p0 = 0; p0 < K; p0 += kBlock)
+        for (i64 j = j0; j < min_i(j0 + kBlock, N); ++j)
+          for (i64 p = p0; p < min_i(p0 + kBlock, K); ++p) bt[p * N + j] = B[j * ldb + p];
+    b = bt.data();
+    ldb_rows = N;
+  }
+  const i64 rs_a = ta ? 1 : lda, cs_a = ta ? lda : 1;
+  const i64 row_tiles = ceil_div(M, MR);
+  auto rows = [&](i64 t0, i64 t1) {
+    for (i64 j = 0; j < N; j += NR) {
+      const i64 nr = min_i(NR, N - j);
+      for (i64 t = t0; t < t1; ++t) {
+        const i64 i = t * MR, mr = min_i(MR, M - i);
+        float* c = C + i * ldc + j;
+        kt.gemm_tile(mr, nr, K, A + i * rs_a, rs_a, cs_a, b + j, ldb_rows, c, ldc, alpha, beta);
+        if (ep) kt.gemm_epilogue(c, ldc, mr, nr, epilogue_at(*ep, i, j));
+      }
+    }
+  };
+  const i64 threads = 2.0 * M * N * K < kParallelMinFlops ? 1 : min_i(num_threads(), row_tiles);
+  if (threads <= 1) {
+    rows(0, row_tiles);
+    return;
+  }
+  parallel_for(threads, [&](int64_t t, int) { rows(row_tiles * t / threads, row_tiles * (t + 1) / threads); },
+               (int)threads);
+}
+
 }  // namespace
 
 void gemm(bool ta, bool tb, i64 M, i64 N, i64 K, float alpha, const float* A, i64 lda, const float* B, i64 ldb,
@@ -113,9 +159,8 @@ void gemm(bool ta, bool tb, i64 M, i64 N, i64 K, float alpha, const float* A, i6
     if (ep) kt.gemm_epilogue(C, ldc, M, N, *ep);
     return;
   }
-  if ((double)M * N * K <= kSmallGemmMacs && N <= kSmallGemmMax && K <= kSmallGemmMax) {
-    kt.gemm_small(ta, tb, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 0, M);
-    if (ep) kt.gemm_epilogue(C, ldc, M, N, *ep);
+  if ((double)M * N * K <= kSmallGemmMacs && (double)K * N <= kSmallGemmB) {
+    gemm_unpacked(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
     return;
   }
   const GemmBlocking bk = kt.gemm;

@@ -26,6 +26,19 @@ void gemm_ukr(i64 kc, const float* a, const float* b, float* c, i64 ldc, float a
       c[i * ldc + j] = beta == 0.f ? alpha * acc[i][j] : alpha * acc[i][j] + beta * c[i * ldc + j];
 }
 
+// The small-product tile: the same sum from unpacked operands, A(i, p) at
+// a[i*rs_a + p*cs_a] and B(p, j) at b[p*ldb + j], for the first mr x nr.
+void gemm_tile(i64 mr, i64 nr, i64 kc, const float* a, i64 rs_a, i64 cs_a, const float* b, i64 ldb, float* c,
+               i64 ldc, float alpha, float beta) {
+  float acc[MR][NR] = {};
+  for (i64 p = 0; p < kc; ++p, a += cs_a, b += ldb)
+    for (i64 i = 0; i < mr; ++i)
+      for (i64 j = 0; j < nr; ++j) acc[i][j] += a[i * rs_a] * b[j];
+  for (i64 i = 0; i < mr; ++i)
+    for (i64 j = 0; j < nr; ++j)
+      c[i * ldc + j] = beta == 0.f ? alpha * acc[i][j] : alpha * acc[i][j] + beta * c[i * ldc + j];
+}
+
 #include "cpu/isa_common_table.inc"
 
 }  // namespace

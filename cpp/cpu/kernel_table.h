@@ -24,10 +24,6 @@ struct GemmBlocking {
   int mr, nr, mc, kc, nc;
 };
 
-// Products with N and K up to this size and few enough flops take the
-// unpacked small-GEMM loop (gemm_small).
-constexpr int kSmallGemmMax = 512;
-
 // What happens to a finished tile of C: z = C + bias; optionally store z; C = act(z).
 // Pointers are already offset to the tile.
 struct Epilogue {
@@ -61,9 +57,11 @@ struct KernelTable {
   // C (MR x NR, leading dim ldc) = alpha * A_panel @ B_panel + beta * C; beta == 0 never reads C.
   void (*gemm_ukr)(i64 kc, const float* a, const float* b, float* c, i64 ldc, float alpha, float beta);
   void (*gemm_epilogue)(float* c, i64 ldc, i64 rows, i64 cols, const Epilogue& ep);
-  // Unpacked product for small shapes, rows [r0, r1) of C (N, K <= kSmallGemmMax).
-  void (*gemm_small)(bool ta, bool tb, i64 N, i64 K, float alpha, const float* A, i64 lda, const float* B, i64 ldb,
-                     float beta, float* C, i64 ldc, i64 r0, i64 r1);
+  // Small products skip packing: one tile of at most MR x NR,
+  //   c[i, j] = alpha * sum_p A(i, p) B(p, j) + beta * c[i, j]   (i < mr, j < nr, p in order)
+  // with A(i, p) at a[i*rs_a + p*cs_a] (A or A^T in place) and B(p, j) at b[p*ldb + j].
+  void (*gemm_tile)(i64 mr, i64 nr, i64 kc, const float* a, i64 rs_a, i64 cs_a, const float* b, i64 ldb, float* c,
+                    i64 ldc, float alpha, float beta);
   // y[i] = f(z[i]) ; dz[i] = dy[i] * f'(z[i]) over [begin, end)
   void (*act_forward)(ActParams act, const float* z, float* y, i64 begin, i64 end);
   void (*act_backward)(ActParams act, const float* dy, const float* z, float* dz, i64 begin, i64 end);
