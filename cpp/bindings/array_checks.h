@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "cpu/denormals.h"
 #include "math/elementwise.h"
 
 namespace gradsmith {
@@ -17,6 +18,15 @@ namespace bindings {
 
 namespace py = pybind11;
 using i64 = int64_t;
+
+// How a training kernel (an optimizer step, the compiled training step) runs:
+// without the GIL and with denormals flushed (cpu/denormals.h), the caller's
+// floating-point state restored after. The other kernels keep IEEE denormals,
+// so gradsmith.ops matches NumPy even there.
+struct TrainingCall {
+  py::gil_scoped_release nogil;
+  gradsmith::cpu::DenormalsAreZero daz;
+};
 
 inline std::string shape_str(const py::array& a) {
   std::string s = "(";

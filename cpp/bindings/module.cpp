@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "bindings/array_checks.h"
+#include "cpu/allocation_counter.h"
 #include "cpu/dispatch.h"
 #include "cpu/ops.h"
 #include "cpu/thread_pool.h"
@@ -179,7 +180,7 @@ void optimizer_step(int kind, const py::object& params_obj, const py::object& gr
   a.h2 = h2;
   a.h3 = h3;
   a.nesterov = nesterov;
-  py::gil_scoped_release nogil;
+  const gradsmith::bindings::TrainingCall call;
   cpu::optimizer_step(a, bufs, clip_kind, clip);
 }
 
@@ -204,6 +205,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("current_isa", [] { return std::string(cpu::kernels().name); }, "The CPU path in use.");
   m.def("set_isa", &cpu::set_isa, py::arg("name"), "Use another CPU path (scalar, avx2, avx512).");
   m.def("get_num_threads", &cpu::num_threads);
+  m.def("allocation_count", &cpu::allocation_count, "operator new calls made by gradsmith's C++ code so far.");
   m.def("set_num_threads", [](int n) {
     if (n < 1) throw py::value_error("number of threads must be >= 1, got " + std::to_string(n));
     py::gil_scoped_release nogil;

@@ -150,7 +150,7 @@ class PyTrainingPlan {
     if (plan_->num_metrics() > 8) throw py::value_error("at most 8 counted metrics");
     double value;
     {
-      py::gil_scoped_release nogil;
+      const gradsmith::bindings::TrainingCall call;
       value = plan_->train_step(X, T, L, W, batch, lr, step, correct);
     }
     batch_ = batch;
@@ -160,6 +160,7 @@ class PyTrainingPlan {
   }
 
   i64 arena_size() const { return plan_->arena_size(); }
+  uint64_t last_step_allocations() const { return plan_->last_step_allocations(); }
   i64 batch() const { return batch_; }
   const float* output() const { return plan_->output(); }
   i64 out_features() const { return plan_->out_features(); }
@@ -193,5 +194,7 @@ void bind_training_plan(py::module_& m) {
              return a;
            }, "The last step's predictions, (batch, out): a read-only view, valid until the next step.")
       .def_property_readonly("arena_size", &PyTrainingPlan::arena_size,
-                             "Floats in the plan's activation arena; a steady state never changes it.");
+                             "Floats in the plan's activation arena; a steady state never changes it.")
+      .def_property_readonly("last_step_allocations", &PyTrainingPlan::last_step_allocations,
+                             "C++ heap allocations (operator new) made by the last train_step.");
 }

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "cpu/dispatch.h"
+#include "cpu/scratch.h"
 #include "cpu/thread_pool.h"
 
 namespace gradsmith {
@@ -172,7 +173,7 @@ void gemm(bool ta, bool tb, i64 M, i64 N, i64 K, float alpha, const float* A, i6
   const i64 kc_max = min_i(bk.kc, K);
   const i64 nc_max = min_i(bk.nc, N);
   float* bpack = aligned(ws.b, (size_t)kc_max * ceil_div(nc_max, NR) * NR);
-  std::vector<float*> apack(threads);
+  float** apack = scratch<float*, kScratchPackPointers>(threads);
   for (int t = 0; t < threads; ++t) apack[t] = aligned(ws.a[t], (size_t)kc_max * ceil_div(min_i(bk.mc, M), MR) * MR);
 
   for (i64 jc = 0; jc < N; jc += bk.nc) {

@@ -1,5 +1,7 @@
 #include "cpu/thread_pool.h"
 
+#include "cpu/denormals.h"
+
 #include <sched.h>
 
 #include <atomic>
@@ -63,6 +65,7 @@ class Pool {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       fn_ = &fn;
+      fp_state_ = FloatingPointState::of_this_thread();  // workers compute as the caller does
       n_tasks_ = n_tasks;
       next_task_.store(0);
       active_workers_ = want - 1;
@@ -87,6 +90,7 @@ class Pool {
   }
 
   void work(int thread) {
+    if (thread != 0) fp_state_.apply_to_this_thread();
     t_inside_task = true;
     for (int64_t t; (t = next_task_.fetch_add(1)) < n_tasks_;) (*fn_)(t, thread);
     t_inside_task = false;
@@ -136,6 +140,7 @@ class Pool {
   std::atomic<bool> stopping_{false};
   int active_workers_ = 0;
   const TaskFn* fn_ = nullptr;
+  FloatingPointState fp_state_;
   int64_t n_tasks_ = 0;
   std::atomic<int64_t> next_task_{0};
   std::atomic<int> pending_{0};

@@ -12,12 +12,25 @@
 
 #include <stdint.h>
 
-#include <functional>
+#include <type_traits>
 
 namespace gradsmith {
 namespace cpu {
 
-using TaskFn = std::function<void(int64_t task, int thread)>;
+// A non-owning reference to a callable fn(task, thread). parallel_for runs the
+// callable before it returns, so nothing is copied: unlike std::function,
+// which allocates for a lambda that captures more than two pointers.
+class TaskFn {
+ public:
+  template <class F, class = std::enable_if_t<!std::is_same<std::decay_t<F>, TaskFn>::value>>
+  TaskFn(const F& f)  // NOLINT: implicit, so a lambda passes straight to parallel_for
+      : obj_(&f), call_([](const void* obj, int64_t task, int thread) { (*static_cast<const F*>(obj))(task, thread); }) {}
+  void operator()(int64_t task, int thread) const { call_(obj_, task, thread); }
+
+ private:
+  const void* obj_;
+  void (*call_)(const void*, int64_t, int);
+};
 
 // Threads used by kernels (workers + the caller). Default: OMP_NUM_THREADS if
 // set, else the CPUs this process may run on.

@@ -98,6 +98,9 @@ class TrainingPlan {
   const float* output() const { return out_; }
   // Floats held by the arena: a steady state never changes it.
   i64 arena_size() const { return (i64)arena_.size(); }
+  // operator new calls made during the last train_step (the arena growing,
+  // first-use scratch); a steady state makes none.
+  uint64_t last_step_allocations() const { return last_step_allocations_; }
 
  private:
   void reserve(i64 batch);
@@ -121,6 +124,7 @@ class TrainingPlan {
   float* dy_[2] = {nullptr, nullptr};
   float* dz_ = nullptr;
   const float* out_ = nullptr;
+  uint64_t last_step_allocations_ = 0;
 };
 
 }  // namespace model

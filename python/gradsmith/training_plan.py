@@ -112,19 +112,21 @@ def _optimizer_spec(opt, trainable, params):
         opt.build([w.value for w in trainable])
     elif opt._shapes != shapes:
         raise _NotPlannable("the optimizer was built for other variables")
-    # Trainable weights as (parameter offset, slot offset, size) runs; neighbours merge into one.
+    clip = {"clipnorm": None, "clipvalue": None, "global_clipnorm": None, **opt._clip()}
+    clip_kind, clip = ops._clip(**clip)
+    # Trainable weights as (parameter offset, slot offset, size) runs. Neighbours merge into one run
+    # (one long pass), except under clipnorm, which Keras applies to each weight by its own norm.
     base = params.__array_interface__["data"][0]
     ranges, slot = [], 0
     for w in trainable:
         start = (w.value.__array_interface__["data"][0] - base) // 4
-        if ranges and ranges[-1][0] + ranges[-1][2] == start and ranges[-1][1] + ranges[-1][2] == slot:
+        if ranges and clip_kind != ops._CLIP_NORM and ranges[-1][0] + ranges[-1][2] == start \
+                and ranges[-1][1] + ranges[-1][2] == slot:
             ranges[-1][2] += w.size
         else:
             ranges.append([start, slot, w.size])
         slot += w.size
     slots = [opt._slots[name][0] if name in opt._slots else None for name in _SLOTS[type(opt)]]
-    clip = {"clipnorm": None, "clipvalue": None, "global_clipnorm": None, **opt._clip()}
-    clip_kind, clip = ops._clip(**clip)
     spec = {"kind": _KINDS[type(opt)], "weight_decay": float(opt.weight_decay or 0.0),
             "momentum": float(getattr(opt, "momentum", 0.0)), "beta_1": float(getattr(opt, "beta_1", 0.9)),
             "beta_2": float(getattr(opt, "beta_2", 0.999)), "epsilon": float(getattr(opt, "epsilon", 1e-7)),

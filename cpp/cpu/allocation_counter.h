@@ -1,0 +1,18 @@
+// How many times gradsmith's own C++ code has called operator new.
+//
+// The module replaces the global operator new / delete with thin wrappers over
+// malloc / free that count (allocation_counter.cpp) and links with
+// -Bsymbolic-functions, so these definitions serve the module's own calls and
+// nobody else's. Tests use the count to prove that a steady-state training
+// step allocates nothing (TrainingPlan::last_step_allocations).
+#pragma once
+
+#include <stdint.h>
+
+namespace gradsmith {
+namespace cpu {
+
+uint64_t allocation_count();
+
+}  // namespace cpu
+}  // namespace gradsmith

@@ -1,0 +1,201 @@
+"""The compiled training step (gradsmith.training_plan, cpp/model/training_plan.*).
+
+The layer-by-layer Python path is the step's twin: both call the same kernels
+with the same arguments, so for every supported configuration a model trained
+through the plan must end with bit-identical weights, optimizer state and
+metrics. Configurations without a kernel must fall back, and say why.
+"""
+import numpy as np
+import pytest
+
+import gradsmith as keras
+from gradsmith import _core
+
+layers, optimizers, losses = keras.layers, keras.optimizers, keras.losses
+
+
+def _data(rng, n, features, classes):
+    x = rng.standard_normal((n, features)).astype(np.float32)
+    labels = (np.abs(x[:, :3]).sum(axis=1) * 7).astype(np.int64) % classes
+    return x, labels
+
+
+def _targets(loss, labels, classes):
+    if loss in ("sparse_categorical_crossentropy", "sparse_logits"):
+        return labels
+    if loss in ("categorical_crossentropy",):
+        return np.eye(classes, dtype=np.float32)[labels]
+    return (labels % 2).astype(np.float32)  # one unit
+
+
+def _model(loss, optimizer, classes, *, dropout=0.0, regularizer=None, metrics=("accuracy",), loss_weights=None):
+    keras.utils.set_random_seed(11)
+    out_units, out_act = {"sparse_categorical_crossentropy": (classes, "softmax"), "sparse_logits": (classes, None),
+                          "categorical_crossentropy": (classes, "softmax"),
+                          "binary_crossentropy": (1, "sigmoid")}.get(loss, (1, None))
+    stack = [layers.Dense(24, activation="relu", input_shape=(9,), kernel_regularizer=regularizer),
+             layers.Dropout(dropout) if dropout else layers.Activation("linear"),
+             layers.Dense(16, activation="tanh", bias_regularizer=regularizer),
+             layers.Dense(out_units, activation=out_act)]
+    model = keras.Sequential(stack)
+    loss_obj = losses.SparseCategoricalCrossentropy(from_logits=True) if loss == "sparse_logits" else loss
+    model.compile(optimizer=optimizer(), loss=loss_obj, metrics=list(metrics), loss_weights=loss_weights)
+    return model
+
+
+def _python_only(model):
+    model._compiled_step = lambda: None
+    return model
+
+
+def _train_both(rng, loss, optimizer, classes=4, fit_kwargs=None, **model_kwargs):
+    x, labels = _data(rng, 150, 9, classes)
+    y = _targets(loss, labels, classes)
+    planned = _model(loss, optimizer, classes, **model_kwargs)
+    plain = _python_only(_model(loss, optimizer, classes, **model_kwargs))
+    histories = []
+    for model in (planned, plain):
+        keras.utils.set_random_seed(5)  # the same shuffles
+        histories.append(model.fit(x, y, batch_size=32, epochs=2, verbose=0, **(fit_kwargs or {})).history)
+    return planned, plain, histories
+
+
+def _assert_same(planned, plain, histories):
+    assert planned._plan is not None, planned._plan_reason
+    np.testing.assert_array_equal(planned.parameters, plain.parameters)
+    for a, b in zip(planned.optimizer.variables, plain.optimizer.variables):
+        np.testing.assert_array_equal(a, b)
+    h_plan, h_plain = histories
+    assert h_plan.keys() == h_plain.keys()
+    for key in h_plan:
+        # Loss values add penalties summed in another order: equal to rounding.
+        np.testing.assert_allclose(h_plan[key], h_plain[key], rtol=1e-12, err_msg=key)
+
+
+OPTIMIZERS = {
+    "sgd": lambda: optimizers.SGD(learning_rate=0.05),
+    "sgd_nesterov": lambda: optimizers.SGD(learning_rate=0.05, momentum=0.9, nesterov=True),
+    "adam": lambda: optimizers.Adam(learning_rate=0.01),
+    "adam_amsgrad_clipnorm": lambda: optimizers.Adam(amsgrad=True, clipnorm=0.5),
+    "adamw_schedule": lambda: optimizers.AdamW(
+        learning_rate=optimizers.schedules.ExponentialDecay(0.01, decay_steps=3, decay_rate=0.5)),
+    "rmsprop_centered_momentum": lambda: optimizers.RMSprop(momentum=0.5, centered=True, global_clipnorm=1.0),
+    "adagrad_clipvalue": lambda: optimizers.Adagrad(learning_rate=0.1, clipvalue=0.01),
+}
+LOSSES = ["binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy", "sparse_logits",
+          "mean_squared_error", "huber", "mean_absolute_error"]
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS, ids=str)
+def test_plan_matches_python_path_per_optimizer(rng, threads, optimizer):
+    _assert_same(*_train_both(rng, "binary_crossentropy", OPTIMIZERS[optimizer]))
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_plan_matches_python_path_per_loss(rng, isa, loss):
+    metrics = ("accuracy",) if "entropy" in loss or loss == "sparse_logits" else ("mae",)
+    _assert_same(*_train_both(rng, loss, OPTIMIZERS["adam"], metrics=metrics))
+
+
+def test_plan_matches_with_dropout_penalties_weights_and_other_metrics(rng, threads):
+    x, labels = _data(rng, 150, 9, 4)
+    sw = rng.uniform(0.1, 2.0, len(x)).astype(np.float32)
+    planned, plain, histories = _train_both(
+        rng, "categorical_crossentropy", OPTIMIZERS["adam"], dropout=0.25, regularizer=keras.regularizers.L1L2(1e-3, 1e-2),
+        metrics=("accuracy", keras.metrics.AUC(), "categorical_accuracy", keras.metrics.Precision()),
+        loss_weights=0.5, fit_kwargs={"sample_weight": sw})
+    _assert_same(planned, plain, histories)
+    # Both paths advanced the dropout layer's counter alike.
+    assert planned.layers[1]._calls[0] == plain.layers[1]._calls[0] > 0
+
+
+def test_train_on_batch_uses_the_plan(rng):
+    x, labels = _data(rng, 32, 9, 4)
+    results = []
+    for model in (_model("sparse_categorical_crossentropy", OPTIMIZERS["sgd"], 4),
+                  _python_only(_model("sparse_categorical_crossentropy", OPTIMIZERS["sgd"], 4))):
+        results.append([model.train_on_batch(x, labels) for _ in range(3)] + [model.parameters.copy()])
+    planned, plain = results
+    np.testing.assert_array_equal(planned[-1], plain[-1])
+    np.testing.assert_allclose(np.array(planned[:-1]), np.array(plain[:-1]), rtol=1e-12)
+
+
+def test_freezing_a_layer_rebuilds_the_plan(rng):
+    x, labels = _data(rng, 64, 9, 4)
+    model = _model("sparse_categorical_crossentropy", OPTIMIZERS["adam"], 4)
+    model.fit(x, labels, epochs=1, verbose=0)
+    first = model._plan
+    frozen = model.layers[0].get_weights()
+    model.layers[0].trainable = False
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")  # Keras: recompile after freezing
+    model.fit(x, labels, epochs=1, verbose=0)
+    assert model._plan is not None and model._plan is not first
+    for before, after in zip(frozen, model.layers[0].get_weights()):
+        np.testing.assert_array_equal(before, after)
+
+
+class _Doubling(layers.Layer):
+    def forward(self, x, training=False):
+        return 2 * x
+
+    def backward(self, dy, need_dx=True):
+        return 2 * dy
+
+
+@pytest.mark.parametrize("change, reason", [
+    (lambda m: m.add(_Doubling()), "_Doubling"),
+    (lambda m: m.compile(optimizer=optimizers.Adam(use_ema=True), loss="binary_crossentropy"), "EMA"),
+    (lambda m: m.compile(optimizer="adam", loss=losses.BinaryCrossentropy(reduction="sum")), "reduction"),
+    (lambda m: m.compile(optimizer="adam", loss=lambda t, p: (t - p) ** 2), "no kernel"),
+], ids=["custom_layer", "ema", "sum_reduction", "custom_loss"])
+def test_without_a_kernel_the_python_path_trains(rng, change, reason):
+    x, labels = _data(rng, 64, 9, 2)
+    y = (labels % 2).astype(np.float32)
+    model = _model("binary_crossentropy", OPTIMIZERS["adam"], 2)
+    change(model)
+    if not model.built or model.loss is None:
+        model.compile(optimizer="adam", loss="binary_crossentropy")
+    before = model.parameters.copy()
+    model.fit(x, y, epochs=1, verbose=0)
+    assert model._plan is None and reason in model._plan_reason
+    assert not np.array_equal(before, model.parameters)
+
+
+def test_bad_labels_raise_and_leave_the_model_as_it_was(rng):
+    x, labels = _data(rng, 32, 9, 4)
+    model = _model("sparse_categorical_crossentropy", OPTIMIZERS["adam"], 4)
+    model.train_on_batch(x, labels)
+    params, iterations = model.parameters.copy(), int(model.optimizer.iterations)
+    bad = labels.copy()
+    bad[5] = 4
+    with pytest.raises(ValueError, match=r"label 4 at index 5 is outside \[0, 4\)"):
+        model.train_on_batch(x, bad)
+    fractional = labels.astype(np.float64)
+    fractional[2] = 0.5
+    with pytest.raises(ValueError, match="not an integer class index"):
+        model.train_on_batch(x, fractional)
+    np.testing.assert_array_equal(params, model.parameters)
+    assert int(model.optimizer.iterations) == iterations
+
+
+def test_a_steady_step_allocates_nothing(rng, threads):
+    x, labels = _data(rng, 256, 9, 4)
+    before = _core.allocation_count()
+    model = _model("sparse_categorical_crossentropy", OPTIMIZERS["rmsprop_centered_momentum"], 4, dropout=0.5)
+    model.fit(x[:64], labels[:64], batch_size=64, epochs=1, verbose=0)  # sizes the arena and the scratch
+    assert _core.allocation_count() > before  # the counter counts: building the plan allocated
+    plan = model._plan.plan
+    arena = plan.arena_size
+    for start in range(0, 256, 64):
+        model.train_on_batch(x[start:start + 64], labels[start:start + 64])
+        assert plan.last_step_allocations == 0
+    model.train_on_batch(x[:17], labels[:17])  # a smaller batch fits the same arena
+    assert plan.last_step_allocations == 0 and plan.arena_size == arena
+
+
+def test_predictions_view_is_read_only(rng):
+    x, labels = _data(rng, 32, 9, 4)
+    model = _model("sparse_categorical_crossentropy", OPTIMIZERS["adam"], 4)
+    model.train_on_batch(x, labels)
+    out = model._plan.plan.output()
+    assert out.shape == (32, 4) and not out.flags.writeable
