@@ -233,6 +233,15 @@ class CallbackList(Callback):
     def __len__(self):
         return len(self.callbacks)
 
+    def implements_batch_hooks(self, kind="train"):
+        """Whether any callback overrides a per-batch hook of ``kind`` ('train' or 'test'), as Keras
+        checks: when none does, fit and evaluate skip building per-batch logs."""
+        names = [f"on_{kind}_batch_begin", f"on_{kind}_batch_end"]
+        if kind == "train":
+            names += ["on_batch_begin", "on_batch_end"]
+        return any(getattr(type(cb), name, None) is not getattr(Callback, name) for cb in self.callbacks
+                   for name in names)
+
     @staticmethod
     def _pythonify_logs(logs):
         """Batch logs as Keras hands them on: keys sorted, values as Python floats where possible."""

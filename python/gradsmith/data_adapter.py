@@ -58,13 +58,20 @@ class ArrayBatches:
     def num_batches(self):
         return (self.num_samples + self.batch_size - 1) // self.batch_size
 
+    # Up to this size the arrays are gathered in shuffled order once per epoch, and batches are
+    # views of that copy (one gather instead of one per batch); larger data is gathered per batch.
+    _GATHER_ONCE_BYTES = 256 << 20
+
     def __iter__(self):
         n = self.num_samples
+        arrays = (self.x, self.y, self.sample_weight)
         order = self._rng.permutation(n) if self.shuffle else None
+        if order is not None and sum(a.nbytes for a in arrays if a is not None) <= self._GATHER_ONCE_BYTES:
+            arrays, order = tuple(None if a is None else a[order] for a in arrays), None
+        x, y, sw = arrays
         for start in range(0, n, self.batch_size):
             sl = slice(start, start + self.batch_size) if order is None else order[start:start + self.batch_size]
-            yield (self.x[sl], None if self.y is None else self.y[sl],
-                   None if self.sample_weight is None else self.sample_weight[sl])
+            yield x[sl], None if y is None else y[sl], None if sw is None else sw[sl]
 
 
 class IterableBatches:

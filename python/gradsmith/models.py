@@ -341,17 +341,20 @@ class Sequential:
         self.history = history
         self.stop_training = False
         self._resolve_metrics()
+        batch_hooks = cbs.implements_batch_hooks("train")  # else no per-batch logs are built
         cbs.on_train_begin()
         for epoch in range(initial_epoch, epochs):
             self._reset_metrics()
             cbs.on_epoch_begin(epoch)
             loss_sum, count = 0.0, 0
             for step, (xb, yb, swb) in enumerate(train):
-                cbs.on_train_batch_begin(step)
+                if batch_hooks:
+                    cbs.on_train_batch_begin(step)
                 value, n = self._train_step(xb, yb, swb)
                 loss_sum += value * n
                 count += n
-                cbs.on_train_batch_end(step, self._logs(loss_sum, count))
+                if batch_hooks:
+                    cbs.on_train_batch_end(step, self._logs(loss_sum, count))
                 if self.stop_training:
                     break
             if count == 0:
@@ -382,15 +385,16 @@ class Sequential:
     def _evaluate_batches(self, batches, cbs=None):
         self._reset_metrics()
         loss_sum, count = 0.0, 0
+        batch_hooks = cbs is not None and cbs.implements_batch_hooks("test")
         if cbs is not None:
             cbs.on_test_begin()
         for step, (xb, yb, swb) in enumerate(batches):
-            if cbs is not None:
+            if batch_hooks:
                 cbs.on_test_batch_begin(step)
             value, n = self._test_step(xb, yb, swb)
             loss_sum += value * n
             count += n
-            if cbs is not None:
+            if batch_hooks:
                 cbs.on_test_batch_end(step, self._logs(loss_sum, count))
         logs = self._logs(loss_sum, count)
         if cbs is not None:
