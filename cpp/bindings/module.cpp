@@ -21,6 +21,8 @@
 namespace py = pybind11;
 namespace cpu = gradsmith::cpu;
 
+// Defined in bench_bindings.cpp: the machine-peak measurements.
+void bind_bench(py::module_& m);
 void bind_training_plan(py::module_& m);
 using gradsmith::ActParams;
 using i64 = int64_t;
@@ -199,6 +201,7 @@ void dropout(const py::array& x, const py::array& y, double rate, uint64_t seed,
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "gradsmith's compiled CPU kernels. Use gradsmith.ops; these functions check but do not convert.";
+  bind_bench(m);
   bind_training_plan(m);
 
   m.def("supported_isas", &cpu::supported_isas, "CPU paths this machine can run, best last.");
