@@ -34,6 +34,7 @@ constexpr double kParallelMinFlops = 2.0 * 96 * 96 * 96;
 // dense layers (M = batch = 32..256) do not do.
 constexpr double kSmallGemmMacs = 1 << 22;
 constexpr double kSmallGemmB = 1 << 18;
+constexpr i64 kSmallGemmRowK = 512;
 
 i64 min_i(i64 a, i64 b) { return a < b ? a : b; }
 i64 ceil_div(i64 a, i64 b) { return (a + b - 1) / b; }
@@ -160,7 +161,9 @@ void gemm(bool ta, bool tb, i64 M, i64 N, i64 K, float alpha, const float* A, i6
     if (ep) kt.gemm_epilogue(C, ldc, M, N, *ep);
     return;
   }
-  if ((double)M * N * K <= kSmallGemmMacs && (double)K * N <= kSmallGemmB) {
+  // With A in place, a tile broadcasts from MR rows of A lda apart; for long rows (lda a multiple of 4 KiB
+  // puts all of them in one L1 set) that thrashes, and packing A is cheap next to the product.
+  if ((double)M * N * K <= kSmallGemmMacs && (double)K * N <= kSmallGemmB && (ta || K <= kSmallGemmRowK)) {
     gemm_unpacked(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
     return;
   }
