@@ -198,9 +198,11 @@ void dropout(const py::array& x, const py::array& y, double rate, uint64_t seed,
 
 }  // namespace
 
+void bind_profiler(py::module_& m);  // profiler_bindings.cpp
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "gradsmith's compiled CPU kernels. Use gradsmith.ops; these functions check but do not convert.";
+  bind_profiler(m);
   bind_bench(m);
   bind_training_plan(m);
 

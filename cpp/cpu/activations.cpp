@@ -1,5 +1,6 @@
 #include "cpu/dispatch.h"
 #include "cpu/ops.h"
+#include "cpu/profiler.h"
 #include "cpu/thread_pool.h"
 
 namespace gradsmith {
@@ -10,6 +11,8 @@ i64 rows_per_task(i64 cols) { return cols > 0 && cols < kChunk ? kChunk / cols :
 }  // namespace
 
 void activation_forward(ActParams act, const float* z, float* y, i64 rows, i64 cols) {
+  // FLOPs: f per element (prof::act_flops); bytes: z read, y written.
+  GS_PROFILE_SCOPE("activation_forward", prof::act_flops(act, false) * rows * cols, 8.0 * rows * cols, rows, cols, -1);
   const KernelTable& kt = kernels();
   if (act.kind == kSoftmax) {
     const i64 step = rows_per_task(cols), tasks = (rows + step - 1) / step;
@@ -27,6 +30,8 @@ void activation_forward(ActParams act, const float* z, float* y, i64 rows, i64 c
 }
 
 void activation_backward(ActParams act, const float* dy, const float* z, float* dz, i64 rows, i64 cols) {
+  // FLOPs: dy * f'(z) per element (prof::act_flops); bytes: dy and z read, dz written.
+  GS_PROFILE_SCOPE("activation_backward", prof::act_flops(act, true) * rows * cols, 12.0 * rows * cols, rows, cols, -1);
   const KernelTable& kt = kernels();
   if (act.kind == kSoftmax) {
     // y = softmax(z) goes into dz, then dz = y * (dy - <dy, y>) in place, row by row.

@@ -7,6 +7,7 @@
 //             dx = dz @ W^T        (batch, in)
 #include "cpu/dispatch.h"
 #include "cpu/ops.h"
+#include "cpu/profiler.h"
 #include "cpu/thread_pool.h"
 
 namespace gradsmith {
@@ -14,6 +15,9 @@ namespace cpu {
 
 void dense_forward(const float* x, const float* W, const float* b, ActParams act, float* y, float* z, i64 batch,
                    i64 in, i64 units) {
+  // FLOPs per output: the GEMM's 2 * in, 1 for the bias, f's (prof::act_flops); bytes: x, W, b read, y (and z) written.
+  GS_PROFILE_SCOPE("dense_forward", (2.0 * in + (b ? 1 : 0) + prof::act_flops(act, false)) * batch * units,
+                   4.0 * (batch * in + in * units + (b ? units : 0) + (z ? 2 : 1) * batch * units), batch, in, units);
   Epilogue ep;
   ep.bias = b;
   ep.act = act.kind == kSoftmax ? ActParams{kLinear, 0.f} : act;
@@ -26,6 +30,12 @@ void dense_forward(const float* x, const float* W, const float* b, ActParams act
 
 void dense_backward(const float* dy, const float* x, const float* W, const float* z, ActParams act, float* dz_scratch,
                     float* dx, float* dW, float* db, i64 batch, i64 in, i64 units) {
+  // FLOPs per element of dz: dz = dy f'(z), 1 add for db, 2 * in for dW = x^T dz and as many for dx = dz W^T.
+  // Bytes: dy, x read; z read and dz written unless linear; dW written; W read and dx written; db written.
+  GS_PROFILE_SCOPE("dense_backward",
+                   (prof::act_flops(act, true) + (db ? 1 : 0) + 2.0 * in * (dx ? 2 : 1)) * batch * units,
+                   4.0 * (batch * units + batch * in + (act.kind != kLinear ? 2 : 0) * batch * units + in * units +
+                          (dx ? in * units + batch * in : 0) + (db ? units : 0)), batch, in, units);
   const KernelTable& kt = kernels();
   const float* dz = dz_scratch;
   if (act.kind == kLinear) {

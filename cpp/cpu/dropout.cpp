@@ -6,12 +6,15 @@
 
 #include "cpu/dispatch.h"
 #include "cpu/ops.h"
+#include "cpu/profiler.h"
 #include "cpu/thread_pool.h"
 
 namespace gradsmith {
 namespace cpu {
 
 void dropout(const float* x, float* y, i64 n, double rate, uint64_t seed, uint64_t offset) {
+  // FLOPs: 1 per element (the scale; Philox's bits are integer work); bytes: x read, y written.
+  GS_PROFILE_SCOPE("dropout", 1.0 * n, 8.0 * n, n, -1, -1);
   const KernelTable& kt = kernels();
   // u >= rate  <=>  (r >> 8) >= ceil(rate * 2^24), rate * 2^24 exact in double.
   const uint32_t threshold = (uint32_t)ceil(rate * 16777216.0);

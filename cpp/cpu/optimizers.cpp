@@ -9,6 +9,8 @@
 
 #include "cpu/dispatch.h"
 #include "cpu/ops.h"
+#include "cpu/profiler.h"
+#include "cpu/scratch.h"
 #include "cpu/thread_pool.h"
 
 namespace gradsmith {
@@ -18,12 +20,18 @@ constexpr i64 kChunk = 1 << 15;
 }
 
 void optimizer_step(const OptimizerArgs& args, const std::vector<ParamBuffer>& buffers, int clip_kind, float clip) {
+  // FLOPs and bytes per element of the update and the norm clip: see prof::optimizer_flops, optimizer_bytes.
+  GS_PROFILE_SCOPE("optimizer_step",
+                   prof::optimizer_flops(args, buffers, clip_kind == kClipNorm || clip_kind == kClipGlobalNorm),
+                   prof::optimizer_bytes(buffers, clip_kind == kClipNorm || clip_kind == kClipGlobalNorm),
+                   prof::total_elements(buffers), -1, -1);
   const KernelTable& kt = kernels();
   // Clip factor per buffer: clipnorm scales each gradient by c / max(||g||, c),
   // global_clipnorm all of them by c / max(||(g_1, g_2, ...)||, c).
   // A NaN norm gives a NaN scale (NumPy's maximum propagates NaN), and Keras
   // adds (norm - norm) to the global scale, so an infinite global norm does too.
-  std::vector<float> scale(buffers.size(), 1.f);
+  float* scale = scratch<float, kScratchClipScale>(buffers.size());
+  for (size_t b = 0; b < buffers.size(); ++b) scale[b] = 1.f;
   auto clip_scale = [clip](double norm) { return norm != norm ? NAN : (float)((double)clip / fmax(norm, clip)); };
   if (clip_kind == kClipNorm || clip_kind == kClipGlobalNorm) {
     double global = 0;
@@ -35,17 +43,18 @@ void optimizer_step(const OptimizerArgs& args, const std::vector<ParamBuffer>& b
     if (clip_kind == kClipGlobalNorm) {
       const double norm = sqrt(global);
       const float s = clip_scale(norm) + (float)(norm - norm);
-      for (float& v : scale) v = s;
+      for (size_t b = 0; b < buffers.size(); ++b) scale[b] = s;
     }
   }
   // Tasks are (buffer, chunk) pairs.
-  std::vector<i64> first_task(buffers.size() + 1, 0);
+  i64* first_task = scratch<i64, kScratchTaskBounds>(buffers.size() + 1);
+  first_task[0] = 0;
   for (size_t b = 0; b < buffers.size(); ++b)
     first_task[b + 1] = first_task[b] + (buffers[b].n + kChunk - 1) / kChunk;
   i64 total = 0;
   for (const auto& b : buffers) total += b.n;
   parallel_for(
-      first_task.back(),
+      first_task[buffers.size()],
       [&](int64_t task, int) {
         size_t b = 0;
         while (first_task[b + 1] <= task) ++b;

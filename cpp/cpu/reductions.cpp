@@ -5,6 +5,8 @@
 
 #include "cpu/dispatch.h"
 #include "cpu/ops.h"
+#include "cpu/profiler.h"
+#include "cpu/scratch.h"
 #include "cpu/thread_pool.h"
 
 namespace gradsmith {
@@ -17,7 +19,7 @@ template <class F>
 double chunked_sum(i64 n, F&& chunk_sum) {
   if (n <= 0) return 0.0;
   const i64 tasks = (n + kChunk - 1) / kChunk;
-  std::vector<double> partial(tasks);
+  double* partial = scratch<double, kScratchPartialSums>(tasks);
   parallel_for(
       tasks,
       [&](int64_t t, int) {
@@ -26,23 +28,27 @@ double chunked_sum(i64 n, F&& chunk_sum) {
       },
       threads_for_elements(n));
   double s = 0;
-  for (double p : partial) s += p;
+  for (i64 t = 0; t < tasks; ++t) s += partial[t];
   return s;
 }
 
 }  // namespace
 
 double sum(const float* x, i64 n) {
+  GS_PROFILE_SCOPE("sum", 1.0 * n, 4.0 * n, n, -1, -1);  // 1 add per element; x read
   const KernelTable& kt = kernels();
   return chunked_sum(n, [&](i64 b, i64 e) { return kt.sum(x, b, e); });
 }
 
 double sum_squares(const float* x, i64 n) {
+  GS_PROFILE_SCOPE("sum_squares", 2.0 * n, 4.0 * n, n, -1, -1);  // a multiply and an add per element; x read
   const KernelTable& kt = kernels();
   return chunked_sum(n, [&](i64 b, i64 e) { return kt.sum_squares(x, b, e); });
 }
 
 void col_sums(const float* x, float* out, i64 rows, i64 cols) {
+  // 1 add per element; x read, out written
+  GS_PROFILE_SCOPE("col_sums", 1.0 * rows * cols, 4.0 * (rows * cols + cols), rows, cols, -1);
   const KernelTable& kt = kernels();
   constexpr i64 kCols = 256;
   parallel_for(
@@ -65,6 +71,10 @@ i64 argmax_row(const float* x, i64 n) {
 
 int64_t count_correct(int kind, const float* y_true, const int64_t* labels, const float* y_pred, i64 rows, i64 cols,
                       float threshold) {
+  // FLOPs: 2 compares per element (binary: threshold and target; categorical: both argmaxes; sparse: 1, one
+  // argmax); bytes: y_pred read, y_true or int64 labels read.
+  GS_PROFILE_SCOPE("count_correct", (kind == kCountSparse ? 1.0 : 2.0) * rows * cols,
+                   4.0 * rows * cols + (kind == kCountSparse ? 8.0 * rows : 4.0 * rows * cols), rows, cols, -1);
   int64_t correct = 0;
   if (kind == kCountBinary) {
     for (i64 i = 0; i < rows * cols; ++i) correct += (y_pred[i] > threshold ? 1.f : 0.f) == y_true[i];
@@ -78,6 +88,7 @@ int64_t count_correct(int kind, const float* y_true, const int64_t* labels, cons
 }
 
 void binary_confusion(const float* y_true, const float* y_pred, i64 n, float threshold, int64_t counts[4]) {
+  GS_PROFILE_SCOPE("binary_confusion", 2.0 * n, 8.0 * n, n, -1, -1);  // 2 compares per element; y_true, y_pred read
   int64_t tp = 0, fp = 0, tn = 0, fn = 0;
   for (i64 i = 0; i < n; ++i) {
     const bool pred = y_pred[i] > threshold, actual = y_true[i] != 0.f;

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "cpu/allocation_counter.h"
+#include "cpu/profiler.h"
 #include "cpu/thread_pool.h"
 
 namespace gradsmith {
@@ -131,6 +132,8 @@ cpu::OptimizerArgs TrainingPlan::optimizer_args(double lr, int64_t step) const {
 double TrainingPlan::train_step(const float* x, const float* y_true, const int64_t* labels,
                                 const float* sample_weight, i64 batch, double lr, int64_t step, int64_t* correct) {
   const uint64_t allocations_before = cpu::allocation_count();
+  // The step is a span in the profiler's trace, with its kernels inside.
+  const int64_t span = prof::enabled() ? prof::span_begin("train_step") : -1;
   reserve(batch);
   const size_t n = layers_.size();
 
@@ -202,6 +205,7 @@ double TrainingPlan::train_step(const float* x, const float* y_true, const int64
   // ---- penalties (value on the weights before the update, as Keras), then the update
   value += regularize();
   if (!buffers_.empty()) cpu::optimizer_step(optimizer_args(lr, step), buffers_, opt_.clip_kind, opt_.clip);
+  if (span >= 0) prof::span_end(span);
   last_step_allocations_ = cpu::allocation_count() - allocations_before;
   return value;
 }

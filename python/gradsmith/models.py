@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-from gradsmith import data_adapter, layers as layers_mod
+from gradsmith import _core, data_adapter, layers as layers_mod
 
 __all__ = ["Sequential", "load_model"]
 
@@ -263,6 +263,14 @@ class Sequential:
 
     def _python_train_step(self, x, y, sw):
         """The same step layer by layer, one kernel call at a time (layers.py -> ops.py)."""
+        if _core.profiler_enabled():
+            from gradsmith import profiler
+
+            with profiler.record_function("train_step"):
+                return self._python_train_step_body(x, y, sw)
+        return self._python_train_step_body(x, y, sw)
+
+    def _python_train_step_body(self, x, y, sw):
         x, y, sw = self._prepare_batch(x, y, sw)
         y_pred = self._forward(x, training=True)
         value, grad = self.loss.value_and_grad(y, y_pred, sw)
