@@ -1,16 +1,14 @@
-// The portable loops of the GEMM (BLIS's five loops around a micro-kernel):
+// The portable loops of the GEMM C = alpha op(A) op(B) + beta C, by size:
 //
-//   for jc in N step NC:                 B block (KC x NC) packed once, shared by all threads
-//     for pc in K step KC:
-//       pack op(B)[pc:+KC, jc:+NC]       in NR-wide panels (parallel over panels)
-//       parallel over (ic in M step MC) x (chunks of the NR panels):
-//         pack op(A)[ic:+MC, pc:+KC]     in MR-tall panels, into this thread's buffer
-//         for each NR panel, each MR panel: micro-kernel -> MR x NR tile of C
-//         on the last pc: the epilogue on that tile while it is in L1
+//   small (gemm_unpacked)  register tiles read A and B in place: no packing
+//   large (gemm_packed)    BLIS's loops around the micro-kernel, A and B packed
+//                          into panels that stay in L2 / L1 while they are used
+//   many threads           C cut into parts along its longer side, each part a
+//                          whole packed product on one thread (its own packing)
 //
-// Only the micro-kernel and the blocking sizes differ per ISA (kernel_table.h).
-// Each tile of C is written by exactly one task and summed over K in the same
-// order whatever the thread count, so results do not depend on it.
+// Only the micro-kernel, the tile and the blocking sizes differ per ISA
+// (kernel_table.h). Every element of C is summed over K in the same order
+// whatever the thread count and split, so results do not depend on them.
 #include "cpu/gemm.h"
 
 #include <stdint.h>
@@ -18,6 +16,7 @@
 #include <vector>
 
 #include "cpu/dispatch.h"
+#include "cpu/profiler.h"
 #include "cpu/scratch.h"
 #include "cpu/thread_pool.h"
 
@@ -42,8 +41,8 @@ i64 ceil_div(i64 a, i64 b) { return (a + b - 1) / b; }
 // Packing buffers of the calling thread, kept between calls (no allocation in
 // a steady training loop).
 struct Workspace {
-  std::vector<float> b;
-  std::vector<std::vector<float>> a;
+  std::vector<float> b;  // a KC x NC block of op(B), in NR-wide panels
+  std::vector<float> a;  // an MC x KC block of op(A), in MR-tall panels
 };
 
 float* aligned(std::vector<float>& v, size_t n) {
@@ -64,11 +63,8 @@ void pack_a(bool ta, const float* A, i64 lda, i64 i0, i64 p0, i64 mc, i64 kc, in
         for (i64 i = 0; i < mr; ++i) d[i] = src[i];
         for (i64 i = mr; i < MR; ++i) d[i] = 0.f;
       }
-    } else {  // A is (M, K): contiguous in p
-      for (i64 i = 0; i < mr; ++i) {
-        const float* src = A + (i0 + ir + i) * lda + p0;
-        for (i64 p = 0; p < kc; ++p) dst[p * MR + i] = src[p];
-      }
+    } else {  // A is (M, K): the panel is the transpose of an mr x kc block of A
+      kernels().transpose(mr, kc, A + (i0 + ir) * lda + p0, lda, dst, MR);
       for (i64 i = mr; i < MR; ++i)
         for (i64 p = 0; p < kc; ++p) dst[p * MR + i] = 0.f;
     }
@@ -82,11 +78,8 @@ void pack_b(bool tb, const float* B, i64 ldb, i64 p0, i64 j0, i64 nc, i64 kc, in
   for (i64 s = s0; s < s1; ++s) {
     float* d = dst + s * NR * kc;
     const i64 jr = s * NR, nr = min_i(NR, nc - jr);
-    if (tb) {  // B is (N, K): contiguous in p
-      for (i64 j = 0; j < nr; ++j) {
-        const float* src = B + (j0 + jr + j) * ldb + p0;
-        for (i64 p = 0; p < kc; ++p) d[p * NR + j] = src[p];
-      }
+    if (tb) {  // B is (N, K): the panel is the transpose of an nr x kc block of B
+      kernels().transpose(nr, kc, B + (j0 + jr) * ldb + p0, ldb, d, NR);
       for (i64 j = nr; j < NR; ++j)
         for (i64 p = 0; p < kc; ++p) d[p * NR + j] = 0.f;
     } else {  // B is (K, N): contiguous in j
@@ -119,11 +112,7 @@ void gemm_unpacked(bool ta, bool tb, i64 M, i64 N, i64 K, float alpha, const flo
   if (tb) {
     static thread_local std::vector<float> bt;
     if ((i64)bt.size() < K * N) bt.resize(K * N);
-    constexpr i64 kBlock = 16;  // transpose in 16 x 16 blocks: both sides stay in cache lines
-    for (i64 j0 = 0; j0 < N; j0 += kBlock)
-      for (i64 p0 = 0; p0 < K; p0 += kBlock)
-        for (i64 j = j0; j < min_i(j0 + kBlock, N); ++j)
-          for (i64 p = p0; p < min_i(p0 + kBlock, K); ++p) bt[p * N + j] = B[j * ldb + p];
+    kt.transpose(N, K, B, ldb, bt.data(), N);  // B (N, K) -> bt (K, N)
     b = bt.data();
     ldb_rows = N;
   }
@@ -149,10 +138,64 @@ void gemm_unpacked(bool ta, bool tb, i64 M, i64 N, i64 K, float alpha, const flo
                (int)threads);
 }
 
+// One thread's blocked product (BLIS's loops around the micro-kernel):
+//   for jc in N step NC, pc in K step KC: pack op(B)[pc:+KC, jc:+NC] in NR-wide panels;
+//     for ic in M step MC: pack op(A)[ic:+MC, pc:+KC] in MR-tall panels;
+//       for each NR panel, each MR panel: micro-kernel -> MR x NR tile of C,
+//       and on the last pc the epilogue on that tile while it is in L1.
+void gemm_packed(bool ta, bool tb, i64 M, i64 N, i64 K, float alpha, const float* A, i64 lda, const float* B,
+                 i64 ldb, float beta, float* C, i64 ldc, const Epilogue* ep) {
+  const KernelTable& kt = kernels();
+  const GemmBlocking bk = kt.gemm;
+  const int MR = bk.mr, NR = bk.nr;
+  static thread_local Workspace ws;  // kept between calls: no allocation in a steady loop
+  const i64 kc_max = min_i(bk.kc, K), nc_max = min_i(bk.nc, N), mc_max = min_i(bk.mc, M);
+  float* bpack = aligned(ws.b, (size_t)kc_max * ceil_div(nc_max, NR) * NR);
+  float* apack = aligned(ws.a, (size_t)kc_max * ceil_div(mc_max, MR) * MR);
+  alignas(64) float tile[16 * 64];
+  for (i64 jc = 0; jc < N; jc += bk.nc) {
+    const i64 nc = min_i(bk.nc, N - jc);
+    const i64 n_panels = ceil_div(nc, NR);
+    for (i64 pc = 0; pc < K; pc += bk.kc) {
+      const i64 kc = min_i(bk.kc, K - pc);
+      const float beta_k = pc == 0 ? beta : 1.f;  // later K blocks accumulate
+      const bool last_k = pc + kc >= K;
+      pack_b(tb, B, ldb, pc, jc, nc, kc, NR, 0, n_panels, bpack);
+      for (i64 i0 = 0; i0 < M; i0 += bk.mc) {
+        const i64 mc = min_i(bk.mc, M - i0);
+        pack_a(ta, A, lda, i0, pc, mc, kc, MR, apack);
+        for (i64 s = 0; s < n_panels; ++s) {
+          const i64 j = s * NR, nr = min_i(NR, nc - j);
+          const float* bp = bpack + s * NR * kc;
+          for (i64 ir = 0; ir < mc; ir += MR) {
+            const i64 mr = min_i(MR, mc - ir);
+            float* c = C + (i0 + ir) * ldc + jc + j;
+            const float* a = apack + ir * kc;
+            if (mr == MR && nr == NR) {
+              kt.gemm_ukr(kc, a, bp, c, ldc, alpha, beta_k);
+            } else {  // edge tile: compute the full tile aside, write the part that exists
+              kt.gemm_ukr(kc, a, bp, tile, NR, 1.f, 0.f);
+              for (i64 ii = 0; ii < mr; ++ii)
+                for (i64 jj = 0; jj < nr; ++jj) {
+                  float* cij = c + ii * ldc + jj;
+                  const float v = alpha * tile[ii * NR + jj];
+                  *cij = beta_k == 0.f ? v : v + beta_k * *cij;
+                }
+            }
+            if (last_k && ep) kt.gemm_epilogue(c, ldc, mr, nr, epilogue_at(*ep, i0 + ir, jc + j));
+          }
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void gemm(bool ta, bool tb, i64 M, i64 N, i64 K, float alpha, const float* A, i64 lda, const float* B, i64 ldb,
           float beta, float* C, i64 ldc, const Epilogue* ep) {
+  // FLOPs: 2 per multiply-add of op(A) @ op(B); bytes: op(A) and op(B) read, C written (and read when beta != 0).
+  GS_PROFILE_SCOPE("gemm", 2.0 * M * N * K, 4.0 * (M * K + K * N + (beta != 0.f ? 2 : 1) * M * N), M, N, K);
   if (M <= 0 || N <= 0) return;
   const KernelTable& kt = kernels();
   if (K <= 0) {  // op(A) @ op(B) is all zeros: C = beta * C
@@ -168,72 +211,34 @@ void gemm(bool ta, bool tb, i64 M, i64 N, i64 K, float alpha, const float* A, i6
     return;
   }
   const GemmBlocking bk = kt.gemm;
-  const int MR = bk.mr, NR = bk.nr;
   const int threads = 2.0 * M * N * K < kParallelMinFlops ? 1 : num_threads();
-
-  static thread_local Workspace ws;
-  if ((int)ws.a.size() < threads) ws.a.resize(threads);
-  const i64 kc_max = min_i(bk.kc, K);
-  const i64 nc_max = min_i(bk.nc, N);
-  float* bpack = aligned(ws.b, (size_t)kc_max * ceil_div(nc_max, NR) * NR);
-  float** apack = scratch<float*, kScratchPackPointers>(threads);
-  for (int t = 0; t < threads; ++t) apack[t] = aligned(ws.a[t], (size_t)kc_max * ceil_div(min_i(bk.mc, M), MR) * MR);
-
-  for (i64 jc = 0; jc < N; jc += bk.nc) {
-    const i64 nc = min_i(bk.nc, N - jc);
-    const i64 n_panels = ceil_div(nc, NR);
-    for (i64 pc = 0; pc < K; pc += bk.kc) {
-      const i64 kc = min_i(bk.kc, K - pc);
-      const float beta_k = pc == 0 ? beta : 1.f;  // later K blocks accumulate
-      const bool last_k = pc + kc >= K;
-
-      const i64 b_tasks = min_i(n_panels, threads);
-      parallel_for(
-          b_tasks,
-          [&](int64_t t, int) {
-            pack_b(tb, B, ldb, pc, jc, nc, kc, NR, n_panels * t / b_tasks, n_panels * (t + 1) / b_tasks, bpack);
-          },
-          threads);
-
-      // Enough tasks to keep every thread busy: split N when M alone has too few blocks.
-      const i64 m_blocks = ceil_div(M, bk.mc);
-      const i64 n_chunks = min_i(n_panels, ceil_div(threads, m_blocks));
-      parallel_for(
-          m_blocks * n_chunks,
-          [&](int64_t task, int thread) {
-            const i64 i0 = (task / n_chunks) * bk.mc, chunk = task % n_chunks;
-            const i64 mc = min_i(bk.mc, M - i0);
-            float* ap = apack[thread];
-            pack_a(ta, A, lda, i0, pc, mc, kc, MR, ap);
-            alignas(64) float tile[16 * 64];
-            for (i64 s = n_panels * chunk / n_chunks; s < n_panels * (chunk + 1) / n_chunks; ++s) {
-              const i64 j = s * NR, nr = min_i(NR, nc - j);
-              const float* bp = bpack + s * NR * kc;
-              for (i64 ir = 0; ir < mc; ir += MR) {
-                const i64 mr = min_i(MR, mc - ir);
-                float* c = C + (i0 + ir) * ldc + jc + j;
-                const float* a = ap + ir * kc;
-                if (mr == MR && nr == NR) {
-                  kt.gemm_ukr(kc, a, bp, c, ldc, alpha, beta_k);
-                } else {  // edge tile: compute the full tile aside, write the part that exists
-                  kt.gemm_ukr(kc, a, bp, tile, NR, 1.f, 0.f);
-                  for (i64 ii = 0; ii < mr; ++ii)
-                    for (i64 jj = 0; jj < nr; ++jj) {
-                      float* cij = c + ii * ldc + jj;
-                      const float v = alpha * tile[ii * NR + jj];
-                      *cij = beta_k == 0.f ? v : v + beta_k * *cij;
-                    }
-                }
-                if (last_k && ep) {
-                  const Epilogue e = epilogue_at(*ep, i0 + ir, jc + j);
-                  kt.gemm_epilogue(c, ldc, mr, nr, e);
-                }
-              }
-            }
-          },
-          threads);
-    }
+  if (threads == 1) {
+    gemm_packed(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
+    return;
   }
+  // Split C into parts, each a whole blocked product on one thread with its own packing (as OpenBLAS
+  // does): one parallel region per call and every packed panel in the L2 of the core that uses it.
+  // Cut the longer side of C, in whole tiles, into one part per thread: every part packs all of the
+  // other operand, so more parts would pack it more often.
+  const bool split_n = N >= M;
+  const i64 unit = split_n ? bk.nr : bk.mr, units = ceil_div(split_n ? N : M, unit);
+  const i64 parts = min_i(units, (i64)threads);
+  parallel_for(
+      parts,
+      [&](int64_t p, int) {
+        const i64 lo = units * p / parts * unit, hi = min_i(units * (p + 1) / parts * unit, split_n ? N : M);
+        if (hi <= lo) return;
+        if (split_n) {
+          const Epilogue e = ep ? epilogue_at(*ep, 0, lo) : Epilogue();
+          gemm_packed(ta, tb, M, hi - lo, K, alpha, A, lda, tb ? B + lo * ldb : B + lo, ldb, beta, C + lo, ldc,
+                      ep ? &e : nullptr);
+        } else {
+          const Epilogue e = ep ? epilogue_at(*ep, lo, 0) : Epilogue();
+          gemm_packed(ta, tb, hi - lo, N, K, alpha, ta ? A + lo : A + lo * lda, lda, B, ldb, beta, C + lo * ldc, ldc,
+                      ep ? &e : nullptr);
+        }
+      },
+      threads);
 }
 
 }  // namespace cpu

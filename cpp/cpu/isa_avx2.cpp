@@ -95,6 +95,8 @@ void gemm_tile(i64 mr, i64 nr, i64 kc, const float* a, i64 rs_a, i64 cs_a, const
   kByRows[mr - 1](nr, kc, a, rs_a, cs_a, b, ldb, c, ldc, alpha, beta);
 }
 
+#include "cpu/isa_transpose_avx.inc"
+
 #include "cpu/isa_common_table.inc"
 
 }  // namespace

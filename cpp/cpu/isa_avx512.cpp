@@ -14,12 +14,19 @@ namespace {
 constexpr const char* kIsaName = "avx512";
 // 12 x 32 tile: 24 zmm accumulators + 2 for B; A is broadcast from memory.
 constexpr int MR = 12, NR = 32;
-constexpr GemmBlocking kBlocking = {MR, NR, 192, 256, 3072};
+constexpr GemmBlocking kBlocking = {MR, NR, 96, 384, 3072};
 
 void gemm_ukr(i64 kc, const float* a, const float* b, float* c, i64 ldc, float alpha, float beta) {
   __m512 acc[MR][2];
 #pragma GCC unroll 12
-  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  for (int i = 0; i < MR; ++i) {
+    acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    // C's rows are ldc apart, often a multiple of 4 KiB (one L1 set for all 12): fetch them while the
+    // k loop runs, not when the tile is written.
+    _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch((const char*)(c + i * ldc + 16), _MM_HINT_T0);
+  }
+#pragma GCC unroll 4
   for (i64 p = 0; p < kc; ++p, a += MR, b += NR) {
     const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
 #pragma GCC unroll 12
@@ -95,6 +102,8 @@ void gemm_tile(i64 mr, i64 nr, i64 kc, const float* a, i64 rs_a, i64 cs_a, const
                                      gemm_tile_rows<9>, gemm_tile_rows<10>, gemm_tile_rows<11>, gemm_tile_rows<12>};
   kByRows[mr - 1](nr, kc, a, rs_a, cs_a, b, ldb, c, ldc, alpha, beta);
 }
+
+#include "cpu/isa_transpose_avx.inc"
 
 #include "cpu/isa_common_table.inc"
 

@@ -39,6 +39,12 @@ void gemm_tile(i64 mr, i64 nr, i64 kc, const float* a, i64 rs_a, i64 cs_a, const
       c[i * ldc + j] = beta == 0.f ? alpha * acc[i][j] : alpha * acc[i][j] + beta * c[i * ldc + j];
 }
 
+// dst[j * ldd + i] = src[i * lds + j] (the faster paths do 8 x 8 blocks in registers).
+void transpose(i64 rows, i64 cols, const float* src, i64 lds, float* dst, i64 ldd) {
+  for (i64 i = 0; i < rows; ++i)
+    for (i64 j = 0; j < cols; ++j) dst[j * ldd + i] = src[i * lds + j];
+}
+
 #include "cpu/isa_common_table.inc"
 
 }  // namespace

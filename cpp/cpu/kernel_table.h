@@ -62,6 +62,8 @@ struct KernelTable {
   // with A(i, p) at a[i*rs_a + p*cs_a] (A or A^T in place) and B(p, j) at b[p*ldb + j].
   void (*gemm_tile)(i64 mr, i64 nr, i64 kc, const float* a, i64 rs_a, i64 cs_a, const float* b, i64 ldb, float* c,
                     i64 ldc, float alpha, float beta);
+  // dst[j * ldd + i] = src[i * lds + j] for i < rows, j < cols (op(B) = B^T into rows for the GEMM).
+  void (*transpose)(i64 rows, i64 cols, const float* src, i64 lds, float* dst, i64 ldd);
   // y[i] = f(z[i]) ; dz[i] = dy[i] * f'(z[i]) over [begin, end)
   void (*act_forward)(ActParams act, const float* z, float* y, i64 begin, i64 end);
   void (*act_backward)(ActParams act, const float* dy, const float* z, float* dz, i64 begin, i64 end);

@@ -14,8 +14,7 @@
 namespace gradsmith {
 namespace cpu {
 
-enum ScratchSlot : int { kScratchPartialSums, kScratchLossPartials, kScratchClipScale, kScratchTaskBounds,
-                         kScratchPackPointers };
+enum ScratchSlot : int { kScratchPartialSums, kScratchLossPartials, kScratchClipScale, kScratchTaskBounds };
 
 template <class T, int Slot>
 T* scratch(size_t n) {

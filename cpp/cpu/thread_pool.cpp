@@ -69,13 +69,18 @@ class Pool {
       n_tasks_ = n_tasks;
       next_task_.store(0);
       active_workers_ = want - 1;
-      pending_.store(want - 1);
-      ++generation_;
+      finished_.store(0);
+      const uint64_t gen = ++generation_;
+      region_.store((gen & kGenMask) << 32);
     }
     wake_.notify_all();
     work(0);
-    // Wait for the workers of this region; they finish quickly, so spin first.
-    for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
+    // Every task is taken. Close the region, so that a worker still waking up
+    // stays out of it, and wait only for those that came in: waiting for a
+    // sleeping worker to wake (tens to hundreds of microseconds) would cost
+    // more than a small kernel.
+    const uint64_t entered = region_.fetch_or(kClosed, std::memory_order_acq_rel) & kCountMask;
+    for (int spin = 0; (uint64_t)finished_.load(std::memory_order_acquire) != entered; ++spin) {
       if (spin > 4000) std::this_thread::yield();
     }
     fn_ = nullptr;
@@ -112,9 +117,19 @@ class Pool {
         seen = generation_.load();
         if (thread > active_workers_) continue;  // this region wants fewer threads
       }
+      if (!enter_region(seen)) continue;  // it closed before this worker got there
       work(thread);
-      pending_.fetch_sub(1, std::memory_order_release);
+      finished_.fetch_add(1, std::memory_order_release);
     }
+  }
+
+  // Join region `gen` unless the caller has closed it (or moved on).
+  bool enter_region(uint64_t gen) {
+    uint64_t word = region_.load(std::memory_order_acquire);
+    while ((word >> 32) == (gen & kGenMask) && !(word & kClosed)) {
+      if (region_.compare_exchange_weak(word, word + 1, std::memory_order_acq_rel)) return true;
+    }
+    return false;
   }
 
   uint64_t generation_seen() const { return generation_.load(std::memory_order_acquire); }
@@ -143,7 +158,11 @@ class Pool {
   FloatingPointState fp_state_;
   int64_t n_tasks_ = 0;
   std::atomic<int64_t> next_task_{0};
-  std::atomic<int> pending_{0};
+  // The open region: its generation (low 32 bits, in the high word), a closed
+  // flag, and how many workers entered it; and how many of those have finished.
+  static constexpr uint64_t kGenMask = 0xffffffffu, kClosed = uint64_t(1) << 31, kCountMask = kClosed - 1;
+  std::atomic<uint64_t> region_{0};
+  std::atomic<int> finished_{0};
 };
 
 Pool& pool() {
