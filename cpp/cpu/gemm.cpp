@@ -164,13 +164,13 @@ void gemm_packed(bool ta, bool tb, i64 M, i64 N, i64 K, float alpha, const float
       for (i64 i0 = 0; i0 < M; i0 += bk.mc) {
         const i64 mc = min_i(bk.mc, M - i0);
         pack_a(ta, A, lda, i0, pc, mc, kc, MR, apack);
-        for (i64 s = 0; s < n_panels; ++s) {
-          const i64 j = s * NR, nr = min_i(NR, nc - j);
-          const float* bp = bpack + s * NR * kc;
-          for (i64 ir = 0; ir < mc; ir += MR) {
-            const i64 mr = min_i(MR, mc - ir);
+        for (i64 ir = 0; ir < mc; ir += MR) {
+          const i64 mr = min_i(MR, mc - ir);
+          const float* a = apack + ir * kc;
+          for (i64 s = 0; s < n_panels; ++s) {
+            const i64 j = s * NR, nr = min_i(NR, nc - j);
+            const float* bp = bpack + s * NR * kc;
             float* c = C + (i0 + ir) * ldc + jc + j;
-            const float* a = apack + ir * kc;
             if (mr == MR && nr == NR) {
               kt.gemm_ukr(kc, a, bp, c, ldc, alpha, beta_k);
             } else {  // edge tile: compute the full tile aside, write the part that exists

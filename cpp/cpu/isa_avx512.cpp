@@ -14,7 +14,7 @@ namespace {
 constexpr const char* kIsaName = "avx512";
 // 12 x 32 tile: 24 zmm accumulators + 2 for B; A is broadcast from memory.
 constexpr int MR = 12, NR = 32;
-constexpr GemmBlocking kBlocking = {MR, NR, 96, 384, 3072};
+constexpr GemmBlocking kBlocking = {MR, NR, 192, 256, 1536};
 
 void gemm_ukr(i64 kc, const float* a, const float* b, float* c, i64 ldc, float alpha, float beta) {
   __m512 acc[MR][2];
