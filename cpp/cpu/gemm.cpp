@@ -138,6 +138,23 @@ void gemm_unpacked(bool ta, bool tb, i64 M, i64 N, i64 K, float alpha, const flo
                (int)threads);
 }
 
+// N = 1: y = op(A) x through the gemv loop (a tile would use one lane in 16), then
+// C = alpha y + beta C and the epilogue. x is op(B)'s one column, gathered when strided.
+void gemm_one_column(bool ta, bool tb, i64 M, i64 K, float alpha, const float* A, i64 lda, const float* B, i64 ldb,
+                     float beta, float* C, i64 ldc, const Epilogue* ep) {
+  const KernelTable& kt = kernels();
+  float* y = scratch<float, kScratchGemvOut>(M);
+  const float* x = B;  // op(B)(p, 0) = tb ? B[p] : B[p * ldb]
+  if (!tb && ldb != 1) {
+    float* xs = scratch<float, kScratchGemvIn>(K);
+    for (i64 p = 0; p < K; ++p) xs[p] = B[p * ldb];
+    x = xs;
+  }
+  kt.gemv(ta, K, A, lda, x, y, 0, M);
+  for (i64 i = 0; i < M; ++i) C[i * ldc] = beta == 0.f ? alpha * y[i] : alpha * y[i] + beta * C[i * ldc];
+  if (ep) kt.gemm_epilogue(C, ldc, M, 1, *ep);
+}
+
 // One thread's blocked product (BLIS's loops around the micro-kernel):
 //   for jc in N step NC, pc in K step KC: pack op(B)[pc:+KC, jc:+NC] in NR-wide panels;
 //     for ic in M step MC: pack op(A)[ic:+MC, pc:+KC] in MR-tall panels;
@@ -202,6 +219,10 @@ void gemm(bool ta, bool tb, i64 M, i64 N, i64 K, float alpha, const float* A, i6
     for (i64 i = 0; i < M; ++i)
       for (i64 j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.f ? 0.f : beta * C[i * ldc + j];
     if (ep) kt.gemm_epilogue(C, ldc, M, N, *ep);
+    return;
+  }
+  if (N == 1 && (double)M * K <= kSmallGemmMacs) {
+    gemm_one_column(ta, tb, M, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
     return;
   }
   // With A in place, a tile broadcasts from MR rows of A lda apart; for long rows (lda a multiple of 4 KiB

@@ -64,6 +64,9 @@ struct KernelTable {
                     i64 ldc, float alpha, float beta);
   // dst[j * ldd + i] = src[i * lds + j] for i < rows, j < cols (op(B) = B^T into rows for the GEMM).
   void (*transpose)(i64 rows, i64 cols, const float* src, i64 lds, float* dst, i64 ldd);
+  // One-column products over rows [r0, r1) of y: y[i] = sum_p op(A)(i, p) x[p], A in place
+  // (a_cols: op(A) = A^T, read as rows of A), x contiguous; see isa_loops.inc.
+  void (*gemv)(bool a_cols, i64 K, const float* A, i64 lda, const float* x, float* y, i64 r0, i64 r1);
   // y[i] = f(z[i]) ; dz[i] = dy[i] * f'(z[i]) over [begin, end)
   void (*act_forward)(ActParams act, const float* z, float* y, i64 begin, i64 end);
   void (*act_backward)(ActParams act, const float* dy, const float* z, float* dz, i64 begin, i64 end);

@@ -14,7 +14,8 @@
 namespace gradsmith {
 namespace cpu {
 
-enum ScratchSlot : int { kScratchPartialSums, kScratchLossPartials, kScratchClipScale, kScratchTaskBounds };
+enum ScratchSlot : int { kScratchPartialSums, kScratchLossPartials, kScratchClipScale, kScratchTaskBounds, kScratchGemvIn,
+                         kScratchGemvOut };
 
 template <class T, int Slot>
 T* scratch(size_t n) {
