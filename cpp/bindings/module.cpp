@@ -9,6 +9,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -155,6 +156,33 @@ std::vector<float*> state_list(const py::object& s, const char* name, const std:
   return out;
 }
 
+// Buffers updated in place must not overlap one another or the gradients
+// (gradients may share memory). Each buffer is one byte interval (C-contiguous);
+// sorted by start, one overlaps an earlier one iff it starts before the
+// furthest end seen so far.
+void check_no_overlap(const std::vector<cpu::ParamBuffer>& bufs) {
+  struct Interval {
+    uintptr_t start, end;
+    bool written;
+  };
+  std::vector<Interval> all;
+  for (const cpu::ParamBuffer& b : bufs) {
+    if (b.n == 0) continue;
+    const uintptr_t bytes = (uintptr_t)b.n * sizeof(float);
+    for (const float* p : {(const float*)b.w, (const float*)b.s0, (const float*)b.s1, (const float*)b.s2})
+      if (p) all.push_back({(uintptr_t)p, (uintptr_t)p + bytes, true});
+    all.push_back({(uintptr_t)b.g, (uintptr_t)b.g + bytes, false});
+  }
+  std::sort(all.begin(), all.end(), [](const Interval& a, const Interval& b) { return a.start < b.start; });
+  uintptr_t end_written = 0, end_any = 0;
+  for (const Interval& iv : all) {
+    if (iv.start < end_written || (iv.written && iv.start < end_any))
+      throw py::value_error("optimizer buffers (params, state, grads) must not overlap");
+    end_any = std::max(end_any, iv.end);
+    if (iv.written) end_written = std::max(end_written, iv.end);
+  }
+}
+
 void optimizer_step(int kind, const py::object& params_obj, const py::object& grads_obj, const py::object& s0, const py::object& s1, const py::object& s2, float lr, float weight_decay,
                     float h0, float h1, float h2, float h3, bool nesterov, int clip_kind, float clip) {
   if (kind < cpu::kSgd || kind > cpu::kAdagrad) throw py::value_error("unknown optimizer kind");
@@ -173,6 +201,7 @@ void optimizer_step(int kind, const py::object& params_obj, const py::object& gr
     bufs.push_back({data_of<float>(params[i], "params", true), data_of<float>(grads[i], "grads", false), S0[i], S1[i],
                     S2[i], (i64)params[i].size()});
   }
+  check_no_overlap(bufs);
   cpu::OptimizerArgs a;
   a.kind = kind;
   a.lr = lr;
