@@ -41,6 +41,12 @@ void gemm(const py::array& a, const py::array& b, const py::array& c, bool ta, b
   const float* A = data_of<float>(a, "a", false);
   const float* B = data_of<float>(b, "b", false);
   float* C = out2(c, "out", M, N);
+  // The kernel reads A and B while it writes C: an input that shares memory
+  // with C is copied first, so the result is that of unaliased arrays.
+  auto overlaps_c = [&](const float* p, i64 n) { return n > 0 && M * N > 0 && p < C + M * N && C < p + n; };
+  std::vector<float> a_copy, b_copy;
+  if (overlaps_c(A, M * K)) A = (a_copy = std::vector<float>(A, A + M * K)).data();
+  if (overlaps_c(B, K * N)) B = (b_copy = std::vector<float>(B, B + K * N)).data();
   py::gil_scoped_release nogil;
   cpu::gemm(ta, tb, M, N, K, alpha, A, a.shape(1), B, b.shape(1), beta, C, N);
 }
