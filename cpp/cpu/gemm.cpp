@@ -166,15 +166,17 @@ void gemm_packed(bool ta, bool tb, i64 M, i64 N, i64 K, float alpha, const float
   const GemmBlocking bk = kt.gemm;
   const int MR = bk.mr, NR = bk.nr;
   static thread_local Workspace ws;  // kept between calls: no allocation in a steady loop
-  const i64 kc_max = min_i(bk.kc, K), nc_max = min_i(bk.nc, N), mc_max = min_i(bk.mc, M);
+  // K in equal blocks of at most KC: 784 = 4 x 196, not 3 x 256 + 16, whose last pass over C would
+  // load and store every tile of C for 16 multiply-adds.
+  const i64 kc_max = ceil_div(K, ceil_div(K, bk.kc)), nc_max = min_i(bk.nc, N), mc_max = min_i(bk.mc, M);
   float* bpack = aligned(ws.b, (size_t)kc_max * ceil_div(nc_max, NR) * NR);
   float* apack = aligned(ws.a, (size_t)kc_max * ceil_div(mc_max, MR) * MR);
   alignas(64) float tile[16 * 64];
   for (i64 jc = 0; jc < N; jc += bk.nc) {
     const i64 nc = min_i(bk.nc, N - jc);
     const i64 n_panels = ceil_div(nc, NR);
-    for (i64 pc = 0; pc < K; pc += bk.kc) {
-      const i64 kc = min_i(bk.kc, K - pc);
+    for (i64 pc = 0; pc < K; pc += kc_max) {
+      const i64 kc = min_i(kc_max, K - pc);
       const float beta_k = pc == 0 ? beta : 1.f;  // later K blocks accumulate
       const bool last_k = pc + kc >= K;
       pack_b(tb, B, ldb, pc, jc, nc, kc, NR, 0, n_panels, bpack);
