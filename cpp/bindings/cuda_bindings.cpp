@@ -1,0 +1,156 @@
+// _core's CUDA functions (built with a CUDA toolkit; cuda_unavailable.cpp
+// stands in otherwise): device queries, the caching allocator's counters,
+// DeviceArray (float32 device memory with __cuda_array_interface__), and the
+// element-wise kernels over DeviceArrays.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
+#include <vector>
+
+#include "bindings/array_checks.h"
+#include "cuda/kernels.h"
+#include "cuda/runtime.h"
+
+namespace py = pybind11;
+namespace cuda = gradsmith::cuda;
+using i64 = int64_t;
+
+namespace {
+
+// float32 device memory of a given shape, C order; frees itself.
+class DeviceArray {
+ public:
+  explicit DeviceArray(std::vector<i64> shape) : shape_(std::move(shape)) {
+    size_ = 1;
+    for (i64 d : shape_) {
+      if (d < 0) throw py::value_error("DeviceArray: dimensions must be >= 0");
+      size_ *= d;
+    }
+    data_ = static_cast<float*>(cuda::allocate((size_t)size_ * sizeof(float)));
+  }
+  ~DeviceArray() { cuda::release(data_); }
+  DeviceArray(const DeviceArray&) = delete;
+  DeviceArray& operator=(const DeviceArray&) = delete;
+
+  static DeviceArray* from_numpy(const py::array& a) {
+    const float* src = gradsmith::bindings::data_of<float>(a, "array", false);
+    auto* d = new DeviceArray(std::vector<i64>(a.shape(), a.shape() + a.ndim()));
+    cuda::copy_to_device(d->data_, src, (size_t)d->size_ * sizeof(float));
+    return d;
+  }
+  py::array_t<float> numpy() const {
+    py::array_t<float> out(std::vector<py::ssize_t>(shape_.begin(), shape_.end()));
+    cuda::copy_to_host(out.mutable_data(), data_, (size_t)size_ * sizeof(float));
+    return out;
+  }
+  py::dict interface() const {  // the CUDA Array Interface, version 3
+    py::dict d;
+    d["shape"] = py::tuple(py::cast(shape_));
+    d["typestr"] = "<f4";
+    d["data"] = py::make_tuple((uintptr_t)data_, false);
+    d["strides"] = py::none();
+    d["version"] = 3;
+    d["stream"] = 1;  // the legacy default stream, which every kernel here uses
+    return d;
+  }
+  float* data() const { return data_; }
+  i64 size() const { return size_; }
+  const std::vector<i64>& shape() const { return shape_; }
+
+ private:
+  std::vector<i64> shape_;
+  i64 size_ = 0;
+  float* data_ = nullptr;
+};
+
+void same_size(const DeviceArray& a, const DeviceArray& b, const char* what) {
+  if (a.shape() != b.shape()) throw py::value_error(std::string(what) + ": arrays must have the same shape");
+}
+
+float* ptr_or_null(const py::object& o, const DeviceArray& like, const char* what) {
+  if (o.is_none()) return nullptr;
+  const DeviceArray& a = o.cast<const DeviceArray&>();
+  same_size(a, like, what);
+  return a.data();
+}
+
+}  // namespace
+
+void bind_cuda(py::module_& m) {
+  static py::exception<cuda::Error> cuda_error(m, "CudaError", PyExc_RuntimeError);
+  static py::exception<cuda::OutOfMemory> oom_error(m, "CudaOutOfMemoryError", PyExc_MemoryError);
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const cuda::OutOfMemory& e) {
+      PyErr_SetString(oom_error.ptr(), e.what());
+    } catch (const cuda::Error& e) {
+      PyErr_SetString(cuda_error.ptr(), e.what());
+    }
+  });
+  m.attr("cuda_built") = true;
+  m.def("cuda_available", &cuda::available);
+  m.def("cuda_unavailable_reason", &cuda::unavailable_reason);
+  m.def("cuda_device_count", &cuda::device_count);
+  m.def("cuda_device_name", &cuda::device_name, py::arg("device"));
+  m.def("cuda_synchronize", [] {
+    py::gil_scoped_release nogil;
+    cuda::synchronize();
+  });
+  m.def("cuda_memory_allocated", &cuda::memory_allocated);
+  m.def("cuda_memory_cached", &cuda::memory_cached);
+  m.def("cuda_empty_cache", &cuda::empty_cache);
+
+  py::class_<DeviceArray>(m, "DeviceArray", "float32 device memory, C order (see gradsmith.cuda).")
+      .def(py::init<std::vector<i64>>(), py::arg("shape"))
+      .def_static("from_numpy", &DeviceArray::from_numpy, py::arg("array"), py::return_value_policy::take_ownership)
+      .def("numpy", &DeviceArray::numpy, "Copy to a new NumPy array.")
+      .def_property_readonly("shape", [](const DeviceArray& a) { return py::tuple(py::cast(a.shape())); })
+      .def_property_readonly("size", &DeviceArray::size)
+      .def_property_readonly("dtype", [](const DeviceArray&) { return py::dtype::of<float>(); })
+      .def_property_readonly("ptr", [](const DeviceArray& a) { return (uintptr_t)a.data(); })
+      .def_property_readonly("__cuda_array_interface__", &DeviceArray::interface);
+
+  m.def("cuda_activation_forward", [](const DeviceArray& x, DeviceArray& out, int kind, float param) {
+    same_size(x, out, "activation_forward");
+    const auto act = gradsmith::bindings::activation(kind, param);
+    if (act.kind == gradsmith::kSoftmax) throw py::value_error("softmax on the GPU is not there yet");
+    cuda::activation_forward(act, x.data(), out.data(), x.size());
+  });
+  m.def("cuda_activation_backward", [](const DeviceArray& dy, const DeviceArray& x, DeviceArray& out, int kind,
+                                       float param) {
+    same_size(dy, x, "activation_backward");
+    same_size(x, out, "activation_backward");
+    const auto act = gradsmith::bindings::activation(kind, param);
+    if (act.kind == gradsmith::kSoftmax) throw py::value_error("softmax on the GPU is not there yet");
+    cuda::activation_backward(act, dy.data(), x.data(), out.data(), x.size());
+  });
+  m.def("cuda_dropout", [](const DeviceArray& x, DeviceArray& out, double rate, uint64_t seed, uint64_t offset) {
+    same_size(x, out, "dropout");
+    if (!(rate >= 0.0 && rate < 1.0)) throw py::value_error("rate must be in [0, 1)");
+    cuda::dropout(x.data(), out.data(), x.size(), rate, seed, offset);
+  });
+  m.def("cuda_optimizer_step", [](int kind, DeviceArray& w, const DeviceArray& g, const py::object& s0,
+                                  const py::object& s1, const py::object& s2, float lr, float weight_decay, float h0,
+                                  float h1, float h2, float h3, bool nesterov, float clip_value) {
+    if (kind < gradsmith::cpu::kSgd || kind > gradsmith::cpu::kAdagrad) throw py::value_error("unknown optimizer");
+    same_size(w, g, "optimizer_step");
+    gradsmith::cpu::OptimizerArgs a;
+    a.kind = kind;
+    a.w = w.data();
+    a.g = g.data();
+    a.s0 = ptr_or_null(s0, w, "optimizer_step");
+    a.s1 = ptr_or_null(s1, w, "optimizer_step");
+    a.s2 = ptr_or_null(s2, w, "optimizer_step");
+    if ((kind != gradsmith::cpu::kSgd && !a.s0) || (kind == gradsmith::cpu::kAdam && !a.s1))
+      throw py::value_error("optimizer state missing");
+    a.lr = lr;
+    a.weight_decay = weight_decay;
+    a.h0 = h0, a.h1 = h1, a.h2 = h2, a.h3 = h3;
+    a.nesterov = nesterov;
+    a.clip_value = clip_value;
+    cuda::optimizer_step(a, w.size());
+  });
+}

@@ -1,0 +1,100 @@
+#include "cuda/kernels.h"
+
+#include <cuda_runtime.h>
+#include <math.h>
+
+#include <string>
+
+#include "cuda/runtime.h"
+#include "math/elementwise.h"
+
+namespace gradsmith {
+namespace cuda {
+namespace {
+
+using namespace ::gradsmith::math;
+constexpr int kThreads = 256;
+
+int blocks_for(i64 n) {
+  const i64 b = (n + kThreads - 1) / kThreads;
+  return (int)(b < 65535 * 32 ? b : 65535 * 32);  // grid-stride loops cover the rest
+}
+
+void check_launch(const char* what) {
+  const cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) throw Error(std::string(what) + ": " + cudaGetErrorString(err));
+}
+
+__global__ void activation_forward_kernel(ActParams act, const float* z, float* y, i64 n) {
+  for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x)
+    y[i] = act_forward(act.kind, act.param, z[i]);
+}
+
+__global__ void activation_backward_kernel(ActParams act, const float* dy, const float* z, float* dz, i64 n) {
+  for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x)
+    dz[i] = dy[i] * act_derivative(act.kind, act.param, z[i]);
+}
+
+// Thread t handles the four elements of Philox block t, as the CPU loop does.
+__global__ void dropout_kernel(const float* x, float* y, i64 n, uint32_t threshold, float keep, uint64_t seed,
+                               uint64_t offset) {
+  const uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+  const i64 blocks = (n + 3) / 4;
+  for (i64 b = blockIdx.x * (i64)blockDim.x + threadIdx.x; b < blocks; b += (i64)gridDim.x * blockDim.x) {
+    U32x4 ctr = {{(uint32_t)b, (uint32_t)((uint64_t)b >> 32), (uint32_t)offset, (uint32_t)(offset >> 32)}};
+    const U32x4 r = philox4x32_10(ctr, k0, k1);
+    for (int lane = 0; lane < 4 && b * 4 + lane < n; ++lane) {
+      const i64 i = b * 4 + lane;
+      y[i] = dropout_keep(r.v[lane], threshold) ? x[i] / keep : 0.f;
+    }
+  }
+}
+
+__global__ void optimizer_kernel(cpu::OptimizerArgs a, i64 n) {
+  for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x) {
+    float g = a.g[i] * a.grad_scale;
+    if (a.clip_value > 0.f) g = clamp_f(g, -a.clip_value, a.clip_value);
+    float w = a.w[i];
+    if (a.weight_decay != 0.f) w -= w * a.weight_decay * a.lr;  // Keras: variable -= variable * wd * lr
+    switch (a.kind) {
+      case cpu::kSgd: sgd_update(&w, g, a.s0 ? a.s0 + i : nullptr, a.lr, a.h0, a.nesterov); break;
+      case cpu::kAdam: adam_update(&w, g, a.s0 + i, a.s1 + i, a.s2 ? a.s2 + i : nullptr, a.h0, a.h1, a.h2, a.h3); break;
+      case cpu::kRmsprop:
+        rmsprop_update(&w, g, a.s0 + i, a.s1 ? a.s1 + i : nullptr, a.s2 ? a.s2 + i : nullptr, a.lr, a.h0, a.h1, a.h2,
+                       a.h3);
+        break;
+      default: adagrad_update(&w, g, a.s0 + i, a.lr, a.h0); break;
+    }
+    a.w[i] = w;
+  }
+}
+
+}  // namespace
+
+void activation_forward(ActParams act, const float* z, float* y, i64 n) {
+  if (n <= 0) return;
+  activation_forward_kernel<<<blocks_for(n), kThreads>>>(act, z, y, n);
+  check_launch("activation_forward kernel");
+}
+
+void activation_backward(ActParams act, const float* dy, const float* z, float* dz, i64 n) {
+  if (n <= 0) return;
+  activation_backward_kernel<<<blocks_for(n), kThreads>>>(act, dy, z, dz, n);
+  check_launch("activation_backward kernel");
+}
+
+void dropout(const float* x, float* y, i64 n, double rate, uint64_t seed, uint64_t offset) {
+  if (n <= 0) return;
+  const uint32_t threshold = (uint32_t)ceil(rate * 16777216.0);  // as cpu::dropout
+  dropout_kernel<<<blocks_for((n + 3) / 4), kThreads>>>(x, y, n, threshold, (float)(1.0 - rate), seed, offset);
+  check_launch("dropout kernel");
+}
+
+void optimizer_step(const cpu::OptimizerArgs& args, i64 n) {
+  if (n <= 0) return;
+  optimizer_kernel<<<blocks_for(n), kThreads>>>(args, n);
+  check_launch("optimizer kernel");
+}
+
+}  // namespace cuda
+}  // namespace gradsmith

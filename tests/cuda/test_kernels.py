@@ -1,0 +1,91 @@
+"""The CUDA kernels against their CPU twins (marked `cuda`; skipped where no GPU
+can be used). Outputs are poisoned with NaN before each call so an element a
+kernel fails to write shows; inputs are random, never zeros."""
+import numpy as np
+import pytest
+
+from gradsmith import _core, cuda, ops
+
+pytestmark = [pytest.mark.cuda,
+              pytest.mark.skipif(not cuda.is_available(), reason=f"no CUDA device: {cuda.unavailable_reason()}")]
+
+SIZES = [1, 3, 4, 5, 1000, 65537]
+
+
+def _device(a):
+    return cuda.DeviceArray.from_numpy(np.ascontiguousarray(a, np.float32))
+
+
+def _poisoned(shape):
+    return cuda.DeviceArray.from_numpy(np.full(shape, np.nan, np.float32))
+
+
+def test_device_array_round_trip_and_interface(rng):
+    a = rng.standard_normal((3, 5)).astype(np.float32)
+    d = _device(a)
+    np.testing.assert_array_equal(d.numpy(), a)
+    iface = d.__cuda_array_interface__
+    assert iface["shape"] == (3, 5) and iface["typestr"] == "<f4" and iface["version"] == 3
+    assert iface["data"] == (d.ptr, False) and cuda.memory_allocated() >= a.nbytes
+    del d
+    cuda.synchronize()
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("name", ["relu", "sigmoid", "tanh", "leaky_relu", "elu", "selu", "gelu", "silu",
+                                  "softplus", "softsign", "hard_sigmoid", "exponential"])
+def test_activations_match_the_cpu(rng, name, n):
+    kind, param = ops._activation(name, 0.2, 1.0, False)
+    x = rng.standard_normal(n).astype(np.float32) * 3
+    dy = rng.standard_normal(n).astype(np.float32)
+    y, dx = _poisoned(n), _poisoned(n)
+    _core.cuda_activation_forward(_device(x), y, kind, param)
+    _core.cuda_activation_backward(_device(dy), _device(x), dx, kind, param)
+    np.testing.assert_allclose(y.numpy(), ops.activation_forward(x, name, approximate=False), rtol=2e-6, atol=1e-6)
+    np.testing.assert_allclose(dx.numpy(), ops.activation_backward(dy, x, name, approximate=False), rtol=2e-6,
+                               atol=1e-6)
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("rate", [0.0, 0.1, 0.5, 0.9])
+def test_dropout_gives_the_cpu_mask(rng, n, rate):
+    x = rng.standard_normal(n).astype(np.float32) + 5  # never zero: a kept element is never 0
+    y = _poisoned(n)
+    _core.cuda_dropout(_device(x), y, rate, 1234, 7)
+    np.testing.assert_array_equal(y.numpy(), ops.dropout_forward(x, rate, 1234, 7))
+
+
+@pytest.mark.parametrize("kind", ["sgd", "momentum", "adam", "rmsprop", "adagrad"])
+def test_fused_optimizer_matches_the_cpu(rng, kind):
+    n = 10007
+    w = rng.standard_normal(n).astype(np.float32)
+    g = rng.standard_normal(n).astype(np.float32)
+    s = [rng.uniform(0.1, 1, n).astype(np.float32) for _ in range(3)]
+    cpu_w, cpu_s = w.copy(), [a.copy() for a in s]
+    dw, dg, ds = _device(w), _device(g), [_device(a) for a in s]
+    if kind in ("sgd", "momentum"):
+        m = 0.9 if kind == "momentum" else 0.0
+        ops.sgd_step(cpu_w, g, cpu_s[0] if m else None, learning_rate=0.1, momentum=m)
+        _core.cuda_optimizer_step(0, dw, dg, ds[0] if m else None, None, None, 0.1, 0.0, m, 0, 0, 0, False, 0.0)
+    elif kind == "adam":
+        ops.adam_step(cpu_w, g, cpu_s[0], cpu_s[1], step=3, learning_rate=0.01)
+        alpha = 0.01 * np.sqrt(1 - 0.999 ** 3) / (1 - 0.9 ** 3)
+        _core.cuda_optimizer_step(1, dw, dg, ds[0], ds[1], None, 0.01, 0.0, alpha, 1 - 0.9, 1 - 0.999, 1e-7, False,
+                                  0.0)
+    elif kind == "rmsprop":
+        ops.rmsprop_step(cpu_w, g, cpu_s[0], learning_rate=0.01)
+        _core.cuda_optimizer_step(2, dw, dg, ds[0], None, None, 0.01, 0.0, 0.9, 1 - 0.9, 0.0, 1e-7, False, 0.0)
+    else:
+        ops.adagrad_step(cpu_w, g, cpu_s[0], learning_rate=0.01)
+        _core.cuda_optimizer_step(3, dw, dg, ds[0], None, None, 0.01, 0.0, 1e-7, 0, 0, 0, False, 0.0)
+    np.testing.assert_allclose(dw.numpy(), cpu_w, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(ds[0].numpy(), cpu_s[0], rtol=1e-6, atol=1e-7)
+
+
+def test_cupy_sees_the_same_memory(rng):
+    cupy = pytest.importorskip("cupy")
+    a = rng.standard_normal(17).astype(np.float32)
+    d = _device(a)
+    view = cupy.asarray(d)
+    view *= 2
+    np.testing.assert_array_equal(d.numpy(), 2 * a)
