@@ -76,6 +76,21 @@ float* ptr_or_null(const py::object& o, const DeviceArray& like, const char* wha
   return a.data();
 }
 
+// (rows, cols) of a 2-D DeviceArray, checked.
+std::pair<i64, i64> dims2(const DeviceArray& a, const char* name) {
+  if (a.shape().size() != 2) throw py::value_error(std::string(name) + ": expected a 2-D DeviceArray");
+  return {a.shape()[0], a.shape()[1]};
+}
+
+void expect2(const DeviceArray& a, const char* name, i64 rows, i64 cols) {
+  const auto [r, c] = dims2(a, name);
+  if (r != rows || c != cols)
+    throw py::value_error(std::string(name) + ": expected shape (" + std::to_string(rows) + ", " +
+                          std::to_string(cols) + "), got (" + std::to_string(r) + ", " + std::to_string(c) + ")");
+}
+
+const DeviceArray* optional(const py::object& o) { return o.is_none() ? nullptr : &o.cast<const DeviceArray&>(); }
+
 }  // namespace
 
 void bind_cuda(py::module_& m) {
@@ -113,6 +128,47 @@ void bind_cuda(py::module_& m) {
       .def_property_readonly("ptr", [](const DeviceArray& a) { return (uintptr_t)a.data(); })
       .def_property_readonly("__cuda_array_interface__", &DeviceArray::interface);
 
+  m.def("cuda_gemm", [](const DeviceArray& a, const DeviceArray& b, DeviceArray& out, bool ta, bool tb, float alpha,
+                        float beta) {
+    const auto [ar, ac] = dims2(a, "a");
+    const auto [br, bc] = dims2(b, "b");
+    const i64 M = ta ? ac : ar, K = ta ? ar : ac, Kb = tb ? bc : br, N = tb ? br : bc;
+    if (K != Kb) throw py::value_error("matmul: inner dimensions differ");
+    expect2(out, "out", M, N);
+    if (a.data() == out.data() || b.data() == out.data()) throw py::value_error("matmul: out must not be an input");
+    cuda::gemm(ta, tb, M, N, K, alpha, a.data(), ac, b.data(), bc, beta, out.data(), N);
+  });
+  m.def("cuda_dense_forward", [](const DeviceArray& x, const DeviceArray& W, const py::object& bias, DeviceArray& out,
+                                 const py::object& preact, int kind, float param) {
+    const auto [batch, in] = dims2(x, "x");
+    const auto [win, units] = dims2(W, "kernel");
+    if (win != in) throw py::value_error("dense_forward: kernel rows must equal the input features");
+    const DeviceArray* b = optional(bias);
+    if (b && b->shape() != std::vector<i64>{units}) throw py::value_error("bias: expected shape (units,)");
+    expect2(out, "out", batch, units);
+    const DeviceArray* z = optional(preact);
+    if (z) expect2(*z, "preactivation", batch, units);
+    cuda::dense_forward(x.data(), W.data(), b ? b->data() : nullptr, gradsmith::bindings::activation(kind, param),
+                        out.data(), z ? z->data() : nullptr, batch, in, units);
+  });
+  m.def("cuda_dense_backward", [](const DeviceArray& dy, const DeviceArray& x, const DeviceArray& W,
+                                  const DeviceArray& z, int kind, float param, DeviceArray& dz,
+                                  const py::object& dx, DeviceArray& dW, const py::object& db) {
+    const auto [batch, in] = dims2(x, "x");
+    const auto [win, units] = dims2(W, "kernel");
+    if (win != in) throw py::value_error("dense_backward: kernel rows must equal the input features");
+    expect2(dy, "dy", batch, units);
+    expect2(z, "preactivation", batch, units);
+    expect2(dz, "dz", batch, units);
+    expect2(dW, "dkernel", in, units);
+    const DeviceArray* dxa = optional(dx);
+    if (dxa) expect2(*dxa, "dx", batch, in);
+    const DeviceArray* dba = optional(db);
+    if (dba && dba->shape() != std::vector<i64>{units}) throw py::value_error("dbias: expected shape (units,)");
+    cuda::dense_backward(dy.data(), x.data(), W.data(), z.data(), gradsmith::bindings::activation(kind, param),
+                         dz.data(), dxa ? dxa->data() : nullptr, dW.data(), dba ? dba->data() : nullptr, batch, in,
+                         units);
+  });
   m.def("cuda_activation_forward", [](const DeviceArray& x, DeviceArray& out, int kind, float param) {
     same_size(x, out, "activation_forward");
     const auto act = gradsmith::bindings::activation(kind, param);

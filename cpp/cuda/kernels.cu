@@ -98,3 +98,39 @@ void optimizer_step(const cpu::OptimizerArgs& args, i64 n) {
 
 }  // namespace cuda
 }  // namespace gradsmith
+
+namespace gradsmith {
+namespace cuda {
+namespace {
+
+// One thread per column: dz = dy * f'(z) down the column, and its sum in row
+// order, so db has the same bits on every run.
+__global__ void dz_colsum_kernel(ActParams act, const float* dy, const float* z, float* dz, float* db, i64 rows,
+                                 i64 cols) {
+  const i64 j = blockIdx.x * (i64)blockDim.x + threadIdx.x;
+  if (j >= cols) return;
+  float sum = 0.f;
+  for (i64 r = 0; r < rows; ++r) {
+    const i64 k = r * cols + j;
+    const float v = act.kind == kLinear ? dy[k] : dy[k] * math::act_derivative(act.kind, act.param, z[k]);
+    dz[k] = v;
+    sum += v;
+  }
+  if (db) db[j] = sum;
+}
+
+}  // namespace
+
+void dense_backward(const float* dy, const float* x, const float* W, const float* z, ActParams act, float* dz_scratch,
+                    float* dx, float* dW, float* db, i64 batch, i64 in, i64 units) {
+  if (act.kind == kSoftmax) throw Error("dense_backward: softmax on the GPU is not there yet");
+  if (units > 0) {
+    dz_colsum_kernel<<<(unsigned)((units + 127) / 128), 128>>>(act, dy, z, dz_scratch, db, batch, units);
+    check_launch("dense backward dz kernel");
+  }
+  gemm(true, false, in, units, batch, 1.f, x, in, dz_scratch, units, 0.f, dW, units);
+  if (dx) gemm(false, true, batch, in, units, 1.f, dz_scratch, units, W, units, 0.f, dx, in);
+}
+
+}  // namespace cuda
+}  // namespace gradsmith

@@ -23,3 +23,20 @@ void optimizer_step(const cpu::OptimizerArgs& args, i64 n);
 
 }  // namespace cuda
 }  // namespace gradsmith
+
+namespace gradsmith {
+namespace cuda {
+
+// C (M, N) = alpha op(A) op(B) + beta C, row-major, op = transpose when ta / tb (gemm.cu).
+void gemm(bool ta, bool tb, i64 M, i64 N, i64 K, float alpha, const float* A, i64 lda, const float* B, i64 ldb,
+          float beta, float* C, i64 ldc);
+// z = x W + b (kept when z is not null), y = f(z); x (batch, in), W (in, units). Not softmax yet.
+void dense_forward(const float* x, const float* W, const float* b, ActParams act, float* y, float* z, i64 batch,
+                   i64 in, i64 units);
+// dz = dy * f'(z) into dz_scratch and db = column sums of dz (fixed order), then
+// dW = x^T dz and dx = dz W^T (dx, db may be null).
+void dense_backward(const float* dy, const float* x, const float* W, const float* z, ActParams act, float* dz_scratch,
+                    float* dx, float* dW, float* db, i64 batch, i64 in, i64 units);
+
+}  // namespace cuda
+}  // namespace gradsmith

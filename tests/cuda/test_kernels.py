@@ -89,3 +89,38 @@ def test_cupy_sees_the_same_memory(rng):
     view = cupy.asarray(d)
     view *= 2
     np.testing.assert_array_equal(d.numpy(), 2 * a)
+
+
+GEMM_SHAPES = [(1, 1, 1), (7, 9, 13), (128, 128, 8), (129, 130, 17), (300, 70, 257), (33, 1000, 5)]
+
+
+@pytest.mark.parametrize("m, n, k", GEMM_SHAPES, ids=str)
+@pytest.mark.parametrize("ta, tb", [(False, False), (True, False), (False, True), (True, True)],
+                         ids=["NN", "TN", "NT", "TT"])
+def test_gemm_matches_the_cpu(rng, m, n, k, ta, tb):
+    a = rng.standard_normal((k, m) if ta else (m, k)).astype(np.float32)
+    b = rng.standard_normal((n, k) if tb else (k, n)).astype(np.float32)
+    c = rng.standard_normal((m, n)).astype(np.float32)
+    out = _device(c)
+    _core.cuda_gemm(_device(a), _device(b), out, ta, tb, 1.5, 0.5)
+    expected = ops.matmul(a, b, transpose_a=ta, transpose_b=tb, alpha=1.5, beta=0.5, out=c.copy())
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-4, atol=1e-4 * np.sqrt(k))
+
+
+@pytest.mark.parametrize("activation", ["linear", "relu", "tanh", "gelu"])
+def test_dense_forward_and_backward_match_the_cpu(rng, activation):
+    batch, fan_in, units = 37, 50, 70
+    x = rng.standard_normal((batch, fan_in)).astype(np.float32)
+    w = rng.standard_normal((fan_in, units)).astype(np.float32) * 0.2
+    b = rng.standard_normal(units).astype(np.float32)
+    dy = rng.standard_normal((batch, units)).astype(np.float32)
+    kind, param = ops._activation(activation, 0.2, 1.0, False)
+    y, z = _poisoned((batch, units)), _poisoned((batch, units))
+    dx, dW, db, dz = _poisoned((batch, fan_in)), _poisoned((fan_in, units)), _poisoned(units), _poisoned((batch, units))
+    dx_, dw_, db_ = _device(x), _device(w), _device(b)
+    _core.cuda_dense_forward(dx_, dw_, db_, y, z, kind, param)
+    _core.cuda_dense_backward(_device(dy), dx_, dw_, z, kind, param, dz, dx, dW, db)
+    y_cpu, z_cpu = ops.dense_forward(x, w, b, activation, return_preactivation=True, approximate=False)
+    dx_cpu, dw_cpu, db_cpu = ops.dense_backward(dy, x, w, z_cpu, activation, approximate=False)
+    for got, want in ((y, y_cpu), (z, z_cpu), (dx, dx_cpu), (dW, dw_cpu), (db, db_cpu)):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-4, atol=1e-4)
