@@ -169,6 +169,61 @@ void bind_cuda(py::module_& m) {
                          dz.data(), dxa ? dxa->data() : nullptr, dW.data(), dba ? dba->data() : nullptr, batch, in,
                          units);
   });
+  m.def("cuda_softmax_forward", [](const DeviceArray& z, DeviceArray& out) {
+    const auto [rows, cols] = dims2(z, "x");
+    expect2(out, "out", rows, cols);
+    cuda::softmax_forward(z.data(), out.data(), rows, cols);
+  });
+  m.def("cuda_softmax_backward", [](const DeviceArray& dy, const DeviceArray& z, DeviceArray& out) {
+    const auto [rows, cols] = dims2(z, "x");
+    expect2(dy, "dy", rows, cols);
+    expect2(out, "out", rows, cols);
+    cuda::softmax_backward(dy.data(), z.data(), out.data(), rows, cols);
+  });
+  m.def("cuda_col_sums", [](const DeviceArray& x, DeviceArray& out) {
+    const auto [rows, cols] = dims2(x, "x");
+    if (out.shape() != std::vector<i64>{cols}) throw py::value_error("out: expected shape (cols,)");
+    cuda::col_sums(x.data(), out.data(), rows, cols);
+  });
+  m.def("cuda_loss", [](int kind, bool from_logits, float label_smoothing, float delta, const py::object& y_true,
+                        const py::object& labels, const DeviceArray& y_pred, const py::object& sample_weight,
+                        DeviceArray& grad) {
+    if (kind < gradsmith::kMse || kind > gradsmith::kSparseCategoricalXent) throw py::value_error("unknown loss");
+    const auto [rows, cols] = dims2(y_pred, "y_pred");
+    expect2(grad, "grad", rows, cols);
+    const DeviceArray* t = optional(y_true);
+    const DeviceArray* w = optional(sample_weight);
+    if (t) expect2(*t, "y_true", rows, cols);
+    if (w && w->shape() != std::vector<i64>{rows}) throw py::value_error("sample_weight: expected shape (rows,)");
+    const bool sparse = kind == gradsmith::kSparseCategoricalXent;
+    if (sparse == (t != nullptr)) throw py::value_error("give y_true for dense targets, labels for the sparse loss");
+    // Labels come as host int64, checked here and uploaded for the call.
+    int64_t* dlabels = nullptr;
+    if (sparse) {
+      const py::array l = gradsmith::bindings::array_arg(labels, "labels");
+      gradsmith::bindings::expect_shape(l, "labels", {rows});
+      const int64_t* L = gradsmith::bindings::data_of<int64_t>(l, "labels", false);
+      for (i64 i = 0; i < rows; ++i)
+        if (L[i] < 0 || L[i] >= cols) throw py::value_error("labels: a label is outside [0, cols)");
+      dlabels = static_cast<int64_t*>(cuda::allocate(sizeof(int64_t) * (size_t)rows));
+      cuda::copy_to_device(dlabels, L, sizeof(int64_t) * (size_t)rows);
+    }
+    gradsmith::LossArgs a;
+    a.kind = kind;
+    a.from_logits = from_logits;
+    a.label_smoothing = label_smoothing;
+    a.delta = delta;
+    double value;
+    try {
+      value = cuda::loss_and_grad(a, t ? t->data() : nullptr, dlabels, y_pred.data(), w ? w->data() : nullptr,
+                                  grad.data(), rows, cols);
+    } catch (...) {
+      cuda::release(dlabels);
+      throw;
+    }
+    cuda::release(dlabels);
+    return value;
+  });
   m.def("cuda_activation_forward", [](const DeviceArray& x, DeviceArray& out, int kind, float param) {
     same_size(x, out, "activation_forward");
     const auto act = gradsmith::bindings::activation(kind, param);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "math/elementwise.h"
+#include "math/rows.h"
 
 namespace gradsmith {
 namespace cpu {

@@ -11,6 +11,7 @@
 
 #include "cpu/gemm.h"
 #include "cpu/kernel_table.h"
+#include "math/rows.h"
 
 namespace gradsmith {
 namespace cpu {
@@ -32,13 +33,14 @@ void dense_backward(const float* dy, const float* x, const float* W, const float
 
 // ---- losses (losses.cpp): value (mean over the batch, Keras 'sum_over_batch_size')
 // and gradient d value / d y_pred in one pass
-enum LossKind : int { kMse = 0, kMae, kHuber, kBinaryXent, kCategoricalXent, kSparseCategoricalXent };
-struct LossArgs {
-  int kind = kMse;
-  bool from_logits = false;
-  float label_smoothing = 0.f;
-  float delta = 1.f;  // huber
-};
+using ::gradsmith::LossArgs;  // math/rows.h
+using ::gradsmith::LossKind;
+using ::gradsmith::kMse;
+using ::gradsmith::kMae;
+using ::gradsmith::kHuber;
+using ::gradsmith::kBinaryXent;
+using ::gradsmith::kCategoricalXent;
+using ::gradsmith::kSparseCategoricalXent;
 // y_true (rows, cols) or, for the sparse loss, labels (rows,) already checked to lie in [0, cols).
 double loss_and_grad(const LossArgs& args, const float* y_true, const int64_t* labels, const float* y_pred,
                      const float* sample_weight, float* grad, i64 rows, i64 cols);

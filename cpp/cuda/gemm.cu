@@ -101,8 +101,11 @@ void gemm(bool ta, bool tb, i64 M, i64 N, i64 K, float alpha, const float* A, i6
 
 void dense_forward(const float* x, const float* W, const float* b, ActParams act, float* y, float* z, i64 batch,
                    i64 in, i64 units) {
-  if (act.kind == kSoftmax) throw Error("dense_forward: softmax on the GPU is not there yet");
-  launch(false, false, batch, units, in, 1.f, x, in, W, units, 0.f, y, units, {b, z, act});
+  // Softmax needs whole rows, which the tile epilogue does not see: a row pass after it (as on the CPU).
+  const bool softmax = act.kind == kSoftmax;
+  launch(false, false, batch, units, in, 1.f, x, in, W, units, 0.f, y, units,
+         {b, z, softmax ? ActParams{kLinear, 0.f} : act});
+  if (softmax) softmax_forward(y, y, batch, units);
 }
 
 }  // namespace cuda

@@ -123,13 +123,113 @@ __global__ void dz_colsum_kernel(ActParams act, const float* dy, const float* z,
 
 void dense_backward(const float* dy, const float* x, const float* W, const float* z, ActParams act, float* dz_scratch,
                     float* dx, float* dW, float* db, i64 batch, i64 in, i64 units) {
-  if (act.kind == kSoftmax) throw Error("dense_backward: softmax on the GPU is not there yet");
-  if (units > 0) {
+  if (act.kind == kSoftmax) {
+    softmax_backward(dy, z, dz_scratch, batch, units);
+    if (db) col_sums(dz_scratch, db, batch, units);
+  } else if (units > 0) {
     dz_colsum_kernel<<<(unsigned)((units + 127) / 128), 128>>>(act, dy, z, dz_scratch, db, batch, units);
     check_launch("dense backward dz kernel");
   }
   gemm(true, false, in, units, batch, 1.f, x, in, dz_scratch, units, 0.f, dW, units);
   if (dx) gemm(false, true, batch, in, units, 1.f, dz_scratch, units, W, units, 0.f, dx, in);
+}
+
+}  // namespace cuda
+}  // namespace gradsmith
+
+namespace gradsmith {
+namespace cuda {
+namespace {
+
+__global__ void softmax_kernel(const float* z, float* y, i64 rows, i64 cols) {
+  for (i64 r = blockIdx.x * (i64)blockDim.x + threadIdx.x; r < rows; r += (i64)gridDim.x * blockDim.x)
+    math::softmax_row(z + r * cols, y + r * cols, cols);
+}
+
+// dz holds y = softmax(z) first, then dz = y (dy - <dy, y>) in place, as the CPU does.
+__global__ void softmax_backward_kernel(const float* dy, const float* z, float* dz, i64 rows, i64 cols) {
+  for (i64 r = blockIdx.x * (i64)blockDim.x + threadIdx.x; r < rows; r += (i64)gridDim.x * blockDim.x) {
+    math::softmax_row(z + r * cols, dz + r * cols, cols);
+    math::softmax_backward_row(dy + r * cols, dz + r * cols, dz + r * cols, cols);
+  }
+}
+
+// One thread per row: its weighted loss w_i L_i into per_row[i], its gradient into grad.
+__global__ void loss_rows_kernel(LossArgs a, const float* t, const int64_t* labels, const float* p, const float* w,
+                                 float* g, double* per_row, i64 rows, i64 cols) {
+  const bool categorical = a.kind == kCategoricalXent || a.kind == kSparseCategoricalXent;
+  for (i64 r = blockIdx.x * (i64)blockDim.x + threadIdx.x; r < rows; r += (i64)gridDim.x * blockDim.x) {
+    const float wr = w ? w[r] : 1.f;
+    const float* tr = t ? t + r * cols : nullptr;
+    const double L = categorical
+                         ? math::categorical_row(a, tr, labels ? labels[r] : -1, p + r * cols, g + r * cols, cols,
+                                                 wr / (float)rows)
+                         : math::elementwise_row(a, tr, p + r * cols, g + r * cols, cols,
+                                                 wr / ((float)rows * (float)cols));
+    per_row[r] = (double)wr * L;
+  }
+}
+
+// One block sums n doubles: thread t adds t, t + 256, ... in order, then a fixed tree: the same bits every run.
+__global__ void sum_fixed_order_kernel(const double* x, i64 n, double* out) {
+  __shared__ double part[256];
+  double s = 0.0;
+  for (i64 i = threadIdx.x; i < n; i += 256) s += x[i];
+  part[threadIdx.x] = s;
+  __syncthreads();
+  for (int half = 128; half > 0; half /= 2) {
+    if ((int)threadIdx.x < half) part[threadIdx.x] += part[threadIdx.x + half];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) *out = part[0];
+}
+
+__global__ void col_sums_kernel(const float* x, float* out, i64 rows, i64 cols) {
+  const i64 j = blockIdx.x * (i64)blockDim.x + threadIdx.x;
+  if (j >= cols) return;
+  float s = 0.f;
+  for (i64 r = 0; r < rows; ++r) s += x[r * cols + j];
+  out[j] = s;
+}
+
+}  // namespace
+
+void softmax_forward(const float* z, float* y, i64 rows, i64 cols) {
+  if (rows <= 0 || cols <= 0) return;
+  softmax_kernel<<<blocks_for(rows), kThreads>>>(z, y, rows, cols);
+  check_launch("softmax kernel");
+}
+
+void softmax_backward(const float* dy, const float* z, float* dz, i64 rows, i64 cols) {
+  if (rows <= 0 || cols <= 0) return;
+  softmax_backward_kernel<<<blocks_for(rows), kThreads>>>(dy, z, dz, rows, cols);
+  check_launch("softmax backward kernel");
+}
+
+double loss_and_grad(const LossArgs& args, const float* y_true, const int64_t* labels, const float* y_pred,
+                     const float* sample_weight, float* grad, i64 rows, i64 cols) {
+  if (rows <= 0) return 0.0;
+  double* scratch = static_cast<double*>(allocate(sizeof(double) * (size_t)(rows + 1)));
+  double total = 0.0;
+  try {
+    loss_rows_kernel<<<blocks_for(rows), kThreads>>>(args, y_true, labels, y_pred, sample_weight, grad, scratch,
+                                                     rows, cols);
+    check_launch("loss kernel");
+    sum_fixed_order_kernel<<<1, 256>>>(scratch, rows, scratch + rows);
+    check_launch("loss sum kernel");
+    copy_to_host(&total, scratch + rows, sizeof(double));
+  } catch (...) {
+    release(scratch);
+    throw;
+  }
+  release(scratch);
+  return total / (double)rows;
+}
+
+void col_sums(const float* x, float* out, i64 rows, i64 cols) {
+  if (cols <= 0) return;
+  col_sums_kernel<<<(unsigned)((cols + 127) / 128), 128>>>(x, out, rows, cols);
+  check_launch("column sums kernel");
 }
 
 }  // namespace cuda

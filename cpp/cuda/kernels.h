@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "cpu/kernel_table.h"
+#include "math/rows.h"
 
 namespace gradsmith {
 namespace cuda {
@@ -30,13 +31,29 @@ namespace cuda {
 // C (M, N) = alpha op(A) op(B) + beta C, row-major, op = transpose when ta / tb (gemm.cu).
 void gemm(bool ta, bool tb, i64 M, i64 N, i64 K, float alpha, const float* A, i64 lda, const float* B, i64 ldb,
           float beta, float* C, i64 ldc);
-// z = x W + b (kept when z is not null), y = f(z); x (batch, in), W (in, units). Not softmax yet.
+// z = x W + b (kept when z is not null), y = f(z); x (batch, in), W (in, units).
 void dense_forward(const float* x, const float* W, const float* b, ActParams act, float* y, float* z, i64 batch,
                    i64 in, i64 units);
 // dz = dy * f'(z) into dz_scratch and db = column sums of dz (fixed order), then
 // dW = x^T dz and dx = dz W^T (dx, db may be null).
 void dense_backward(const float* dy, const float* x, const float* W, const float* z, ActParams act, float* dz_scratch,
                     float* dx, float* dW, float* db, i64 batch, i64 in, i64 units);
+
+}  // namespace cuda
+}  // namespace gradsmith
+
+namespace gradsmith {
+namespace cuda {
+
+// Row-wise softmax of (rows, cols) and its backward pass dz = y (dy - <dy, y>), y = softmax(z).
+void softmax_forward(const float* z, float* y, i64 rows, i64 cols);
+void softmax_backward(const float* dy, const float* z, float* dz, i64 rows, i64 cols);
+// value = (1/rows) sum_i w_i L_i and grad = d value / d y_pred, as cpu::loss_and_grad; the value comes
+// back to the host (one synchronization). Per-row values are summed in a fixed order: same bits every run.
+double loss_and_grad(const LossArgs& args, const float* y_true, const int64_t* labels, const float* y_pred,
+                     const float* sample_weight, float* grad, i64 rows, i64 cols);
+// out[j] = sum_i x[i, j], rows in order.
+void col_sums(const float* x, float* out, i64 rows, i64 cols);
 
 }  // namespace cuda
 }  // namespace gradsmith

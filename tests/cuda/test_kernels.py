@@ -107,7 +107,7 @@ def test_gemm_matches_the_cpu(rng, m, n, k, ta, tb):
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-4, atol=1e-4 * np.sqrt(k))
 
 
-@pytest.mark.parametrize("activation", ["linear", "relu", "tanh", "gelu"])
+@pytest.mark.parametrize("activation", ["linear", "relu", "tanh", "gelu", "softmax"])
 def test_dense_forward_and_backward_match_the_cpu(rng, activation):
     batch, fan_in, units = 37, 50, 70
     x = rng.standard_normal((batch, fan_in)).astype(np.float32)
@@ -124,3 +124,45 @@ def test_dense_forward_and_backward_match_the_cpu(rng, activation):
     dx_cpu, dw_cpu, db_cpu = ops.dense_backward(dy, x, w, z_cpu, activation, approximate=False)
     for got, want in ((y, y_cpu), (z, z_cpu), (dx, dx_cpu), (dW, dw_cpu), (db, db_cpu)):
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("rows, cols", [(1, 1), (5, 3), (300, 10), (64, 1000)])
+def test_softmax_and_column_sums_match_the_cpu(rng, rows, cols):
+    z = rng.standard_normal((rows, cols)).astype(np.float32) * 4
+    dy = rng.standard_normal((rows, cols)).astype(np.float32)
+    y, dz, sums = _poisoned((rows, cols)), _poisoned((rows, cols)), _poisoned(cols)
+    _core.cuda_softmax_forward(_device(z), y)
+    _core.cuda_softmax_backward(_device(dy), _device(z), dz)
+    _core.cuda_col_sums(_device(dy), sums)
+    np.testing.assert_allclose(y.numpy(), ops.activation_forward(z, "softmax"), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(dz.numpy(), ops.activation_backward(dy, z, "softmax"), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(sums.numpy(), ops.sum_rows(dy), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("loss, from_logits", [("mean_squared_error", False), ("mean_absolute_error", False),
+                                               ("huber", False), ("binary_crossentropy", False),
+                                               ("binary_crossentropy", True), ("categorical_crossentropy", False),
+                                               ("categorical_crossentropy", True),
+                                               ("sparse_categorical_crossentropy", True)])
+def test_losses_match_the_cpu_and_repeat_bit_for_bit(rng, loss, from_logits):
+    rows, cols = 257, 6
+    kind = ops._LOSS_KINDS[loss]
+    logits = rng.standard_normal((rows, cols)).astype(np.float32)
+    pred = logits if from_logits or loss in ("mean_squared_error", "mean_absolute_error", "huber") else \
+        (ops.activation_forward(logits, "softmax") if "categorical" in loss else ops.activation_forward(logits,
+                                                                                                          "sigmoid"))
+    labels = rng.integers(0, cols, rows)
+    sparse = loss.startswith("sparse")
+    true = None if sparse else (np.eye(cols, dtype=np.float32)[labels] if "categorical" in loss
+                                else rng.uniform(0, 1, (rows, cols)).astype(np.float32))
+    weights = rng.uniform(0.5, 2, rows).astype(np.float32)
+    grad = _poisoned((rows, cols))
+    args = (kind, from_logits, 0.1 if "entropy" in loss else 0.0, 1.0, None if sparse else _device(true),
+            labels if sparse else None, _device(pred), _device(weights), grad)
+    value = _core.cuda_loss(*args)
+    assert _core.cuda_loss(*args) == value  # a fixed summation order: the same bits every run
+    cpu_value, cpu_grad = ops.loss_and_grad(loss, labels if sparse else true, pred, sample_weight=weights,
+                                            from_logits=from_logits,
+                                            label_smoothing=0.1 if "entropy" in loss else 0.0)
+    assert value == pytest.approx(cpu_value, rel=1e-5)
+    np.testing.assert_allclose(grad.numpy(), cpu_grad, rtol=1e-5, atol=1e-8)

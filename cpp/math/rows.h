@@ -1,0 +1,124 @@
+// Row-wise math shared by the CPU and CUDA kernels: softmax of one row and its
+// backward pass, and the loss of one sample (value and gradient). Like
+// elementwise.h, everything has internal linkage and uses only C math, and is
+// compiled __host__ __device__ under nvcc, so both sides run one formula.
+#pragma once
+
+#include <math.h>
+#include <stdint.h>
+
+#include "math/elementwise.h"
+
+namespace gradsmith {
+
+// Loss kinds: the numbers are part of the binding's ABI (python/gradsmith/ops.py _LOSS_KINDS).
+enum LossKind : int { kMse = 0, kMae, kHuber, kBinaryXent, kCategoricalXent, kSparseCategoricalXent };
+struct LossArgs {
+  int kind = kMse;
+  bool from_logits = false;
+  float label_smoothing = 0.f;
+  float delta = 1.f;  // huber
+};
+
+namespace math {
+namespace {
+
+using i64 = int64_t;
+
+// y = softmax(z) over one row of C: exp(z - max) / sum; a NaN anywhere makes the row NaN (as NumPy).
+GS_HD void softmax_row(const float* z, float* y, i64 C) {
+  float m = -INFINITY;
+  bool has_nan = false;
+  for (i64 j = 0; j < C; ++j) {
+    m = max_f(m, z[j]);
+    has_nan |= z[j] != z[j];
+  }
+  if (has_nan) m = NAN;
+  float s = 0.f;
+  for (i64 j = 0; j < C; ++j) {
+    y[j] = expf(z[j] - m);
+    s += y[j];
+  }
+  const float inv = 1.f / s;
+  for (i64 j = 0; j < C; ++j) y[j] *= inv;
+}
+
+// dz = y * (dy - sum_j dy_j y_j) over one row.
+GS_HD void softmax_backward_row(const float* dy, const float* y, float* dz, i64 C) {
+  float dot = 0.f;
+  for (i64 j = 0; j < C; ++j) dot += dy[j] * y[j];
+  for (i64 j = 0; j < C; ++j) dz[j] = y[j] * (dy[j] - dot);
+}
+
+// Element-wise losses: L = (1/C) sum_j term(t_j, p_j).
+GS_HD double elementwise_row(const LossArgs& a, const float* t, const float* p, float* g, i64 C, float gscale) {
+  const float ls = a.label_smoothing;
+  double L = 0;
+  for (i64 j = 0; j < C; ++j) {
+    float d = 0.f, v = 0.f;
+    switch (a.kind) {
+      case kMse: v = squared_error(t[j], p[j], &d); break;
+      case kMae: v = absolute_error(t[j], p[j], &d); break;
+      case kHuber: v = huber(t[j], p[j], a.delta, &d); break;
+      default: {  // binary cross-entropy; t' = t (1 - ls) + ls / 2
+        const float ts = t[j] * (1.f - ls) + 0.5f * ls;
+        v = a.from_logits ? binary_xent_logit(ts, p[j], &d) : binary_xent_prob(ts, p[j], &d);
+      }
+    }
+    L += v;
+    g[j] = d * gscale;
+  }
+  return L / (double)C;
+}
+
+// Smoothed target of class j: t' = t (1 - ls) + ls / C, t one-hot for sparse labels.
+GS_HD float smoothed_target(const LossArgs& a, const float* t, int64_t label, i64 j, i64 C) {
+  const float tj = t ? t[j] : (j == label ? 1.f : 0.f);
+  return a.label_smoothing == 0.f ? tj : tj * (1.f - a.label_smoothing) + a.label_smoothing / (float)C;
+}
+
+// Categorical cross-entropy of one row.
+//  logits x:  L = sum_j t'_j (lse(x) - x_j),  dL/dx = softmax(x) sum_j t'_j - t'
+//  probs p:   q = p / sum p, q' = clip(q, eps, 1 - eps), L = -sum_j t'_j log q'_j
+//             u_j = dL/dq_j = -t'_j / q'_j where q is not clipped (else 0)
+//             dL/dp_k = (u_k - sum_j u_j q_j) / sum p
+GS_HD double categorical_row(const LossArgs& a, const float* t, int64_t label, const float* p, float* g, i64 C,
+                       float gscale) {
+  if (a.from_logits) {
+    float m = -INFINITY;
+    bool has_nan = false;
+    for (i64 j = 0; j < C; ++j) { m = max_f(m, p[j]); has_nan |= p[j] != p[j]; }
+    if (has_nan) m = NAN;
+    float s = 0.f;
+    for (i64 j = 0; j < C; ++j) s += expf(p[j] - m);
+    const float lse = m + logf(s), inv = 1.f / s;
+    double L = 0;
+    float tsum = 0.f;
+    for (i64 j = 0; j < C; ++j) tsum += smoothed_target(a, t, label, j, C);
+    for (i64 j = 0; j < C; ++j) {
+      const float tj = smoothed_target(a, t, label, j, C);
+      L += (double)tj * (double)(lse - p[j]);  // 0 * NaN is NaN, as in NumPy
+      g[j] = (expf(p[j] - m) * inv * tsum - tj) * gscale;
+    }
+    return L;
+  }
+  float s = 0.f;
+  for (i64 j = 0; j < C; ++j) s += p[j];
+  const float inv = 1.f / s;
+  double L = 0, uq = 0;
+  for (i64 j = 0; j < C; ++j) {
+    const float q = p[j] * inv, qc = clamp_f(q, kProbEpsilon, 1.f - kProbEpsilon);
+    const float tj = smoothed_target(a, t, label, j, C);
+    L -= (double)tj * (double)logf(qc);
+    const bool inside = q >= kProbEpsilon && q <= 1.f - kProbEpsilon;
+    const float u = inside ? -tj / qc : (q == q ? 0.f : q);
+    g[j] = u;  // dL/dq for now
+    uq += (double)u * (double)q;
+  }
+  for (i64 j = 0; j < C; ++j) g[j] = (g[j] - (float)uq) * inv * gscale;
+  return L;
+}
+
+}  // namespace
+}  // namespace math
+}  // namespace gradsmith
