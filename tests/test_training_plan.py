@@ -199,3 +199,29 @@ def test_predictions_view_is_read_only(rng):
     model.train_on_batch(x, labels)
     out = model._plan.plan.output()
     assert out.shape == (32, 4) and not out.flags.writeable
+
+
+def test_evaluate_and_predict_use_the_plan_and_match_the_python_path(rng):
+    x, labels = _data(rng, 150, 9, 4)
+    y = np.eye(4, dtype=np.float32)[labels]
+    metrics = ("accuracy", keras.metrics.AUC())
+    planned, plain, _ = _train_both(rng, "categorical_crossentropy", OPTIMIZERS["adam"], dropout=0.3,
+                                    regularizer=keras.regularizers.L2(1e-3), metrics=metrics)
+    assert planned._existing_compiled_step() is not None
+    np.testing.assert_array_equal(planned.predict(x, batch_size=64, verbose=0), plain.predict(x, batch_size=64,
+                                                                                               verbose=0))
+    got = planned.evaluate(x, y, batch_size=64, verbose=0, return_dict=True)
+    want = plain.evaluate(x, y, batch_size=64, verbose=0, return_dict=True)
+    assert got.keys() == want.keys()
+    for key in got:
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-12, err_msg=key)
+    # Dropout is off outside training: predicting twice gives the same bits.
+    np.testing.assert_array_equal(planned.predict(x, verbose=0), planned.predict(x, verbose=0))
+
+
+def test_evaluate_before_training_leaves_the_optimizer_unbuilt(rng):
+    x, labels = _data(rng, 40, 9, 4)
+    model = _model("sparse_categorical_crossentropy", OPTIMIZERS["adam"], 4)
+    model.evaluate(x, labels, verbose=0)
+    model.predict(x, verbose=0)
+    assert model._plan is None and not model.optimizer.built

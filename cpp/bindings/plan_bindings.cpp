@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -107,6 +108,7 @@ class PyTrainingPlan {
     for (const auto& r : trainable) ranges.push_back({r[0], r[1], r[2]});
 
     std::vector<model::MetricCount> counts;
+    if (metrics.size() > kMaxCounted) throw py::value_error("at most 8 counted metrics");
     for (const auto& [kind, threshold] : metrics) {
       if (kind < cpu::kCountBinary || kind > cpu::kCountSparse || (kind == cpu::kCountSparse) != sparse_)
         throw py::value_error("metric counts: the kind must match the targets (labels for sparse)");
@@ -120,43 +122,43 @@ class PyTrainingPlan {
   // (loss, (correct counts...)) for one batch.
   py::tuple train_step(const py::array& x, const py::object& y_true, const py::object& labels,
                        const py::object& sample_weight, double lr, int64_t step) {
-    const i64 in = plan_->in_features(), out = plan_->out_features();
-    if (x.ndim() != 2 || x.shape(1) != in || x.shape(0) < 1)
-      throw py::value_error("x: expected shape (batch>=1, " + std::to_string(in) + "), got " + shape_str(x));
-    const i64 batch = x.shape(0);
-    const float* X = data_of<float>(x, "x", false);
-    const float* T = nullptr;
-    const int64_t* L = nullptr;
-    if (sparse_) {
-      const py::array a = gradsmith::bindings::array_arg(labels, "labels");
-      expect_shape(a, "labels", {batch});
-      L = data_of<int64_t>(a, "labels", false);
-      for (i64 i = 0; i < batch; ++i)
-        if (L[i] < 0 || L[i] >= out)
-          throw py::value_error("y_true: label " + std::to_string(L[i]) + " at index " + std::to_string(i) +
-                                " is outside [0, " + std::to_string(out) + ")");
-    } else {
-      const py::array a = gradsmith::bindings::array_arg(y_true, "y_true");
-      expect_shape(a, "y_true", {batch, out});
-      T = data_of<float>(a, "y_true", false);
-    }
-    const float* W = nullptr;
-    if (!sample_weight.is_none()) {
-      const py::array a = gradsmith::bindings::array_arg(sample_weight, "sample_weight");
-      expect_shape(a, "sample_weight", {batch});
-      W = data_of<float>(a, "sample_weight", false);
-    }
-    int64_t correct[8] = {0};
-    if (plan_->num_metrics() > 8) throw py::value_error("at most 8 counted metrics");
+    const Batch b = batch_args(x, y_true, labels, sample_weight);
+    int64_t correct[kMaxCounted] = {0};
     double value;
     {
       const gradsmith::bindings::TrainingCall call;
-      value = plan_->train_step(X, T, L, W, batch, lr, step, correct);
+      value = plan_->train_step(b.x, b.y, b.labels, b.weights, b.rows, lr, step, correct);
     }
-    batch_ = batch;
-    py::tuple counts(plan_->num_metrics());
-    for (size_t m = 0; m < plan_->num_metrics(); ++m) counts[m] = py::int_(correct[m]);
-    return py::make_tuple(value, counts);
+    batch_ = b.rows;
+    return py::make_tuple(value, counts(correct));
+  }
+
+  // evaluate's step: (loss, (correct counts...)); the weights are not touched.
+  py::tuple test_step(const py::array& x, const py::object& y_true, const py::object& labels,
+                      const py::object& sample_weight) {
+    const Batch b = batch_args(x, y_true, labels, sample_weight);
+    int64_t correct[kMaxCounted] = {0};
+    double value;
+    {
+      py::gil_scoped_release nogil;
+      value = plan_->test_step(b.x, b.y, b.labels, b.weights, b.rows, correct);
+    }
+    batch_ = b.rows;
+    return py::make_tuple(value, counts(correct));
+  }
+
+  // predict's step: a new (batch, out) array of predictions.
+  py::array_t<float> predict(const py::array& x) {
+    const i64 rows = check_x(x);
+    const float* X = gradsmith::bindings::data_of<float>(x, "x", false);
+    {
+      py::gil_scoped_release nogil;
+      plan_->predict(X, rows);
+    }
+    py::array_t<float> out({(py::ssize_t)rows, (py::ssize_t)plan_->out_features()});
+    std::copy(plan_->output(), plan_->output() + rows * plan_->out_features(), out.mutable_data());
+    batch_ = rows;
+    return out;
   }
 
   i64 arena_size() const { return plan_->arena_size(); }
@@ -166,6 +168,56 @@ class PyTrainingPlan {
   i64 out_features() const { return plan_->out_features(); }
 
  private:
+  static constexpr size_t kMaxCounted = 8;
+  struct Batch {
+    const float* x = nullptr;
+    const float* y = nullptr;
+    const int64_t* labels = nullptr;
+    const float* weights = nullptr;
+    i64 rows = 0;
+  };
+
+  i64 check_x(const py::array& x) const {
+    const i64 in = plan_->in_features();
+    if (x.ndim() != 2 || x.shape(1) != in || x.shape(0) < 1)
+      throw py::value_error("x: expected shape (batch>=1, " + std::to_string(in) + "), got " + shape_str(x));
+    return x.shape(0);
+  }
+
+  // Every array of a batch checked (dtype, contiguity, shape, label range) before any kernel runs.
+  Batch batch_args(const py::array& x, const py::object& y_true, const py::object& labels,
+                   const py::object& sample_weight) const {
+    Batch b;
+    b.rows = check_x(x);
+    const i64 out = plan_->out_features();
+    b.x = data_of<float>(x, "x", false);
+    if (sparse_) {
+      const py::array a = gradsmith::bindings::array_arg(labels, "labels");
+      expect_shape(a, "labels", {b.rows});
+      b.labels = data_of<int64_t>(a, "labels", false);
+      for (i64 i = 0; i < b.rows; ++i)
+        if (b.labels[i] < 0 || b.labels[i] >= out)
+          throw py::value_error("y_true: label " + std::to_string(b.labels[i]) + " at index " + std::to_string(i) +
+                                " is outside [0, " + std::to_string(out) + ")");
+    } else {
+      const py::array a = gradsmith::bindings::array_arg(y_true, "y_true");
+      expect_shape(a, "y_true", {b.rows, out});
+      b.y = data_of<float>(a, "y_true", false);
+    }
+    if (!sample_weight.is_none()) {
+      const py::array a = gradsmith::bindings::array_arg(sample_weight, "sample_weight");
+      expect_shape(a, "sample_weight", {b.rows});
+      b.weights = data_of<float>(a, "sample_weight", false);
+    }
+    return b;
+  }
+
+  py::tuple counts(const int64_t* correct) const {
+    py::tuple t(plan_->num_metrics());
+    for (size_t m = 0; m < plan_->num_metrics(); ++m) t[m] = py::int_(correct[m]);
+    return t;
+  }
+
   std::unique_ptr<model::TrainingPlan> plan_;
   py::list keep_;  // the Python buffers the plan points into
   bool sparse_ = false;
@@ -184,6 +236,9 @@ void bind_training_plan(py::module_& m) {
       .def("train_step", &PyTrainingPlan::train_step, py::arg("x"), py::arg("y_true"), py::arg("labels"),
            py::arg("sample_weight"), py::arg("lr"), py::arg("step"),
            "One optimizer step; returns (loss, metric counts).")
+      .def("test_step", &PyTrainingPlan::test_step, py::arg("x"), py::arg("y_true"), py::arg("labels"),
+           py::arg("sample_weight"), "evaluate's step: returns (loss, metric counts); no weight changes.")
+      .def("predict", &PyTrainingPlan::predict, py::arg("x"), "Predictions for a batch, as a new array.")
       .def("output", [](py::object self) {
              // The last step's predictions as a read-only view that keeps the plan alive.
              const PyTrainingPlan& p = self.cast<const PyTrainingPlan&>();

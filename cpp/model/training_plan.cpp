@@ -19,14 +19,14 @@ bool keeps_preactivation(const LayerSpec& l) { return l.kind == kDense && l.act.
 // A Dropout of rate 0 passes its input through: no buffer, no pass.
 bool is_identity(const LayerSpec& l) { return l.kind == kDropout && l.rate == 0.0; }
 
-// g += l1 * sign(w) + 2 * l2 * w over one weight; returns l1 * sum|w| + l2 * sum w^2.
+// g += l1 * sign(w) + 2 * l2 * w over one weight (g null: value only); returns l1 * sum|w| + l2 * sum w^2.
 double add_penalty(const float* w, float* g, i64 n, double l1, double l2) {
   if (l1 == 0.0 && l2 == 0.0) return 0.0;
   const float l1f = (float)l1, two_l2 = (float)(2.0 * l2);
   double abs_sum = 0.0;
   for (i64 i = 0; i < n; ++i) {
     abs_sum += fabs((double)w[i]);
-    g[i] += math::penalty_grad(w[i], l1f, two_l2);
+    if (g) g[i] += math::penalty_grad(w[i], l1f, two_l2);
   }
   double value = 0.0;
   if (l1 != 0.0) value += l1 * abs_sum;
@@ -71,6 +71,7 @@ TrainingPlan::TrainingPlan(std::vector<LayerSpec> layers, cpu::LossArgs loss, do
   }
   y_.assign(layers_.size(), nullptr);
   z_.assign(layers_.size(), nullptr);
+  pass_.assign(layers_.size(), nullptr);
 }
 
 void TrainingPlan::reserve(i64 batch) {
@@ -129,27 +130,21 @@ cpu::OptimizerArgs TrainingPlan::optimizer_args(double lr, int64_t step) const {
   return a;
 }
 
-double TrainingPlan::train_step(const float* x, const float* y_true, const int64_t* labels,
-                                const float* sample_weight, i64 batch, double lr, int64_t step, int64_t* correct) {
-  const uint64_t allocations_before = cpu::allocation_count();
-  // The step is a span in the profiler's trace, with its kernels inside.
-  const int64_t span = prof::enabled() ? prof::span_begin("train_step") : -1;
-  reserve(batch);
-  const size_t n = layers_.size();
-
-  // ---- forward: layer i reads in(i) and writes y_[i] (and z_[i])
-  auto input_of = [&](size_t i) -> const float* { return i == 0 ? x : y_[i - 1]; };
-  for (size_t i = 0; i < n; ++i) {
-    LayerSpec& l = layers_[i];
-    const float* in = input_of(i);
-    if (is_identity(l)) {
-      y_[i] = const_cast<float*>(in);
+const float* TrainingPlan::forward(const float* x, i64 batch, bool training) {
+  // Layer i reads pass_[i - 1] (x for the first) and writes its buffer; a Dropout outside training and
+  // one of rate 0 pass their input on.
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const LayerSpec& l = layers_[i];
+    const float* in = i == 0 ? x : pass_[i - 1];
+    if (l.kind == kDropout && (!training || is_identity(l))) {
+      pass_[i] = in;
       continue;
     }
     switch (l.kind) {
       case kDense:
-        cpu::dense_forward(in, params_ + l.kernel, l.bias >= 0 ? params_ + l.bias : nullptr, l.act, y_[i], z_[i],
-                           batch, l.in, l.out);
+        // z is kept only for training's backward pass; inference writes y alone.
+        cpu::dense_forward(in, params_ + l.kernel, l.bias >= 0 ? params_ + l.bias : nullptr, l.act, y_[i],
+                           training ? z_[i] : nullptr, batch, l.in, l.out);
         break;
       case kActivation:
         cpu::activation_forward(l.act, in, y_[i], batch, l.in);
@@ -158,40 +153,56 @@ double TrainingPlan::train_step(const float* x, const float* y_true, const int64
         cpu::dropout(in, y_[i], batch * l.in, l.rate, l.seed, (uint64_t)*l.calls);
         break;
     }
+    pass_[i] = y_[i];
   }
-  const float* y_pred = y_[n - 1];
-  out_ = y_pred;
+  out_ = pass_.back();
+  return out_;
+}
 
-  // ---- loss: value and dL/dy_pred, then the loss weight on both
-  float* dy = dy_[0];
+// The loss value (times the loss weight) of the last forward pass, its gradient in dy_[0], and the counts.
+double TrainingPlan::loss_value(const float* y_true, const int64_t* labels, const float* sample_weight, i64 batch,
+                                int64_t* correct) {
   const i64 out = layers_.back().out;
-  double value = cpu::loss_and_grad(loss_, y_true, labels, y_pred, sample_weight, dy, batch, out);
+  double value = cpu::loss_and_grad(loss_, y_true, labels, out_, sample_weight, dy_[0], batch, out);
   if (loss_weight_ != 1.0) {
     value *= loss_weight_;
     const float w = (float)loss_weight_;
-    for (i64 i = 0; i < batch * out; ++i) dy[i] *= w;
+    for (i64 i = 0; i < batch * out; ++i) dy_[0][i] *= w;
   }
   for (size_t m = 0; m < metrics_.size(); ++m)
-    correct[m] = cpu::count_correct(metrics_[m].kind, y_true, labels, y_pred, batch, out, metrics_[m].threshold);
+    correct[m] = cpu::count_correct(metrics_[m].kind, y_true, labels, out_, batch, out, metrics_[m].threshold);
+  return value;
+}
 
-  // ---- backward: layer i turns dy (batch, out) into dx (batch, in); layer 0 needs no dx
-  for (size_t k = n; k-- > 0;) {
-    LayerSpec& l = layers_[k];
+double TrainingPlan::train_step(const float* x, const float* y_true, const int64_t* labels,
+                                const float* sample_weight, i64 batch, double lr, int64_t step, int64_t* correct) {
+  const uint64_t allocations_before = cpu::allocation_count();
+  // The step is a span in the profiler's trace, with its kernels inside.
+  const int64_t span = prof::enabled() ? prof::span_begin("train_step") : -1;
+  reserve(batch);
+  forward(x, batch, true);
+  double value = loss_value(y_true, labels, sample_weight, batch, correct);
+
+  // ---- backward: layer k turns dy (batch, out) into dx (batch, in); layer 0 needs no dx
+  float* dy = dy_[0];
+  for (size_t k = layers_.size(); k-- > 0;) {
+    const LayerSpec& l = layers_[k];
     if (is_identity(l)) continue;
     float* dx = dy == dy_[0] ? dy_[1] : dy_[0];
     const bool need_dx = k > 0;
+    const float* in = k == 0 ? x : pass_[k - 1];
     switch (l.kind) {
       case kDense: {
         float* dW = grads_ + l.kernel;
         float* db = l.bias >= 0 ? grads_ + l.bias : nullptr;
         // With no activation z is y itself (f' = 1 never reads it).
         const float* z = z_[k] ? z_[k] : y_[k];
-        cpu::dense_backward(dy, input_of(k), params_ + l.kernel, z, l.act, dz_, need_dx ? dx : nullptr, dW, db, batch,
-                            l.in, l.out);
+        cpu::dense_backward(dy, in, params_ + l.kernel, z, l.act, dz_, need_dx ? dx : nullptr, dW, db, batch, l.in,
+                            l.out);
         break;
       }
       case kActivation:
-        if (need_dx) cpu::activation_backward(l.act, dy, input_of(k), dx, batch, l.in);
+        if (need_dx) cpu::activation_backward(l.act, dy, in, dx, batch, l.in);
         break;
       default:
         if (need_dx) cpu::dropout(dy, dx, batch * l.in, l.rate, l.seed, (uint64_t)*l.calls);
@@ -203,19 +214,36 @@ double TrainingPlan::train_step(const float* x, const float* y_true, const int64
     if (l.kind == kDropout && !is_identity(l)) ++*l.calls;
 
   // ---- penalties (value on the weights before the update, as Keras), then the update
-  value += regularize();
+  value += regularize(true);
   if (!buffers_.empty()) cpu::optimizer_step(optimizer_args(lr, step), buffers_, opt_.clip_kind, opt_.clip);
   if (span >= 0) prof::span_end(span);
   last_step_allocations_ = cpu::allocation_count() - allocations_before;
   return value;
 }
 
-double TrainingPlan::regularize() {
+double TrainingPlan::test_step(const float* x, const float* y_true, const int64_t* labels,
+                               const float* sample_weight, i64 batch, int64_t* correct) {
+  const int64_t span = prof::enabled() ? prof::span_begin("test_step") : -1;
+  reserve(batch);
+  forward(x, batch, false);
+  const double value = loss_value(y_true, labels, sample_weight, batch, correct) + regularize(false);
+  if (span >= 0) prof::span_end(span);
+  return value;
+}
+
+void TrainingPlan::predict(const float* x, i64 batch) {
+  reserve(batch);
+  forward(x, batch, false);
+}
+
+double TrainingPlan::regularize(bool add_gradients) {
   double value = 0.0;
   for (const LayerSpec& l : layers_) {
     if (l.kind != kDense) continue;
-    value += add_penalty(params_ + l.kernel, grads_ + l.kernel, l.in * l.out, l.kernel_l1, l.kernel_l2);
-    if (l.bias >= 0) value += add_penalty(params_ + l.bias, grads_ + l.bias, l.out, l.bias_l1, l.bias_l2);
+    value += add_penalty(params_ + l.kernel, add_gradients ? grads_ + l.kernel : nullptr, l.in * l.out, l.kernel_l1,
+                         l.kernel_l2);
+    if (l.bias >= 0)
+      value += add_penalty(params_ + l.bias, add_gradients ? grads_ + l.bias : nullptr, l.out, l.bias_l1, l.bias_l2);
   }
   return value;
 }

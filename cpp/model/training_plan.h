@@ -94,6 +94,14 @@ class TrainingPlan {
   double train_step(const float* x, const float* y_true, const int64_t* labels, const float* sample_weight,
                     i64 batch, double lr, int64_t step, int64_t* correct);
 
+  // evaluate's step: the forward pass without dropout, the loss value (with the
+  // loss weight and the weights' penalties, as train_step reports it) and the
+  // metric counts; no gradient of the weights is touched.
+  double test_step(const float* x, const float* y_true, const int64_t* labels, const float* sample_weight,
+                   i64 batch, int64_t* correct);
+  // predict's step: the forward pass without dropout; the result is output().
+  void predict(const float* x, i64 batch);
+
   // The last step's predictions, (batch, out), valid until the next step.
   const float* output() const { return out_; }
   // Floats held by the arena: a steady state never changes it.
@@ -104,7 +112,10 @@ class TrainingPlan {
 
  private:
   void reserve(i64 batch);
-  double regularize();
+  const float* forward(const float* x, i64 batch, bool training);
+  double loss_value(const float* y_true, const int64_t* labels, const float* sample_weight, i64 batch,
+                    int64_t* correct);
+  double regularize(bool add_gradients);
   cpu::OptimizerArgs optimizer_args(double lr, int64_t step) const;
 
   std::vector<LayerSpec> layers_;
@@ -120,7 +131,8 @@ class TrainingPlan {
   // pre-activation z; two backward buffers for dy / dx; one dz scratch.
   std::vector<float> arena_;
   i64 capacity_ = 0;  // rows the arena holds
-  std::vector<float*> y_, z_;
+  std::vector<float*> y_, z_;        // each layer's buffers in the arena (y_ null for a pass-through)
+  std::vector<const float*> pass_;   // what each layer output in the current pass
   float* dy_[2] = {nullptr, nullptr};
   float* dz_ = nullptr;
   const float* out_ = nullptr;

@@ -240,10 +240,13 @@ class Sequential:
                              f"{(None,) + tuple(expected)}")
         return x, y, sw
 
+    def _plan_key_now(self):
+        return (self.trainable, self.optimizer, self.loss, tuple(l.trainable for l in self._layers))
+
     def _compiled_step(self):
         """The model's C++ training step (gradsmith.training_plan), rebuilt when what it was built from
         changes; None when some part has no kernel (then steps run layer by layer)."""
-        key = (self.trainable, self.optimizer, self.loss, tuple(l.trainable for l in self._layers))
+        key = self._plan_key_now()
         if self._plan_key != key:
             from gradsmith import training_plan
 
@@ -294,7 +297,20 @@ class Sequential:
                 return False
         return self.built
 
+    def _existing_compiled_step(self):
+        """The compiled step if training has built one that is still current, else None: evaluate and
+        predict use it but never build one (building would build the optimizer, which Keras's evaluate
+        does not)."""
+        if self._plan is not None and self._plan_key == self._plan_key_now():
+            return self._plan
+        return None
+
     def _test_step(self, x, y, sw):
+        step = self._existing_compiled_step()
+        if step is not None:
+            result = step.test(x, y, sw)
+            if result is not None:
+                return result
         x, y, sw = self._prepare_batch(x, y, sw)
         y_pred = self._forward(x, training=False)
         value = self.loss(y, y_pred, sample_weight=sw) * self.loss_weight + self._regularization()
@@ -429,9 +445,13 @@ class Sequential:
         """Outputs for every sample of x, as one float32 NumPy array."""
         batches = data_adapter.adapt(x, None, None, batch_size, steps=steps)
         outs = []
+        step = self._existing_compiled_step()
         for xb, _, _ in batches:
-            xb, _, _ = self._prepare_batch(xb, None, None)
-            outs.append(self._forward(xb, training=False))
+            y_pred = step.predict(xb) if step is not None else None
+            if y_pred is None:
+                xb, _, _ = self._prepare_batch(xb, None, None)
+                y_pred = self._forward(xb, training=False)
+            outs.append(y_pred)
         if not outs:  # zero rows: an empty array of the output's shape
             if not self.built:
                 raise ValueError("predict: no data, and the model has no input shape to size the output")

@@ -200,12 +200,19 @@ class CompiledStep:
             t = t.reshape(n, 1)
         return t if t.shape == (n, self.out) else None
 
-    def run(self, x, y, sample_weight):
+    def _inputs(self, x):
+        """x as the plan's (n, features) float32 rows, or None for the Python path."""
         x = np.asarray(x)
         if x.dtype.kind not in "biuf" or x.ndim < 2 or x.shape[1:] != self.input_shape or len(x) == 0:
             return None
+        return np.ascontiguousarray(x, dtype=np.float32).reshape(len(x), self.in_features)
+
+    def _batch(self, x, y, sample_weight):
+        """(x, targets, sample weights) as the plan takes them, or None for the Python path."""
+        x = self._inputs(x)
+        if x is None:
+            return None
         n = len(x)
-        x = np.ascontiguousarray(x, dtype=np.float32).reshape(n, self.in_features)
         t = self._targets(y, n)
         if t is None:
             return None
@@ -215,13 +222,9 @@ class CompiledStep:
             if sw.dtype.kind not in "biuf" or sw.shape not in ((n,), (n, 1)):
                 return None
             sw = np.ascontiguousarray(sw, dtype=np.float32).reshape(n)
-        opt = self.optimizer
-        lr = float(opt._current_learning_rate())
-        if self.sparse:
-            value, counts = self.plan.train_step(x, None, t, sw, lr, opt._iterations + 1)
-        else:
-            value, counts = self.plan.train_step(x, t, None, sw, lr, opt._iterations + 1)
-        opt._iterations += 1
+        return x, t, sw
+
+    def _update_metrics(self, counts, n, y, sample_weight):
         for (m, (kind, _)), correct in zip(self.counted, counts):
             m._add_counts(correct / self.out if kind == _COUNT_BINARY else correct, n)
         if self.other or self.weighted:
@@ -230,7 +233,36 @@ class CompiledStep:
                 m.update_state(y, y_pred)
             for m in self.weighted:
                 m.update_state(y, y_pred, sample_weight=sample_weight)
-        return value, n
+
+    def run(self, x, y, sample_weight):
+        """One training step: (loss, samples), or None for a batch the plan does not take."""
+        batch = self._batch(x, y, sample_weight)
+        if batch is None:
+            return None
+        xb, t, sw = batch
+        opt = self.optimizer
+        lr = float(opt._current_learning_rate())
+        labels, t = (t, None) if self.sparse else (None, t)
+        value, counts = self.plan.train_step(xb, t, labels, sw, lr, opt._iterations + 1)
+        opt._iterations += 1
+        self._update_metrics(counts, len(xb), y, sample_weight)
+        return value, len(xb)
+
+    def test(self, x, y, sample_weight):
+        """evaluate's step: (loss, samples), or None for the Python path; weights untouched."""
+        batch = self._batch(x, y, sample_weight)
+        if batch is None:
+            return None
+        xb, t, sw = batch
+        labels, t = (t, None) if self.sparse else (None, t)
+        value, counts = self.plan.test_step(xb, t, labels, sw)
+        self._update_metrics(counts, len(xb), y, sample_weight)
+        return value, len(xb)
+
+    def predict(self, x):
+        """Predictions for a batch (a new array), or None for the Python path."""
+        xb = self._inputs(x)
+        return None if xb is None else self.plan.predict(xb)
 
 
 def build(model):
