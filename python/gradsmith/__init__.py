@@ -15,11 +15,11 @@ from gradsmith import callbacks, data
 from gradsmith import models, saving, utils
 from gradsmith import cuda, machine, profiler
 from gradsmith.layers import Input
-from gradsmith.models import Sequential
+from gradsmith.models import Model, Sequential
 
 __version__ = "0.1.0"
 
-__all__ = ["Sequential", "Input", "layers", "models", "optimizers", "losses", "metrics", "callbacks", "data",
+__all__ = ["Sequential", "Model", "Input", "layers", "models", "optimizers", "losses", "metrics", "callbacks", "data",
            "initializers", "regularizers", "saving", "utils", "ops", "profiler", "machine", "cuda", "cpu_info", "set_num_threads", "get_num_threads",
            "__version__"]
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from gradsmith import initializers, ops, regularizers, utils
 
-__all__ = ["Layer", "InputLayer", "Input", "Dense", "Activation", "Dropout", "Flatten", "get", "serialize",
+__all__ = ["Layer", "InputLayer", "Input", "KerasTensor", "Dense", "Activation", "Dropout", "Flatten", "get", "serialize",
            "deserialize"]
 
 _name_counters = {}
@@ -155,6 +155,11 @@ class Layer:
         raise NotImplementedError
 
     def __call__(self, x, training=False):
+        if isinstance(x, (KerasTensor, InputLayer)):  # the functional API: record, compute nothing
+            shape = tuple(x.shape)
+            if not self.built:
+                self.build(shape)
+            return KerasTensor(self.compute_output_shape(shape), self, x)
         x = np.asarray(x, dtype=np.float32)
         if not self.built:
             self.build((None,) + x.shape[1:])
@@ -173,6 +178,24 @@ class Layer:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+class KerasTensor:
+    """A symbolic tensor of the functional API: ``Dense(8)(Input(shape=(4,)))`` returns one. It knows
+    its shape (batch axis None), the layer that made it and that layer's input, which is all
+    ``gradsmith.Model(inputs, outputs)`` needs to find the layers from one to the other."""
+
+    def __init__(self, shape, layer, parent):
+        self.shape = tuple(shape)
+        self.layer = layer
+        self.parent = parent  # a KerasTensor, or the InputLayer the graph starts from
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    def __repr__(self):
+        return f"<KerasTensor shape={self.shape}, from layer {self.layer.name!r}>"
 
 
 class InputLayer(Layer):
@@ -202,7 +225,8 @@ class InputLayer(Layer):
 
 
 def Input(shape=None, batch_size=None, name=None, batch_shape=None):  # noqa: N802 - Keras's name
-    """``Input(shape=(20,))``: the input specification of a Sequential model."""
+    """``Input(shape=(20,))``: the input of a Sequential model, or the start of a functional one
+    (``Dense(8)(Input(shape=(4,)))``)."""
     return InputLayer(shape=shape, batch_size=batch_size, name=name, batch_shape=batch_shape)
 
 

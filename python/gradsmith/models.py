@@ -16,7 +16,7 @@ import numpy as np
 
 from gradsmith import _core, data_adapter, layers as layers_mod
 
-__all__ = ["Sequential", "load_model"]
+__all__ = ["Sequential", "Model", "load_model"]
 
 
 def _num_samples(x):
@@ -544,6 +544,55 @@ class Sequential:
         from gradsmith import saving
 
         saving.load_weights(self, filepath)
+
+
+class Model(Sequential):
+    """The functional API: ``Model(inputs, outputs)`` over layers called one after another.
+
+        inputs = gradsmith.Input(shape=(784,))
+        x = gradsmith.layers.Dense(64, activation="relu")(inputs)
+        outputs = gradsmith.layers.Dense(10)(x)
+        model = gradsmith.Model(inputs=inputs, outputs=outputs, name="mnist_model")
+
+    The layers from ``inputs`` to ``outputs`` must form one chain (each layer called once, on the
+    previous one's output); the model then trains, evaluates, predicts and saves as the Sequential
+    model of those layers (and is saved as one). Branches, merges, several inputs or outputs, and
+    subclassing Model with a ``call`` method are not supported yet and say so.
+    """
+
+    def __init__(self, inputs=None, outputs=None, name=None, trainable=True, **kwargs):
+        if kwargs:
+            raise TypeError(f"Model: unexpected keyword argument(s) {', '.join(sorted(kwargs))}")
+        if inputs is None or outputs is None:
+            raise NotImplementedError("gradsmith.Model needs inputs= and outputs= (the functional API); "
+                                      "subclassed models with a call() method are not supported yet")
+        inputs, outputs = self._single(inputs, "inputs"), self._single(outputs, "outputs")
+        if not isinstance(inputs, layers_mod.InputLayer):
+            raise TypeError(f"Model: inputs must come from gradsmith.Input(...), got {type(inputs).__name__}")
+        chain, t = [], outputs
+        while isinstance(t, layers_mod.KerasTensor):
+            chain.append(t.layer)
+            t = t.parent
+        if t is not inputs:
+            raise ValueError("Model: outputs were not computed from these inputs")
+        self.inputs, self.outputs = [inputs], [outputs]
+        super().__init__(layers=[inputs] + chain[::-1], name=name if name is not None else
+                         layers_mod._unique_name("functional"), trainable=trainable)
+
+    @classmethod
+    def from_config(cls, config):
+        """A model saved from Model(inputs, outputs) is a Sequential config: it comes back as Sequential."""
+        return Sequential.from_config(config)
+
+    @staticmethod
+    def _single(value, what):
+        if isinstance(value, (list, tuple)):
+            if len(value) != 1:
+                raise NotImplementedError(f"Model: several {what} are not supported yet; give one")
+            value = value[0]
+        if isinstance(value, dict):
+            raise NotImplementedError(f"Model: {what} given as a dict are not supported yet")
+        return value
 
 
 def load_model(filepath, compile=True):
