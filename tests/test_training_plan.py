@@ -225,3 +225,19 @@ def test_evaluate_before_training_leaves_the_optimizer_unbuilt(rng):
     model.evaluate(x, labels, verbose=0)
     model.predict(x, verbose=0)
     assert model._plan is None and not model.optimizer.built
+
+
+def test_whole_epoch_calls_match_step_by_step_calls(rng):
+    """fit runs an epoch as one call unless a callback has batch hooks; both give the same bits."""
+    x, labels = _data(rng, 150, 9, 4)
+    seen = []
+    results = []
+    for callbacks in ([], [keras.callbacks.LambdaCallback(on_batch_end=lambda batch, logs: seen.append(batch))]):
+        model = _model("sparse_categorical_crossentropy", OPTIMIZERS["adamw_schedule"], 4, dropout=0.2)
+        keras.utils.set_random_seed(5)
+        history = model.fit(x, labels, batch_size=32, epochs=2, verbose=0, callbacks=callbacks).history
+        results.append((history, model.parameters.copy(), int(model.optimizer.iterations)))
+    (h1, p1, i1), (h2, p2, i2) = results
+    assert seen == list(range(5)) * 2 and i1 == i2 == 10
+    np.testing.assert_array_equal(p1, p2)
+    assert h1 == h2

@@ -133,6 +133,26 @@ class PyTrainingPlan {
     return py::make_tuple(value, counts(correct));
   }
 
+  // A whole epoch (or any run of batches) in one call: (losses (steps,), counts (steps, metrics)).
+  py::tuple train_steps(const py::array& x, const py::object& y_true, const py::object& labels,
+                        const py::object& sample_weight, i64 batch_size, const py::array& lrs, int64_t first_step) {
+    if (batch_size < 1) throw py::value_error("batch_size must be >= 1");
+    const Batch b = batch_args(x, y_true, labels, sample_weight);
+    const i64 steps = (b.rows + batch_size - 1) / batch_size;
+    expect_shape(lrs, "lrs", {steps});
+    const double* L = data_of<double>(lrs, "lrs", false);
+    py::array_t<double> values(steps);
+    py::array_t<int64_t> correct({(py::ssize_t)steps, (py::ssize_t)plan_->num_metrics()});
+    double* V = values.mutable_data();
+    int64_t* C = correct.mutable_data();
+    {
+      const gradsmith::bindings::TrainingCall call;
+      plan_->train_steps(b.x, b.y, b.labels, b.weights, b.rows, batch_size, L, first_step, V, C);
+    }
+    batch_ = b.rows - (steps - 1) * batch_size;
+    return py::make_tuple(values, correct);
+  }
+
   // evaluate's step: (loss, (correct counts...)); the weights are not touched.
   py::tuple test_step(const py::array& x, const py::object& y_true, const py::object& labels,
                       const py::object& sample_weight) {
@@ -236,6 +256,9 @@ void bind_training_plan(py::module_& m) {
       .def("train_step", &PyTrainingPlan::train_step, py::arg("x"), py::arg("y_true"), py::arg("labels"),
            py::arg("sample_weight"), py::arg("lr"), py::arg("step"),
            "One optimizer step; returns (loss, metric counts).")
+      .def("train_steps", &PyTrainingPlan::train_steps, py::arg("x"), py::arg("y_true"), py::arg("labels"),
+           py::arg("sample_weight"), py::arg("batch_size"), py::arg("lrs"), py::arg("first_step"),
+           "Consecutive train_steps over the rows in batches: returns (losses, counts per step).")
       .def("test_step", &PyTrainingPlan::test_step, py::arg("x"), py::arg("y_true"), py::arg("labels"),
            py::arg("sample_weight"), "evaluate's step: returns (loss, metric counts); no weight changes.")
       .def("predict", &PyTrainingPlan::predict, py::arg("x"), "Predictions for a batch, as a new array.")

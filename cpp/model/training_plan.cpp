@@ -221,6 +221,18 @@ double TrainingPlan::train_step(const float* x, const float* y_true, const int64
   return value;
 }
 
+void TrainingPlan::train_steps(const float* x, const float* y_true, const int64_t* labels,
+                               const float* sample_weight, i64 rows, i64 batch, const double* lr, int64_t first_step,
+                               double* values, int64_t* correct) {
+  const i64 in = in_features(), out = out_features();
+  for (i64 s = 0, r = 0; r < rows; ++s, r += batch) {
+    const i64 n = r + batch < rows ? batch : rows - r;
+    values[s] = train_step(x + r * in, y_true ? y_true + r * out : nullptr, labels ? labels + r : nullptr,
+                           sample_weight ? sample_weight + r : nullptr, n, lr[s], first_step + s,
+                           correct + s * (i64)metrics_.size());
+  }
+}
+
 double TrainingPlan::test_step(const float* x, const float* y_true, const int64_t* labels,
                                const float* sample_weight, i64 batch, int64_t* correct) {
   const int64_t span = prof::enabled() ? prof::span_begin("test_step") : -1;

@@ -94,6 +94,13 @@ class TrainingPlan {
   double train_step(const float* x, const float* y_true, const int64_t* labels, const float* sample_weight,
                     i64 batch, double lr, int64_t step, int64_t* correct);
 
+  // `steps` train_steps over consecutive batches of `batch` rows (the last may be
+  // shorter) of x, y_true / labels and sample_weight, which hold `rows` rows;
+  // lr[s] is step s's learning rate and first_step + s its Keras step. Writes
+  // each step's loss to values[s] and its counts to correct[s * num_metrics()].
+  void train_steps(const float* x, const float* y_true, const int64_t* labels, const float* sample_weight,
+                   i64 rows, i64 batch, const double* lr, int64_t first_step, double* values, int64_t* correct);
+
   // evaluate's step: the forward pass without dropout, the loss value (with the
   // loss weight and the weights' penalties, as train_step reports it) and the
   // metric counts; no gradient of the weights is touched.

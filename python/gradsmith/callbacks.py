@@ -239,8 +239,12 @@ class CallbackList(Callback):
         names = [f"on_{kind}_batch_begin", f"on_{kind}_batch_end"]
         if kind == "train":
             names += ["on_batch_begin", "on_batch_end"]
-        return any(getattr(type(cb), name, None) is not getattr(Callback, name) for cb in self.callbacks
-                   for name in names)
+
+        def overrides(cb, name):  # a subclass's method, or a function set on the instance (LambdaCallback)
+            attr = getattr(cb, name, None)
+            return getattr(attr, "__func__", attr) is not getattr(Callback, name)
+
+        return any(overrides(cb, name) for cb in self.callbacks for name in names)
 
     @staticmethod
     def _pythonify_logs(logs):

@@ -62,13 +62,32 @@ class ArrayBatches:
     # views of that copy (one gather instead of one per batch); larger data is gathered per batch.
     _GATHER_ONCE_BYTES = 256 << 20
 
-    def __iter__(self):
-        n = self.num_samples
+    def epoch(self):
+        """This epoch's (x, y, sample_weight) in batch order, drawing the shuffle now; None for data too
+        large to copy (then iterate, which gathers each batch)."""
         arrays = (self.x, self.y, self.sample_weight)
-        order = self._rng.permutation(n) if self.shuffle else None
-        if order is not None and sum(a.nbytes for a in arrays if a is not None) <= self._GATHER_ONCE_BYTES:
-            arrays, order = tuple(None if a is None else a[order] for a in arrays), None
+        if self.shuffle and sum(a.nbytes for a in arrays if a is not None) > self._GATHER_ONCE_BYTES:
+            return None
+        if self.shuffle:
+            order = self._rng.permutation(self.num_samples)
+            arrays = tuple(None if a is None else a[order] for a in arrays)
+        return arrays
+
+    def batches(self, arrays):
+        """The batches of an epoch's arrays (from epoch()): views, in order."""
         x, y, sw = arrays
+        for start in range(0, self.num_samples, self.batch_size):
+            sl = slice(start, start + self.batch_size)
+            yield x[sl], None if y is None else y[sl], None if sw is None else sw[sl]
+
+    def __iter__(self):
+        arrays = self.epoch()
+        if arrays is not None:
+            yield from self.batches(arrays)
+            return
+        n = self.num_samples
+        order = self._rng.permutation(n)
+        x, y, sw = self.x, self.y, self.sample_weight
         for start in range(0, n, self.batch_size):
             sl = slice(start, start + self.batch_size) if order is None else order[start:start + self.batch_size]
             yield x[sl], None if y is None else y[sl], None if sw is None else sw[sl]

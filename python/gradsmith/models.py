@@ -264,6 +264,15 @@ class Sequential:
                     return result
         return self._python_train_step(x, y, sw)
 
+    def _train_epoch(self, arrays, batch_size):
+        """An epoch of array data as one call into the compiled step: (loss sum, samples), or None when
+        the model or the data needs the batch-by-batch loop."""
+        x, y, sw = arrays
+        if not self._ensure_built_from(x[:1]):
+            return None
+        step = self._compiled_step()
+        return step.run_epoch(x, y, sw, batch_size) if step is not None else None
+
     def _python_train_step(self, x, y, sw):
         """The same step layer by layer, one kernel call at a time (layers.py -> ops.py)."""
         if _core.profiler_enabled():
@@ -371,7 +380,13 @@ class Sequential:
             self._reset_metrics()
             cbs.on_epoch_begin(epoch)
             loss_sum, count = 0.0, 0
-            for step, (xb, yb, swb) in enumerate(train):
+            arrays = train.epoch() if isinstance(train, data_adapter.ArrayBatches) else None
+            # With no callback asking for batch hooks, the whole epoch is one call into the compiled step.
+            ran = self._train_epoch(arrays, train.batch_size) if arrays is not None and not batch_hooks else None
+            if ran is not None:
+                loss_sum, count = ran
+            for step, (xb, yb, swb) in enumerate(() if ran is not None else
+                                                 train.batches(arrays) if arrays is not None else train):
                 if batch_hooks:
                     cbs.on_train_batch_begin(step)
                 value, n = self._train_step(xb, yb, swb)

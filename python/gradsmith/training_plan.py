@@ -248,6 +248,39 @@ class CompiledStep:
         self._update_metrics(counts, len(xb), y, sample_weight)
         return value, len(xb)
 
+    def run_epoch(self, x, y, sample_weight, batch_size):
+        """Every batch of (x, y, sample_weight) as one call into C++ (_core.TrainingPlan.train_steps):
+        (loss sum, samples) as the batch-by-batch loop accumulates them, or None when a metric needs the
+        predictions in Python or the learning rate is a callable without a step."""
+        if self.other or self.weighted:
+            return None
+        opt = self.optimizer
+        lr = opt._learning_rate
+        if callable(lr) and not isinstance(lr, O.schedules.LearningRateSchedule):
+            return None
+        batch = self._batch(x, y, sample_weight)
+        if batch is None:
+            return None
+        xb, t, sw = batch
+        n = len(xb)
+        steps = (n + batch_size - 1) // batch_size
+        start = opt._iterations
+        if isinstance(lr, O.schedules.LearningRateSchedule):  # Keras: schedule(iterations) at each step
+            lrs = np.array([float(lr(start + s)) for s in range(steps)], dtype=np.float64)
+        else:
+            lrs = np.full(steps, float(lr), dtype=np.float64)
+        labels, t = (t, None) if self.sparse else (None, t)
+        values, counts = self.plan.train_steps(xb, t, labels, sw, int(batch_size), lrs, start + 1)
+        opt._iterations += steps
+        loss_sum, count = 0.0, 0
+        for s in range(steps):  # the same float operations, in the same order, as step by step
+            rows = min(batch_size, n - s * batch_size)
+            loss_sum += float(values[s]) * rows
+            count += rows
+            for (m, (kind, _)), correct in zip(self.counted, counts[s]):
+                m._add_counts(int(correct) / self.out if kind == _COUNT_BINARY else int(correct), rows)
+        return loss_sum, count
+
     def test(self, x, y, sample_weight):
         """evaluate's step: (loss, samples), or None for the Python path; weights untouched."""
         batch = self._batch(x, y, sample_weight)
