@@ -52,6 +52,33 @@ void gemm(const py::array& a, const py::array& b, const py::array& c, bool ta, b
   cpu::gemm(ta, tb, M, N, K, alpha, A, a.shape(1), B, b.shape(1), beta, C, N);
 }
 
+// matmul's fast path: runs the product and returns true when every argument is
+// a float32 C-contiguous 2-D ndarray of fitting shapes (out writable, not
+// overlapping an input); otherwise returns false, touching nothing, so that
+// gradsmith.ops can convert, copy or explain.
+bool gemm_if_plain(const py::handle& a_h, const py::handle& b_h, const py::handle& c_h, bool ta, bool tb, float alpha,
+                   float beta) {
+  auto plain = [](const py::handle& h) {
+    if (!py::isinstance<py::array>(h)) return false;
+    const py::array a = py::reinterpret_borrow<py::array>(h);
+    return a.ndim() == 2 && a.dtype().is(py::dtype::of<float>()) && (a.flags() & py::array::c_style);
+  };
+  if (!plain(a_h) || !plain(b_h) || !plain(c_h)) return false;
+  const py::array a = py::reinterpret_borrow<py::array>(a_h), b = py::reinterpret_borrow<py::array>(b_h);
+  py::array c = py::reinterpret_borrow<py::array>(c_h);
+  const i64 M = ta ? a.shape(1) : a.shape(0), K = ta ? a.shape(0) : a.shape(1);
+  const i64 Kb = tb ? b.shape(1) : b.shape(0), N = tb ? b.shape(0) : b.shape(1);
+  if (K != Kb || c.shape(0) != M || c.shape(1) != N || !c.writeable()) return false;
+  const float* A = static_cast<const float*>(a.data());
+  const float* B = static_cast<const float*>(b.data());
+  float* C = static_cast<float*>(c.mutable_data());
+  auto overlaps = [&](const float* p, i64 n) { return n > 0 && M * N > 0 && p < C + M * N && C < p + n; };
+  if (overlaps(A, M * K) || overlaps(B, K * N)) return false;
+  py::gil_scoped_release nogil;
+  cpu::gemm(ta, tb, M, N, K, alpha, A, a.shape(1), B, b.shape(1), beta, C, N);
+  return true;
+}
+
 void activation_forward(const py::array& x, const py::array& y, int kind, float param) {
   same_layout(x, y, "x", "out");
   const auto [rows, cols] = rows_cols(x);
@@ -260,6 +287,9 @@ PYBIND11_MODULE(_core, m) {
     return d;
   });
 
+  m.def("gemm_if_plain", &gemm_if_plain, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("transpose_a"),
+        py::arg("transpose_b"), py::arg("alpha"), py::arg("beta"),
+        "The product for plain float32 C-contiguous arrays (True), else False with nothing touched.");
   m.def("gemm", &gemm, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("transpose_a"), py::arg("transpose_b"),
         py::arg("alpha"), py::arg("beta"));
   m.def("activation_forward", &activation_forward, py::arg("x"), py::arg("out"), py::arg("kind"), py::arg("param"));

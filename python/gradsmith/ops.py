@@ -145,16 +145,11 @@ def matmul(a, b, transpose_a=False, transpose_b=False, alpha=1.0, beta=0.0, out=
     ``beta == 0`` never reads ``out`` (NaN there is ignored, as in BLAS).
     Returns ``out`` (or a new (M, N) array).
     """
-    if (type(a) is np.ndarray and type(b) is np.ndarray and type(out) is np.ndarray
-            and type(transpose_a) is bool and type(transpose_b) is bool and a.dtype == _F32
-            and b.dtype == _F32 and out.dtype == _F32 and a.ndim == 2 and b.ndim == 2 and out.ndim == 2
-            and a.flags.c_contiguous and b.flags.c_contiguous and out.flags.c_contiguous
-            and out.flags.writeable and type(alpha) is float and type(beta) is float
-            and out.shape[0] == a.shape[transpose_a] and out.shape[1] == b.shape[not transpose_b]
-            and a.shape[not transpose_a] == b.shape[bool(transpose_b)]):
-        # The common call, checked in a few attribute reads (a small product takes ~1 us); the binding
-        # checks again and copies an input that overlaps out.
-        _core.gemm(a, b, out, transpose_a, transpose_b, alpha, beta)
+    # The common call (float32 C-contiguous arrays, out given) goes straight to the kernel: a small
+    # product takes about a microsecond, so the checks are made in C++; anything else is converted,
+    # copied or explained below.
+    if (out is not None and type(transpose_a) is bool and type(transpose_b) is bool and type(alpha) is float
+            and type(beta) is float and _core.gemm_if_plain(a, b, out, transpose_a, transpose_b, alpha, beta)):
         return out
     a = _as_2d(a, "a")
     b = _as_2d(b, "b")
