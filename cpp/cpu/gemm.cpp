@@ -34,6 +34,9 @@ constexpr double kParallelMinFlops = 2.0 * 96 * 96 * 96;
 constexpr double kSmallGemmMacs = 1 << 22;
 constexpr double kSmallGemmB = 1 << 18;
 constexpr i64 kSmallGemmRowK = 512;
+// Narrow products (see gemm_narrow) take the transposed route from this size: below it the extra pass
+// costs more than the idle lanes.
+constexpr double kNarrowMinMacs = 1 << 14;
 
 i64 min_i(i64 a, i64 b) { return a < b ? a : b; }
 i64 ceil_div(i64 a, i64 b) { return (a + b - 1) / b; }
@@ -211,6 +214,24 @@ void gemm_packed(bool ta, bool tb, i64 M, i64 N, i64 K, float alpha, const float
 
 }  // namespace
 
+namespace {
+
+// C (M x N, N small) through C^T (N x M) = op(B)^T op(A)^T, a product with M on the vector lanes, into
+// per-thread scratch; then C = alpha (C^T)^T + beta C and the epilogue.
+void gemm_narrow(bool ta, bool tb, i64 M, i64 N, i64 K, float alpha, const float* A, i64 lda, const float* B,
+                 i64 ldb, float beta, float* C, i64 ldc, const Epilogue* ep) {
+  float* ct = scratch<float, kScratchNarrowC>((size_t)(M * N));
+  gemm(!tb, !ta, N, M, K, 1.f, B, ldb, A, lda, 0.f, ct, M, nullptr);
+  for (i64 i = 0; i < M; ++i)
+    for (i64 j = 0; j < N; ++j) {
+      const float v = alpha * ct[j * M + i];
+      C[i * ldc + j] = beta == 0.f ? v : v + beta * C[i * ldc + j];
+    }
+  if (ep) kernels().gemm_epilogue(C, ldc, M, N, *ep);
+}
+
+}  // namespace
+
 void gemm(bool ta, bool tb, i64 M, i64 N, i64 K, float alpha, const float* A, i64 lda, const float* B, i64 ldb,
           float beta, float* C, i64 ldc, const Epilogue* ep) {
   // FLOPs: 2 per multiply-add of op(A) @ op(B); bytes: op(A) and op(B) read, C written (and read when beta != 0).
@@ -225,6 +246,12 @@ void gemm(bool ta, bool tb, i64 M, i64 N, i64 K, float alpha, const float* A, i6
   }
   if (N == 1 && (double)M * K <= kSmallGemmMacs) {
     gemm_one_column(ta, tb, M, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
+    return;
+  }
+  // A few columns (a 10-class output layer, its weight gradient): a register tile would use N of its NR
+  // lanes. Compute C^T = op(B)^T op(A)^T instead, whose long side is now the lanes, and transpose back.
+  if (2 * N < kt.gemm.nr && M >= 4 * N && (double)M * N * K >= kNarrowMinMacs) {
+    gemm_narrow(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
     return;
   }
   // With A in place, a tile broadcasts from MR rows of A lda apart; for long rows (lda a multiple of 4 KiB

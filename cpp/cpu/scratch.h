@@ -15,7 +15,7 @@ namespace gradsmith {
 namespace cpu {
 
 enum ScratchSlot : int { kScratchPartialSums, kScratchLossPartials, kScratchClipScale, kScratchTaskBounds, kScratchGemvIn,
-                         kScratchGemvOut };
+                         kScratchGemvOut, kScratchNarrowC };
 
 template <class T, int Slot>
 T* scratch(size_t n) {
