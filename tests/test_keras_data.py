@@ -297,3 +297,33 @@ def test_feeds_fit_through_the_data_adapter():
         got = [(xb, yb, sw) for xb, yb, sw in batches]
         assert [len(yb) for _, yb, _ in got] == [4, 4, 2] and all(sw is None for *_, sw in got)
         assert sorted(np.concatenate([yb for _, yb, _ in got]).tolist()) == list(range(10))
+
+
+def test_to_categorical_as_keras():
+    from gradsmith.utils import to_categorical
+
+    got = to_categorical([0, 2, 1])
+    np.testing.assert_array_equal(got, [[1, 0, 0], [0, 0, 1], [0, 1, 0]])
+    assert got.dtype == np.float64  # Keras 3 returns float64 for NumPy input
+    assert to_categorical(np.array([[1], [0]]), 3).shape == (2, 3)  # a trailing 1 is dropped
+    assert to_categorical(np.array([[1, 0], [2, 2]]), 4).shape == (2, 2, 4)
+    np.testing.assert_array_equal(to_categorical([1.0, 0.0]), [[0, 1], [1, 0]])
+    with pytest.raises(ValueError, match="outside"):
+        to_categorical([0, 3], 3)
+    with pytest.raises(ValueError, match="outside"):
+        to_categorical([-1, 0])
+    with pytest.raises(ValueError, match="whole numbers"):
+        to_categorical([0.5])
+    with pytest.raises(TypeError):
+        to_categorical(["a"])
+
+
+def test_normalize_as_keras():
+    from gradsmith.utils import normalize
+
+    np.testing.assert_allclose(normalize(np.array([[3.0, 4.0], [0.0, 0.0]])), [[0.6, 0.8], [0.0, 0.0]])
+    # Keras 3.15's numbers for axis=0: norms down the columns [3, 1], applied along the rows
+    np.testing.assert_allclose(normalize(np.array([[1.0, 1.0], [2.0, 0.0]]), axis=0, order=1),
+                               [[1 / 3, 1 / 3], [2.0, 0.0]])
+    with pytest.raises(ValueError, match="order"):
+        normalize(np.ones(3), order=0)

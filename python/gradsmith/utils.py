@@ -1,4 +1,5 @@
-"""``gradsmith.utils.set_random_seed``: one seed for everything random in training.
+"""gradsmith.utils: ``set_random_seed`` (one seed for everything random in training), and Keras's
+array helpers ``to_categorical`` and ``normalize``.
 
 After ``set_random_seed(s)``, unseeded initializers, Dropout layers without a
 seed and fit's shuffling all draw from one generator seeded with ``s`` (and
@@ -10,7 +11,7 @@ import random
 
 import numpy as np
 
-__all__ = ["set_random_seed"]
+__all__ = ["set_random_seed", "to_categorical", "normalize"]
 
 _global = {"rng": np.random.default_rng()}
 
@@ -28,3 +29,42 @@ def set_random_seed(seed):
 def global_rng():
     """The generator behind every unseeded random choice gradsmith makes."""
     return _global["rng"]
+
+
+def to_categorical(x, num_classes=None):
+    """Class indices -> one-hot rows, as Keras 3: ``to_categorical([0, 2], 3)`` is
+    ``[[1, 0, 0], [0, 0, 1]]``. A trailing axis of 1 is dropped first; ``num_classes`` defaults to
+    ``max(x) + 1``. Returns a float64 NumPy array of shape ``x.shape + (num_classes,)`` (Keras's
+    dtype for NumPy input)."""
+    labels = np.asarray(x)
+    if labels.dtype.kind not in "biuf":
+        raise TypeError(f"to_categorical: expected integer class indices, got dtype {labels.dtype}")
+    if labels.dtype.kind == "f" and not np.all(np.isfinite(labels) & (labels == np.floor(labels))):
+        raise ValueError("to_categorical: class indices must be whole numbers")
+    labels = labels.astype(np.int64)
+    shape = labels.shape
+    if len(shape) > 1 and shape[-1] == 1:
+        shape = shape[:-1]
+    flat = labels.reshape(-1)
+    if num_classes is None or num_classes == 0:
+        num_classes = int(flat.max()) + 1 if flat.size else 0
+    num_classes = int(num_classes)
+    if flat.size and (flat.min() < 0 or flat.max() >= num_classes):
+        bad = flat[(flat < 0) | (flat >= num_classes)][0]
+        raise ValueError(f"to_categorical: class index {bad} is outside [0, {num_classes})")
+    out = np.zeros((flat.size, num_classes))
+    out[np.arange(flat.size), flat] = 1.0
+    return out.reshape(tuple(shape) + (num_classes,))
+
+
+def normalize(x, axis=-1, order=2):
+    """``x`` divided by its ``order``-norm along ``axis`` (norms of 0 count as 1), with Keras's numbers
+    for NumPy input. Keras 3 reinserts the reduced axis at ``axis or -1``, so with ``axis=0`` the norms
+    are taken down the columns but applied along the last axis; gradsmith does the same, to give the
+    same numbers."""
+    if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 1:
+        raise ValueError(f"normalize: order must be an int >= 1, got {order!r}")
+    x = np.asarray(x)
+    norm = np.atleast_1d(np.linalg.norm(x, order, axis))
+    norm[norm == 0] = 1
+    return x / np.expand_dims(norm, axis or -1)
