@@ -250,7 +250,7 @@ void gemm(bool ta, bool tb, i64 M, i64 N, i64 K, float alpha, const float* A, i6
   }
   // A few columns (a 10-class output layer, its weight gradient): a register tile would use N of its NR
   // lanes. Compute C^T = op(B)^T op(A)^T instead, whose long side is now the lanes, and transpose back.
-  if (2 * N < kt.gemm.nr && M >= 4 * N && (double)M * N * K >= kNarrowMinMacs) {
+  if (2 * N < kt.gemm.nr && M >= 2 * N && (double)M * N * K >= kNarrowMinMacs) {
     gemm_narrow(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
     return;
   }
