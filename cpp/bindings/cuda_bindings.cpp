@@ -19,18 +19,102 @@ using i64 = int64_t;
 
 namespace {
 
-// float32 device memory of a given shape, C order; frees itself.
+// The DLPack ABI (dlpack.h, version 0.8, the unversioned "dltensor" capsule):
+// the few structs a producer fills in.
+struct DLDevice {
+  int32_t device_type;  // 2: kDLCUDA
+  int32_t device_id;
+};
+struct DLDataType {
+  uint8_t code;  // 2: kDLFloat
+  uint8_t bits;
+  uint16_t lanes;
+};
+struct DLTensor {
+  void* data;
+  DLDevice device;
+  int32_t ndim;
+  DLDataType dtype;
+  int64_t* shape;
+  int64_t* strides;  // null: C order
+  uint64_t byte_offset;
+};
+struct DLManagedTensor {
+  DLTensor dl_tensor;
+  void* manager_ctx;
+  void (*deleter)(DLManagedTensor* self);
+};
+
+// float32 device memory of a given shape, C order: gradsmith's own (freed with
+// the array) or a view of another library's memory (kept alive through `owner`).
 class DeviceArray {
  public:
   explicit DeviceArray(std::vector<i64> shape) : shape_(std::move(shape)) {
-    size_ = 1;
-    for (i64 d : shape_) {
-      if (d < 0) throw py::value_error("DeviceArray: dimensions must be >= 0");
-      size_ *= d;
-    }
+    size_ = count(shape_);
     data_ = static_cast<float*>(cuda::allocate((size_t)size_ * sizeof(float)));
+    owned_ = true;
   }
-  ~DeviceArray() { cuda::release(data_); }
+  ~DeviceArray() {
+    if (owned_) cuda::release(data_);
+  }
+
+  // A view of memory described by the CUDA Array Interface (CuPy, PyTorch, Numba, ...): float32,
+  // C order; `obj` stays alive as long as the view.
+  static DeviceArray* view(const py::object& obj) {
+    if (!py::hasattr(obj, "__cuda_array_interface__"))
+      throw py::type_error("expected a DeviceArray or an object with __cuda_array_interface__");
+    const py::dict d = obj.attr("__cuda_array_interface__").cast<py::dict>();
+    if (d["typestr"].cast<std::string>() != "<f4")
+      throw py::type_error("only float32 device arrays are supported, got typestr " + d["typestr"].cast<std::string>());
+    std::vector<i64> shape = d["shape"].cast<std::vector<i64>>();
+    if (d.contains("strides") && !d["strides"].is_none()) {
+      const std::vector<i64> strides = d["strides"].cast<std::vector<i64>>();
+      i64 expect = sizeof(float);
+      for (size_t k = shape.size(); k-- > 0;) {
+        if (shape[k] > 1 && strides[k] != expect) throw py::value_error("only C-contiguous device arrays are supported");
+        expect *= shape[k];
+      }
+    }
+    const py::tuple data = d["data"].cast<py::tuple>();
+    if (data[1].cast<bool>()) throw py::value_error("read-only device arrays are not supported");
+    auto* v = new DeviceArray();
+    v->shape_ = std::move(shape);
+    v->size_ = count(v->shape_);
+    v->data_ = reinterpret_cast<float*>(data[0].cast<uintptr_t>());
+    v->owner_ = obj;
+    return v;
+  }
+
+  // DLPack export: a capsule whose deleter releases a reference to this array.
+  static py::capsule dlpack(const py::object& self) {
+    const DeviceArray& a = self.cast<const DeviceArray&>();
+    struct Context {
+      py::object keep;
+      std::vector<int64_t> shape;
+    };
+    auto* ctx = new Context{self, std::vector<int64_t>(a.shape_.begin(), a.shape_.end())};
+    auto* m = new DLManagedTensor{};
+    m->dl_tensor.data = a.data_;
+    m->dl_tensor.device = {2, 0};
+    m->dl_tensor.ndim = (int32_t)ctx->shape.size();
+    m->dl_tensor.dtype = {2, 32, 1};
+    m->dl_tensor.shape = ctx->shape.data();
+    m->dl_tensor.strides = nullptr;
+    m->manager_ctx = ctx;
+    m->deleter = [](DLManagedTensor* self_) {
+      PyGILState_STATE gil = PyGILState_Ensure();  // a consumer may call this from any thread
+      delete static_cast<Context*>(self_->manager_ctx);
+      delete self_;
+      PyGILState_Release(gil);
+    };
+    // An unconsumed capsule frees the tensor itself; a consumer renames it "used_dltensor" first.
+    return py::capsule(m, "dltensor", [](PyObject* cap) {
+      if (PyCapsule_IsValid(cap, "dltensor")) {
+        auto* t = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(cap, "dltensor"));
+        if (t && t->deleter) t->deleter(t);
+      }
+    });
+  }
   DeviceArray(const DeviceArray&) = delete;
   DeviceArray& operator=(const DeviceArray&) = delete;
 
@@ -58,11 +142,23 @@ class DeviceArray {
   float* data() const { return data_; }
   i64 size() const { return size_; }
   const std::vector<i64>& shape() const { return shape_; }
+  bool owned() const { return owned_; }
 
  private:
+  DeviceArray() = default;
+  static i64 count(const std::vector<i64>& shape) {
+    i64 n = 1;
+    for (i64 d : shape) {
+      if (d < 0) throw py::value_error("DeviceArray: dimensions must be >= 0");
+      n *= d;
+    }
+    return n;
+  }
   std::vector<i64> shape_;
   i64 size_ = 0;
   float* data_ = nullptr;
+  bool owned_ = false;
+  py::object owner_;  // the other library's array a view keeps alive
 };
 
 void same_size(const DeviceArray& a, const DeviceArray& b, const char* what) {
@@ -126,7 +222,15 @@ void bind_cuda(py::module_& m) {
       .def_property_readonly("size", &DeviceArray::size)
       .def_property_readonly("dtype", [](const DeviceArray&) { return py::dtype::of<float>(); })
       .def_property_readonly("ptr", [](const DeviceArray& a) { return (uintptr_t)a.data(); })
-      .def_property_readonly("__cuda_array_interface__", &DeviceArray::interface);
+      .def_property_readonly("__cuda_array_interface__", &DeviceArray::interface)
+      .def_static("view", &DeviceArray::view, py::arg("obj"), py::return_value_policy::take_ownership,
+                  "A DeviceArray over another library's float32 C-order device memory (no copy).")
+      .def_property_readonly("owned", &DeviceArray::owned, "False for a view of another library's memory.")
+      .def("__dlpack__", [](const py::object& self, const py::object& /*stream*/) { return DeviceArray::dlpack(self); },
+           py::arg("stream") = py::none(),
+           "DLPack export (no copy). Kernels run on the legacy default stream, which orders itself with "
+           "every blocking stream, so no stream handshake is needed.")
+      .def("__dlpack_device__", [](const DeviceArray&) { return py::make_tuple(2, 0); });
 
   m.def("cuda_gemm", [](const DeviceArray& a, const DeviceArray& b, DeviceArray& out, bool ta, bool tb, float alpha,
                         float beta) {

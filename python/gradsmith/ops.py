@@ -151,6 +151,10 @@ def matmul(a, b, transpose_a=False, transpose_b=False, alpha=1.0, beta=0.0, out=
     if (out is not None and type(transpose_a) is bool and type(transpose_b) is bool and type(alpha) is float
             and type(beta) is float and _core.gemm_if_plain(a, b, out, transpose_a, transpose_b, alpha, beta)):
         return out
+    from gradsmith import cuda
+
+    if cuda.is_device_array(a) or cuda.is_device_array(b) or cuda.is_device_array(out):
+        return cuda.matmul(a, b, transpose_a, transpose_b, alpha, beta, out)  # on the GPU, result there too
     a = _as_2d(a, "a")
     b = _as_2d(b, "b")
     alpha = _float(alpha, "alpha")

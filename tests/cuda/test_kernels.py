@@ -166,3 +166,29 @@ def test_losses_match_the_cpu_and_repeat_bit_for_bit(rng, loss, from_logits):
                                             label_smoothing=0.1 if "entropy" in loss else 0.0)
     assert value == pytest.approx(cpu_value, rel=1e-5)
     np.testing.assert_allclose(grad.numpy(), cpu_grad, rtol=1e-5, atol=1e-8)
+
+
+def test_ops_matmul_on_device_arrays_returns_a_device_array(rng):
+    a = rng.standard_normal((33, 20)).astype(np.float32)
+    b = rng.standard_normal((20, 17)).astype(np.float32)
+    c = ops.matmul(_device(a), _device(b))
+    assert isinstance(c, cuda.DeviceArray) and c.owned
+    np.testing.assert_allclose(c.numpy(), a @ b, rtol=1e-4, atol=1e-4)
+
+
+def test_cupy_arrays_go_through_ops_without_a_copy(rng):
+    cupy = pytest.importorskip("cupy")
+    a = cupy.asarray(rng.standard_normal((8, 5)).astype(np.float32))
+    b = cupy.asarray(rng.standard_normal((5, 3)).astype(np.float32))
+    out = cupy.empty((8, 3), dtype=cupy.float32)
+    ops.matmul(a, b, out=out)  # gradsmith writes into CuPy's memory
+    np.testing.assert_allclose(cupy.asnumpy(out), cupy.asnumpy(a) @ cupy.asnumpy(b), rtol=1e-4, atol=1e-4)
+
+
+def test_dlpack_hands_memory_to_torch(rng):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("PyTorch without CUDA")
+    a = rng.standard_normal((4, 6)).astype(np.float32)
+    t = torch.from_dlpack(_device(a))
+    np.testing.assert_array_equal(t.cpu().numpy(), a)
