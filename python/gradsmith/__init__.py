@@ -13,14 +13,15 @@ from gradsmith import layers
 from gradsmith import losses, metrics, optimizers
 from gradsmith import callbacks, data
 from gradsmith import models, saving, utils
-from gradsmith import cuda, machine, profiler
+from gradsmith import config, cuda, machine, profiler
+from gradsmith.config import device
 from gradsmith.layers import Input
 from gradsmith.models import Model, Sequential
 
 __version__ = "0.1.0"
 
 __all__ = ["Sequential", "Model", "Input", "layers", "models", "optimizers", "losses", "metrics", "callbacks", "data",
-           "initializers", "regularizers", "saving", "utils", "ops", "profiler", "machine", "cuda", "cpu_info", "set_num_threads", "get_num_threads",
+           "initializers", "regularizers", "saving", "utils", "ops", "profiler", "machine", "cuda", "config", "device", "cpu_info", "set_num_threads", "get_num_threads",
            "__version__"]
 
 

@@ -170,8 +170,17 @@ class Sequential:
 
     # ------------------------------------------------------------------ compile
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, weighted_metrics=None,
-                run_eagerly=False, steps_per_execution=1, jit_compile="auto", auto_scale_loss=True):
-        from gradsmith import losses, metrics as metrics_mod, optimizers
+                run_eagerly=False, steps_per_execution=1, jit_compile="auto", auto_scale_loss=True, device=None):
+        """Keras's compile, plus ``device``: 'cpu', 'cuda' or 'cuda:N' (default: gradsmith.config's
+        default device). A CUDA device that cannot be used raises RuntimeError with the reason."""
+        from gradsmith import config, losses, metrics as metrics_mod, optimizers
+
+        where = config.parse_device(device) if device is not None else config._state["device"]
+        if where[0] == "cuda":
+            raise NotImplementedError("training on the GPU is not there yet: the CUDA kernels exist "
+                                      "(gradsmith.cuda, gradsmith.ops.matmul on device arrays), models still "
+                                      "train on the CPU; compile with device='cpu'")
+        self.device = "cpu"
 
         self.optimizer = optimizers.get(optimizer)
         self.loss = losses.get(loss) if loss is not None else None

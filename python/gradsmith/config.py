@@ -1,0 +1,75 @@
+"""gradsmith.config: where models run, and how precisely the GPU multiplies.
+
+    gradsmith.config.set_default_device("cuda")   # or "cuda:1", "cpu"
+    with gradsmith.device("cpu"):                  # for a block of code
+        model.compile(optimizer="adam", loss="mse")
+    model.compile(..., device="cuda:0")            # or for one model
+
+    gradsmith.config.set_matmul_precision("tf32")  # "highest" (default), "tf32", "bf16"
+
+A device is 'cpu' or 'cuda' / 'cuda:N'. Asking for CUDA where it cannot be
+used raises RuntimeError with the reason (gradsmith.cuda.unavailable_reason()).
+The matmul precision applies to the GPU's tensor-core GEMMs; CPU products are
+always plain float32.
+"""
+import contextlib
+
+__all__ = ["set_default_device", "get_default_device", "parse_device", "device", "set_matmul_precision",
+           "get_matmul_precision"]
+
+_state = {"device": ("cpu", 0), "matmul_precision": "highest"}
+_PRECISIONS = ("highest", "tf32", "bf16")
+
+
+def parse_device(spec):
+    """'cpu' -> ('cpu', 0); 'cuda' -> ('cuda', 0); 'cuda:N' -> ('cuda', N). Checks that a CUDA device
+    can be used and exists."""
+    if not isinstance(spec, str):
+        raise TypeError(f"device: expected a string such as 'cpu' or 'cuda:0', got {type(spec).__name__}")
+    name, _, index = spec.strip().lower().partition(":")
+    if name == "cpu" and not index:
+        return ("cpu", 0)
+    if name not in ("cuda", "gpu") or (index and not index.isdigit()):
+        raise ValueError(f"device: expected 'cpu', 'cuda' or 'cuda:N', got {spec!r}")
+    from gradsmith import cuda
+
+    if not cuda.is_available():
+        raise RuntimeError(f"device {spec!r} asked for, but CUDA is not available: {cuda.unavailable_reason()}")
+    n = int(index or 0)
+    if n >= cuda.device_count():
+        raise ValueError(f"device {spec!r}: there are {cuda.device_count()} CUDA devices")
+    return ("cuda", n)
+
+
+def set_default_device(spec):
+    """The device models compile for when compile() is not told (initially 'cpu')."""
+    _state["device"] = parse_device(spec)
+
+
+def get_default_device():
+    """The default device as a string: 'cpu' or 'cuda:N'."""
+    kind, index = _state["device"]
+    return "cpu" if kind == "cpu" else f"cuda:{index}"
+
+
+@contextlib.contextmanager
+def device(spec):
+    """``with gradsmith.device('cuda'): ...``: the default device inside the block."""
+    before = _state["device"]
+    _state["device"] = parse_device(spec)
+    try:
+        yield get_default_device()
+    finally:
+        _state["device"] = before
+
+
+def set_matmul_precision(precision):
+    """'highest' (plain float32, the default), 'tf32' or 'bf16' (tensor cores, float32 accumulation) for
+    GEMMs on the GPU."""
+    if precision not in _PRECISIONS:
+        raise ValueError(f"matmul precision: expected one of {', '.join(_PRECISIONS)}, got {precision!r}")
+    _state["matmul_precision"] = precision
+
+
+def get_matmul_precision():
+    return _state["matmul_precision"]
