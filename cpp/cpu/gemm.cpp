@@ -1,10 +1,12 @@
-// The portable loops of the GEMM C = alpha op(A) op(B) + beta C, by size:
+// The portable loops of the GEMM C = alpha op(A) op(B) + beta C, by shape:
 //
-//   small (gemm_unpacked)  register tiles read A and B in place: no packing
-//   large (gemm_packed)    BLIS's loops around the micro-kernel, A and B packed
-//                          into panels that stay in L2 / L1 while they are used
-//   many threads           C cut into parts along its longer side, each part a
-//                          whole packed product on one thread (its own packing)
+//   N = 1 (gemm_one_column)  dot products or axpys (a tile would use 1 lane in 16)
+//   few columns (gemm_narrow) C^T = op(B)^T op(A)^T, so the long side is the lanes
+//   small (gemm_unpacked)    register tiles read A and B in place: no packing
+//   large (gemm_packed)      BLIS's loops around the micro-kernel, A and B packed
+//                            into panels that stay in L2 / L1 while they are used
+//   many threads             C cut into parts along its longer side, each part a
+//                            whole packed product on one thread (its own packing)
 //
 // Only the micro-kernel, the tile and the blocking sizes differ per ISA
 // (kernel_table.h). Every element of C is summed over K in the same order
