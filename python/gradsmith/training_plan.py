@@ -7,7 +7,9 @@ gradient accumulation, loss scaling or weight-decay exclusions; L1/L2
 regularizers), ``model.fit`` and ``train_on_batch`` run each step through
 ``_core.TrainingPlan`` (cpp/model/training_plan.h): forward, loss, accuracy
 counts, backward, penalties and the fused optimizer update with no Python in
-between. Anything else takes the layer-by-layer Python path in models.py, which
+between; ``fit`` hands it whole epochs of array data when no callback needs
+batch hooks, and ``evaluate`` / ``predict`` use its forward pass once training
+has built it. Anything else takes the layer-by-layer Python path in models.py, which
 calls the same kernels one at a time; both give bit-identical weights.
 
 ``build(model)`` returns a CompiledStep, or None with the reason kept in
@@ -154,8 +156,9 @@ def _metric_split(model, sparse, out):
 
 
 class CompiledStep:
-    """A model's training step through ``_core.TrainingPlan``; ``run`` returns None for a batch the
-    plan does not take (the caller then uses the Python path)."""
+    """A model's steps through ``_core.TrainingPlan``: ``run`` (one training step), ``run_epoch`` (a
+    whole epoch of arrays in one call), ``test`` (evaluate's step) and ``predict``. Each returns None for
+    data the plan does not take, and the caller then uses the layer-by-layer Python path."""
 
     def __init__(self, model):
         params = model.parameters
