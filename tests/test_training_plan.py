@@ -241,3 +241,18 @@ def test_whole_epoch_calls_match_step_by_step_calls(rng):
     assert seen == list(range(5)) * 2 and i1 == i2 == 10
     np.testing.assert_array_equal(p1, p2)
     assert h1 == h2
+
+
+def test_the_progress_bar_sees_runs_of_batches_and_the_results_do_not_change(rng, capsys):
+    x, labels = _data(rng, 600, 9, 4)  # 19 batches of 32: runs of 16 and 3
+    results = []
+    for verbose in (0, 1, 2):
+        model = _model("sparse_categorical_crossentropy", OPTIMIZERS["adam"], 4)
+        keras.utils.set_random_seed(5)
+        history = model.fit(x, labels, batch_size=32, epochs=2, verbose=verbose).history
+        results.append((history, model.parameters.copy()))
+    out = capsys.readouterr().out
+    assert "19/19" in out and "Epoch 2/2" in out
+    for history, params in results[1:]:
+        assert history == results[0][0]
+        np.testing.assert_array_equal(params, results[0][1])

@@ -246,6 +246,11 @@ class CallbackList(Callback):
 
         return any(overrides(cb, name) for cb in self.callbacks for name in names)
 
+    def batch_hooks_only_from(self, kind, cls):
+        """Whether every callback with per-batch hooks of ``kind`` is exactly a ``cls`` (fit's own
+        progress bar, which only needs a display update now and then)."""
+        return all(type(cb) is cls for cb in self.callbacks if CallbackList([cb]).implements_batch_hooks(kind))
+
     @staticmethod
     def _pythonify_logs(logs):
         """Batch logs as Keras hands them on: keys sorted, values as Python floats where possible."""

@@ -273,14 +273,35 @@ class Sequential:
                     return result
         return self._python_train_step(x, y, sw)
 
-    def _train_epoch(self, arrays, batch_size):
-        """An epoch of array data as one call into the compiled step: (loss sum, samples), or None when
-        the model or the data needs the batch-by-batch loop."""
+    # Batches per call into the compiled step while a progress bar is shown (it redraws at most every 50 ms).
+    _PROGRESS_RUN = 16
+
+    def _train_epoch(self, arrays, batch_size, progress=None):
+        """An epoch of array data through the compiled step: (loss sum, samples), or None when the model
+        or the data needs the batch-by-batch loop. With ``progress`` (the callbacks, whose only batch hook
+        is the progress bar), runs of batches, the bar fed after each."""
         x, y, sw = arrays
         if not self._ensure_built_from(x[:1]):
             return None
         step = self._compiled_step()
-        return step.run_epoch(x, y, sw, batch_size) if step is not None else None
+        if step is None:
+            return None
+        if progress is None:
+            return step.run_epoch(x, y, sw, batch_size)
+        n, run = len(x), self._PROGRESS_RUN * batch_size
+        steps = (n + batch_size - 1) // batch_size
+        loss_sum, count = 0.0, 0
+        for start in range(0, n, run):
+            part = slice(start, start + run)
+            done = step.run_epoch(x[part], None if y is None else y[part], None if sw is None else sw[part],
+                                  batch_size, loss_sum, count)
+            if done is None:  # only the first run can refuse (the rest is the same data): nothing trained yet
+                return None
+            loss_sum, count = done
+            progress.on_train_batch_end(min(steps, (start + run) // batch_size) - 1, self._logs(loss_sum, count))
+            if self.stop_training:
+                break
+        return loss_sum, count
 
     def _python_train_step(self, x, y, sw):
         """The same step layer by layer, one kernel call at a time (layers.py -> ops.py)."""
@@ -384,14 +405,19 @@ class Sequential:
         self.stop_training = False
         self._resolve_metrics()
         batch_hooks = cbs.implements_batch_hooks("train")  # else no per-batch logs are built
+        # fit's own progress bar only redraws now and then: it is fed once per run of batches.
+        progress_only = batch_hooks and cbs.batch_hooks_only_from("train", callbacks_mod.ProgbarLogger)
         cbs.on_train_begin()
         for epoch in range(initial_epoch, epochs):
             self._reset_metrics()
             cbs.on_epoch_begin(epoch)
             loss_sum, count = 0.0, 0
             arrays = train.epoch() if isinstance(train, data_adapter.ArrayBatches) else None
-            # With no callback asking for batch hooks, the whole epoch is one call into the compiled step.
-            ran = self._train_epoch(arrays, train.batch_size) if arrays is not None and not batch_hooks else None
+            # With no callback asking for batch hooks, the whole epoch is one call into the compiled step
+            # (runs of batches between progress-bar updates when that is the only hook).
+            ran = None
+            if arrays is not None and (not batch_hooks or progress_only):
+                ran = self._train_epoch(arrays, train.batch_size, cbs if batch_hooks else None)
             if ran is not None:
                 loss_sum, count = ran
             for step, (xb, yb, swb) in enumerate(() if ran is not None else

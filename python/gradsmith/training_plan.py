@@ -251,10 +251,11 @@ class CompiledStep:
         self._update_metrics(counts, len(xb), y, sample_weight)
         return value, len(xb)
 
-    def run_epoch(self, x, y, sample_weight, batch_size):
+    def run_epoch(self, x, y, sample_weight, batch_size, loss_sum=0.0, count=0):
         """Every batch of (x, y, sample_weight) as one call into C++ (_core.TrainingPlan.train_steps):
-        (loss sum, samples) as the batch-by-batch loop accumulates them, or None when a metric needs the
-        predictions in Python or the learning rate is a callable without a step."""
+        (loss sum, samples) accumulated onto ``loss_sum`` and ``count`` as the batch-by-batch loop
+        accumulates them, or None when a metric needs the predictions in Python or the learning rate is
+        a callable without a step."""
         if self.other or self.weighted:
             return None
         opt = self.optimizer
@@ -275,7 +276,6 @@ class CompiledStep:
         labels, t = (t, None) if self.sparse else (None, t)
         values, counts = self.plan.train_steps(xb, t, labels, sw, int(batch_size), lrs, start + 1)
         opt._iterations += steps
-        loss_sum, count = 0.0, 0
         for s in range(steps):  # the same float operations, in the same order, as step by step
             rows = min(batch_size, n - s * batch_size)
             loss_sum += float(values[s]) * rows
