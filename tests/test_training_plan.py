@@ -256,3 +256,12 @@ def test_the_progress_bar_sees_runs_of_batches_and_the_results_do_not_change(rng
     for history, params in results[1:]:
         assert history == results[0][0]
         np.testing.assert_array_equal(params, results[0][1])
+
+
+def test_nan_labels_reach_the_python_paths_message_without_a_warning(rng):
+    x, labels = _data(rng, 64, 9, 4)
+    bad = labels.astype(np.float64)
+    bad[10] = np.nan
+    model = _model("sparse_categorical_crossentropy", OPTIMIZERS["adam"], 4)
+    with pytest.raises(ValueError, match="not an integer class index"):  # warnings are errors here
+        model.fit(x, bad, verbose=0)

@@ -193,6 +193,8 @@ class CompiledStep:
             if y.shape != (n,):
                 return None
             if y.dtype.kind != "i" or y.dtype != np.int64:
+                if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+                    return None  # NaN or infinite labels: the Python path explains
                 labels = y.astype(np.int64)
                 if y.dtype.kind == "f" and not np.array_equal(labels, y):
                     return None  # non-integral labels: the Python path explains
