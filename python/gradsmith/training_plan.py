@@ -268,6 +268,8 @@ class CompiledStep:
         if batch is None:
             return None
         xb, t, sw = batch
+        if self.sparse and t.size and (t.min() < 0 or t.max() >= self.out):
+            return None  # a label out of range: step by step, the error names its batch as before
         n = len(xb)
         steps = (n + batch_size - 1) // batch_size
         start = opt._iterations
