@@ -20,9 +20,9 @@ from helpers import (EPS32, TINY32, activation_backward_bound, activation_forwar
 CASES = R.ACTIVATIONS
 # (batch, in, units): empty batch, one sample, Keras-like in=20 units=128, odd sizes, in=0, sizes
 # large enough for the threaded GEMM and the threaded dz/bias pass, and few units (the GEMM's transposed
-# route on every CPU path: (64, 30, 6) for AVX-512 and AVX2, (50, 24, 3) for scalar too).
+# route on every CPU path: (128, 40, 6) for AVX-512 and AVX2, (160, 40, 3) for scalar too).
 SHAPES = [(0, 5, 7), (1, 1, 1), (1, 20, 128), (3, 7, 5), (4, 0, 6), (17, 20, 128), (64, 33, 65),
-          (31, 257, 13), (130, 70, 260), (64, 30, 6), (50, 24, 3)]
+          (31, 257, 13), (130, 70, 260), (128, 40, 6), (160, 40, 3)]
 
 
 def _layer(rng, batch, n_in, units, use_bias=True):
