@@ -66,8 +66,16 @@ def timed(fn):
     return sample
 
 
-def interleave(samplers, rounds, warmup=True):
-    """Run each sampler (a callable returning seconds) once per round, in turn.
+# Idle time between two contenders' samples, not timed. Thread pools keep their threads spinning for a
+# while after a call (OpenMP's, OpenBLAS's and gradsmith's alike); without a pause the next contender
+# runs against the previous one's spinning threads on a small machine (at 1024^3 on 2 cores that took
+# 10-30% off whoever ran next). With it, every sample starts from idle threads.
+SETTLE_S = 0.02
+
+
+def interleave(samplers, rounds, warmup=True, settle_s=SETTLE_S):
+    """Run each sampler (a callable returning seconds) once per round, in turn, idling ``settle_s``
+    between samples.
 
     Returns one list of seconds per sampler. With warmup, each first runs once
     unrecorded (calibration, caches, lazy initialisation)."""
@@ -77,6 +85,7 @@ def interleave(samplers, rounds, warmup=True):
     out = [[] for _ in samplers]
     for _ in range(rounds):
         for s, times in zip(samplers, out):
+            time.sleep(settle_s)
             times.append(s())
     return out
 
