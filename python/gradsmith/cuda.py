@@ -114,3 +114,105 @@ def matmul(a, b, transpose_a=False, transpose_b=False, alpha=1.0, beta=0.0, out=
     out = as_device_array(out, "out")
     _core.cuda_gemm(a, b, out, bool(transpose_a), bool(transpose_b), float(alpha), float(beta))
     return out
+
+
+# --------------------------------------------------------------------------- the ops on device arrays
+# gradsmith.ops sends a call here when an argument lives in CUDA memory; names and activation kinds are
+# already checked there. Results are DeviceArrays (``out`` when given); nothing is copied to the host.
+_SOFTMAX = 4  # ops._ACTIVATION_KINDS["softmax"]
+
+
+def _output(out, shape, name="out"):
+    if out is None:
+        return DeviceArray(list(shape))
+    out = as_device_array(out, name)
+    if tuple(out.shape) != tuple(shape):
+        raise ValueError(f"{name}: expected shape {tuple(shape)}, got {tuple(out.shape)}")
+    return out
+
+
+def _matrix(x, name):
+    x = as_device_array(x, name)
+    if len(x.shape) != 2:
+        raise ValueError(f"{name}: on the GPU this takes a 2-D array, got shape {tuple(x.shape)}")
+    return x
+
+
+def activation_forward(x, kind, param, out=None):
+    _require()
+    x = _matrix(x, "x") if kind == _SOFTMAX else as_device_array(x, "x")
+    out = _output(out, x.shape)
+    if kind == _SOFTMAX:
+        _core.cuda_softmax_forward(x, out)
+    else:
+        _core.cuda_activation_forward(x, out, kind, param)
+    return out
+
+
+def activation_backward(dy, x, kind, param, out=None):
+    _require()
+    x = _matrix(x, "x") if kind == _SOFTMAX else as_device_array(x, "x")
+    dy = as_device_array(dy, "dy")
+    out = _output(out, x.shape)
+    if kind == _SOFTMAX:
+        _core.cuda_softmax_backward(dy, x, out)
+    else:
+        _core.cuda_activation_backward(dy, x, out, kind, param)
+    return out
+
+
+def dense_forward(x, kernel, bias, kind, param, out=None, return_preactivation=False):
+    _require()
+    x, kernel = _matrix(x, "x"), _matrix(kernel, "kernel")
+    bias = None if bias is None else as_device_array(bias, "bias")
+    shape = (x.shape[0], kernel.shape[1])
+    out = _output(out, shape)
+    z = DeviceArray(list(shape)) if return_preactivation else None
+    _core.cuda_dense_forward(x, kernel, bias, out, z, kind, param)
+    return (out, z) if return_preactivation else out
+
+
+def dense_backward(dy, x, kernel, preactivation, kind, param, use_bias=True, need_dx=True, dx_out=None,
+                   dkernel_out=None, dbias_out=None):
+    _require()
+    dy, x, kernel = _matrix(dy, "dy"), _matrix(x, "x"), _matrix(kernel, "kernel")
+    z = _matrix(preactivation, "preactivation")
+    dx = _output(dx_out, x.shape, "dx_out") if need_dx else None
+    dkernel = _output(dkernel_out, kernel.shape, "dkernel_out")
+    dbias = _output(dbias_out, (kernel.shape[1],), "dbias_out") if use_bias else None
+    _core.cuda_dense_backward(dy, x, kernel, z, kind, param, DeviceArray(list(dy.shape)), dx, dkernel, dbias)
+    return dx, dkernel, dbias
+
+
+def dropout(x, rate, seed, offset, out=None):
+    _require()
+    x = as_device_array(x, "x")
+    out = _output(out, x.shape)
+    _core.cuda_dropout(x, out, rate, seed, offset)
+    return out
+
+
+def loss_and_grad(kind, y_true, y_pred, sample_weight, from_logits, label_smoothing, delta, sparse, grad_out=None):
+    """Sparse labels stay on the host (int64); everything else on the device."""
+    import numpy as np
+
+    _require()
+    pred = _matrix(y_pred, "y_pred")
+    grad = _output(grad_out, pred.shape, "grad_out")
+    weights = None if sample_weight is None else as_device_array(sample_weight, "sample_weight")
+    if sparse:
+        labels = y_true.numpy() if is_device_array(y_true) and hasattr(y_true, "numpy") else np.asarray(y_true)
+        labels = np.ascontiguousarray(labels.reshape(-1), dtype=np.int64)
+        value = _core.cuda_loss(kind, from_logits, label_smoothing, delta, None, labels, pred, weights, grad)
+    else:
+        value = _core.cuda_loss(kind, from_logits, label_smoothing, delta, _matrix(y_true, "y_true"), None, pred,
+                                weights, grad)
+    return float(value), grad
+
+
+def sum_rows(x, out=None):
+    _require()
+    x = _matrix(x, "x")
+    out = _output(out, (x.shape[1],))
+    _core.cuda_col_sums(x, out)
+    return out

@@ -52,6 +52,18 @@ _CONVERTIBLE_KINDS = "biuf"  # bool, signed, unsigned, float: NumPy casts these 
 _F32 = np.dtype(np.float32)
 
 
+def _on_device(*arrays):
+    """Whether an argument lives in CUDA memory (a gradsmith.cuda.DeviceArray, a CuPy array, ...):
+    then the call runs on the GPU (gradsmith.cuda) and its result stays there."""
+    return any(a is not None and hasattr(a, "__cuda_array_interface__") for a in arrays)
+
+
+def _cuda():
+    from gradsmith import cuda
+
+    return cuda
+
+
 def _as_f32(x, name):
     """x as a float32 C-contiguous array, or TypeError naming ``name``."""
     if type(x) is np.ndarray and x.dtype == _F32 and x.flags.c_contiguous:
@@ -151,10 +163,8 @@ def matmul(a, b, transpose_a=False, transpose_b=False, alpha=1.0, beta=0.0, out=
     if (out is not None and type(transpose_a) is bool and type(transpose_b) is bool and type(alpha) is float
             and type(beta) is float and _core.gemm_if_plain(a, b, out, transpose_a, transpose_b, alpha, beta)):
         return out
-    from gradsmith import cuda
-
-    if cuda.is_device_array(a) or cuda.is_device_array(b) or cuda.is_device_array(out):
-        return cuda.matmul(a, b, transpose_a, transpose_b, alpha, beta, out)  # on the GPU, result there too
+    if _on_device(a, b, out):
+        return _cuda().matmul(a, b, transpose_a, transpose_b, alpha, beta, out)  # on the GPU, result there too
     a = _as_2d(a, "a")
     b = _as_2d(b, "b")
     alpha = _float(alpha, "alpha")
@@ -218,6 +228,8 @@ def activation_forward(x, activation, *, negative_slope=0.2, alpha=1.0, approxim
     ``relu6(x + 3) / 6``), exponential.
     """
     kind, param = _activation(activation, negative_slope, alpha, approximate)
+    if _on_device(x, out):
+        return _cuda().activation_forward(x, kind, param, out)
     x = _as_f32(x, "x")
     out = _check_out(out, x.shape)
     x = _unaliased(x, out, elementwise=kind != _ACTIVATION_KINDS["softmax"])
@@ -231,6 +243,8 @@ def activation_backward(dy, x, activation, *, negative_slope=0.2, alpha=1.0, app
     For softmax, ``dx = y * (dy - sum(dy * y))`` row-wise with ``y = softmax(x)``.
     """
     kind, param = _activation(activation, negative_slope, alpha, approximate)
+    if _on_device(dy, x, out):
+        return _cuda().activation_backward(dy, x, kind, param, out)
     x = _as_f32(x, "x")
     dy = _as_f32(dy, "dy")
     if dy.shape != x.shape:
@@ -263,6 +277,8 @@ def dense_forward(x, kernel, bias=None, activation="linear", *, negative_slope=0
     ``dense_backward`` needs).
     """
     kind, param = _activation(activation, negative_slope, alpha, approximate)
+    if _on_device(x, kernel, bias, out):
+        return _cuda().dense_forward(x, kernel, bias, kind, param, out, return_preactivation)
     x = _as_2d(x, "x")
     kernel = _as_2d(kernel, "kernel")
     bias = None if bias is None else _as_f32(bias, "bias")
@@ -288,6 +304,9 @@ def dense_backward(dy, x, kernel, preactivation, activation="linear", *, use_bia
     flat gradient buffer); they must not overlap the inputs.
     """
     kind, param = _activation(activation, negative_slope, alpha, approximate)
+    if _on_device(dy, x, kernel, preactivation, dx_out, dkernel_out, dbias_out):
+        return _cuda().dense_backward(dy, x, kernel, preactivation, kind, param, use_bias, need_dx, dx_out,
+                                      dkernel_out, dbias_out)
     x = _as_2d(x, "x")
     kernel = _as_2d(kernel, "kernel")
     _dense_shapes(x, kernel, None)
@@ -365,6 +384,10 @@ def loss_and_grad(loss, y_true, y_pred, *, sample_weight=None, from_logits=False
     if not isinstance(loss, str) or loss.lower() not in _LOSS_KINDS:
         raise ValueError(f"loss: unknown loss {loss!r}; expected one of {', '.join(LOSSES)}")
     kind = _LOSS_KINDS[loss.lower()]
+    if _on_device(y_pred, y_true, sample_weight, grad_out):
+        return _cuda().loss_and_grad(kind, y_true, y_pred, sample_weight, bool(from_logits),
+                                     _float(label_smoothing, "label_smoothing"), _float(delta, "delta"),
+                                     kind == _SPARSE, grad_out)
     pred = _as_f32(y_pred, "y_pred")
     if pred.ndim not in (1, 2):
         raise ValueError(f"y_pred: expected shape (N,) or (N, C), got {pred.shape}")
@@ -585,6 +608,8 @@ def dropout_backward(dy, rate, seed, offset=0, out=None):
 
 def _dropout(x, name, rate, seed, offset, out):
     rate = _rate(rate)
+    if _on_device(x, out):
+        return _cuda().dropout(x, rate, _seed(seed), _seed(offset, "offset"), out)
     x = _as_f32(x, name)
     out = _check_out(out, x.shape)
     _core.dropout(_unaliased(x, out, elementwise=True), out, rate, _seed(seed), _seed(offset, "offset"))
@@ -620,6 +645,8 @@ def sum_squares(x):
 
 def sum_rows(x, out=None):
     """Column sums of a 2-D array (the bias gradient): ``out[j] = sum_i x[i, j]``, rows in order."""
+    if _on_device(x, out):
+        return _cuda().sum_rows(x, out)
     x = _as_2d(x, "x")
     out = _check_out(out, (x.shape[1],))
     _core.col_sums(_unaliased(x, out), out)

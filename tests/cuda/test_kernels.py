@@ -192,3 +192,29 @@ def test_dlpack_hands_memory_to_torch(rng):
     a = rng.standard_normal((4, 6)).astype(np.float32)
     t = torch.from_dlpack(_device(a))
     np.testing.assert_array_equal(t.cpu().numpy(), a)
+
+
+def test_ops_functions_take_device_arrays_and_keep_results_there(rng):
+    x = rng.standard_normal((20, 12)).astype(np.float32)
+    w = (rng.standard_normal((12, 7)) * 0.3).astype(np.float32)
+    b = rng.standard_normal(7).astype(np.float32)
+    dy = rng.standard_normal((20, 7)).astype(np.float32)
+    y, z = ops.dense_forward(_device(x), _device(w), _device(b), "tanh", return_preactivation=True)
+    assert isinstance(y, cuda.DeviceArray)
+    y_cpu, z_cpu = ops.dense_forward(x, w, b, "tanh", return_preactivation=True)
+    np.testing.assert_allclose(y.numpy(), y_cpu, rtol=1e-5, atol=1e-6)
+    grads = ops.dense_backward(_device(dy), _device(x), _device(w), z, "tanh")
+    for got, want in zip(grads, ops.dense_backward(dy, x, w, z_cpu, "tanh")):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-4, atol=1e-5)
+    for name in ("relu", "softmax"):
+        np.testing.assert_allclose(ops.activation_forward(_device(dy), name).numpy(),
+                                   ops.activation_forward(dy, name), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(ops.activation_backward(_device(x[:, :7]), _device(dy), name).numpy(),
+                                   ops.activation_backward(x[:, :7], dy, name), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(ops.dropout_forward(_device(x), 0.3, 9, 2).numpy(), ops.dropout_forward(x, 0.3, 9, 2))
+    np.testing.assert_allclose(ops.sum_rows(_device(dy)).numpy(), ops.sum_rows(dy), rtol=1e-5, atol=1e-5)
+    labels = rng.integers(0, 7, 20)
+    value, grad = ops.loss_and_grad("sparse_categorical_crossentropy", labels, _device(dy), from_logits=True)
+    cpu_value, cpu_grad = ops.loss_and_grad("sparse_categorical_crossentropy", labels, dy, from_logits=True)
+    assert value == pytest.approx(cpu_value, rel=1e-5)
+    np.testing.assert_allclose(grad.numpy(), cpu_grad, rtol=1e-5, atol=1e-8)
