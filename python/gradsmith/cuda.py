@@ -216,3 +216,21 @@ def sum_rows(x, out=None):
     out = _output(out, (x.shape[1],))
     _core.cuda_col_sums(x, out)
     return out
+
+
+def optimizer_step(kind, params, grads, states, lr, weight_decay, hyper, nesterov, clip_kind, clip):
+    """The fused update on device buffers, one launch per (param, grad, state...) set, in place.
+    Clipping by value works; norm clipping on the GPU is not there yet."""
+    _require()
+    if clip_kind not in (0, 1):
+        raise NotImplementedError("clipnorm / global_clipnorm on the GPU are not there yet; use clipvalue")
+    as_list = lambda x: list(x) if isinstance(x, (list, tuple)) else [x]  # noqa: E731
+    plist, glist = as_list(params), as_list(grads)
+    slists = [None if s is None else as_list(s) for s in states]
+    if len(glist) != len(plist) or any(s is not None and len(s) != len(plist) for s in slists):
+        raise ValueError("optimizer step: give one gradient and one state buffer per parameter")
+    for i, (p, g) in enumerate(zip(plist, glist)):
+        p, g = as_device_array(p, f"params[{i}]"), as_device_array(g, f"grads[{i}]")
+        s = [None if sl is None else as_device_array(sl[i], "state") for sl in slists]
+        _core.cuda_optimizer_step(kind, p, g, s[0], s[1], s[2], lr, weight_decay, *hyper, nesterov,
+                                  clip if clip_kind == 1 else 0.0)

@@ -474,6 +474,15 @@ def _clip(clipnorm, clipvalue, global_clipnorm):
 def _step(kind, params, grads, states, lr, weight_decay, hyper, nesterov, clipnorm, clipvalue, global_clipnorm,
           required=()):
     """Validate and run one fused step; ``states`` is three (buffers or None, name) pairs."""
+    if _on_device(*_as_list(params), *_as_list(grads)):
+        for s, name in states:
+            if name in required and s is None:
+                raise ValueError(f"{name} is required")
+        clip_kind, clip = _clip(clipnorm, clipvalue, global_clipnorm)
+        h = [_float(v, "hyperparameter") for v in hyper] + [0.0] * (4 - len(hyper))
+        return _cuda().optimizer_step(kind, params, grads, [s for s, _ in states], _float(lr, "learning_rate"),
+                                      0.0 if weight_decay is None else _float(weight_decay, "weight_decay"), h,
+                                      bool(nesterov), clip_kind, clip)
     plist, glist = _buffers(params, grads)
     slists = [_state(s, name, plist) for s, name in states]
     for s, name in states:

@@ -218,3 +218,17 @@ def test_ops_functions_take_device_arrays_and_keep_results_there(rng):
     cpu_value, cpu_grad = ops.loss_and_grad("sparse_categorical_crossentropy", labels, dy, from_logits=True)
     assert value == pytest.approx(cpu_value, rel=1e-5)
     np.testing.assert_allclose(grad.numpy(), cpu_grad, rtol=1e-5, atol=1e-8)
+
+
+def test_ops_optimizer_steps_take_device_arrays(rng):
+    n = 3001
+    w, g, m, v = (rng.standard_normal(n).astype(np.float32) for _ in range(4))
+    v = np.abs(v)
+    cpu = [a.copy() for a in (w, m, v)]
+    dev = [_device(a) for a in (w, m, v)]
+    ops.adam_step(cpu[0], g, cpu[1], cpu[2], step=4, learning_rate=0.01, clipvalue=0.5)
+    ops.adam_step(dev[0], _device(g), dev[1], dev[2], step=4, learning_rate=0.01, clipvalue=0.5)
+    for got, want in zip(dev, cpu):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-6, atol=1e-7)
+    with pytest.raises(NotImplementedError, match="clipnorm"):
+        ops.sgd_step(dev[0], _device(g), clipnorm=1.0)
