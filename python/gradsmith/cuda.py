@@ -20,6 +20,8 @@ tests/cuda); models still train on the CPU. DeviceArray speaks both
 see gradsmith's memory without a copy, and ``DeviceArray.view`` does the same
 the other way.
 """
+import numpy as np
+
 from gradsmith import _core
 
 __all__ = ["is_available", "unavailable_reason", "is_built", "device_count", "get_device_name", "synchronize",
@@ -194,8 +196,6 @@ def dropout(x, rate, seed, offset, out=None):
 
 def loss_and_grad(kind, y_true, y_pred, sample_weight, from_logits, label_smoothing, delta, sparse, grad_out=None):
     """Sparse labels stay on the host (int64); everything else on the device."""
-    import numpy as np
-
     _require()
     pred = _matrix(y_pred, "y_pred")
     grad = _output(grad_out, pred.shape, "grad_out")
@@ -224,9 +224,10 @@ def optimizer_step(kind, params, grads, states, lr, weight_decay, hyper, nestero
     _require()
     if clip_kind not in (0, 1):
         raise NotImplementedError("clipnorm / global_clipnorm on the GPU are not there yet; use clipvalue")
-    as_list = lambda x: list(x) if isinstance(x, (list, tuple)) else [x]  # noqa: E731
-    plist, glist = as_list(params), as_list(grads)
-    slists = [None if s is None else as_list(s) for s in states]
+    from gradsmith.ops import _as_list
+
+    plist, glist = _as_list(params), _as_list(grads)
+    slists = [None if s is None else _as_list(s) for s in states]
     if len(glist) != len(plist) or any(s is not None and len(s) != len(plist) for s in slists):
         raise ValueError("optimizer step: give one gradient and one state buffer per parameter")
     for i, (p, g) in enumerate(zip(plist, glist)):
