@@ -114,9 +114,14 @@ class PyTrainingPlan {
         throw py::value_error("metric counts: the kind must match the targets (labels for sparse)");
       counts.push_back({kind, threshold});
     }
-    plan_ = std::make_unique<model::TrainingPlan>(std::move(specs), la, get<double>(loss, "weight"), os, P, G,
-                                                  (i64)params.size(), std::move(ranges), S[0], S[1], S[2],
-                                                  n_slot < 0 ? 0 : n_slot, std::move(counts));
+    model::PlanBuffers buffers;
+    buffers.params = P;
+    buffers.grads = G;
+    buffers.n_params = (i64)params.size();
+    for (int s = 0; s < 3; ++s) buffers.slots[s] = S[s];
+    buffers.n_slot = n_slot < 0 ? 0 : n_slot;
+    plan_ = std::make_unique<model::TrainingPlan>(std::move(specs), la, get<double>(loss, "weight"), os, buffers,
+                                                  ranges, std::move(counts));
   }
 
   // (loss, (correct counts...)) for one batch.

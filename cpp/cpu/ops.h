@@ -65,7 +65,10 @@ void dropout(const float* x, float* y, i64 n, double rate, uint64_t seed, uint64
 double sum(const float* x, i64 n);
 double sum_squares(const float* x, i64 n);
 void col_sums(const float* x, float* out, i64 rows, i64 cols);
-enum CountKind : int { kCountBinary = 0, kCountCategorical, kCountSparse };
+using ::gradsmith::CountKind;  // math/rows.h
+using ::gradsmith::kCountBinary;
+using ::gradsmith::kCountCategorical;
+using ::gradsmith::kCountSparse;
 // Correct predictions. binary: float(p > threshold) == t, element-wise over rows*cols;
 // categorical: argmax p == argmax t; sparse: argmax p == label.
 int64_t count_correct(int kind, const float* y_true, const int64_t* labels, const float* y_pred, i64 rows, i64 cols,

@@ -60,14 +60,7 @@ void col_sums(const float* x, float* out, i64 rows, i64 cols) {
       threads_for_elements(rows * cols));
 }
 
-i64 argmax_row(const float* x, i64 n) {
-  i64 best = 0;
-  for (i64 j = 0; j < n; ++j) {
-    if (x[j] != x[j]) return j;
-    if (x[j] > x[best]) best = j;
-  }
-  return best;
-}
+i64 argmax_row(const float* x, i64 n) { return math::argmax_row(x, n); }
 
 int64_t count_correct(int kind, const float* y_true, const int64_t* labels, const float* y_pred, i64 rows, i64 cols,
                       float threshold) {
@@ -76,14 +69,9 @@ int64_t count_correct(int kind, const float* y_true, const int64_t* labels, cons
   GS_PROFILE_SCOPE("count_correct", (kind == kCountSparse ? 1.0 : 2.0) * rows * cols,
                    4.0 * rows * cols + (kind == kCountSparse ? 8.0 * rows : 4.0 * rows * cols), rows, cols, -1);
   int64_t correct = 0;
-  if (kind == kCountBinary) {
-    for (i64 i = 0; i < rows * cols; ++i) correct += (y_pred[i] > threshold ? 1.f : 0.f) == y_true[i];
-  } else {
-    for (i64 r = 0; r < rows; ++r) {
-      const i64 want = kind == kCountSparse ? labels[r] : argmax_row(y_true + r * cols, cols);
-      correct += argmax_row(y_pred + r * cols, cols) == want;
-    }
-  }
+  for (i64 r = 0; r < rows; ++r)
+    correct += math::correct_in_row(kind, y_true ? y_true + r * cols : nullptr, labels ? labels[r] : -1,
+                                    y_pred + r * cols, cols, threshold);
   return correct;
 }
 

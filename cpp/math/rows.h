@@ -13,6 +13,9 @@ namespace gradsmith {
 
 // Loss kinds: the numbers are part of the binding's ABI (python/gradsmith/ops.py _LOSS_KINDS).
 enum LossKind : int { kMse = 0, kMae, kHuber, kBinaryXent, kCategoricalXent, kSparseCategoricalXent };
+// Counted metrics (cpu::count_correct and the CUDA plan's counts); numbers part of the binding's ABI.
+enum CountKind : int { kCountBinary = 0, kCountCategorical, kCountSparse };
+
 struct LossArgs {
   int kind = kMse;
   bool from_logits = false;
@@ -117,6 +120,28 @@ GS_HD double categorical_row(const LossArgs& a, const float* t, int64_t label, c
   }
   for (i64 j = 0; j < C; ++j) g[j] = (g[j] - (float)uq) * inv * gscale;
   return L;
+}
+
+// The first index of the row's maximum (NumPy's argmax: a NaN wins at its first place).
+GS_HD i64 argmax_row(const float* x, i64 n) {
+  i64 best = 0;
+  for (i64 j = 0; j < n; ++j) {
+    if (x[j] != x[j]) return j;
+    if (x[j] > x[best]) best = j;
+  }
+  return best;
+}
+
+// Correct predictions in one row of C: binary counts elements with float(p > threshold) == t;
+// categorical is argmax p == argmax t; sparse is argmax p == label.
+GS_HD int64_t correct_in_row(int kind, const float* t, int64_t label, const float* p, i64 C, float threshold) {
+  if (kind == kCountBinary) {
+    int64_t n = 0;
+    for (i64 j = 0; j < C; ++j) n += (p[j] > threshold ? 1.f : 0.f) == t[j];
+    return n;
+  }
+  const i64 want = kind == kCountSparse ? label : argmax_row(t, C);
+  return argmax_row(p, C) == want ? 1 : 0;
 }
 
 }  // namespace

@@ -1,0 +1,101 @@
+// The CPU backend of model::Plan: host memory, the kernels of cpu/ops.h.
+#pragma once
+
+#include <math.h>
+
+#include <vector>
+
+#include "cpu/ops.h"
+#include "model/plan.h"
+
+namespace gradsmith {
+namespace model {
+
+class CpuBackend {
+ public:
+  // At least `floats` floats of arena for batches of up to `rows` rows, 64-byte aligned; contents are not kept.
+  float* arena(i64 floats, i64 /*rows*/) {
+    constexpr i64 kAlign = 16;
+    arena_.assign(floats + kAlign, 0.f);
+    float* p = arena_.data();  // the vector guarantees only 16 bytes
+    return p + (kAlign - ((uintptr_t)p / sizeof(float)) % kAlign) % kAlign;
+  }
+  i64 arena_size() const { return (i64)arena_.size(); }
+
+  void prepare(const OptimizerSpec&, const PlanBuffers& b, const std::vector<TrainableRange>& trainable,
+               const std::vector<PenaltyTerm>&) {
+    auto at = [](float* s, i64 off) { return s ? s + off : nullptr; };
+    for (const TrainableRange& r : trainable)
+      buffers_.push_back({b.params + r.param, b.grads + r.param, at(b.slots[0], r.slot), at(b.slots[1], r.slot),
+                          at(b.slots[2], r.slot), r.size});
+  }
+
+  void dense_forward(const float* x, const float* W, const float* b, ActParams act, float* y, float* z, i64 batch,
+                     i64 in, i64 units) {
+    cpu::dense_forward(x, W, b, act, y, z, batch, in, units);
+  }
+  void activation_forward(ActParams act, const float* x, float* y, i64 rows, i64 cols) {
+    cpu::activation_forward(act, x, y, rows, cols);
+  }
+  void dropout(const float* x, float* y, i64 n, double rate, uint64_t seed, uint64_t offset) {
+    cpu::dropout(x, y, n, rate, seed, offset);
+  }
+  void dense_backward(const float* dy, const float* x, const float* W, const float* z, ActParams act, float* dz,
+                      float* dx, float* dW, float* db, i64 batch, i64 in, i64 units) {
+    cpu::dense_backward(dy, x, W, z, act, dz, dx, dW, db, batch, in, units);
+  }
+  void activation_backward(ActParams act, const float* dy, const float* x, float* dx, i64 rows, i64 cols) {
+    cpu::activation_backward(act, dy, x, dx, rows, cols);
+  }
+
+  // *value = loss * weight (weight != 1 also scales the gradient, as the Python path does).
+  void loss_and_grad(const LossArgs& loss, double weight, const float* y_true, const int64_t* labels,
+                     const float* y_pred, const float* sample_weight, float* grad, i64 rows, i64 cols,
+                     double* value) {
+    double v = cpu::loss_and_grad(loss, y_true, labels, y_pred, sample_weight, grad, rows, cols);
+    if (weight != 1.0) {
+      v *= weight;
+      const float w = (float)weight;
+      for (i64 i = 0; i < rows * cols; ++i) grad[i] *= w;
+    }
+    *value = v;
+  }
+  void count_correct(int kind, float threshold, const float* y_true, const int64_t* labels, const float* y_pred,
+                     i64 rows, i64 cols, int64_t* count) {
+    *count = cpu::count_correct(kind, y_true, labels, y_pred, rows, cols, threshold);
+  }
+
+  // *value = sum over the terms of l1 * sum|w| + l2 * sum w^2; with add_gradients, g += l1 sign(w) + 2 l2 w.
+  void penalties(const PlanBuffers& b, const std::vector<PenaltyTerm>& terms, bool add_gradients, double* value) {
+    double total = 0.0;
+    for (const PenaltyTerm& t : terms) {
+      const float* w = b.params + t.offset;
+      float* g = add_gradients ? b.grads + t.offset : nullptr;
+      const float l1f = (float)t.l1, two_l2 = (float)(2.0 * t.l2);
+      double abs_sum = 0.0;
+      for (i64 i = 0; i < t.size; ++i) {
+        abs_sum += fabs((double)w[i]);
+        if (g) g[i] += math::penalty_grad(w[i], l1f, two_l2);
+      }
+      double v = 0.0;
+      if (t.l1 != 0.0) v += t.l1 * abs_sum;
+      if (t.l2 != 0.0) v += t.l2 * cpu::sum_squares(w, t.size);
+      total += v;
+    }
+    *value = total;
+  }
+
+  void optimizer_step(const OptimizerSpec& spec, const double* lr, int64_t step) {
+    if (buffers_.empty()) return;
+    cpu::OptimizerArgs a;
+    optimizer_hyperparameters(spec, *lr, step, &a);
+    cpu::optimizer_step(a, buffers_, spec.clip_kind, spec.clip);
+  }
+
+ private:
+  std::vector<float> arena_;
+  std::vector<cpu::ParamBuffer> buffers_;  // the trainable ranges as optimizer buffers
+};
+
+}  // namespace model
+}  // namespace gradsmith
