@@ -189,6 +189,8 @@ const DeviceArray* optional(const py::object& o) { return o.is_none() ? nullptr 
 
 }  // namespace
 
+void bind_cuda_training_plan(py::module_& m);  // cuda_plan_bindings.cpp
+
 void bind_cuda(py::module_& m) {
   static py::exception<cuda::Error> cuda_error(m, "CudaError", PyExc_RuntimeError);
   static py::exception<cuda::OutOfMemory> oom_error(m, "CudaOutOfMemoryError", PyExc_MemoryError);
@@ -213,6 +215,7 @@ void bind_cuda(py::module_& m) {
   m.def("cuda_memory_allocated", &cuda::memory_allocated);
   m.def("cuda_memory_cached", &cuda::memory_cached);
   m.def("cuda_empty_cache", &cuda::empty_cache);
+  bind_cuda_training_plan(m);
 
   py::class_<DeviceArray>(m, "DeviceArray", "float32 device memory, C order (see gradsmith.cuda).")
       .def(py::init<std::vector<i64>>(), py::arg("shape"))

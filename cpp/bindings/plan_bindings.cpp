@@ -12,10 +12,12 @@
 #include <vector>
 
 #include "bindings/array_checks.h"
+#include "bindings/plan_args.h"
 #include "model/training_plan.h"
 
 namespace py = pybind11;
 namespace cpu = gradsmith::cpu;
+namespace bindings = gradsmith::bindings;
 namespace model = gradsmith::model;
 using gradsmith::bindings::activation;
 using gradsmith::bindings::data_of;
@@ -25,103 +27,17 @@ using i64 = int64_t;
 
 namespace {
 
-template <class T>
-T get(const py::dict& d, const char* key) {
-  if (!d.contains(key)) throw py::value_error(std::string("training plan spec: missing '") + key + "'");
-  return d[key].cast<T>();
-}
-
 class PyTrainingPlan {
  public:
   PyTrainingPlan(const py::list& layers, const py::dict& loss, const py::dict& optimizer, const py::array& params,
                  const py::array& grads, const std::vector<std::array<i64, 3>>& trainable, const py::list& slots,
                  const std::vector<std::pair<int, float>>& metrics) {
-    keep_.append(params);
-    keep_.append(grads);
-    float* P = data_of<float>(params, "params", true);
-    float* G = data_of<float>(grads, "grads", true);
-    expect_shape(grads, "grads", {(i64)params.size()});
-
-    std::vector<model::LayerSpec> specs;
-    for (const py::handle h : layers) {
-      const py::dict d = py::reinterpret_borrow<py::dict>(h);
-      model::LayerSpec l;
-      l.kind = get<int>(d, "kind");
-      if (l.kind < model::kDense || l.kind > model::kDropout) throw py::value_error("unknown layer kind");
-      l.in = get<i64>(d, "in");
-      l.out = get<i64>(d, "out");
-      l.act = activation(get<int>(d, "activation"), get<float>(d, "param"));
-      if (l.kind == model::kDense) {
-        l.kernel = get<i64>(d, "kernel");
-        l.bias = get<i64>(d, "bias");
-        l.kernel_l1 = get<double>(d, "kernel_l1");
-        l.kernel_l2 = get<double>(d, "kernel_l2");
-        l.bias_l1 = get<double>(d, "bias_l1");
-        l.bias_l2 = get<double>(d, "bias_l2");
-      } else if (l.kind == model::kDropout) {
-        l.rate = get<double>(d, "rate");
-        l.seed = get<uint64_t>(d, "seed");
-        const py::array calls = get<py::array>(d, "calls");
-        expect_shape(calls, "calls", {1});
-        l.calls = data_of<int64_t>(calls, "calls", true);
-        keep_.append(calls);
-      }
-      specs.push_back(l);
-    }
-
-    cpu::LossArgs la;
-    la.kind = get<int>(loss, "kind");
-    if (la.kind < cpu::kMse || la.kind > cpu::kSparseCategoricalXent) throw py::value_error("unknown loss kind");
-    la.from_logits = get<bool>(loss, "from_logits");
-    la.label_smoothing = get<float>(loss, "label_smoothing");
-    la.delta = get<float>(loss, "delta");
-    sparse_ = la.kind == cpu::kSparseCategoricalXent;
-
-    model::OptimizerSpec os;
-    os.kind = get<int>(optimizer, "kind");
-    if (os.kind < cpu::kSgd || os.kind > cpu::kAdagrad) throw py::value_error("unknown optimizer kind");
-    os.weight_decay = get<float>(optimizer, "weight_decay");
-    os.momentum = get<double>(optimizer, "momentum");
-    os.beta_1 = get<double>(optimizer, "beta_1");
-    os.beta_2 = get<double>(optimizer, "beta_2");
-    os.epsilon = get<double>(optimizer, "epsilon");
-    os.rho = get<double>(optimizer, "rho");
-    os.nesterov = get<bool>(optimizer, "nesterov");
-    os.clip_kind = get<int>(optimizer, "clip_kind");
-    if (os.clip_kind < cpu::kClipNone || os.clip_kind > cpu::kClipGlobalNorm) throw py::value_error("unknown clip");
-    os.clip = get<float>(optimizer, "clip");
-
-    if (slots.size() != 3) throw py::value_error("slots: expected three buffers or None");
-    float* S[3] = {nullptr, nullptr, nullptr};
-    i64 n_slot = -1;
-    for (int s = 0; s < 3; ++s) {
-      if (slots[s].is_none()) continue;
-      const py::array a = slots[s].cast<py::array>();
-      S[s] = data_of<float>(a, "slot", true);
-      if (a.ndim() != 1 || (n_slot >= 0 && a.size() != n_slot)) throw py::value_error("slots: flat buffers of one size");
-      n_slot = a.size();
-      keep_.append(a);
-    }
-    const bool needs_s0 = os.kind != cpu::kSgd || os.momentum != 0.0, needs_s1 = os.kind == cpu::kAdam;
-    if ((needs_s0 && !S[0]) || (needs_s1 && !S[1])) throw py::value_error("slots: optimizer state missing");
-    std::vector<model::TrainableRange> ranges;
-    for (const auto& r : trainable) ranges.push_back({r[0], r[1], r[2]});
-
-    std::vector<model::MetricCount> counts;
-    if (metrics.size() > kMaxCounted) throw py::value_error("at most 8 counted metrics");
-    for (const auto& [kind, threshold] : metrics) {
-      if (kind < cpu::kCountBinary || kind > cpu::kCountSparse || (kind == cpu::kCountSparse) != sparse_)
-        throw py::value_error("metric counts: the kind must match the targets (labels for sparse)");
-      counts.push_back({kind, threshold});
-    }
-    model::PlanBuffers buffers;
-    buffers.params = P;
-    buffers.grads = G;
-    buffers.n_params = (i64)params.size();
-    for (int s = 0; s < 3; ++s) buffers.slots[s] = S[s];
-    buffers.n_slot = n_slot < 0 ? 0 : n_slot;
-    plan_ = std::make_unique<model::TrainingPlan>(std::move(specs), la, get<double>(loss, "weight"), os, buffers,
-                                                  ranges, std::move(counts));
+    bindings::PlanArgs a = bindings::parse_plan_args(layers, loss, optimizer, params, grads, trainable, slots,
+                                                     metrics);
+    keep_ = a.keep;
+    sparse_ = a.sparse;
+    plan_ = std::make_unique<model::TrainingPlan>(std::move(a.layers), a.loss, a.loss_weight, a.optimizer,
+                                                  a.buffers, a.trainable, std::move(a.metrics));
   }
 
   // (loss, (correct counts...)) for one batch.
@@ -193,48 +109,13 @@ class PyTrainingPlan {
   i64 out_features() const { return plan_->out_features(); }
 
  private:
-  static constexpr size_t kMaxCounted = 8;
-  struct Batch {
-    const float* x = nullptr;
-    const float* y = nullptr;
-    const int64_t* labels = nullptr;
-    const float* weights = nullptr;
-    i64 rows = 0;
-  };
-
-  i64 check_x(const py::array& x) const {
-    const i64 in = plan_->in_features();
-    if (x.ndim() != 2 || x.shape(1) != in || x.shape(0) < 1)
-      throw py::value_error("x: expected shape (batch>=1, " + std::to_string(in) + "), got " + shape_str(x));
-    return x.shape(0);
-  }
-
-  // Every array of a batch checked (dtype, contiguity, shape, label range) before any kernel runs.
+  static constexpr size_t kMaxCounted = bindings::kMaxCountedMetrics;
+  using Batch = bindings::Batch;
+  i64 check_x(const py::array& x) const { return bindings::check_x(plan_->in_features(), x); }
   Batch batch_args(const py::array& x, const py::object& y_true, const py::object& labels,
                    const py::object& sample_weight) const {
-    Batch b;
-    b.rows = check_x(x);
-    const i64 out = plan_->out_features();
-    b.x = data_of<float>(x, "x", false);
-    if (sparse_) {
-      const py::array a = gradsmith::bindings::array_arg(labels, "labels");
-      expect_shape(a, "labels", {b.rows});
-      b.labels = data_of<int64_t>(a, "labels", false);
-      for (i64 i = 0; i < b.rows; ++i)
-        if (b.labels[i] < 0 || b.labels[i] >= out)
-          throw py::value_error("y_true: label " + std::to_string(b.labels[i]) + " at index " + std::to_string(i) +
-                                " is outside [0, " + std::to_string(out) + ")");
-    } else {
-      const py::array a = gradsmith::bindings::array_arg(y_true, "y_true");
-      expect_shape(a, "y_true", {b.rows, out});
-      b.y = data_of<float>(a, "y_true", false);
-    }
-    if (!sample_weight.is_none()) {
-      const py::array a = gradsmith::bindings::array_arg(sample_weight, "sample_weight");
-      expect_shape(a, "sample_weight", {b.rows});
-      b.weights = data_of<float>(a, "sample_weight", false);
-    }
-    return b;
+    return bindings::batch_args(plan_->in_features(), plan_->out_features(), sparse_, x, y_true, labels,
+                                sample_weight);
   }
 
   py::tuple counts(const int64_t* correct) const {

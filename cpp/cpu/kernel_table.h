@@ -36,6 +36,8 @@ struct Epilogue {
 
 // One fused optimizer step over elements [begin, end) of one buffer.
 enum OptimizerKind : int { kSgd = 0, kAdam, kRmsprop, kAdagrad };
+// Gradient clipping of a whole step (Keras's clipvalue, clipnorm, global_clipnorm).
+enum ClipKind : int { kClipNone = 0, kClipValue, kClipNorm, kClipGlobalNorm };
 struct OptimizerArgs {
   int kind = kSgd;
   float* w = nullptr;

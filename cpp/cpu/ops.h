@@ -54,7 +54,6 @@ struct ParamBuffer {
   float* s2;
   i64 n;
 };
-enum ClipKind : int { kClipNone = 0, kClipValue, kClipNorm, kClipGlobalNorm };
 void optimizer_step(const OptimizerArgs& args, const std::vector<ParamBuffer>& buffers, int clip_kind,
                     float clip);
 

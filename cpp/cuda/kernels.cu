@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "cuda/optimizer_update.cuh"
 #include "cuda/runtime.h"
 #include "math/elementwise.h"
 
@@ -51,22 +52,9 @@ __global__ void dropout_kernel(const float* x, float* y, i64 n, uint32_t thresho
 }
 
 __global__ void optimizer_kernel(cpu::OptimizerArgs a, i64 n) {
-  for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x) {
-    float g = a.g[i] * a.grad_scale;
-    if (a.clip_value > 0.f) g = clamp_f(g, -a.clip_value, a.clip_value);
-    float w = a.w[i];
-    if (a.weight_decay != 0.f) w -= w * a.weight_decay * a.lr;  // Keras: variable -= variable * wd * lr
-    switch (a.kind) {
-      case cpu::kSgd: sgd_update(&w, g, a.s0 ? a.s0 + i : nullptr, a.lr, a.h0, a.nesterov); break;
-      case cpu::kAdam: adam_update(&w, g, a.s0 + i, a.s1 + i, a.s2 ? a.s2 + i : nullptr, a.h0, a.h1, a.h2, a.h3); break;
-      case cpu::kRmsprop:
-        rmsprop_update(&w, g, a.s0 + i, a.s1 ? a.s1 + i : nullptr, a.s2 ? a.s2 + i : nullptr, a.lr, a.h0, a.h1, a.h2,
-                       a.h3);
-        break;
-      default: adagrad_update(&w, g, a.s0 + i, a.lr, a.h0); break;
-    }
-    a.w[i] = w;
-  }
+  for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x)
+    update_element(a, a.w + i, a.g[i], a.s0 ? a.s0 + i : nullptr, a.s1 ? a.s1 + i : nullptr,
+                   a.s2 ? a.s2 + i : nullptr);
 }
 
 }  // namespace
@@ -155,8 +143,9 @@ __global__ void softmax_backward_kernel(const float* dy, const float* z, float* 
 }
 
 // One thread per row: its weighted loss w_i L_i into per_row[i], its gradient into grad.
-__global__ void loss_rows_kernel(LossArgs a, const float* t, const int64_t* labels, const float* p, const float* w,
-                                 float* g, double* per_row, i64 rows, i64 cols) {
+// A loss weight other than 1 then scales the row's gradient, as the CPU plan does.
+__global__ void loss_rows_kernel(LossArgs a, float weight, const float* t, const int64_t* labels, const float* p,
+                                 const float* w, float* g, double* per_row, i64 rows, i64 cols) {
   const bool categorical = a.kind == kCategoricalXent || a.kind == kSparseCategoricalXent;
   for (i64 r = blockIdx.x * (i64)blockDim.x + threadIdx.x; r < rows; r += (i64)gridDim.x * blockDim.x) {
     const float wr = w ? w[r] : 1.f;
@@ -167,11 +156,14 @@ __global__ void loss_rows_kernel(LossArgs a, const float* t, const int64_t* labe
                          : math::elementwise_row(a, tr, p + r * cols, g + r * cols, cols,
                                                  wr / ((float)rows * (float)cols));
     per_row[r] = (double)wr * L;
+    if (weight != 1.f)
+      for (i64 j = 0; j < cols; ++j) g[r * cols + j] *= weight;
   }
 }
 
 // One block sums n doubles: thread t adds t, t + 256, ... in order, then a fixed tree: the same bits every run.
-__global__ void sum_fixed_order_kernel(const double* x, i64 n, double* out) {
+// *out = sum / divide * weight (weight 1: not multiplied, as the CPU).
+__global__ void sum_fixed_order_kernel(const double* x, i64 n, double divide, double weight, double* out) {
   __shared__ double part[256];
   double s = 0.0;
   for (i64 i = threadIdx.x; i < n; i += 256) s += x[i];
@@ -181,7 +173,11 @@ __global__ void sum_fixed_order_kernel(const double* x, i64 n, double* out) {
     if ((int)threadIdx.x < half) part[threadIdx.x] += part[threadIdx.x + half];
     __syncthreads();
   }
-  if (threadIdx.x == 0) *out = part[0];
+  if (threadIdx.x == 0) {
+    double v = part[0] / divide;
+    if (weight != 1.0) v *= weight;
+    *out = v;
+  }
 }
 
 __global__ void col_sums_kernel(const float* x, float* out, i64 rows, i64 cols) {
@@ -206,24 +202,31 @@ void softmax_backward(const float* dy, const float* z, float* dz, i64 rows, i64 
   check_launch("softmax backward kernel");
 }
 
+void loss_and_grad_into(const LossArgs& args, double weight, const float* y_true, const int64_t* labels,
+                        const float* y_pred, const float* sample_weight, float* grad, i64 rows, i64 cols,
+                        double* row_scratch, double* value) {
+  if (rows <= 0) return;
+  loss_rows_kernel<<<blocks_for(rows), kThreads>>>(args, (float)weight, y_true, labels, y_pred, sample_weight, grad,
+                                                   row_scratch, rows, cols);
+  check_launch("loss kernel");
+  sum_fixed_order_kernel<<<1, 256>>>(row_scratch, rows, (double)rows, weight, value);
+  check_launch("loss sum kernel");
+}
+
 double loss_and_grad(const LossArgs& args, const float* y_true, const int64_t* labels, const float* y_pred,
                      const float* sample_weight, float* grad, i64 rows, i64 cols) {
   if (rows <= 0) return 0.0;
   double* scratch = static_cast<double*>(allocate(sizeof(double) * (size_t)(rows + 1)));
   double total = 0.0;
   try {
-    loss_rows_kernel<<<blocks_for(rows), kThreads>>>(args, y_true, labels, y_pred, sample_weight, grad, scratch,
-                                                     rows, cols);
-    check_launch("loss kernel");
-    sum_fixed_order_kernel<<<1, 256>>>(scratch, rows, scratch + rows);
-    check_launch("loss sum kernel");
+    loss_and_grad_into(args, 1.0, y_true, labels, y_pred, sample_weight, grad, rows, cols, scratch, scratch + rows);
     copy_to_host(&total, scratch + rows, sizeof(double));
   } catch (...) {
     release(scratch);
     throw;
   }
   release(scratch);
-  return total / (double)rows;
+  return total;
 }
 
 void col_sums(const float* x, float* out, i64 rows, i64 cols) {

@@ -52,6 +52,11 @@ void softmax_backward(const float* dy, const float* z, float* dz, i64 rows, i64 
 // back to the host (one synchronization). Per-row values are summed in a fixed order: same bits every run.
 double loss_and_grad(const LossArgs& args, const float* y_true, const int64_t* labels, const float* y_pred,
                      const float* sample_weight, float* grad, i64 rows, i64 cols);
+// The same into device memory, with no synchronization: *value = weight * the loss value, and a weight
+// other than 1 scales grad too; row_scratch holds `rows` doubles.
+void loss_and_grad_into(const LossArgs& args, double weight, const float* y_true, const int64_t* labels,
+                        const float* y_pred, const float* sample_weight, float* grad, i64 rows, i64 cols,
+                        double* row_scratch, double* value);
 // out[j] = sum_i x[i, j], rows in order.
 void col_sums(const float* x, float* out, i64 rows, i64 cols);
 

@@ -1,0 +1,188 @@
+// _core.CudaTrainingPlan: the compiled training step on the GPU (see
+// cuda/training_plan.h). It takes the same specs as _core.TrainingPlan and the
+// model's host buffers, which it mirrors in device memory: upload() and
+// download() move the weights and optimizer state; every batch is checked
+// here, on the host, before anything reaches the device.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bindings/array_checks.h"
+#include "bindings/plan_args.h"
+#include "cuda/training_plan.h"
+
+namespace py = pybind11;
+namespace bindings = gradsmith::bindings;
+namespace cuda = gradsmith::cuda;
+using bindings::data_of;
+using bindings::expect_shape;
+using i64 = int64_t;
+
+namespace {
+
+class PyCudaTrainingPlan {
+ public:
+  PyCudaTrainingPlan(const py::list& layers, const py::dict& loss, const py::dict& optimizer, const py::array& params,
+                     const py::array& grads, const std::vector<std::array<i64, 3>>& trainable, const py::list& slots,
+                     const std::vector<std::pair<int, float>>& metrics) {
+    bindings::PlanArgs a = bindings::parse_plan_args(layers, loss, optimizer, params, grads, trainable, slots,
+                                                     metrics);
+    keep_ = a.keep;
+    sparse_ = a.sparse;
+    host_ = a.buffers;
+    const bool has_slot[3] = {host_.slots[0] != nullptr, host_.slots[1] != nullptr, host_.slots[2] != nullptr};
+    plan_ = std::make_unique<cuda::CudaTrainingPlan>(std::move(a.layers), a.loss, a.loss_weight, a.optimizer,
+                                                     host_.n_params, has_slot, host_.n_slot, a.trainable,
+                                                     std::move(a.metrics));
+  }
+
+  void upload() {
+    py::gil_scoped_release nogil;
+    plan_->upload(host_.params, host_.slots);
+  }
+  void download() {
+    py::gil_scoped_release nogil;
+    plan_->download(host_.params, host_.slots);
+  }
+
+  py::tuple train_steps(const py::array& x, const py::object& y_true, const py::object& labels,
+                        const py::object& sample_weight, i64 batch_size, const py::array& lrs, int64_t first_step) {
+    if (batch_size < 1) throw py::value_error("batch_size must be >= 1");
+    const bindings::Batch b = batch_args(x, y_true, labels, sample_weight);
+    const i64 steps = (b.rows + batch_size - 1) / batch_size;
+    expect_shape(lrs, "lrs", {steps});
+    const double* L = data_of<double>(lrs, "lrs", false);
+    py::array_t<double> values(steps);
+    py::array_t<int64_t> correct({(py::ssize_t)steps, (py::ssize_t)plan_->num_metrics()});
+    double* V = values.mutable_data();
+    int64_t* C = correct.mutable_data();
+    {
+      py::gil_scoped_release nogil;
+      plan_->train_steps(rows_of(b), b.rows, batch_size, L, first_step, V, C);
+    }
+    return py::make_tuple(values, correct);
+  }
+
+  py::tuple train_step(const py::array& x, const py::object& y_true, const py::object& labels,
+                       const py::object& sample_weight, double lr, int64_t step) {
+    py::array_t<double> lrs(1);
+    lrs.mutable_data()[0] = lr;
+    const i64 rows = bindings::check_x(plan_->in_features(), x);
+    const py::tuple r = train_steps(x, y_true, labels, sample_weight, rows, lrs, step);
+    const py::array_t<double> values = r[0].cast<py::array_t<double>>();
+    const py::array_t<int64_t> correct = r[1].cast<py::array_t<int64_t>>();
+    return py::make_tuple(values.at(0), counts(correct.data()));
+  }
+
+  // Keep (x, y, sample_weight) on the device for train_steps_resident; checked like a batch.
+  void set_dataset(const py::array& x, const py::object& y_true, const py::object& labels,
+                   const py::object& sample_weight) {
+    const bindings::Batch b = batch_args(x, y_true, labels, sample_weight);
+    py::gil_scoped_release nogil;
+    plan_->set_dataset(rows_of(b), b.rows);
+    dataset_rows_ = b.rows;
+  }
+
+  py::tuple train_steps_resident(const py::array& order, i64 batch_size, const py::array& lrs, int64_t first_step) {
+    if (batch_size < 1) throw py::value_error("batch_size must be >= 1");
+    if (order.ndim() != 1) throw py::value_error("order: expected a 1-D array of row indices");
+    const i64 n = order.shape(0);
+    const int64_t* O = data_of<int64_t>(order, "order", false);
+    for (i64 i = 0; i < n; ++i)
+      if (O[i] < 0 || O[i] >= dataset_rows_)
+        throw py::value_error("order: row " + std::to_string(O[i]) + " is outside the dataset's " +
+                              std::to_string(dataset_rows_) + " rows");
+    const i64 steps = (n + batch_size - 1) / batch_size;
+    expect_shape(lrs, "lrs", {steps});
+    const double* L = data_of<double>(lrs, "lrs", false);
+    py::array_t<double> values(steps);
+    py::array_t<int64_t> correct({(py::ssize_t)steps, (py::ssize_t)plan_->num_metrics()});
+    double* V = values.mutable_data();
+    int64_t* C = correct.mutable_data();
+    {
+      py::gil_scoped_release nogil;
+      plan_->train_steps_resident(O, n, batch_size, L, first_step, V, C);
+    }
+    return py::make_tuple(values, correct);
+  }
+
+  py::tuple test_step(const py::array& x, const py::object& y_true, const py::object& labels,
+                      const py::object& sample_weight) {
+    const bindings::Batch b = batch_args(x, y_true, labels, sample_weight);
+    int64_t correct[bindings::kMaxCountedMetrics] = {0};
+    double value;
+    {
+      py::gil_scoped_release nogil;
+      value = plan_->test_step(rows_of(b), b.rows, correct);
+    }
+    return py::make_tuple(value, counts(correct));
+  }
+
+  py::array_t<float> predict(const py::array& x) {
+    const i64 rows = bindings::check_x(plan_->in_features(), x);
+    const float* X = data_of<float>(x, "x", false);
+    py::array_t<float> out({(py::ssize_t)rows, (py::ssize_t)plan_->out_features()});
+    float* O = out.mutable_data();
+    {
+      py::gil_scoped_release nogil;
+      plan_->predict(X, rows, O);
+    }
+    return out;
+  }
+
+  // The last step's predictions, copied to a new array.
+  py::array_t<float> output() const {
+    if (plan_->last_rows() == 0) throw py::value_error("no step has run yet");
+    py::array_t<float> out({(py::ssize_t)plan_->last_rows(), (py::ssize_t)plan_->out_features()});
+    plan_->output(out.mutable_data());
+    return out;
+  }
+
+ private:
+  bindings::Batch batch_args(const py::array& x, const py::object& y_true, const py::object& labels,
+                             const py::object& sample_weight) const {
+    return bindings::batch_args(plan_->in_features(), plan_->out_features(), sparse_, x, y_true, labels,
+                                sample_weight);
+  }
+  static cuda::HostRows rows_of(const bindings::Batch& b) { return {b.x, b.y, b.labels, b.weights}; }
+  py::tuple counts(const int64_t* correct) const {
+    py::tuple t(plan_->num_metrics());
+    for (size_t m = 0; m < plan_->num_metrics(); ++m) t[m] = py::int_(correct[m]);
+    return t;
+  }
+
+  std::unique_ptr<cuda::CudaTrainingPlan> plan_;
+  gradsmith::model::PlanBuffers host_;  // the model's host buffers (kept alive by keep_)
+  py::list keep_;
+  bool sparse_ = false;
+  i64 dataset_rows_ = 0;
+};
+
+}  // namespace
+
+void bind_cuda_training_plan(py::module_& m) {
+  py::class_<PyCudaTrainingPlan>(m, "CudaTrainingPlan")
+      .def(py::init<const py::list&, const py::dict&, const py::dict&, const py::array&, const py::array&,
+                    const std::vector<std::array<i64, 3>>&, const py::list&,
+                    const std::vector<std::pair<int, float>>&>(),
+           py::arg("layers"), py::arg("loss"), py::arg("optimizer"), py::arg("params"), py::arg("grads"),
+           py::arg("trainable"), py::arg("slots"), py::arg("metrics"))
+      .def("upload", &PyCudaTrainingPlan::upload, "Copy the host weights and optimizer state to the device.")
+      .def("download", &PyCudaTrainingPlan::download, "Copy the device weights and optimizer state to the host.")
+      .def("train_step", &PyCudaTrainingPlan::train_step, py::arg("x"), py::arg("y_true"), py::arg("labels"),
+           py::arg("sample_weight"), py::arg("lr"), py::arg("step"))
+      .def("train_steps", &PyCudaTrainingPlan::train_steps, py::arg("x"), py::arg("y_true"), py::arg("labels"),
+           py::arg("sample_weight"), py::arg("batch_size"), py::arg("lrs"), py::arg("first_step"))
+      .def("set_dataset", &PyCudaTrainingPlan::set_dataset, py::arg("x"), py::arg("y_true"), py::arg("labels"),
+           py::arg("sample_weight"))
+      .def("train_steps_resident", &PyCudaTrainingPlan::train_steps_resident, py::arg("order"),
+           py::arg("batch_size"), py::arg("lrs"), py::arg("first_step"))
+      .def("test_step", &PyCudaTrainingPlan::test_step, py::arg("x"), py::arg("y_true"), py::arg("labels"),
+           py::arg("sample_weight"))
+      .def("predict", &PyCudaTrainingPlan::predict, py::arg("x"))
+      .def("output", &PyCudaTrainingPlan::output);
+}

@@ -1,0 +1,178 @@
+// Argument parsing shared by the CPU and CUDA training-plan bindings: the
+// layer, loss, optimizer and metric specs python/gradsmith/training_plan.py
+// builds, and the checks every batch passes before any kernel runs.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <array>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "bindings/array_checks.h"
+#include "cpu/ops.h"
+#include "model/plan.h"
+
+namespace gradsmith {
+namespace bindings {
+
+namespace model = ::gradsmith::model;
+namespace cpu = ::gradsmith::cpu;
+
+constexpr size_t kMaxCountedMetrics = 8;
+
+template <class T>
+T get(const py::dict& d, const char* key) {
+  if (!d.contains(key)) throw py::value_error(std::string("training plan spec: missing '") + key + "'");
+  return d[key].cast<T>();
+}
+
+// A plan's specs, checked, with the host buffers they name.
+struct PlanArgs {
+  std::vector<model::LayerSpec> layers;
+  LossArgs loss;
+  double loss_weight = 1.0;
+  model::OptimizerSpec optimizer;
+  std::vector<model::TrainableRange> trainable;
+  std::vector<model::MetricCount> metrics;
+  model::PlanBuffers buffers;  // host memory
+  bool sparse = false;
+  py::list keep;  // the Python buffers the pointers point into
+};
+
+inline PlanArgs parse_plan_args(const py::list& layers, const py::dict& loss, const py::dict& optimizer,
+                                const py::array& params, const py::array& grads,
+                                const std::vector<std::array<i64, 3>>& trainable, const py::list& slots,
+                                const std::vector<std::pair<int, float>>& metrics) {
+  PlanArgs a;
+  a.keep.append(params);
+  a.keep.append(grads);
+  float* P = data_of<float>(params, "params", true);
+  float* G = data_of<float>(grads, "grads", true);
+  expect_shape(grads, "grads", {(i64)params.size()});
+
+  
+  for (const py::handle h : layers) {
+    const py::dict d = py::reinterpret_borrow<py::dict>(h);
+    model::LayerSpec l;
+    l.kind = get<int>(d, "kind");
+    if (l.kind < model::kDense || l.kind > model::kDropout) throw py::value_error("unknown layer kind");
+    l.in = get<i64>(d, "in");
+    l.out = get<i64>(d, "out");
+    l.act = activation(get<int>(d, "activation"), get<float>(d, "param"));
+    if (l.kind == model::kDense) {
+      l.kernel = get<i64>(d, "kernel");
+      l.bias = get<i64>(d, "bias");
+      l.kernel_l1 = get<double>(d, "kernel_l1");
+      l.kernel_l2 = get<double>(d, "kernel_l2");
+      l.bias_l1 = get<double>(d, "bias_l1");
+      l.bias_l2 = get<double>(d, "bias_l2");
+    } else if (l.kind == model::kDropout) {
+      l.rate = get<double>(d, "rate");
+      l.seed = get<uint64_t>(d, "seed");
+      const py::array calls = get<py::array>(d, "calls");
+      expect_shape(calls, "calls", {1});
+      l.calls = data_of<int64_t>(calls, "calls", true);
+      a.keep.append(calls);
+    }
+    a.layers.push_back(l);
+  }
+
+  a.loss.kind = get<int>(loss, "kind");
+  if (a.loss.kind < cpu::kMse || a.loss.kind > cpu::kSparseCategoricalXent) throw py::value_error("unknown loss kind");
+  a.loss.from_logits = get<bool>(loss, "from_logits");
+  a.loss.label_smoothing = get<float>(loss, "label_smoothing");
+  a.loss.delta = get<float>(loss, "delta");
+  a.sparse = a.loss.kind == cpu::kSparseCategoricalXent;
+
+  a.optimizer.kind = get<int>(optimizer, "kind");
+  if (a.optimizer.kind < cpu::kSgd || a.optimizer.kind > cpu::kAdagrad) throw py::value_error("unknown optimizer kind");
+  a.optimizer.weight_decay = get<float>(optimizer, "weight_decay");
+  a.optimizer.momentum = get<double>(optimizer, "momentum");
+  a.optimizer.beta_1 = get<double>(optimizer, "beta_1");
+  a.optimizer.beta_2 = get<double>(optimizer, "beta_2");
+  a.optimizer.epsilon = get<double>(optimizer, "epsilon");
+  a.optimizer.rho = get<double>(optimizer, "rho");
+  a.optimizer.nesterov = get<bool>(optimizer, "nesterov");
+  a.optimizer.clip_kind = get<int>(optimizer, "clip_kind");
+  if (a.optimizer.clip_kind < cpu::kClipNone || a.optimizer.clip_kind > cpu::kClipGlobalNorm) throw py::value_error("unknown clip");
+  a.optimizer.clip = get<float>(optimizer, "clip");
+
+  if (slots.size() != 3) throw py::value_error("slots: expected three buffers or None");
+  float* S[3] = {nullptr, nullptr, nullptr};
+  i64 n_slot = -1;
+  for (int s = 0; s < 3; ++s) {
+    if (slots[s].is_none()) continue;
+    const py::array buf = slots[s].cast<py::array>();
+    S[s] = data_of<float>(buf, "slot", true);
+    if (buf.ndim() != 1 || (n_slot >= 0 && buf.size() != n_slot))
+      throw py::value_error("slots: flat buffers of one size");
+    n_slot = buf.size();
+    a.keep.append(buf);
+  }
+  const bool needs_s0 = a.optimizer.kind != cpu::kSgd || a.optimizer.momentum != 0.0;
+  const bool needs_s1 = a.optimizer.kind == cpu::kAdam;
+  if ((needs_s0 && !S[0]) || (needs_s1 && !S[1])) throw py::value_error("slots: optimizer state missing");
+  for (const auto& r : trainable) a.trainable.push_back({r[0], r[1], r[2]});
+
+  if (metrics.size() > kMaxCountedMetrics) throw py::value_error("at most 8 counted metrics");
+  for (const auto& [kind, threshold] : metrics) {
+    if (kind < cpu::kCountBinary || kind > cpu::kCountSparse || (kind == cpu::kCountSparse) != a.sparse)
+      throw py::value_error("metric counts: the kind must match the targets (labels for sparse)");
+    a.metrics.push_back({kind, threshold});
+  }
+  a.loss_weight = get<double>(loss, "weight");
+  a.buffers.params = P;
+  a.buffers.grads = G;
+  a.buffers.n_params = (i64)params.size();
+  for (int s = 0; s < 3; ++s) a.buffers.slots[s] = S[s];
+  a.buffers.n_slot = n_slot < 0 ? 0 : n_slot;
+  return a;
+}
+
+struct Batch {
+  const float* x = nullptr;
+  const float* y = nullptr;
+  const int64_t* labels = nullptr;
+  const float* weights = nullptr;
+  i64 rows = 0;
+};
+
+inline i64 check_x(i64 in, const py::array& x) {
+  if (x.ndim() != 2 || x.shape(1) != in || x.shape(0) < 1)
+    throw py::value_error("x: expected shape (batch>=1, " + std::to_string(in) + "), got " + shape_str(x));
+  return x.shape(0);
+}
+
+// Every array of a batch checked (dtype, contiguity, shape, label range) before any kernel runs.
+inline Batch batch_args(i64 in, i64 out, bool sparse, const py::array& x, const py::object& y_true,
+                        const py::object& labels, const py::object& sample_weight) {
+  Batch b;
+  b.rows = check_x(in, x);
+  b.x = data_of<float>(x, "x", false);
+  if (sparse) {
+    const py::array a = gradsmith::bindings::array_arg(labels, "labels");
+    expect_shape(a, "labels", {b.rows});
+    b.labels = data_of<int64_t>(a, "labels", false);
+    for (i64 i = 0; i < b.rows; ++i)
+      if (b.labels[i] < 0 || b.labels[i] >= out)
+        throw py::value_error("y_true: label " + std::to_string(b.labels[i]) + " at index " + std::to_string(i) +
+                              " is outside [0, " + std::to_string(out) + ")");
+  } else {
+    const py::array a = gradsmith::bindings::array_arg(y_true, "y_true");
+    expect_shape(a, "y_true", {b.rows, out});
+    b.y = data_of<float>(a, "y_true", false);
+  }
+  if (!sample_weight.is_none()) {
+    const py::array a = gradsmith::bindings::array_arg(sample_weight, "sample_weight");
+    expect_shape(a, "sample_weight", {b.rows});
+    b.weights = data_of<float>(a, "sample_weight", false);
+  }
+  return b;
+}
+
+}  // namespace bindings
+}  // namespace gradsmith

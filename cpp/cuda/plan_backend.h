@@ -1,0 +1,86 @@
+// The CUDA backend of model::Plan (model/plan.h): every buffer is device memory
+// and every kernel is launched on the default stream, so a step queues its
+// kernels and returns without waiting for the GPU. The loss value, the penalty
+// sum and the metric counts are written to device memory, summed in a fixed
+// order (the same bits on every run); the learning rate is read from device
+// memory.
+#pragma once
+
+#include <stddef.h>
+
+#include <vector>
+
+#include "model/plan.h"
+
+namespace gradsmith {
+namespace cuda {
+
+using i64 = int64_t;
+
+// A block of the caching allocator (cuda/runtime.h), released on destruction.
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  explicit DeviceBuffer(size_t bytes) { resize(bytes); }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(o.ptr_), bytes_(o.bytes_) { o.ptr_ = nullptr, o.bytes_ = 0; }
+  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept;
+  ~DeviceBuffer();
+  // At least `bytes`; contents are not kept when it grows.
+  void resize(size_t bytes);
+  template <class T>
+  T* as() const { return static_cast<T*>(ptr_); }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// A run of trainable weights in the fused update: `size` floats at `param`, state at `slot`, and
+// `start`, its first index in the concatenation of all runs (the update's index space).
+struct Segment {
+  i64 param, slot, size, start;
+};
+
+class CudaBackend {
+ public:
+  // At least `floats` floats of arena for batches of up to `rows` rows; contents are not kept.
+  float* arena(i64 floats, i64 rows);
+  i64 arena_size() const { return (i64)(arena_.bytes() / sizeof(float)); }
+
+  void prepare(const model::OptimizerSpec& spec, const model::PlanBuffers& b,
+               const std::vector<model::TrainableRange>& trainable, const std::vector<model::PenaltyTerm>& penalties);
+
+  void dense_forward(const float* x, const float* W, const float* b, ActParams act, float* y, float* z, i64 batch,
+                     i64 in, i64 units);
+  void activation_forward(ActParams act, const float* x, float* y, i64 rows, i64 cols);
+  void dropout(const float* x, float* y, i64 n, double rate, uint64_t seed, uint64_t offset);
+  void dense_backward(const float* dy, const float* x, const float* W, const float* z, ActParams act, float* dz,
+                      float* dx, float* dW, float* db, i64 batch, i64 in, i64 units);
+  void activation_backward(ActParams act, const float* dy, const float* x, float* dx, i64 rows, i64 cols);
+  void loss_and_grad(const LossArgs& loss, double weight, const float* y_true, const int64_t* labels,
+                     const float* y_pred, const float* sample_weight, float* grad, i64 rows, i64 cols,
+                     double* value);
+  void count_correct(int kind, float threshold, const float* y_true, const int64_t* labels, const float* y_pred,
+                     i64 rows, i64 cols, int64_t* count);
+  void penalties(const model::PlanBuffers& b, const std::vector<model::PenaltyTerm>& terms, bool add_gradients,
+                 double* value);
+  void optimizer_step(const model::OptimizerSpec& spec, const double* lr, int64_t step);
+
+ private:
+  model::PlanBuffers buf_;
+  DeviceBuffer arena_;
+  DeviceBuffer loss_rows_;     // one double per batch row
+  DeviceBuffer segments_;      // Segment table of the fused update
+  DeviceBuffer clip_scale_;    // one float per segment (norm clipping)
+  DeviceBuffer clip_squares_;  // one double per segment: its sum of squared gradients
+  DeviceBuffer penalty_terms_; // PenaltyTerm table
+  DeviceBuffer penalty_values_;
+  int n_segments_ = 0;
+  i64 n_trainable_ = 0;
+};
+
+}  // namespace cuda
+}  // namespace gradsmith
