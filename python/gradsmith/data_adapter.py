@@ -73,6 +73,13 @@ class ArrayBatches:
             arrays = tuple(None if a is None else a[order] for a in arrays)
         return arrays
 
+    def epoch_order(self):
+        """This epoch's row order, drawing the shuffle now as ``epoch()`` does (for data kept on a GPU,
+        gathered there in this order)."""
+        if self.shuffle:
+            return self._rng.permutation(self.num_samples)
+        return np.arange(self.num_samples)
+
     def batches(self, arrays):
         """The batches of an epoch's arrays (from epoch()): views, in order."""
         x, y, sw = arrays

@@ -10,7 +10,9 @@ From ``model.fit`` to a kernel:
 All weights live in one flat float32 buffer (``model.parameters``) and their
 gradients in another; each layer's weights are views of them.
 """
+import contextlib
 import sys
+import warnings
 
 import numpy as np
 
@@ -176,11 +178,9 @@ class Sequential:
         from gradsmith import config, losses, metrics as metrics_mod, optimizers
 
         where = config.parse_device(device) if device is not None else config._state["device"]
-        if where[0] == "cuda":
-            raise NotImplementedError("training on the GPU is not there yet: the CUDA kernels exist "
-                                      "(gradsmith.cuda, gradsmith.ops.matmul on device arrays), models still "
-                                      "train on the CPU; compile with device='cpu'")
-        self.device = "cpu"
+        if where[0] == "cuda" and where[1] != 0:
+            raise ValueError(f"device 'cuda:{where[1]}': models train on cuda:0 for now")
+        self.device = "cpu" if where[0] == "cpu" else "cuda:0"
 
         self.optimizer = optimizers.get(optimizer)
         self.loss = losses.get(loss) if loss is not None else None
@@ -261,6 +261,9 @@ class Sequential:
 
             self._plan = training_plan.build(self) if self.built else None
             self._plan_key = key if self.built else None
+            if self.built and self._plan is None and self.device != "cpu":
+                warnings.warn(f"model {self.name!r} trains on the CPU, not {self.device}: {self._plan_reason}",
+                              RuntimeWarning, stacklevel=3)
         return self._plan
 
     def _train_step(self, x, y, sw):
@@ -276,25 +279,49 @@ class Sequential:
     # Batches per call into the compiled step while a progress bar is shown (it redraws at most every 50 ms).
     _PROGRESS_RUN = 16
 
-    def _train_epoch(self, arrays, batch_size, progress=None):
-        """An epoch of array data through the compiled step: (loss sum, samples), or None when the model
-        or the data needs the batch-by-batch loop. With ``progress`` (the callbacks, whose only batch hook
-        is the progress bar), runs of batches, the bar fed after each."""
-        x, y, sw = arrays
-        if not self._ensure_built_from(x[:1]):
-            return None
-        step = self._compiled_step()
-        if step is None:
-            return None
+    def _train_epoch(self, train, batch_size, progress=None):
+        """An epoch of array data (an ArrayBatches, whose shuffle this draws) through the compiled step:
+        ((loss sum, samples), None), or (None, the epoch's arrays) when the model or the data needs the
+        batch-by-batch loop. With ``progress`` (the callbacks, whose only batch hook is the progress
+        bar), runs of batches, the bar fed after each. On a GPU the epoch is one session (weights
+        uploaded once, copied back at its end), and data that fits stays on the device across epochs,
+        each epoch's shuffle gathered there."""
+        # On the CPU the shuffle is drawn before the model is built (building draws initial weights).
+        drawn = train.epoch() if self.device == "cpu" else None
+        step = self._compiled_step() if self._ensure_built_from(train.x[:1]) else None
+        if drawn is None and step is not None and step.keep_on_device(train):
+            order = train.epoch_order()
+
+            def run_part(part, loss_sum, count):
+                return step.run_epoch_resident(order[part], batch_size, loss_sum, count)
+
+            def arrays():
+                return tuple(None if a is None else a[order] for a in (train.x, train.y, train.sample_weight))
+        else:
+            if self.device != "cpu":
+                drawn = train.epoch()
+            if step is None or drawn is None:
+                return None, drawn
+            x, y, sw = drawn
+
+            def run_part(part, loss_sum, count):
+                return step.run_epoch(x[part], None if y is None else y[part], None if sw is None else sw[part],
+                                      batch_size, loss_sum, count)
+
+            def arrays():
+                return drawn
+        with step.session():
+            ran = self._train_runs(run_part, train.num_samples, batch_size, progress)
+        return (ran, None) if ran is not None else (None, arrays())
+
+    def _train_runs(self, run_part, n, batch_size, progress):
         if progress is None:
-            return step.run_epoch(x, y, sw, batch_size)
-        n, run = len(x), self._PROGRESS_RUN * batch_size
+            return run_part(slice(0, n), 0.0, 0)
+        run = self._PROGRESS_RUN * batch_size
         steps = (n + batch_size - 1) // batch_size
         loss_sum, count = 0.0, 0
         for start in range(0, n, run):
-            part = slice(start, start + run)
-            done = step.run_epoch(x[part], None if y is None else y[part], None if sw is None else sw[part],
-                                  batch_size, loss_sum, count)
+            done = run_part(slice(start, start + run), loss_sum, count)
             if done is None:  # only the first run can refuse (the rest is the same data): nothing trained yet
                 return None
             loss_sum, count = done
@@ -343,6 +370,11 @@ class Sequential:
         if self._plan is not None and self._plan_key == self._plan_key_now():
             return self._plan
         return None
+
+    def _inference_session(self):
+        """evaluate's and predict's batches share one upload of the weights when the model is on a GPU."""
+        step = self._existing_compiled_step()
+        return step.session(training=False) if step is not None else contextlib.nullcontext()
 
     def _test_step(self, x, y, sw):
         step = self._existing_compiled_step()
@@ -412,12 +444,14 @@ class Sequential:
             self._reset_metrics()
             cbs.on_epoch_begin(epoch)
             loss_sum, count = 0.0, 0
-            arrays = train.epoch() if isinstance(train, data_adapter.ArrayBatches) else None
             # With no callback asking for batch hooks, the whole epoch is one call into the compiled step
             # (runs of batches between progress-bar updates when that is the only hook).
-            ran = None
-            if arrays is not None and (not batch_hooks or progress_only):
-                ran = self._train_epoch(arrays, train.batch_size, cbs if batch_hooks else None)
+            ran = arrays = None
+            if isinstance(train, data_adapter.ArrayBatches):
+                if not batch_hooks or progress_only:
+                    ran, arrays = self._train_epoch(train, train.batch_size, cbs if batch_hooks else None)
+                else:
+                    arrays = train.epoch()
             if ran is not None:
                 loss_sum, count = ran
             for step, (xb, yb, swb) in enumerate(() if ran is not None else
@@ -462,14 +496,15 @@ class Sequential:
         batch_hooks = cbs is not None and cbs.implements_batch_hooks("test")
         if cbs is not None:
             cbs.on_test_begin()
-        for step, (xb, yb, swb) in enumerate(batches):
-            if batch_hooks:
-                cbs.on_test_batch_begin(step)
-            value, n = self._test_step(xb, yb, swb)
-            loss_sum += value * n
-            count += n
-            if batch_hooks:
-                cbs.on_test_batch_end(step, self._logs(loss_sum, count))
+        with self._inference_session():
+            for step, (xb, yb, swb) in enumerate(batches):
+                if batch_hooks:
+                    cbs.on_test_batch_begin(step)
+                value, n = self._test_step(xb, yb, swb)
+                loss_sum += value * n
+                count += n
+                if batch_hooks:
+                    cbs.on_test_batch_end(step, self._logs(loss_sum, count))
         logs = self._logs(loss_sum, count)
         if cbs is not None:
             cbs.on_test_end(logs)
@@ -496,12 +531,13 @@ class Sequential:
         batches = data_adapter.adapt(x, None, None, batch_size, steps=steps)
         outs = []
         step = self._existing_compiled_step()
-        for xb, _, _ in batches:
-            y_pred = step.predict(xb) if step is not None else None
-            if y_pred is None:
-                xb, _, _ = self._prepare_batch(xb, None, None)
-                y_pred = self._forward(xb, training=False)
-            outs.append(y_pred)
+        with self._inference_session():
+            for xb, _, _ in batches:
+                y_pred = step.predict(xb) if step is not None else None
+                if y_pred is None:
+                    xb, _, _ = self._prepare_batch(xb, None, None)
+                    y_pred = self._forward(xb, training=False)
+                outs.append(y_pred)
         if not outs:  # zero rows: an empty array of the output's shape
             if not self.built:
                 raise ValueError("predict: no data, and the model has no input shape to size the output")

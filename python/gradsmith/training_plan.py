@@ -14,7 +14,17 @@ calls the same kernels one at a time; both give bit-identical weights.
 
 ``build(model)`` returns a CompiledStep, or None with the reason kept in
 ``model._plan_reason`` (handy when asking why a model is slow).
+
+A model compiled with ``device='cuda'`` gets the same step on the GPU
+(``_core.CudaTrainingPlan``, cpp/cuda/training_plan.h). The weights and
+optimizer state the model shows (get_weights, save) stay in host memory; the
+plan mirrors them on the device. ``session()`` uploads them once, runs any
+number of steps on the device, and copies them back at the end: fit opens one
+per epoch, evaluate and predict one per call. A step outside a session copies
+them both ways itself.
 """
+import contextlib
+
 import numpy as np
 
 from gradsmith import _core, layers as L, losses, metrics as M, ops, optimizers as O, regularizers as R
@@ -176,8 +186,34 @@ class CompiledStep:
         self.input_shape = tuple(model._input_layer.shape[1:])
         self.in_features = specs[0]["in"]
         self.optimizer = model.optimizer
-        self.plan = _core.TrainingPlan(specs, loss, opt_spec, params, model.gradients, ranges, slots,
-                                       [kind for _, kind in self.counted])
+        self.on_device = getattr(model, "device", "cpu") != "cpu"
+        plan_class = _core.CudaTrainingPlan if self.on_device else _core.TrainingPlan
+        self.plan = plan_class(specs, loss, opt_spec, params, model.gradients, ranges, slots,
+                               [kind for _, kind in self.counted])
+        self._in_session = False
+        self._dataset_of = None  # the ArrayBatches whose rows are on the device (train_epoch_resident)
+
+    @contextlib.contextmanager
+    def session(self, training=True):
+        """On the device: the host weights and optimizer state uploaded once for the block, and (training)
+        copied back at its end. If the block fails, the host keeps the weights it had before it, and the
+        optimizer's step count is put back. On the CPU, nothing to do."""
+        if not self.on_device or self._in_session:
+            yield
+            return
+        iterations = self.optimizer._iterations
+        self.plan.upload()
+        self._in_session = True
+        try:
+            yield
+        except BaseException:
+            self.optimizer._iterations = iterations
+            raise
+        else:
+            if training:
+                self.plan.download()
+        finally:
+            self._in_session = False
 
     def _targets(self, y, n):
         """y as the plan takes it: int64 labels (n,) for the sparse loss, else float32 (n, out); None when
@@ -248,21 +284,41 @@ class CompiledStep:
         opt = self.optimizer
         lr = float(opt._current_learning_rate())
         labels, t = (t, None) if self.sparse else (None, t)
-        value, counts = self.plan.train_step(xb, t, labels, sw, lr, opt._iterations + 1)
-        opt._iterations += 1
+        with self.session():
+            value, counts = self.plan.train_step(xb, t, labels, sw, lr, opt._iterations + 1)
+            opt._iterations += 1
         self._update_metrics(counts, len(xb), y, sample_weight)
         return value, len(xb)
 
-    def run_epoch(self, x, y, sample_weight, batch_size, loss_sum=0.0, count=0):
-        """Every batch of (x, y, sample_weight) as one call into C++ (_core.TrainingPlan.train_steps):
-        (loss sum, samples) accumulated onto ``loss_sum`` and ``count`` as the batch-by-batch loop
-        accumulates them, or None when a metric needs the predictions in Python or the learning rate is
-        a callable without a step."""
-        if self.other or self.weighted:
-            return None
+    def _epoch_lrs(self, steps):
+        """The learning rate of each of the next ``steps`` steps, or None when it is a callable without a
+        step (then the steps go one by one through Python)."""
         opt = self.optimizer
         lr = opt._learning_rate
         if callable(lr) and not isinstance(lr, O.schedules.LearningRateSchedule):
+            return None
+        start = opt._iterations
+        if isinstance(lr, O.schedules.LearningRateSchedule):  # Keras: schedule(iterations) at each step
+            return np.array([float(lr(start + s)) for s in range(steps)], dtype=np.float64)
+        return np.full(steps, float(lr), dtype=np.float64)
+
+    def _accumulate(self, values, counts, n, batch_size, loss_sum, count):
+        """Each step's loss and counts onto the running sums, with the same float operations, in the same
+        order, as the batch-by-batch loop."""
+        for s in range(len(values)):
+            rows = min(batch_size, n - s * batch_size)
+            loss_sum += float(values[s]) * rows
+            count += rows
+            for (m, (kind, _)), correct in zip(self.counted, counts[s]):
+                m._add_counts(int(correct) / self.out if kind == _COUNT_BINARY else int(correct), rows)
+        return loss_sum, count
+
+    def run_epoch(self, x, y, sample_weight, batch_size, loss_sum=0.0, count=0):
+        """Every batch of (x, y, sample_weight) as one call into C++ (``train_steps``): (loss sum,
+        samples) accumulated onto ``loss_sum`` and ``count`` as the batch-by-batch loop accumulates them,
+        or None when a metric needs the predictions in Python or the learning rate is a callable without
+        a step."""
+        if self.other or self.weighted:
             return None
         batch = self._batch(x, y, sample_weight)
         if batch is None:
@@ -272,21 +328,52 @@ class CompiledStep:
             return None  # a label out of range: step by step, the error names its batch as before
         n = len(xb)
         steps = (n + batch_size - 1) // batch_size
-        start = opt._iterations
-        if isinstance(lr, O.schedules.LearningRateSchedule):  # Keras: schedule(iterations) at each step
-            lrs = np.array([float(lr(start + s)) for s in range(steps)], dtype=np.float64)
-        else:
-            lrs = np.full(steps, float(lr), dtype=np.float64)
+        lrs = self._epoch_lrs(steps)
+        if lrs is None:
+            return None
+        opt = self.optimizer
         labels, t = (t, None) if self.sparse else (None, t)
-        values, counts = self.plan.train_steps(xb, t, labels, sw, int(batch_size), lrs, start + 1)
-        opt._iterations += steps
-        for s in range(steps):  # the same float operations, in the same order, as step by step
-            rows = min(batch_size, n - s * batch_size)
-            loss_sum += float(values[s]) * rows
-            count += rows
-            for (m, (kind, _)), correct in zip(self.counted, counts[s]):
-                m._add_counts(int(correct) / self.out if kind == _COUNT_BINARY else int(correct), rows)
-        return loss_sum, count
+        with self.session():
+            values, counts = self.plan.train_steps(xb, t, labels, sw, int(batch_size), lrs, opt._iterations + 1)
+            opt._iterations += steps
+        return self._accumulate(values, counts, n, batch_size, loss_sum, count)
+
+    def keep_on_device(self, batches):
+        """Upload an ArrayBatches' rows to the device once (for ``run_epoch_resident``): True when they are
+        there, False when they cannot be (not on a device, data the plan does not take, too large)."""
+        if not self.on_device or self.other or self.weighted:
+            return False
+        if self._dataset_of is batches:
+            return True
+        batch = self._batch(batches.x, batches.y, batches.sample_weight)
+        if batch is None:
+            return False
+        xb, t, sw = batch
+        if self.sparse and t.size and (t.min() < 0 or t.max() >= self.out):
+            return False
+        labels, t = (t, None) if self.sparse else (None, t)
+        try:
+            self.plan.set_dataset(xb, t, labels, sw)
+        except MemoryError:  # gradsmith._core.CudaOutOfMemoryError: stage each epoch's batches instead
+            self._dataset_of = None
+            return False
+        self._dataset_of = batches
+        return True
+
+    def run_epoch_resident(self, order, batch_size, loss_sum=0.0, count=0):
+        """``run_epoch`` over the rows ``order`` of the dataset ``keep_on_device`` uploaded, gathered on the
+        device: no batch crosses the bus. None when the learning rate needs Python at each step."""
+        n = len(order)
+        steps = (n + batch_size - 1) // batch_size
+        lrs = self._epoch_lrs(steps)
+        if lrs is None:
+            return None
+        opt = self.optimizer
+        with self.session():
+            values, counts = self.plan.train_steps_resident(np.ascontiguousarray(order, dtype=np.int64),
+                                                            int(batch_size), lrs, opt._iterations + 1)
+            opt._iterations += steps
+        return self._accumulate(values, counts, n, batch_size, loss_sum, count)
 
     def test(self, x, y, sample_weight):
         """evaluate's step: (loss, samples), or None for the Python path; weights untouched."""
@@ -295,14 +382,18 @@ class CompiledStep:
             return None
         xb, t, sw = batch
         labels, t = (t, None) if self.sparse else (None, t)
-        value, counts = self.plan.test_step(xb, t, labels, sw)
+        with self.session(training=False):
+            value, counts = self.plan.test_step(xb, t, labels, sw)
         self._update_metrics(counts, len(xb), y, sample_weight)
         return value, len(xb)
 
     def predict(self, x):
         """Predictions for a batch (a new array), or None for the Python path."""
         xb = self._inputs(x)
-        return None if xb is None else self.plan.predict(xb)
+        if xb is None:
+            return None
+        with self.session(training=False):
+            return self.plan.predict(xb)
 
 
 def build(model):
