@@ -215,7 +215,16 @@ void bind_cuda(py::module_& m) {
   m.def("cuda_memory_allocated", &cuda::memory_allocated);
   m.def("cuda_memory_cached", &cuda::memory_cached);
   m.def("cuda_empty_cache", &cuda::empty_cache);
+  m.def("cuda_mem_get_info", [] {
+    size_t free_bytes = 0, total = 0;
+    cuda::mem_get_info(&free_bytes, &total);
+    return py::make_tuple(free_bytes, total);
+  });
   bind_cuda_training_plan(m);
+  m.def("cuda_set_matmul_precision", &cuda::set_matmul_precision, py::arg("precision"),
+        "0: float32, 1: TF32, 2: BF16 (tensor cores where the device has them).");
+  m.def("cuda_matmul_precision", &cuda::matmul_precision);
+  m.def("cuda_matmul_uses_tensor_cores", [] { return cuda::available() && cuda::matmul_uses_tensor_cores(); });
 
   py::class_<DeviceArray>(m, "DeviceArray", "float32 device memory, C order (see gradsmith.cuda).")
       .def(py::init<std::vector<i64>>(), py::arg("shape"))

@@ -7,10 +7,15 @@
 // 8 x 8 register block, reading 8 + 8 values per 64 multiply-adds. Every
 // element of C is summed over K in order, by one thread: results are the same
 // on every run.
+//
+// With set_matmul_precision('tf32' | 'bf16') on a device with tensor cores
+// the products go to gemm_tensor.cu instead.
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <string>
 
+#include "cuda/gemm_internal.h"
 #include "cuda/kernels.h"
 #include "cuda/runtime.h"
 #include "math/elementwise.h"
@@ -22,11 +27,7 @@ namespace {
 using namespace ::gradsmith::math;
 constexpr int BM = 128, BN = 128, BK = 8, TM = 8, TN = 8, kThreads = 256;
 
-struct EpilogueArgs {
-  const float* bias;  // (N,) or null
-  float* preact;      // (M, N) or null
-  ActParams act;
-};
+std::atomic<int> g_precision{kPrecisionHighest};
 
 __global__ void __launch_bounds__(kThreads)
     sgemm_kernel(bool ta, bool tb, i64 M, i64 N, i64 K, float alpha, const float* __restrict__ A, i64 lda,
@@ -86,6 +87,11 @@ __global__ void __launch_bounds__(kThreads)
 void launch(bool ta, bool tb, i64 M, i64 N, i64 K, float alpha, const float* A, i64 lda, const float* B, i64 ldb,
             float beta, float* C, i64 ldc, EpilogueArgs ep) {
   if (M <= 0 || N <= 0) return;
+  const int precision = g_precision.load(std::memory_order_relaxed);
+  if (precision != kPrecisionHighest && tensor_cores_supported()) {
+    launch_tensor_gemm(precision, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
+    return;
+  }
   const dim3 grid((unsigned)((N + BN - 1) / BN), (unsigned)((M + BM - 1) / BM));
   sgemm_kernel<<<grid, kThreads>>>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
   const cudaError_t err = cudaGetLastError();
@@ -93,6 +99,13 @@ void launch(bool ta, bool tb, i64 M, i64 N, i64 K, float alpha, const float* A, 
 }
 
 }  // namespace
+
+void set_matmul_precision(int precision) {
+  if (precision < kPrecisionHighest || precision > kPrecisionBf16) throw Error("unknown matmul precision");
+  g_precision.store(precision, std::memory_order_relaxed);
+}
+int matmul_precision() { return g_precision.load(std::memory_order_relaxed); }
+bool matmul_uses_tensor_cores() { return matmul_precision() != kPrecisionHighest && tensor_cores_supported(); }
 
 void gemm(bool ta, bool tb, i64 M, i64 N, i64 K, float alpha, const float* A, i64 lda, const float* B, i64 ldb,
           float beta, float* C, i64 ldc) {

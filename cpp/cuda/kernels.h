@@ -28,6 +28,11 @@ void optimizer_step(const cpu::OptimizerArgs& args, i64 n);
 namespace gradsmith {
 namespace cuda {
 
+// Products of gemm and dense_forward: 0 plain float32 (default), 1 TF32, 2 BF16 (tensor cores, float32
+// sums; used where the device has them, compute capability 8.0+).
+void set_matmul_precision(int precision);
+int matmul_precision();
+bool matmul_uses_tensor_cores();  // the precision asks for them and the device has them
 // C (M, N) = alpha op(A) op(B) + beta C, row-major, op = transpose when ta / tb (gemm.cu).
 void gemm(bool ta, bool tb, i64 M, i64 N, i64 K, float alpha, const float* A, i64 lda, const float* B, i64 ldb,
           float beta, float* C, i64 ldc);

@@ -142,6 +142,11 @@ void empty_cache() {
   c.cached = 0;
 }
 
+void mem_get_info(size_t* free_bytes, size_t* total_bytes) {
+  if (!available()) throw Error("CUDA is not available: " + unavailable_reason());
+  check(cudaMemGetInfo(free_bytes, total_bytes), "cudaMemGetInfo");
+}
+
 void copy_to_device(void* dst, const void* src, size_t bytes) {
   check(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "cudaMemcpy host to device");
 }

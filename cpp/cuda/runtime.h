@@ -41,6 +41,8 @@ void release(void* ptr);
 size_t memory_allocated();  // bytes handed out and not yet released
 size_t memory_cached();     // bytes kept for reuse
 void empty_cache();         // give the kept blocks back to the driver
+// The device's free and total memory in bytes (cudaMemGetInfo).
+void mem_get_info(size_t* free_bytes, size_t* total_bytes);
 
 // Copies between host and device memory (synchronous).
 void copy_to_device(void* dst, const void* src, size_t bytes);

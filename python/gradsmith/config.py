@@ -68,6 +68,10 @@ def set_matmul_precision(precision):
     GEMMs on the GPU."""
     if precision not in _PRECISIONS:
         raise ValueError(f"matmul precision: expected one of {', '.join(_PRECISIONS)}, got {precision!r}")
+    from gradsmith import _core
+
+    if _core.cuda_built:
+        _core.cuda_set_matmul_precision(_PRECISIONS.index(precision))
     _state["matmul_precision"] = precision
 
 

@@ -11,11 +11,13 @@ why. A build without a toolkit has no CUDA kernels at all, and says so.
         x = gradsmith.cuda.DeviceArray.from_numpy(np.ones((3, 4), np.float32))
         cupy.asarray(x)            # CuPy sees the same memory (__cuda_array_interface__)
 
-What runs on the GPU so far: the GEMM (``gradsmith.ops.matmul`` takes
-DeviceArrays or CuPy arrays and returns a DeviceArray), dense forward and
-backward, activations, softmax, losses, dropout (the CPU's mask for the same
-seed) and the fused optimizer update (``_core.cuda_*``, exercised by
-tests/cuda); models still train on the CPU. DeviceArray speaks both
+Models train on the GPU with ``model.compile(..., device='cuda')``
+(gradsmith.training_plan: the whole step on the device, one fused optimizer
+launch). The kernels are also there one by one: the GEMM
+(``gradsmith.ops.matmul`` takes DeviceArrays or CuPy arrays and returns a
+DeviceArray), dense forward and backward, activations, softmax, losses,
+dropout (the CPU's mask for the same seed) and the fused optimizer update
+(``_core.cuda_*``, exercised by tests/cuda). DeviceArray speaks both
 ``__cuda_array_interface__`` and DLPack (``__dlpack__``), so CuPy and PyTorch
 see gradsmith's memory without a copy, and ``DeviceArray.view`` does the same
 the other way.
@@ -25,7 +27,7 @@ import numpy as np
 from gradsmith import _core
 
 __all__ = ["is_available", "unavailable_reason", "is_built", "device_count", "get_device_name", "synchronize",
-           "memory_allocated", "memory_cached", "empty_cache", "DeviceArray", "is_device_array", "as_device_array",
+           "memory_allocated", "memory_cached", "empty_cache", "mem_get_info", "DeviceArray", "is_device_array", "as_device_array",
            "matmul"]
 
 
@@ -80,6 +82,12 @@ def empty_cache():
     """Give the allocator's kept blocks back to the driver."""
     if is_built():
         _core.cuda_empty_cache()
+
+
+def mem_get_info():
+    """(free, total) bytes of the device's memory."""
+    _require()
+    return tuple(int(v) for v in _core.cuda_mem_get_info())
 
 
 DeviceArray = getattr(_core, "DeviceArray", None)
