@@ -6,12 +6,17 @@ Prints, for each case, gradsmith's figure, the peer's, and their ratio (medians
 of interleaved runs, timed with a device synchronization on both sides):
   * float32 GEMM TFLOP/s at 1024..8192 against torch.matmul (cuBLAS) with TF32
     off, so both compute in plain float32;
+  * the same with TF32 (torch with allow_tf32) and BF16 (gradsmith rounds its
+    float32 operands; torch multiplies bfloat16 tensors), both summing in
+    float32;
   * the fused Adam update over 10M and 50M parameters, as effective GB/s
     (28 bytes a parameter), against a device-to-device copy and against
-    torch.optim.Adam(fused=True).
+    torch.optim.Adam(fused=True);
+  * training throughput (samples/s) of model.fit on the GPU against a PyTorch
+    loop on the same GPU with its data already there (fused Adam): the seed
+    MLP 20-128-64-1 at batch 32, and 784-1024-1024-10 at batch 128.
 Needs a CUDA device and PyTorch built with CUDA; without them it says so and
-exits 0. Not measured yet, because gradsmith has no such path on the GPU so
-far: TF32 and BF16 GEMMs, and training throughput.
+exits 0.
 """
 import argparse
 import statistics
@@ -76,6 +81,19 @@ def main(argv=None):
                                   lambda: torch.matmul(ta, tb, out=tc), sync, args.repeats)
         flops = 2.0 * n ** 3
         row(f"gemm fp32 {n}^3", "TFLOP/s", flops / ours / 1e12, "cuBLAS (torch)", flops / theirs / 1e12)
+        for name in ("tf32", "bf16"):
+            gradsmith.config.set_matmul_precision(name)
+            if not _core.cuda_matmul_uses_tensor_cores():
+                gradsmith.config.set_matmul_precision("highest")
+                continue
+            torch.backends.cuda.matmul.allow_tf32 = name == "tf32"
+            pa, pb = (ta, tb) if name == "tf32" else (ta.bfloat16(), tb.bfloat16())
+            pc = tc if name == "tf32" else torch.empty((n, n), device="cuda", dtype=torch.bfloat16)
+            ours, theirs = interleave(lambda: _core.cuda_gemm(da, db, dc, False, False, 1.0, 0.0),
+                                      lambda: torch.matmul(pa, pb, out=pc), sync, args.repeats)
+            row(f"gemm {name} {n}^3", "TFLOP/s", flops / ours / 1e12, "cuBLAS (torch)", flops / theirs / 1e12)
+            torch.backends.cuda.matmul.allow_tf32 = False
+            gradsmith.config.set_matmul_precision("highest")
     for n in (10_000_000, 50_000_000):
         w, g, m, v = (cuda.DeviceArray.from_numpy(rng.standard_normal(n, dtype=np.float32)) for _ in range(4))
         copy_src, copy_dst = torch.empty(n * 7, device="cuda"), torch.empty(n * 7, device="cuda")
@@ -92,8 +110,53 @@ def main(argv=None):
         row(f"adam {n // 1_000_000}M", "GB/s", nbytes / ours / 1e9, "device copy (28 B/p)", 2 * 4 * 7 * n / copy / 1e9)
         del w, g, m, v
         cuda.empty_cache()
-    print("not measured yet: TF32 / BF16 GEMM, training throughput (no such GPU path in gradsmith so far)")
+    for sizes, batch, n, epochs in (((20, 128, 64, 1), 32, 8000, 3), ((784, 1024, 1024, 10), 128, 16384, 2)):
+        ours, theirs = train_throughput(torch, sizes, batch, n, epochs, args.repeats)
+        name = "-".join(map(str, sizes))
+        row(f"fit {name} b{batch}", "samples/s", ours, "torch loop (GPU)", theirs)
     return 0
+
+
+def train_throughput(torch, sizes, batch, n, epochs, repeats):
+    """Median samples/s of gradsmith's fit on the GPU and of a PyTorch training loop on the same GPU."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((n, sizes[0]), dtype=np.float32)
+    classes = sizes[-1]
+    labels = rng.integers(0, max(classes, 2), n)
+    y = labels.astype(np.float32) if classes == 1 else labels
+
+    layers = gradsmith.layers
+    stack = [layers.Input((sizes[0],))] + [layers.Dense(u, activation="relu") for u in sizes[1:-1]]
+    stack.append(layers.Dense(classes, activation="sigmoid" if classes == 1 else "softmax"))
+    model = gradsmith.Sequential(stack)
+    model.compile(optimizer="adam", loss="binary_crossentropy" if classes == 1 else
+                  "sparse_categorical_crossentropy", metrics=["accuracy"], device="cuda")
+
+    mods = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        mods += [torch.nn.Linear(a, b), torch.nn.ReLU()]
+    net = torch.nn.Sequential(*mods[:-1]).cuda()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7, fused=True)
+    loss_fn = torch.nn.BCEWithLogitsLoss() if classes == 1 else torch.nn.CrossEntropyLoss()
+    tx = torch.from_numpy(x).cuda()
+    ty = torch.from_numpy(y).cuda().reshape(-1, 1) if classes == 1 else torch.from_numpy(labels).cuda()
+
+    def ours():
+        model.fit(x, y, batch_size=batch, epochs=epochs, verbose=0)
+
+    def theirs():
+        for _ in range(epochs):
+            order = torch.randperm(n, device="cuda")
+            for s in range(0, n, batch):
+                idx = order[s:s + batch]
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(net(tx[idx]), ty[idx])
+                loss.backward()
+                opt.step()
+        loss.item()
+
+    a, b = interleave(ours, theirs, torch.cuda.synchronize, repeats)
+    return n * epochs / a, n * epochs / b
 
 
 if __name__ == "__main__":
