@@ -3,7 +3,8 @@
 //
 // A block of 256 threads computes a 128 x 128 tile of C, stepping over K by 8:
 // each step stages op(A)[128 x 8] and op(B)[8 x 128] in shared memory (A
-// transposed, so both are read along rows), then every thread accumulates an
+// transposed, so both are read along rows; each thread loads one float4 of
+// each, along whichever axis is contiguous in memory), then every thread accumulates an
 // 8 x 8 register block, reading 8 + 8 values per 64 multiply-adds. Every
 // element of C is summed over K in order, by one thread: results are the same
 // on every run.
@@ -29,6 +30,18 @@ constexpr int BM = 128, BN = 128, BK = 8, TM = 8, TN = 8, kThreads = 256;
 
 std::atomic<int> g_precision{kPrecisionHighest};
 
+// Four consecutive floats p[at .. at + 3], of which the first `valid` lie inside the matrix (the rest read
+// as 0): one 16-byte load when all four do and the address is aligned.
+__device__ __forceinline__ float4 load4(const float* __restrict__ p, i64 at, i64 valid, bool aligned) {
+  if (valid >= 4 && aligned) return __ldg(reinterpret_cast<const float4*>(p + at));
+  float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+  if (valid > 0) v.x = p[at];
+  if (valid > 1) v.y = p[at + 1];
+  if (valid > 2) v.z = p[at + 2];
+  if (valid > 3) v.w = p[at + 3];
+  return v;
+}
+
 __global__ void __launch_bounds__(kThreads)
     sgemm_kernel(bool ta, bool tb, i64 M, i64 N, i64 K, float alpha, const float* __restrict__ A, i64 lda,
                  const float* __restrict__ B, i64 ldb, float beta, float* __restrict__ C, i64 ldc,
@@ -39,17 +52,26 @@ __global__ void __launch_bounds__(kThreads)
   const int tid = threadIdx.x;
   const int ty = tid / (BN / TN), tx = tid % (BN / TN);  // 16 x 16 threads, each TM x TN outputs
   float acc[TM][TN] = {};
+  // float4 loads need 16-byte aligned rows: a leading dimension that is a multiple of 4 and an aligned base.
+  const bool a_vec = lda % 4 == 0 && (uintptr_t)A % 16 == 0, b_vec = ldb % 4 == 0 && (uintptr_t)B % 16 == 0;
   for (i64 k0 = 0; k0 < K; k0 += BK) {
-    // Stage 128 x 8 of op(A) and 8 x 128 of op(B): 1024 values each, 4 per thread; zeros past the edges.
-    for (int l = tid; l < BM * BK; l += kThreads) {
-      const int i = l / BK, k = l % BK;
+    // Stage 128 x 8 of op(A) and 8 x 128 of op(B): 1024 values each, one run of 4 consecutive addresses
+    // per thread (a float4 load when aligned and inside the matrix), zeros past the edges.
+    {
+      const int i = ta ? (tid % 32) * 4 : tid / 2, k = ta ? tid / 32 : (tid % 2) * 4;
       const i64 gi = row0 + i, gk = k0 + k;
-      As[k][i] = (gi < M && gk < K) ? (ta ? A[gk * lda + gi] : A[gi * lda + gk]) : 0.f;
+      const float4 v = ta ? load4(A, gk * lda + gi, gk < K ? M - gi : 0, a_vec)
+                          : load4(A, gi * lda + gk, gi < M ? K - gk : 0, a_vec);
+      if (ta) As[k][i] = v.x, As[k][i + 1] = v.y, As[k][i + 2] = v.z, As[k][i + 3] = v.w;
+      else As[k][i] = v.x, As[k + 1][i] = v.y, As[k + 2][i] = v.z, As[k + 3][i] = v.w;
     }
-    for (int l = tid; l < BK * BN; l += kThreads) {
-      const int k = l / BN, j = l % BN;
+    {
+      const int k = tb ? (tid % 2) * 4 : tid / 32, j = tb ? tid / 2 : (tid % 32) * 4;
       const i64 gk = k0 + k, gj = col0 + j;
-      Bs[k][j] = (gk < K && gj < N) ? (tb ? B[gj * ldb + gk] : B[gk * ldb + gj]) : 0.f;
+      const float4 v = tb ? load4(B, gj * ldb + gk, gj < N ? K - gk : 0, b_vec)
+                          : load4(B, gk * ldb + gj, gk < K ? N - gj : 0, b_vec);
+      if (tb) Bs[k][j] = v.x, Bs[k + 1][j] = v.y, Bs[k + 2][j] = v.z, Bs[k + 3][j] = v.w;
+      else Bs[k][j] = v.x, Bs[k][j + 1] = v.y, Bs[k][j + 2] = v.z, Bs[k][j + 3] = v.w;
     }
     __syncthreads();
 #pragma unroll

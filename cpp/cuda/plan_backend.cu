@@ -115,14 +115,18 @@ __global__ void global_scale_kernel(const double* squares, int n, float clip, fl
 __global__ void fused_update_kernel(model::OptimizerSpec spec, const double* lr, int64_t step, const Segment* segs,
                                     int n_segs, i64 total, float* params, const float* grads, float* s0, float* s1,
                                     float* s2, const float* scale, int clip_kind, float clip) {
-  __shared__ cpu::OptimizerArgs shared_args;
+  __shared__ float hyper[5];  // lr, h0..h3 (a plain array: a __shared__ variable cannot have a constructor)
   if (threadIdx.x == 0) {
-    cpu::OptimizerArgs a;
-    model::optimizer_hyperparameters(spec, *lr, step, &a);
-    shared_args = a;
+    cpu::OptimizerArgs t;
+    model::optimizer_hyperparameters(spec, *lr, step, &t);
+    hyper[0] = t.lr, hyper[1] = t.h0, hyper[2] = t.h1, hyper[3] = t.h2, hyper[4] = t.h3;
   }
   __syncthreads();
-  cpu::OptimizerArgs a = shared_args;
+  cpu::OptimizerArgs a;
+  a.kind = spec.kind;
+  a.weight_decay = spec.weight_decay;
+  a.nesterov = spec.nesterov;
+  a.lr = hyper[0], a.h0 = hyper[1], a.h1 = hyper[2], a.h2 = hyper[3], a.h3 = hyper[4];
   a.clip_value = clip_kind == cpu::kClipValue ? clip : 0.f;
   for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < total; i += (i64)gridDim.x * blockDim.x) {
     int lo = 0, hi = n_segs - 1;

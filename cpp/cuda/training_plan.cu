@@ -208,19 +208,26 @@ void CudaTrainingPlan::train_steps(const HostRows& data, i64 rows, i64 batch, co
 void CudaTrainingPlan::set_dataset(const HostRows& data, i64 rows) {
   dataset_rows_ = 0;
   const i64 in = in_features(), out = out_features();
-  data_x_.resize(sizeof(float) * (size_t)(rows * in));
-  copy_to_device(data_x_.as<void>(), data.x, sizeof(float) * (size_t)(rows * in));
-  if (sparse_) {
-    data_y_.resize(sizeof(int64_t) * (size_t)rows);
-    copy_to_device(data_y_.as<void>(), data.labels, sizeof(int64_t) * (size_t)rows);
-  } else {
-    data_y_.resize(sizeof(float) * (size_t)(rows * out));
-    copy_to_device(data_y_.as<void>(), data.y, sizeof(float) * (size_t)(rows * out));
-  }
-  dataset_weighted_ = data.weights != nullptr;
-  if (dataset_weighted_) {
-    data_w_.resize(sizeof(float) * (size_t)rows);
-    copy_to_device(data_w_.as<void>(), data.weights, sizeof(float) * (size_t)rows);
+  try {
+    data_x_.resize(sizeof(float) * (size_t)(rows * in));
+    copy_to_device(data_x_.as<void>(), data.x, sizeof(float) * (size_t)(rows * in));
+    if (sparse_) {
+      data_y_.resize(sizeof(int64_t) * (size_t)rows);
+      copy_to_device(data_y_.as<void>(), data.labels, sizeof(int64_t) * (size_t)rows);
+    } else {
+      data_y_.resize(sizeof(float) * (size_t)(rows * out));
+      copy_to_device(data_y_.as<void>(), data.y, sizeof(float) * (size_t)(rows * out));
+    }
+    dataset_weighted_ = data.weights != nullptr;
+    if (dataset_weighted_) {
+      data_w_.resize(sizeof(float) * (size_t)rows);
+      copy_to_device(data_w_.as<void>(), data.weights, sizeof(float) * (size_t)rows);
+    }
+  } catch (...) {  // too large (or a copy failed): hold nothing, the caller stages batches instead
+    data_x_ = DeviceBuffer();
+    data_y_ = DeviceBuffer();
+    data_w_ = DeviceBuffer();
+    throw;
   }
   dataset_rows_ = rows;
 }
