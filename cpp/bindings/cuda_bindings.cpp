@@ -361,7 +361,7 @@ void bind_cuda(py::module_& m) {
   });
   m.def("cuda_optimizer_step", [](int kind, DeviceArray& w, const DeviceArray& g, const py::object& s0,
                                   const py::object& s1, const py::object& s2, float lr, float weight_decay, float h0,
-                                  float h1, float h2, float h3, bool nesterov, float clip_value) {
+                                  float h1, float h2, float h3, bool nesterov, float clip_value, float grad_scale) {
     if (kind < gradsmith::cpu::kSgd || kind > gradsmith::cpu::kAdagrad) throw py::value_error("unknown optimizer");
     same_size(w, g, "optimizer_step");
     gradsmith::cpu::OptimizerArgs a;
@@ -378,6 +378,13 @@ void bind_cuda(py::module_& m) {
     a.h0 = h0, a.h1 = h1, a.h2 = h2, a.h3 = h3;
     a.nesterov = nesterov;
     a.clip_value = clip_value;
+    a.grad_scale = grad_scale;
     cuda::optimizer_step(a, w.size());
-  });
+  }, py::arg("kind"), py::arg("w"), py::arg("g"), py::arg("s0"), py::arg("s1"), py::arg("s2"), py::arg("lr"),
+        py::arg("weight_decay"), py::arg("h0"), py::arg("h1"), py::arg("h2"), py::arg("h3"), py::arg("nesterov"),
+        py::arg("clip_value"), py::arg("grad_scale") = 1.0f);
+  m.def("cuda_sum_squares", [](const DeviceArray& x) {
+    py::gil_scoped_release nogil;
+    return cuda::sum_squares(x.data(), x.size());
+  }, py::arg("x"), "sum x^2 in double, in a fixed order (the same bits every run); waits for the result.");
 }

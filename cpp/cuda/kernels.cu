@@ -180,6 +180,20 @@ __global__ void sum_fixed_order_kernel(const double* x, i64 n, double divide, do
   }
 }
 
+// One block: thread t squares and adds t, t + 256, ... in order, then the fixed tree.
+__global__ void sum_squares_kernel(const float* x, i64 n, double* out) {
+  __shared__ double part[256];
+  double s = 0.0;
+  for (i64 i = threadIdx.x; i < n; i += 256) s += (double)x[i] * (double)x[i];
+  part[threadIdx.x] = s;
+  __syncthreads();
+  for (int half = 128; half > 0; half /= 2) {
+    if ((int)threadIdx.x < half) part[threadIdx.x] += part[threadIdx.x + half];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) *out = part[0];
+}
+
 __global__ void col_sums_kernel(const float* x, float* out, i64 rows, i64 cols) {
   const i64 j = blockIdx.x * (i64)blockDim.x + threadIdx.x;
   if (j >= cols) return;
@@ -226,6 +240,22 @@ double loss_and_grad(const LossArgs& args, const float* y_true, const int64_t* l
     throw;
   }
   release(scratch);
+  return total;
+}
+
+double sum_squares(const float* x, i64 n) {
+  if (n <= 0) return 0.0;
+  double* out = static_cast<double*>(allocate(sizeof(double)));
+  double total = 0.0;
+  try {
+    sum_squares_kernel<<<1, 256>>>(x, n, out);
+    check_launch("sum of squares kernel");
+    copy_to_host(&total, out, sizeof(double));
+  } catch (...) {
+    release(out);
+    throw;
+  }
+  release(out);
   return total;
 }
 

@@ -62,6 +62,8 @@ double loss_and_grad(const LossArgs& args, const float* y_true, const int64_t* l
 void loss_and_grad_into(const LossArgs& args, double weight, const float* y_true, const int64_t* labels,
                         const float* y_pred, const float* sample_weight, float* grad, i64 rows, i64 cols,
                         double* row_scratch, double* value);
+// sum x_i^2 over n floats, in double and a fixed order; the value comes back to the host.
+double sum_squares(const float* x, i64 n);
 // out[j] = sum_i x[i, j], rows in order.
 void col_sums(const float* x, float* out, i64 rows, i64 cols);
 

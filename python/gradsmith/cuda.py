@@ -226,20 +226,34 @@ def sum_rows(x, out=None):
     return out
 
 
+def _clip_scale(norm, clip):
+    """c / max(norm, c) rounded to float32, NaN for a NaN norm (as the CPU kernel)."""
+    return float("nan") if norm != norm else float(np.float32(clip / max(norm, clip)))
+
+
 def optimizer_step(kind, params, grads, states, lr, weight_decay, hyper, nesterov, clip_kind, clip):
-    """The fused update on device buffers, one launch per (param, grad, state...) set, in place.
-    Clipping by value works; norm clipping on the GPU is not there yet."""
+    """The fused update on device buffers, one launch per (param, grad, state...) set, in place. Norm
+    clipping first sums each gradient's squares on the device (fixed order, in double) and brings the
+    norms back: clipnorm scales each gradient by c / max(||g||, c), global_clipnorm all of them by
+    c / max(||(g_1, g_2, ...)||, c), as the CPU kernel does."""
     _require()
-    if clip_kind not in (0, 1):
-        raise NotImplementedError("clipnorm / global_clipnorm on the GPU are not there yet; use clipvalue")
     from gradsmith.ops import _as_list
 
     plist, glist = _as_list(params), _as_list(grads)
     slists = [None if s is None else _as_list(s) for s in states]
     if len(glist) != len(plist) or any(s is not None and len(s) != len(plist) for s in slists):
         raise ValueError("optimizer step: give one gradient and one state buffer per parameter")
-    for i, (p, g) in enumerate(zip(plist, glist)):
-        p, g = as_device_array(p, f"params[{i}]"), as_device_array(g, f"grads[{i}]")
+    pairs = [(as_device_array(p, f"params[{i}]"), as_device_array(g, f"grads[{i}]"))
+             for i, (p, g) in enumerate(zip(plist, glist))]
+    scales = [1.0] * len(pairs)
+    if clip_kind in (2, 3):
+        squares = [float(_core.cuda_sum_squares(g)) for _, g in pairs]
+        if clip_kind == 2:
+            scales = [_clip_scale(float(np.sqrt(sq)), clip) for sq in squares]
+        else:
+            norm = float(np.sqrt(sum(squares)))
+            scales = [_clip_scale(norm, clip) + float(np.float32(norm - norm))] * len(pairs)
+    for i, (p, g) in enumerate(pairs):
         s = [None if sl is None else as_device_array(sl[i], "state") for sl in slists]
         _core.cuda_optimizer_step(kind, p, g, s[0], s[1], s[2], lr, weight_decay, *hyper, nesterov,
-                                  clip if clip_kind == 1 else 0.0)
+                                  clip if clip_kind == 1 else 0.0, scales[i])

@@ -230,5 +230,16 @@ def test_ops_optimizer_steps_take_device_arrays(rng):
     ops.adam_step(dev[0], _device(g), dev[1], dev[2], step=4, learning_rate=0.01, clipvalue=0.5)
     for got, want in zip(dev, cpu):
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-6, atol=1e-7)
-    with pytest.raises(NotImplementedError, match="clipnorm"):
-        ops.sgd_step(dev[0], _device(g), clipnorm=1.0)
+
+
+
+@pytest.mark.parametrize("clip", [{"clipnorm": 0.3}, {"global_clipnorm": 0.3}, {"clipnorm": 1e9}])
+def test_ops_optimizer_steps_clip_by_norm_on_device(rng, clip):
+    sizes = [257, 3001, 1]
+    ws, gs, ms = ([rng.standard_normal(n).astype(np.float32) for n in sizes] for _ in range(3))
+    cpu_w, cpu_m = [a.copy() for a in ws], [a.copy() for a in ms]
+    dev_w, dev_m = [_device(a) for a in ws], [_device(a) for a in ms]
+    ops.sgd_step(cpu_w, gs, cpu_m, learning_rate=0.1, momentum=0.9, **clip)
+    ops.sgd_step(dev_w, [_device(a) for a in gs], dev_m, learning_rate=0.1, momentum=0.9, **clip)
+    for got, want in zip(dev_w + dev_m, cpu_w + cpu_m):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-6, atol=1e-7)
