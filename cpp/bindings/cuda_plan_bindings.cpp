@@ -54,17 +54,12 @@ class PyCudaTrainingPlan {
     if (batch_size < 1) throw py::value_error("batch_size must be >= 1");
     const bindings::Batch b = batch_args(x, y_true, labels, sample_weight);
     const i64 steps = (b.rows + batch_size - 1) / batch_size;
-    expect_shape(lrs, "lrs", {steps});
-    const double* L = data_of<double>(lrs, "lrs", false);
-    py::array_t<double> values(steps);
-    py::array_t<int64_t> correct({(py::ssize_t)steps, (py::ssize_t)plan_->num_metrics()});
-    double* V = values.mutable_data();
-    int64_t* C = correct.mutable_data();
+    const bindings::RunArrays run(lrs, steps, plan_->num_metrics());
     {
       py::gil_scoped_release nogil;
-      plan_->train_steps(rows_of(b), b.rows, batch_size, L, first_step, V, C);
+      plan_->train_steps(rows_of(b), b.rows, batch_size, run.lr, first_step, run.value_data, run.count_data);
     }
-    return py::make_tuple(values, correct);
+    return run.result();
   }
 
   py::tuple train_step(const py::array& x, const py::object& y_true, const py::object& labels,
@@ -97,17 +92,12 @@ class PyCudaTrainingPlan {
         throw py::value_error("order: row " + std::to_string(O[i]) + " is outside the dataset's " +
                               std::to_string(dataset_rows_) + " rows");
     const i64 steps = (n + batch_size - 1) / batch_size;
-    expect_shape(lrs, "lrs", {steps});
-    const double* L = data_of<double>(lrs, "lrs", false);
-    py::array_t<double> values(steps);
-    py::array_t<int64_t> correct({(py::ssize_t)steps, (py::ssize_t)plan_->num_metrics()});
-    double* V = values.mutable_data();
-    int64_t* C = correct.mutable_data();
+    const bindings::RunArrays run(lrs, steps, plan_->num_metrics());
     {
       py::gil_scoped_release nogil;
-      plan_->train_steps_resident(O, n, batch_size, L, first_step, V, C);
+      plan_->train_steps_resident(O, n, batch_size, run.lr, first_step, run.value_data, run.count_data);
     }
-    return py::make_tuple(values, correct);
+    return run.result();
   }
 
   py::tuple test_step(const py::array& x, const py::object& y_true, const py::object& labels,

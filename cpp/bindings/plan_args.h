@@ -174,5 +174,24 @@ inline Batch batch_args(i64 in, i64 out, bool sparse, const py::array& x, const 
   return b;
 }
 
+// A run of `steps` training steps: its learning rates (checked), and the arrays its losses (steps,) and
+// metric counts (steps, metrics) go to.
+struct RunArrays {
+  RunArrays(const py::array& lrs, i64 steps, size_t metrics)
+      : values(steps), counts({(py::ssize_t)steps, (py::ssize_t)metrics}) {
+    expect_shape(lrs, "lrs", {steps});
+    lr = data_of<double>(lrs, "lrs", false);
+    value_data = values.mutable_data();
+    count_data = counts.mutable_data();
+  }
+  py::tuple result() const { return py::make_tuple(values, counts); }
+
+  const double* lr = nullptr;
+  py::array_t<double> values;
+  py::array_t<int64_t> counts;
+  double* value_data = nullptr;
+  int64_t* count_data = nullptr;
+};
+
 }  // namespace bindings
 }  // namespace gradsmith

@@ -60,18 +60,14 @@ class PyTrainingPlan {
     if (batch_size < 1) throw py::value_error("batch_size must be >= 1");
     const Batch b = batch_args(x, y_true, labels, sample_weight);
     const i64 steps = (b.rows + batch_size - 1) / batch_size;
-    expect_shape(lrs, "lrs", {steps});
-    const double* L = data_of<double>(lrs, "lrs", false);
-    py::array_t<double> values(steps);
-    py::array_t<int64_t> correct({(py::ssize_t)steps, (py::ssize_t)plan_->num_metrics()});
-    double* V = values.mutable_data();
-    int64_t* C = correct.mutable_data();
+    const bindings::RunArrays run(lrs, steps, plan_->num_metrics());
     {
       const gradsmith::bindings::TrainingCall call;
-      plan_->train_steps(b.x, b.y, b.labels, b.weights, b.rows, batch_size, L, first_step, V, C);
+      plan_->train_steps(b.x, b.y, b.labels, b.weights, b.rows, batch_size, run.lr, first_step, run.value_data,
+                         run.count_data);
     }
     batch_ = b.rows - (steps - 1) * batch_size;
-    return py::make_tuple(values, correct);
+    return run.result();
   }
 
   // evaluate's step: (loss, (correct counts...)); the weights are not touched.
