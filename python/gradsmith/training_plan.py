@@ -36,6 +36,9 @@ _COUNT_BINARY, _COUNT_CATEGORICAL, _COUNT_SPARSE = 0, 1, 2
 _MAX_COUNTED = 8  # metric counts one step returns (the binding's limit)
 
 
+_NO_SESSION = contextlib.nullcontext()
+
+
 class _NotPlannable(Exception):
     """Raised while building: this model takes the Python path (the message says why)."""
 
@@ -193,14 +196,16 @@ class CompiledStep:
         self._in_session = False
         self._dataset_of = None  # the ArrayBatches whose rows are on the device (train_epoch_resident)
 
-    @contextlib.contextmanager
     def session(self, training=True):
         """On the device: the host weights and optimizer state uploaded once for the block, and (training)
         copied back at its end. If the block fails, the host keeps the weights it had before it, and the
-        optimizer's step count is put back. On the CPU, nothing to do."""
+        optimizer's step count is put back. On the CPU (or inside a session), nothing to do."""
         if not self.on_device or self._in_session:
-            yield
-            return
+            return _NO_SESSION
+        return self._device_session(training)
+
+    @contextlib.contextmanager
+    def _device_session(self, training):
         iterations = self.optimizer._iterations
         self.plan.upload()
         self._in_session = True
