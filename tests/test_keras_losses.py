@@ -90,6 +90,16 @@ CLASSES = {
     "binary_crossentropy": (L.BinaryCrossentropy, {}),
     "categorical_crossentropy": (L.CategoricalCrossentropy, {}),
     "sparse_categorical_crossentropy": (L.SparseCategoricalCrossentropy, {}),
+    "hinge": (L.Hinge, {}),
+    "squared_hinge": (L.SquaredHinge, {}),
+    "log_cosh": (L.LogCosh, {}),
+    "poisson": (L.Poisson, {}),
+    "mean_squared_logarithmic_error": (L.MeanSquaredLogarithmicError, {}),
+    "msle": (L.MeanSquaredLogarithmicError, {}),
+    "mean_absolute_percentage_error": (L.MeanAbsolutePercentageError, {}),
+    "mape": (L.MeanAbsolutePercentageError, {}),
+    "kl_divergence": (L.KLDivergence, {}),
+    "kld": (L.KLDivergence, {}),
 }
 # Keras 3's SparseCategoricalCrossentropy has no label_smoothing.
 ORACLE_CASES = [(n, kw) for n, kw in R.losses.LOSSES

@@ -27,7 +27,7 @@ GRAD_ULPS = 4  # measured: <= 2.7 (mse), <= 1.9 (cross-entropies)
 
 
 def _canonical(name):
-    return {"mse": "mean_squared_error", "mae": "mean_absolute_error"}.get(name, name)
+    return R.losses.ALIASES.get(name, name)
 
 
 def _smoothed_targets(name, params, y_true, n, c):
@@ -39,6 +39,8 @@ def _smoothed_targets(name, params, y_true, n, c):
         t = f64(y_true).reshape(n, c)
     if name == "binary_crossentropy":
         return t * (1.0 - ls) + 0.5 * ls
+    if name in ("hinge", "squared_hinge") and np.all((t == 0) | (t == 1)):
+        return 2.0 * t - 1.0
     if name.endswith("categorical_crossentropy"):
         return t * (1.0 - ls) + ls / c
     return t
@@ -68,14 +70,37 @@ def _grad_scale(name, params, y_true, y_pred, w):
             q = np.clip(p / s, 1e-7, 1 - 1e-7)
             u = np.abs(t) / q
             scale = (u + np.sum(u * q, axis=1, keepdims=True)) * (c + 3) / np.abs(s) * np.abs(w) / n
-        else:  # mse, mae, huber: relative
+        elif name == "log_cosh":  # tanh(p - t): p - t rounds to float32 first
+            scale = (np.abs(p) + np.abs(t)) * np.abs(w) / (c * n)
+        elif name == "poisson":  # 1 - t / (p + eps)
+            scale = (1.0 + np.abs(t) / np.abs(p + 1e-7)) * np.abs(w) / (c * n)
+        elif name == "squared_hinge":  # -2 t (1 - t p)
+            scale = 2.0 * np.abs(t) * (1.0 + np.abs(t * p)) * np.abs(w) / (c * n)
+        elif name == "mean_squared_logarithmic_error":  # 2 (log(p + 1) - log(t + 1)) / (p + 1)
+            pp, tt = np.maximum(p, 1e-7) + 1.0, np.maximum(t, 1e-7) + 1.0
+            scale = 2.0 * (np.abs(np.log(pp)) + np.abs(np.log(tt))) / pp * np.abs(w) / (c * n)
+        else:  # mse, mae, huber, hinge, mape, kl_divergence: relative
             scale = np.zeros_like(p)
     return scale.reshape(np.shape(y_pred))
 
 
-def assert_loss_close(value, grad, expected_value, expected_grad, scale, what=""):
+def _tolerance(name, params, y_true, y_pred, w):
+    """(gradient scale (see _grad_scale), absolute value tolerance beyond VALUE_RTOL). Poisson's terms
+    p - t log(p + eps) cancel in float32 (as in Keras): 4 EPS32 of the weighted mean of |p| + |t log(p + eps)|."""
+    value_atol = 0.0
+    if _canonical(name) == "poisson":
+        p = f64(y_pred).reshape(len(y_pred), -1)
+        t = f64(y_true).reshape(p.shape)
+        wt = np.ones(len(p)) if w is None else f64(w).reshape(-1)
+        size = np.mean(np.abs(p) + np.abs(t * np.log(p + 1e-7)), axis=1)
+        value_atol = 4 * EPS32 * float(np.sum(np.abs(wt) * size)) / len(p)
+    return _grad_scale(name, params, y_true, y_pred, w), value_atol
+
+
+def assert_loss_close(value, grad, expected_value, expected_grad, tolerance, what=""):
+    scale, value_atol = tolerance
     assert isinstance(value, float)
-    assert value == pytest.approx(expected_value, rel=VALUE_RTOL, abs=VALUE_ATOL), f"{what}: value"
+    assert value == pytest.approx(expected_value, rel=VALUE_RTOL, abs=VALUE_ATOL + value_atol), f"{what}: value"
     assert grad.dtype == np.float32
     assert_within(grad, expected_grad, GRAD_ULPS * EPS32 * (np.abs(expected_grad) + scale) + TINY32,
                   what=f"{what}: grad")
@@ -107,7 +132,7 @@ def test_value_and_grad_match_reference(isa, rng, case, n, c, weighted):
     value, grad = ops.loss_and_grad(name, y_true, y_pred, sample_weight=w, **params)
     assert grad.shape == y_pred.shape
     expected_value, expected_grad = _reference(name, params, y_true, y_pred, w)
-    assert_loss_close(value, grad, expected_value, expected_grad, _grad_scale(name, params, y_true, y_pred, w),
+    assert_loss_close(value, grad, expected_value, expected_grad, _tolerance(name, params, y_true, y_pred, w),
                       what=case_id(case))
 
 
@@ -123,7 +148,7 @@ def test_one_column_y_pred(isa, rng, case, true_shape):
         value, grad = ops.loss_and_grad(name, y_true, y_pred, **params)
         assert grad.shape == y_pred.shape
         expected_value, expected_grad = _reference(name, params, y_true, y_pred)
-        assert_loss_close(value, grad, expected_value, expected_grad, _grad_scale(name, params, y_true, y_pred, None),
+        assert_loss_close(value, grad, expected_value, expected_grad, _tolerance(name, params, y_true, y_pred, None),
                           what=f"{case_id(case)} y_pred {y_pred.shape} y_true {y_true.shape}")
     # Same numbers whichever way the column is given.
     v1, g1 = ops.loss_and_grad(name, y_true, y_pred2.reshape(n), **params)
@@ -148,7 +173,7 @@ def test_sparse_label_forms(isa, rng, case, labels_as):
              "column": labels.reshape(n, 1)}[labels_as]
     value, grad = ops.loss_and_grad(name, given, y_pred, **params)
     expected_value, expected_grad = _reference(name, params, labels, y_pred)
-    assert_loss_close(value, grad, expected_value, expected_grad, _grad_scale(name, params, labels, y_pred, None),
+    assert_loss_close(value, grad, expected_value, expected_grad, _tolerance(name, params, labels, y_pred, None),
                       what=labels_as)
     one_hot = f32(np.eye(c)[labels])
     v_cat, g_cat = ops.loss_and_grad("categorical_crossentropy", one_hot, y_pred, **params)
@@ -180,7 +205,7 @@ def test_keras_documented_values(isa, name, y_true, y_pred, kwargs, expected):
     w = kwargs.get("sample_weight")
     expected_value, expected_grad = _reference(name, params, y_true, f32(y_pred), w)
     assert_loss_close(value, grad, expected_value, expected_grad,
-                      _grad_scale(name, params, y_true, f32(y_pred), w), what="keras example")
+                      _tolerance(name, params, y_true, f32(y_pred), w), what="keras example")
 
 
 @pytest.mark.parametrize("name, y_true, y_pred, kwargs, expected_value, expected_grad", [
@@ -263,7 +288,7 @@ def test_bit_identical_for_any_thread_count(isa, rng, case):
         assert_bitwise_equal(grad, runs[0][1])
     expected_value, expected_grad = _reference(name, params, y_true, y_pred, w)
     assert_loss_close(runs[0][0], runs[0][1], expected_value, expected_grad,
-                      _grad_scale(name, params, y_true, y_pred, w), what="5000 x 10")
+                      _tolerance(name, params, y_true, y_pred, w), what="5000 x 10")
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)

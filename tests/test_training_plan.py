@@ -23,15 +23,18 @@ def _data(rng, n, features, classes):
 def _targets(loss, labels, classes):
     if loss in ("sparse_categorical_crossentropy", "sparse_logits"):
         return labels
-    if loss in ("categorical_crossentropy",):
+    if loss in ("categorical_crossentropy", "kl_divergence"):
         return np.eye(classes, dtype=np.float32)[labels]
+    if loss == "mean_absolute_percentage_error":
+        return (labels % 2 + 1).astype(np.float32)  # away from 0, which the loss divides by
     return (labels % 2).astype(np.float32)  # one unit
 
 
 def _model(loss, optimizer, classes, *, dropout=0.0, regularizer=None, metrics=("accuracy",), loss_weights=None):
     keras.utils.set_random_seed(11)
     out_units, out_act = {"sparse_categorical_crossentropy": (classes, "softmax"), "sparse_logits": (classes, None),
-                          "categorical_crossentropy": (classes, "softmax"),
+                          "categorical_crossentropy": (classes, "softmax"), "kl_divergence": (classes, "softmax"),
+                          "poisson": (1, "softplus"),
                           "binary_crossentropy": (1, "sigmoid")}.get(loss, (1, None))
     stack = [layers.Dense(24, activation="relu", input_shape=(9,), kernel_regularizer=regularizer),
              layers.Dropout(dropout) if dropout else layers.Activation("linear"),
@@ -83,7 +86,8 @@ OPTIMIZERS = {
     "adagrad_clipvalue": lambda: optimizers.Adagrad(learning_rate=0.1, clipvalue=0.01),
 }
 LOSSES = ["binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy", "sparse_logits",
-          "mean_squared_error", "huber", "mean_absolute_error"]
+          "mean_squared_error", "huber", "mean_absolute_error", "log_cosh", "poisson", "mean_squared_logarithmic_error",
+          "mean_absolute_percentage_error", "kl_divergence"]
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS, ids=str)
@@ -265,3 +269,13 @@ def test_nan_labels_reach_the_python_paths_message_without_a_warning(rng):
     model = _model("sparse_categorical_crossentropy", OPTIMIZERS["adam"], 4)
     with pytest.raises(ValueError, match="not an integer class index"):  # warnings are errors here
         model.fit(x, bad, verbose=0)
+
+
+@pytest.mark.parametrize("loss", ["hinge", "squared_hinge"])
+def test_hinge_losses_train_on_the_python_path(rng, loss):
+    """Keras turns 0/1 targets into -1/1 after looking at each batch's labels, which the plan does not do."""
+    x, labels = _data(rng, 64, 9, 2)
+    model = _model(loss, OPTIMIZERS["sgd"], 2)
+    history = model.fit(x, (labels % 2).astype(np.float32), batch_size=16, epochs=2, verbose=0).history
+    assert model._plan is None and "hinge" in model._plan_reason
+    assert np.all(np.isfinite(history["loss"])) and history["loss"][-1] < history["loss"][0]

@@ -304,7 +304,7 @@ void bind_cuda(py::module_& m) {
   m.def("cuda_loss", [](int kind, bool from_logits, float label_smoothing, float delta, const py::object& y_true,
                         const py::object& labels, const DeviceArray& y_pred, const py::object& sample_weight,
                         DeviceArray& grad) {
-    if (kind < gradsmith::kMse || kind > gradsmith::kSparseCategoricalXent) throw py::value_error("unknown loss");
+    if (kind < gradsmith::kMse || kind >= gradsmith::kNumLosses) throw py::value_error("unknown loss");
     const auto [rows, cols] = dims2(y_pred, "y_pred");
     expect2(grad, "grad", rows, cols);
     const DeviceArray* t = optional(y_true);

@@ -143,7 +143,7 @@ void dense_backward(const py::array& dy, const py::array& x, const py::array& w,
 
 double loss(int kind, bool from_logits, float label_smoothing, float delta, const py::object& y_true,
             const py::object& labels, const py::array& y_pred, const py::object& sample_weight, const py::array& grad) {
-  if (kind < cpu::kMse || kind > cpu::kSparseCategoricalXent) throw py::value_error("unknown loss kind");
+  if (kind < cpu::kMse || kind >= cpu::kNumLosses) throw py::value_error("unknown loss kind");
   const i64 rows = dim(y_pred, "y_pred", 0), cols = dim(y_pred, "y_pred", 1);
   const float* P = data_of<float>(y_pred, "y_pred", false);
   float* G = out2(grad, "grad", rows, cols);

@@ -82,7 +82,7 @@ inline PlanArgs parse_plan_args(const py::list& layers, const py::dict& loss, co
   }
 
   a.loss.kind = get<int>(loss, "kind");
-  if (a.loss.kind < cpu::kMse || a.loss.kind > cpu::kSparseCategoricalXent) throw py::value_error("unknown loss kind");
+  if (a.loss.kind < cpu::kMse || a.loss.kind >= cpu::kNumLosses) throw py::value_error("unknown loss kind");
   a.loss.from_logits = get<bool>(loss, "from_logits");
   a.loss.label_smoothing = get<float>(loss, "label_smoothing");
   a.loss.delta = get<float>(loss, "delta");

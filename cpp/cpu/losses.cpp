@@ -36,7 +36,6 @@ double loss_and_grad(const LossArgs& args, const float* y_true, const int64_t* l
   GS_PROFILE_SCOPE("loss_and_grad", 5.0 * rows * cols, 4.0 * (2 + (y_true ? 1 : 0)) * rows * cols +
                    (labels ? 8.0 * rows : 0) + (sample_weight ? 4.0 * rows : 0), rows, cols, -1);
   if (rows <= 0) return 0.0;
-  const bool categorical = args.kind == kCategoricalXent || args.kind == kSparseCategoricalXent;
   const i64 tasks = (rows + kRowsPerTask - 1) / kRowsPerTask;
   double* partial = scratch<double, kScratchLossPartials>(tasks);
   parallel_for(
@@ -48,13 +47,7 @@ double loss_and_grad(const LossArgs& args, const float* y_true, const int64_t* l
           const float w = sample_weight ? sample_weight[r] : 1.f;
           const float* t = y_true ? y_true + r * cols : nullptr;
           const float* p = y_pred + r * cols;
-          float* g = grad + r * cols;
-          double L;
-          if (categorical) {
-            L = categorical_row(args, t, labels ? labels[r] : -1, p, g, cols, w / (float)rows);
-          } else {
-            L = elementwise_row(args, t, p, g, cols, w / ((float)rows * (float)cols));
-          }
+          const double L = loss_row(args, t, labels ? labels[r] : -1, p, grad + r * cols, cols, w, rows);
           acc += (double)w * L;
         }
         partial[task] = acc;

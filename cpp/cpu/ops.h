@@ -41,6 +41,7 @@ using ::gradsmith::kHuber;
 using ::gradsmith::kBinaryXent;
 using ::gradsmith::kCategoricalXent;
 using ::gradsmith::kSparseCategoricalXent;
+using ::gradsmith::kNumLosses;
 // y_true (rows, cols) or, for the sparse loss, labels (rows,) already checked to lie in [0, cols).
 double loss_and_grad(const LossArgs& args, const float* y_true, const int64_t* labels, const float* y_pred,
                      const float* sample_weight, float* grad, i64 rows, i64 cols);

@@ -146,15 +146,10 @@ __global__ void softmax_backward_kernel(const float* dy, const float* z, float* 
 // A loss weight other than 1 then scales the row's gradient, as the CPU plan does.
 __global__ void loss_rows_kernel(LossArgs a, float weight, const float* t, const int64_t* labels, const float* p,
                                  const float* w, float* g, double* per_row, i64 rows, i64 cols) {
-  const bool categorical = a.kind == kCategoricalXent || a.kind == kSparseCategoricalXent;
   for (i64 r = blockIdx.x * (i64)blockDim.x + threadIdx.x; r < rows; r += (i64)gridDim.x * blockDim.x) {
     const float wr = w ? w[r] : 1.f;
-    const float* tr = t ? t + r * cols : nullptr;
-    const double L = categorical
-                         ? math::categorical_row(a, tr, labels ? labels[r] : -1, p + r * cols, g + r * cols, cols,
-                                                 wr / (float)rows)
-                         : math::elementwise_row(a, tr, p + r * cols, g + r * cols, cols,
-                                                 wr / ((float)rows * (float)cols));
+    const double L = math::loss_row(a, t ? t + r * cols : nullptr, labels ? labels[r] : -1, p + r * cols,
+                                    g + r * cols, cols, wr, rows);
     per_row[r] = (double)wr * L;
     if (weight != 1.f)
       for (i64 j = 0; j < cols; ++j) g[r * cols + j] *= weight;

@@ -150,6 +150,58 @@ GS_HD float binary_xent_logit(float t, float x, float* g) {
   return max_f(x, 0.f) - x * t + log1pf(expf(-fabsf(x)));
 }
 
+// NumPy's maximum: a NaN in either argument gives NaN.
+GS_HD float nan_max_f(float a, float b) { return (a > b || a != a) ? a : b; }
+
+// Hinge: m = 1 - t p, term max(m, 0), gradient -t where m > 0 (t in {-1, 1}: the caller converts 0/1 labels).
+GS_HD float hinge_term(float t, float p, float* g) {
+  const float m = 1.f - t * p;
+  *g = m > 0.f ? -t : (m == m ? 0.f : m);
+  return nan_max_f(m, 0.f);
+}
+// Squared hinge: max(m, 0)^2, gradient -2 t max(m, 0).
+GS_HD float squared_hinge_term(float t, float p, float* g) {
+  const float h = nan_max_f(1.f - t * p, 0.f);
+  *g = -2.f * t * h;
+  return h * h;
+}
+// log(cosh(x)), x = p - t, gradient tanh(x). Keras writes x + softplus(-2x) - log 2, which cancels for small
+// x; 2 sinh(x/2)^2 = cosh(x) - 1 keeps it exact there (and |x| + log1p(e^-2|x|) - log 2 where cosh overflows).
+GS_HD float log_cosh_term(float t, float p, float* g) {
+  const float x = p - t, a = fabsf(x);
+  *g = tanhf(x);
+  if (a > 10.f) return a + log1pf(expf(-2.f * a)) - 0.6931471805599453f;
+  const float s = sinhf(0.5f * x);
+  return log1pf(2.f * s * s);
+}
+// Poisson: p - t log(p + eps), gradient 1 - t / (p + eps).
+GS_HD float poisson_term(float t, float p, float* g) {
+  const float q = p + kProbEpsilon;
+  *g = 1.f - t / q;
+  return p - t * logf(q);
+}
+// Squared log error: (log(max(p, eps) + 1) - log(max(t, eps) + 1))^2, gradient 2 d / (p + 1) where p > eps
+// (log1p: the logs of values near 0 keep their digits).
+GS_HD float squared_log_error_term(float t, float p, float* g) {
+  const float pm = nan_max_f(p, kProbEpsilon);
+  const float d = log1pf(pm) - log1pf(nan_max_f(t, kProbEpsilon));
+  *g = p > kProbEpsilon ? 2.f * d / (pm + 1.f) : (p == p ? 0.f : p);
+  return d * d;
+}
+// Absolute percentage error: 100 |t - p| / max(|t|, eps), gradient 100 sign(p - t) / max(|t|, eps).
+GS_HD float absolute_percentage_error_term(float t, float p, float* g) {
+  const float d = nan_max_f(fabsf(t), kProbEpsilon);
+  *g = 100.f * sign_f(p - t) / d;
+  return 100.f * fabsf(t - p) / d;
+}
+// Kullback-Leibler: t' log(t' / p') with t', p' clipped to [eps, 1]; gradient -t' / p' where p is inside.
+GS_HD float kl_divergence_term(float t, float p, float* g) {
+  const float tc = clamp_f(t, kProbEpsilon, 1.f), pc = clamp_f(p, kProbEpsilon, 1.f);
+  const bool inside = p >= kProbEpsilon && p <= 1.f;
+  *g = inside ? -tc / pc : (p == p ? 0.f : p);
+  return tc * logf(tc / pc);
+}
+
 // Weight penalties (Keras L1L2): value l1*sum|w| + l2*sum w^2, whose gradient
 // is l1*sign(w) + 2*l2*w; `two_l2` is 2*l2 rounded once to float.
 GS_HD float penalty_grad(float w, float l1, float two_l2) { return l1 * sign_f(w) + two_l2 * w; }

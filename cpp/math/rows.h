@@ -12,7 +12,11 @@
 namespace gradsmith {
 
 // Loss kinds: the numbers are part of the binding's ABI (python/gradsmith/ops.py _LOSS_KINDS).
-enum LossKind : int { kMse = 0, kMae, kHuber, kBinaryXent, kCategoricalXent, kSparseCategoricalXent };
+enum LossKind : int {
+  kMse = 0, kMae, kHuber, kBinaryXent, kCategoricalXent, kSparseCategoricalXent,
+  kHinge, kSquaredHinge, kLogCosh, kPoisson, kSquaredLogError, kAbsolutePercentageError, kKlDivergence,
+  kNumLosses
+};
 // Counted metrics (cpu::count_correct and the CUDA plan's counts); numbers part of the binding's ABI.
 enum CountKind : int { kCountBinary = 0, kCountCategorical, kCountSparse };
 
@@ -53,7 +57,12 @@ GS_HD void softmax_backward_row(const float* dy, const float* y, float* dz, i64 
   for (i64 j = 0; j < C; ++j) dz[j] = y[j] * (dy[j] - dot);
 }
 
-// Element-wise losses: L = (1/C) sum_j term(t_j, p_j).
+// Whether a sample's loss sums its row (the cross-entropies, KL divergence) rather than averaging it.
+GS_HD bool loss_sums_row(int kind) {
+  return kind == kCategoricalXent || kind == kSparseCategoricalXent || kind == kKlDivergence;
+}
+
+// Element-wise losses: L = (1/C) sum_j term(t_j, p_j) (KL divergence: the sum itself).
 GS_HD double elementwise_row(const LossArgs& a, const float* t, const float* p, float* g, i64 C, float gscale) {
   const float ls = a.label_smoothing;
   double L = 0;
@@ -63,6 +72,13 @@ GS_HD double elementwise_row(const LossArgs& a, const float* t, const float* p, 
       case kMse: v = squared_error(t[j], p[j], &d); break;
       case kMae: v = absolute_error(t[j], p[j], &d); break;
       case kHuber: v = huber(t[j], p[j], a.delta, &d); break;
+      case kHinge: v = hinge_term(t[j], p[j], &d); break;
+      case kSquaredHinge: v = squared_hinge_term(t[j], p[j], &d); break;
+      case kLogCosh: v = log_cosh_term(t[j], p[j], &d); break;
+      case kPoisson: v = poisson_term(t[j], p[j], &d); break;
+      case kSquaredLogError: v = squared_log_error_term(t[j], p[j], &d); break;
+      case kAbsolutePercentageError: v = absolute_percentage_error_term(t[j], p[j], &d); break;
+      case kKlDivergence: v = kl_divergence_term(t[j], p[j], &d); break;
       default: {  // binary cross-entropy; t' = t (1 - ls) + ls / 2
         const float ts = t[j] * (1.f - ls) + 0.5f * ls;
         v = a.from_logits ? binary_xent_logit(ts, p[j], &d) : binary_xent_prob(ts, p[j], &d);
@@ -71,7 +87,7 @@ GS_HD double elementwise_row(const LossArgs& a, const float* t, const float* p, 
     L += v;
     g[j] = d * gscale;
   }
-  return L / (double)C;
+  return loss_sums_row(a.kind) ? L : L / (double)C;
 }
 
 // Smoothed target of class j: t' = t (1 - ls) + ls / C, t one-hot for sparse labels.
@@ -120,6 +136,16 @@ GS_HD double categorical_row(const LossArgs& a, const float* t, int64_t label, c
   }
   for (i64 j = 0; j < C; ++j) g[j] = (g[j] - (float)uq) * inv * gscale;
   return L;
+}
+
+// One sample of a loss with Keras's 'sum_over_batch_size' over `rows` rows: returns its loss L_i and writes
+// w dL_i/dp / rows to g (the mean over the row's C entries folded in where the loss averages). The CPU and
+// CUDA loss kernels both call this.
+GS_HD double loss_row(const LossArgs& a, const float* t, int64_t label, const float* p, float* g, i64 C, float w,
+                      i64 rows) {
+  if (a.kind == kCategoricalXent || a.kind == kSparseCategoricalXent)
+    return categorical_row(a, t, label, p, g, C, w / (float)rows);
+  return elementwise_row(a, t, p, g, C, loss_sums_row(a.kind) ? w / (float)rows : w / ((float)rows * (float)C));
 }
 
 // The first index of the row's maximum (NumPy's argmax: a NaN wins at its first place).

@@ -36,6 +36,9 @@ __all__ = [
     "Loss", "LossFunctionWrapper", "MeanSquaredError", "MeanAbsoluteError", "Huber", "BinaryCrossentropy",
     "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "mean_squared_error", "mean_absolute_error", "huber",
     "binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy", "mse", "mae", "MSE", "MAE",
+    "Hinge", "SquaredHinge", "LogCosh", "Poisson", "MeanSquaredLogarithmicError", "MeanAbsolutePercentageError",
+    "KLDivergence", "hinge", "squared_hinge", "log_cosh", "poisson", "mean_squared_logarithmic_error",
+    "mean_absolute_percentage_error", "kl_divergence", "msle", "mape", "kld", "MSLE", "MAPE", "KLD",
     "get", "serialize", "deserialize", "squeeze_or_expand_to_same_rank",
 ]
 
@@ -167,6 +170,65 @@ def huber(y_true, y_pred, delta=1.0):
     return np.asarray(np.mean(per_elem, axis=-1), dtype=_F32)
 
 
+def _regression_pair(y_true, y_pred, name):
+    return _same_shape(_f32(y_true, "y_true"), _f32(y_pred, "y_pred"), name)
+
+
+def hinge(y_true, y_pred):
+    """Per-sample ``mean(maximum(1 - y_true * y_pred, 0), axis=-1)``; 0/1 targets become -1/1 (Keras 3)."""
+    y_true, y_pred = _regression_pair(y_true, y_pred, "hinge")
+    y_true = ops.hinge_labels(y_true)
+    return np.asarray(np.mean(np.maximum(_F32(1.0) - y_true * y_pred, _F32(0.0)), axis=-1), dtype=_F32)
+
+
+def squared_hinge(y_true, y_pred):
+    """Per-sample ``mean(square(maximum(1 - y_true * y_pred, 0)), axis=-1)``; 0/1 targets become -1/1."""
+    y_true, y_pred = _regression_pair(y_true, y_pred, "squared_hinge")
+    y_true = ops.hinge_labels(y_true)
+    return np.asarray(np.mean(np.square(np.maximum(_F32(1.0) - y_true * y_pred, _F32(0.0))), axis=-1), dtype=_F32)
+
+
+def log_cosh(y_true, y_pred):
+    """Per-sample ``mean(log(cosh(y_pred - y_true)), axis=-1)``."""
+    y_true, y_pred = _regression_pair(y_true, y_pred, "log_cosh")
+    x = (y_pred - y_true).astype(np.float64)
+    # Keras: x + softplus(-2x) - log(2); the same function, without its cancellation near 0
+    per_elem = np.abs(x) + np.log1p(np.exp(-2.0 * np.abs(x))) - np.log(2.0)
+    small = np.abs(x) < 10.0
+    per_elem = np.where(small, np.log1p(2.0 * np.sinh(0.5 * np.where(small, x, 0.0)) ** 2), per_elem)
+    return np.asarray(np.mean(per_elem, axis=-1), dtype=_F32)
+
+
+def poisson(y_true, y_pred):
+    """Per-sample ``mean(y_pred - y_true * log(y_pred + eps), axis=-1)``."""
+    y_true, y_pred = _regression_pair(y_true, y_pred, "poisson")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray(np.mean(y_pred - y_true * np.log(y_pred + _F32(EPSILON)), axis=-1), dtype=_F32)
+
+
+def mean_squared_logarithmic_error(y_true, y_pred):
+    """Per-sample ``mean(square(log(max(y_pred, eps) + 1) - log(max(y_true, eps) + 1)), axis=-1)``."""
+    y_true, y_pred = _regression_pair(y_true, y_pred, "mean_squared_logarithmic_error")
+    eps = _F32(EPSILON)
+    d = np.log(np.maximum(y_pred, eps) + _F32(1.0)) - np.log(np.maximum(y_true, eps) + _F32(1.0))
+    return np.asarray(np.mean(np.square(d), axis=-1), dtype=_F32)
+
+
+def mean_absolute_percentage_error(y_true, y_pred):
+    """Per-sample ``100 * mean(abs((y_true - y_pred) / max(abs(y_true), eps)), axis=-1)``."""
+    y_true, y_pred = _regression_pair(y_true, y_pred, "mean_absolute_percentage_error")
+    diff = np.abs((y_true - y_pred) / np.maximum(np.abs(y_true), _F32(EPSILON)))
+    return np.asarray(_F32(100.0) * np.mean(diff, axis=-1), dtype=_F32)
+
+
+def kl_divergence(y_true, y_pred):
+    """Per-sample ``sum(t * log(t / p), axis=-1)`` with t and p clipped to [eps, 1] (Keras 3)."""
+    y_true, y_pred = _regression_pair(y_true, y_pred, "kl_divergence")
+    t = np.clip(y_true, _F32(EPSILON), _F32(1.0))
+    p = np.clip(y_pred, _F32(EPSILON), _F32(1.0))
+    return np.asarray(np.sum(t * np.log(t / p), axis=-1), dtype=_F32)
+
+
 def _sigmoid(x):
     with np.errstate(over="ignore"):
         return np.where(x >= 0, _F32(1.0) / (_F32(1.0) + np.exp(-x)), np.exp(x) / (_F32(1.0) + np.exp(x)))
@@ -263,6 +325,9 @@ def _check_axis(axis, what):
 
 mse = MSE = mean_squared_error
 mae = MAE = mean_absolute_error
+msle = MSLE = mean_squared_logarithmic_error
+mape = MAPE = mean_absolute_percentage_error
+kld = KLD = kl_divergence
 
 
 # --------------------------------------------------------------------------- #
@@ -430,8 +495,7 @@ class Loss:
             S = p.shape[:-1]
             t2 = labels.reshape(-1)
         else:
-            true, p = _same_shape(_f32(y_true, "y_true"), pred, self.name,
-                                  broadcast=kernel in ("mean_squared_error", "mean_absolute_error", "huber"))
+            true, p = _same_shape(_f32(y_true, "y_true"), pred, self.name, broadcast=not kernel.endswith("entropy"))
             if p.ndim == 0:
                 raise ValueError(f"{self.name}: y_pred must be at least 1-D, got a scalar")
             S = p.shape[:-1] if p.ndim >= 2 else ()  # 1-D predictions: ONE loss over all entries (Keras)
@@ -668,6 +732,35 @@ class SparseCategoricalCrossentropy(LossFunctionWrapper):
         return cls(**config)
 
 
+def _simple_loss_class(fn, class_name, default_name, doc):
+    """A Keras 3 loss class over one of this module's functions, with no arguments of its own."""
+
+    def __init__(self, reduction="sum_over_batch_size", name=default_name, dtype=None):
+        LossFunctionWrapper.__init__(self, fn, name=name, reduction=reduction, dtype=dtype)
+
+    def get_config(self):
+        return Loss.get_config(self)
+
+    return type(class_name, (LossFunctionWrapper,), {
+        "__init__": __init__, "get_config": get_config, "from_config": classmethod(lambda cls, c: cls(**c)),
+        "__doc__": doc, "__module__": __name__})
+
+
+Hinge = _simple_loss_class(hinge, "Hinge", "hinge", "``mean(maximum(1 - y_true * y_pred, 0))`` (Keras 3).")
+SquaredHinge = _simple_loss_class(squared_hinge, "SquaredHinge", "squared_hinge",
+                                  "``mean(square(maximum(1 - y_true * y_pred, 0)))`` (Keras 3).")
+LogCosh = _simple_loss_class(log_cosh, "LogCosh", "log_cosh", "``mean(log(cosh(y_pred - y_true)))`` (Keras 3).")
+Poisson = _simple_loss_class(poisson, "Poisson", "poisson", "``mean(y_pred - y_true * log(y_pred + eps))``.")
+MeanSquaredLogarithmicError = _simple_loss_class(
+    mean_squared_logarithmic_error, "MeanSquaredLogarithmicError", "mean_squared_logarithmic_error",
+    "``mean(square(log(y_pred + 1) - log(y_true + 1)))`` (Keras 3, values below eps taken as eps).")
+MeanAbsolutePercentageError = _simple_loss_class(
+    mean_absolute_percentage_error, "MeanAbsolutePercentageError", "mean_absolute_percentage_error",
+    "``100 * mean(abs((y_true - y_pred) / y_true))`` (Keras 3, |y_true| at least eps).")
+KLDivergence = _simple_loss_class(kl_divergence, "KLDivergence", "kl_divergence",
+                                  "``sum(y_true * log(y_true / y_pred))`` with both clipped to [eps, 1] (Keras 3).")
+
+
 _KERNELS = {
     mean_squared_error: "mean_squared_error",
     mean_absolute_error: "mean_absolute_error",
@@ -675,6 +768,13 @@ _KERNELS = {
     binary_crossentropy: "binary_crossentropy",
     categorical_crossentropy: "categorical_crossentropy",
     sparse_categorical_crossentropy: "sparse_categorical_crossentropy",
+    hinge: "hinge",
+    squared_hinge: "squared_hinge",
+    log_cosh: "log_cosh",
+    poisson: "poisson",
+    mean_squared_logarithmic_error: "mean_squared_logarithmic_error",
+    mean_absolute_percentage_error: "mean_absolute_percentage_error",
+    kl_divergence: "kl_divergence",
 }
 
 # Which Loss class computes a given function (get() returns instances: the model needs value_and_grad).
@@ -685,14 +785,22 @@ _CLASS_OF = {
     binary_crossentropy: BinaryCrossentropy,
     categorical_crossentropy: CategoricalCrossentropy,
     sparse_categorical_crossentropy: SparseCategoricalCrossentropy,
+    hinge: Hinge,
+    squared_hinge: SquaredHinge,
+    log_cosh: LogCosh,
+    poisson: Poisson,
+    mean_squared_logarithmic_error: MeanSquaredLogarithmicError,
+    mean_absolute_percentage_error: MeanAbsolutePercentageError,
+    kl_divergence: KLDivergence,
 }
 
-ALL_OBJECTS = {Loss, LossFunctionWrapper, MeanSquaredError, MeanAbsoluteError, Huber, BinaryCrossentropy,
-               CategoricalCrossentropy, SparseCategoricalCrossentropy, mean_squared_error, mean_absolute_error,
-               huber, binary_crossentropy, categorical_crossentropy, sparse_categorical_crossentropy}
+ALL_OBJECTS = {Loss, LossFunctionWrapper, *_CLASS_OF.values(), *_KERNELS}
 ALL_OBJECTS_DICT = {obj.__name__: obj for obj in ALL_OBJECTS}
 ALL_OBJECTS_DICT.update({"bce": binary_crossentropy, "BCE": binary_crossentropy, "mae": mean_absolute_error,
-                         "MAE": mean_absolute_error, "mse": mean_squared_error, "MSE": mean_squared_error})
+                         "MAE": mean_absolute_error, "mse": mean_squared_error, "MSE": mean_squared_error,
+                         "kld": kl_divergence, "KLD": kl_divergence, "mape": mean_absolute_percentage_error,
+                         "MAPE": mean_absolute_percentage_error, "msle": mean_squared_logarithmic_error,
+                         "MSLE": mean_squared_logarithmic_error})
 
 
 def _serialize_function(fn):

@@ -334,9 +334,18 @@ def dense_backward(dy, x, kernel, preactivation, activation="linear", *, use_bia
 _LOSS_KINDS = {
     "mean_squared_error": 0, "mse": 0, "mean_absolute_error": 1, "mae": 1, "huber": 2,
     "binary_crossentropy": 3, "categorical_crossentropy": 4, "sparse_categorical_crossentropy": 5,
+    "hinge": 6, "squared_hinge": 7, "log_cosh": 8, "poisson": 9, "mean_squared_logarithmic_error": 10, "msle": 10,
+    "mean_absolute_percentage_error": 11, "mape": 11, "kl_divergence": 12, "kld": 12,
 }
 LOSSES = tuple(_LOSS_KINDS)
 _SPARSE = 5
+_HINGES = (6, 7)
+
+
+def hinge_labels(y_true):
+    """Keras's hinge targets: labels that are all 0 or 1 become -1 / 1 (2 t - 1); others are kept."""
+    t = _as_f32(y_true, "y_true")
+    return (t * np.float32(2.0) - np.float32(1.0)) if np.all((t == 0) | (t == 1)) else t
 
 
 def _sparse_labels(y_true, rows, classes):
@@ -369,8 +378,10 @@ def loss_and_grad(loss, y_true, y_pred, *, sample_weight=None, from_logits=False
 
     ``loss``: mean_squared_error (mse), mean_absolute_error (mae), huber
     (``delta``), binary_crossentropy, categorical_crossentropy,
-    sparse_categorical_crossentropy; the cross-entropies take ``from_logits``
-    and ``label_smoothing`` as in Keras. Probabilities are clipped to
+    sparse_categorical_crossentropy, hinge, squared_hinge (0/1 targets become
+    -1/1 as in Keras), log_cosh, poisson, mean_squared_logarithmic_error (msle),
+    mean_absolute_percentage_error (mape), kl_divergence (kld); the
+    cross-entropies take ``from_logits`` and ``label_smoothing`` as in Keras. Probabilities are clipped to
     [1e-7, 1 - 1e-7] as Keras does; the logits forms use log-sum-exp and give
     ``softmax - onehot`` (``sigmoid - y`` for binary).
 
@@ -385,6 +396,9 @@ def loss_and_grad(loss, y_true, y_pred, *, sample_weight=None, from_logits=False
         raise ValueError(f"loss: unknown loss {loss!r}; expected one of {', '.join(LOSSES)}")
     kind = _LOSS_KINDS[loss.lower()]
     if _on_device(y_pred, y_true, sample_weight, grad_out):
+        if kind in _HINGES:
+            raise NotImplementedError("hinge losses on device arrays: their 0/1 -> -1/1 label check runs on the "
+                                      "host; pass NumPy arrays")
         return _cuda().loss_and_grad(kind, y_true, y_pred, sample_weight, bool(from_logits),
                                      _float(label_smoothing, "label_smoothing"), _float(delta, "delta"),
                                      kind == _SPARSE, grad_out)
@@ -407,6 +421,8 @@ def loss_and_grad(loss, y_true, y_pred, *, sample_weight=None, from_logits=False
         if true.shape != pred.shape and not (cols == 1 and true.shape in ((rows,), (rows, 1))):
             raise ValueError(f"y_true has shape {true.shape} but y_pred has shape {pred.shape}")
         true2 = true.reshape(rows, cols)
+        if kind in _HINGES:
+            true2 = hinge_labels(true2)
     weights = None
     if sample_weight is not None:
         weights = _as_f32(sample_weight, "sample_weight")

@@ -104,6 +104,8 @@ def _loss_spec(loss, loss_weight):
     kernel, kwargs = spec
     if kwargs.get("ignore_class") is not None:
         raise _NotPlannable("ignore_class has no kernel")
+    if ops._LOSS_KINDS[kernel] in ops._HINGES:
+        raise _NotPlannable("hinge losses check each batch's labels (0/1 or -1/1) in Python")
     return {"kind": ops._LOSS_KINDS[kernel], "from_logits": bool(kwargs.get("from_logits", False)),
             "label_smoothing": float(kwargs.get("label_smoothing", 0.0)), "delta": float(kwargs.get("delta", 1.0)),
             "weight": float(loss_weight)}

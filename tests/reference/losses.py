@@ -14,7 +14,8 @@ EPSILON = 1e-7  # Keras backend epsilon used for probability clipping
 CLIP_LO = float(np.float32(EPSILON))
 CLIP_HI = float(np.float32(1.0 - EPSILON))
 
-ALIASES = {"mse": "mean_squared_error", "mae": "mean_absolute_error"}
+ALIASES = {"mse": "mean_squared_error", "mae": "mean_absolute_error", "msle": "mean_squared_logarithmic_error",
+           "mape": "mean_absolute_percentage_error", "kld": "kl_divergence"}
 
 # Cases (name, kwargs) covering every loss, from_logits both ways and label smoothing.
 LOSSES = [
@@ -36,6 +37,16 @@ LOSSES = [
     ("sparse_categorical_crossentropy", {"label_smoothing": 0.1}),
     ("sparse_categorical_crossentropy", {"from_logits": True}),
     ("sparse_categorical_crossentropy", {"from_logits": True, "label_smoothing": 0.2}),
+    ("hinge", {}),
+    ("squared_hinge", {}),
+    ("log_cosh", {}),
+    ("poisson", {}),
+    ("mean_squared_logarithmic_error", {}),
+    ("msle", {}),
+    ("mean_absolute_percentage_error", {}),
+    ("mape", {}),
+    ("kl_divergence", {}),
+    ("kld", {}),
 ]
 
 
@@ -72,6 +83,8 @@ def _prepare(name, y_true, y_pred, sample_weight, label_smoothing):
         t = t * (1.0 - label_smoothing) + 0.5 * label_smoothing  # t' = t (1 - ls) + 0.5 ls
     elif name.endswith("categorical_crossentropy"):
         t = t * (1.0 - label_smoothing) + label_smoothing / c  # t' = t (1 - ls) + ls / C
+    elif name in ("hinge", "squared_hinge") and np.all((t == 0) | (t == 1)):
+        t = 2.0 * t - 1.0  # Keras: targets that are all 0 or 1 become -1 / 1
     w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64).reshape(n)
     return t, p, w
 
@@ -130,6 +143,49 @@ def _categorical_crossentropy(t, p, from_logits, delta):
     return -np.sum(t * np.log(qc), axis=1), (g - np.sum(g * q, axis=1, keepdims=True)) / s
 
 
+def _hinge(t, p, from_logits, delta):
+    # m = 1 - t p ; L = mean_j max(m, 0) ; dL/dp = -t / C where m > 0
+    m = 1.0 - t * p
+    return np.mean(np.maximum(m, 0.0), axis=1), np.where(m > 0, -t, 0.0) / p.shape[1]
+
+
+def _squared_hinge(t, p, from_logits, delta):
+    # L = mean_j max(1 - t p, 0)^2 ; dL/dp = -2 t max(1 - t p, 0) / C
+    h = np.maximum(1.0 - t * p, 0.0)
+    return np.mean(h**2, axis=1), -2.0 * t * h / p.shape[1]
+
+
+def _log_cosh(t, p, from_logits, delta):
+    # x = p - t ; L = mean_j log(cosh(x)) ; dL/dp = tanh(x) / C
+    x = p - t
+    return np.mean(np.log(np.cosh(x)), axis=1), np.tanh(x) / p.shape[1]
+
+
+def _poisson(t, p, from_logits, delta):
+    # L = mean_j p - t log(p + eps) ; dL/dp = (1 - t / (p + eps)) / C   (eps as float32, as Keras adds it)
+    q = p + CLIP_LO
+    return np.mean(p - t * np.log(q), axis=1), (1.0 - t / q) / p.shape[1]
+
+
+def _msle(t, p, from_logits, delta):
+    # d = log(max(p, eps) + 1) - log(max(t, eps) + 1) ; L = mean_j d^2 ; dL/dp = 2 d / (p + 1) / C where p > eps
+    pp = np.maximum(p, CLIP_LO) + 1.0
+    d = np.log(pp) - np.log(np.maximum(t, CLIP_LO) + 1.0)
+    return np.mean(d**2, axis=1), np.where(p > CLIP_LO, 2.0 * d / pp, 0.0) / p.shape[1]
+
+
+def _mape(t, p, from_logits, delta):
+    # s = max(|t|, eps) ; L = 100 mean_j |t - p| / s ; dL/dp = 100 sign(p - t) / s / C
+    s = np.maximum(np.abs(t), CLIP_LO)
+    return 100.0 * np.mean(np.abs(t - p) / s, axis=1), 100.0 * np.sign(p - t) / s / p.shape[1]
+
+
+def _kl_divergence(t, p, from_logits, delta):
+    # t', p' = clip(t, p to [eps, 1]) ; L = sum_j t' log(t' / p') ; dL/dp = -t' / p' inside [eps, 1], else 0
+    tc, pc = np.clip(t, CLIP_LO, 1.0), np.clip(p, CLIP_LO, 1.0)
+    return np.sum(tc * np.log(tc / pc), axis=1), np.where((p >= CLIP_LO) & (p <= 1.0), -tc / pc, 0.0)
+
+
 _PER_SAMPLE = {
     "mean_squared_error": _mse,
     "mean_absolute_error": _mae,
@@ -137,6 +193,13 @@ _PER_SAMPLE = {
     "binary_crossentropy": _binary_crossentropy,
     "categorical_crossentropy": _categorical_crossentropy,
     "sparse_categorical_crossentropy": _categorical_crossentropy,  # t = onehot(label)
+    "hinge": _hinge,
+    "squared_hinge": _squared_hinge,
+    "log_cosh": _log_cosh,
+    "poisson": _poisson,
+    "mean_squared_logarithmic_error": _msle,
+    "mean_absolute_percentage_error": _mape,
+    "kl_divergence": _kl_divergence,
 }
 
 
@@ -166,6 +229,19 @@ def loss_inputs(name, n, c, rng, from_logits=False):
     """Test inputs (y_true, y_pred) of shape (n, c) (sparse: labels (n,)) valid for `name`,
     away from kinks (mae at e = 0, huber at |e| = 0.5 or 1.0) and from probability clipping."""
     name = canonical_name(name)
+    if name in ("hinge", "squared_hinge"):  # 0/1 labels; |p| in [0.05, 0.9] u [1.1, 2] (no kink at t p = 1)
+        magnitude = rng.choice([0.05, 1.1], size=(n, c)) + rng.uniform(0.0, 0.85, size=(n, c))
+        return rng.integers(0, 2, size=(n, c)).astype(np.float64), rng.choice([-1.0, 1.0], size=(n, c)) * magnitude
+    if name == "poisson":  # counts and positive rates
+        return rng.integers(0, 5, size=(n, c)).astype(np.float64), rng.uniform(0.2, 5.0, size=(n, c))
+    if name == "mean_squared_logarithmic_error":  # non-negative, away from the eps floor
+        return rng.uniform(0.0, 3.0, size=(n, c)), rng.uniform(0.01, 3.0, size=(n, c))
+    if name == "mean_absolute_percentage_error":  # |t| away from 0, p away from t
+        t = rng.choice([-1.0, 1.0], size=(n, c)) * rng.uniform(0.5, 3.0, size=(n, c))
+        return t, t + rng.choice([-1.0, 1.0], size=(n, c)) * rng.uniform(0.05, 1.0, size=(n, c))
+    if name == "kl_divergence":  # probability rows
+        t, p = rng.uniform(0.05, 1.0, size=(n, c)), rng.uniform(0.05, 1.0, size=(n, c))
+        return t / t.sum(axis=1, keepdims=True), p / p.sum(axis=1, keepdims=True)
     if name == "sparse_categorical_crossentropy":
         y_true = rng.integers(0, c, size=n)
     elif name == "categorical_crossentropy":
@@ -206,4 +282,14 @@ KERAS_EXAMPLES = [
     ("categorical_crossentropy", _Y3, _P3, {"sample_weight": [0.3, 0.7]}, 0.814),
     ("sparse_categorical_crossentropy", [1, 2], _P3, {}, 1.177),
     ("sparse_categorical_crossentropy", [[1.0], [2.0]], _P3, {"sample_weight": [0.3, 0.7]}, 0.814),
+    # Keras 3.15 (JAX) on the same inputs, to 3 digits
+    ("hinge", _Y2, _P2, {}, 1.3),
+    ("hinge", _Y2, _P2, {"sample_weight": [0.3, 0.7]}, 0.69),
+    ("squared_hinge", _Y2, _P2, {}, 1.86),
+    ("log_cosh", _Y2, _P2, {}, 0.147),
+    ("poisson", _Y2, _P2, {}, 0.729),
+    ("poisson", _Y2, _P2, {"sample_weight": [0.3, 0.7]}, 0.319),
+    ("mean_squared_logarithmic_error", _Y2, _P2, {}, 0.171),
+    ("kl_divergence", _Y2, _P2, {}, 0.458),
+    ("kld", _Y2, _P2, {"sample_weight": [0.3, 0.7]}, 0.137),
 ]
