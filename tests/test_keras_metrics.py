@@ -124,6 +124,24 @@ def test_regression_and_crossentropy_metric_examples():
                                                                                                      rel=1e-6)
 
 
+
+def test_loss_metric_examples():
+    """Keras 3.15's numbers for the metrics of the hinge, log-cosh, Poisson, MSLE, MAPE and KL losses."""
+    bt, bp, w = [[0, 1], [0, 0]], [[0.6, 0.4], [0.4, 0.6]], [0.3, 0.7]
+    expected = {M.Hinge: (1.3, 1.38), M.SquaredHinge: (1.86, 2.02), M.LogCoshError: (0.14708981, 0.13787162),
+                M.Poisson: (0.72907263, 0.63744354), M.MeanSquaredLogarithmicError: (0.1705593, 0.16915895),
+                M.KLDivergence: (0.45814306, 0.27488464)}
+    for cls, (plain, weighted) in expected.items():
+        assert result_of(cls(), (bt, bp)) == pytest.approx(plain, rel=1e-6), cls.__name__
+        assert result_of(cls(), (bt, bp, w)) == pytest.approx(weighted, rel=1e-6), cls.__name__
+    mape = M.MeanAbsolutePercentageError()
+    assert result_of(mape, ([[1, 2], [3, 4]], [[1.5, 2], [2, 5]])) == pytest.approx(27.083334, rel=1e-6)
+    assert mape.name == "mean_absolute_percentage_error" and M.LogCoshError().name == "logcosh"
+    for name, cls in (("mape", M.MeanAbsolutePercentageError), ("MSLE", M.MeanSquaredLogarithmicError),
+                      ("poisson", M.Poisson), ("kl_divergence", M.KLDivergence), ("squared_hinge", M.SquaredHinge)):
+        assert type(M.get(name)) is cls
+
+
 # --------------------------------------------------------------------------- accumulation and Keras's rules
 def test_accuracy_accumulates_over_batches(rng):
     batches = [(rng.integers(0, 2, (n, 1)), rng.uniform(0, 1, (n, 1))) for n in (3, 5, 8)]

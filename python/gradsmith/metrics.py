@@ -431,6 +431,55 @@ class MeanAbsoluteError(_FnMetric):
         super().__init__(losses.mean_absolute_error, name=name, dtype=dtype)
 
 
+class MeanSquaredLogarithmicError(_FnMetric):
+    """Mean of ``mean(square(log(y_pred + 1) - log(y_true + 1)), axis=-1)``."""
+
+    def __init__(self, name="mean_squared_logarithmic_error", dtype=None):
+        super().__init__(losses.mean_squared_logarithmic_error, name=name, dtype=dtype)
+
+
+class MeanAbsolutePercentageError(_FnMetric):
+    """Mean of ``100 * mean(abs((y_true - y_pred) / y_true), axis=-1)``."""
+
+    def __init__(self, name="mean_absolute_percentage_error", dtype=None):
+        super().__init__(losses.mean_absolute_percentage_error, name=name, dtype=dtype)
+
+
+class LogCoshError(_FnMetric):
+    """Mean of ``mean(log(cosh(y_pred - y_true)), axis=-1)``."""
+
+    def __init__(self, name="logcosh", dtype=None):
+        super().__init__(losses.log_cosh, name=name, dtype=dtype)
+
+
+class Hinge(_FnMetric):
+    """Mean hinge loss (0/1 targets become -1/1)."""
+
+    def __init__(self, name="hinge", dtype=None):
+        super().__init__(losses.hinge, name=name, dtype=dtype)
+
+
+class SquaredHinge(_FnMetric):
+    """Mean squared hinge loss (0/1 targets become -1/1)."""
+
+    def __init__(self, name="squared_hinge", dtype=None):
+        super().__init__(losses.squared_hinge, name=name, dtype=dtype)
+
+
+class Poisson(_FnMetric):
+    """Mean Poisson loss ``mean(y_pred - y_true * log(y_pred + eps), axis=-1)``."""
+
+    def __init__(self, name="poisson", dtype=None):
+        super().__init__(losses.poisson, name=name, dtype=dtype)
+
+
+class KLDivergence(_FnMetric):
+    """Mean Kullback-Leibler divergence ``sum(y_true * log(y_true / y_pred), axis=-1)``."""
+
+    def __init__(self, name="kl_divergence", dtype=None):
+        super().__init__(losses.kl_divergence, name=name, dtype=dtype)
+
+
 class RootMeanSquaredError(Mean):
     """``sqrt(mean(square(y_pred - y_true)))``."""
 
@@ -989,11 +1038,14 @@ ALL_OBJECTS = {Metric, Mean, Sum, MeanMetricWrapper, MeanSquaredError, RootMeanS
                AUC, FalseNegatives, FalsePositives, Precision, Recall, TrueNegatives, TruePositives,
                BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy, Accuracy, BinaryAccuracy,
                CategoricalAccuracy, SparseCategoricalAccuracy, TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy,
-               F1Score, FBetaScore}
+               F1Score, FBetaScore, MeanSquaredLogarithmicError, MeanAbsolutePercentageError, LogCoshError, Hinge,
+               SquaredHinge, Poisson, KLDivergence}
 ALL_OBJECTS_DICT = {cls.__name__: cls for cls in ALL_OBJECTS}
 ALL_OBJECTS_DICT.update({losses._to_snake_case(cls.__name__): cls for cls in ALL_OBJECTS})
 ALL_OBJECTS_DICT.update({"bce": BinaryCrossentropy, "BCE": BinaryCrossentropy, "mse": MeanSquaredError,
-                         "MSE": MeanSquaredError, "mae": MeanAbsoluteError, "MAE": MeanAbsoluteError})
+                         "MSE": MeanSquaredError, "mae": MeanAbsoluteError, "MAE": MeanAbsoluteError,
+                         "mape": MeanAbsolutePercentageError, "MAPE": MeanAbsolutePercentageError,
+                         "msle": MeanSquaredLogarithmicError, "MSLE": MeanSquaredLogarithmicError})
 
 
 def serialize(metric):
