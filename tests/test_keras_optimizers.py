@@ -24,8 +24,11 @@ DEFAULTS = {
     O.AdamW: dict(learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False),
     O.RMSprop: dict(learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False),
     O.Adagrad: dict(learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7),
+    O.Adamax: dict(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7),
+    O.Lion: dict(learning_rate=0.001, beta_1=0.9, beta_2=0.99),
 }
-NAMES = {O.SGD: "SGD", O.Adam: "adam", O.AdamW: "adamw", O.RMSprop: "rmsprop", O.Adagrad: "adagrad"}
+NAMES = {O.SGD: "SGD", O.Adam: "adam", O.AdamW: "adamw", O.RMSprop: "rmsprop", O.Adagrad: "adagrad",
+         O.Adamax: "adamax", O.Lion: "lion"}
 
 CASES = [
     (O.SGD, {}),
@@ -43,6 +46,10 @@ CASES = [
     (O.RMSprop, {"learning_rate": 0.01, "momentum": 0.5, "centered": True, "rho": 0.8, "clipvalue": 0.3}),
     (O.Adagrad, {}),
     (O.Adagrad, {"learning_rate": 0.1, "initial_accumulator_value": 0.5, "epsilon": 1e-3, "weight_decay": 0.05}),
+    (O.Adamax, {}),
+    (O.Adamax, {"learning_rate": 0.01, "beta_1": 0.8, "beta_2": 0.99, "clipnorm": 0.5, "weight_decay": 0.05}),
+    (O.Lion, {}),
+    (O.Lion, {"learning_rate": 0.01, "beta_1": 0.5, "global_clipnorm": 1.0}),
 ]
 SHAPES = [(3, 4), (4,), (2, 1, 3)]
 
@@ -98,6 +105,12 @@ class Reference:
             self.w, s["v"], s["mb"], s["ag"] = R.rmsprop(
                 self.w, g, s.get("v"), momentums=s.get("mb"), average_grads=s.get("ag"), learning_rate=lr,
                 rho=h["rho"], momentum=h["momentum"], epsilon=h["epsilon"], centered=h["centered"], **kw)
+        elif self.cls is O.Adamax:
+            self.w, s["m"], s["u"] = R.adamax(self.w, g, s.get("m"), s.get("u"), step=self.t + 1, learning_rate=lr,
+                                              beta_1=h["beta_1"], beta_2=h["beta_2"], epsilon=h["epsilon"], **kw)
+        elif self.cls is O.Lion:
+            self.w, s["m"] = R.lion(self.w, g, s.get("m"), learning_rate=lr, beta_1=h["beta_1"], beta_2=h["beta_2"],
+                                    **kw)
         else:
             self.w, s["acc"] = R.adagrad(self.w, g, s["acc"], learning_rate=lr, epsilon=h["epsilon"], **kw)
         self.t += 1
@@ -288,7 +301,7 @@ def test_none_gradients_are_skipped_with_a_warning(rng):
 
 # --------------------------------------------------------------------------- kernels and state layout
 KERNEL_OF = {O.SGD: "sgd_step", O.Adam: "adam_step", O.AdamW: "adamw_step", O.RMSprop: "rmsprop_step",
-             O.Adagrad: "adagrad_step"}
+             O.Adagrad: "adagrad_step", O.Adamax: "adamax_step", O.Lion: "lion_step"}
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if not {"clipnorm", "clipvalue", "global_clipnorm"} & set(c[1])],
@@ -323,8 +336,9 @@ def test_one_fused_kernel_call_per_apply(case, rng, monkeypatch):
                                         (lambda: O.Adam(amsgrad=True), ["momentum", "velocity", "velocity_hat"]),
                                         (lambda: O.RMSprop(momentum=0.5, centered=True),
                                          ["velocity", "momentum", "average_gradient"]),
-                                        (O.Adagrad, ["accumulator"])],
-                         ids=["sgd-momentum", "sgd", "adam", "amsgrad", "rmsprop-all", "adagrad"])
+                                        (O.Adagrad, ["accumulator"]), (O.Adamax, ["momentum", "norm"]),
+                                        (O.Lion, ["momentum"])],
+                         ids=["sgd-momentum", "sgd", "adam", "amsgrad", "rmsprop-all", "adagrad", "adamax", "lion"])
 def test_one_flat_buffer_per_slot_kind(cls, kinds, rng):
     _, pviews, _, _ = model_buffers(rng)
     opt = cls()

@@ -31,6 +31,10 @@ OPTIMIZERS = [
     ("rmsprop", {"learning_rate": 0.01, "momentum": 0.5, "centered": True, "rho": 0.8}),
     ("adagrad", {"learning_rate": 0.1}),
     ("adagrad", {"learning_rate": 0.1, "epsilon": 1e-3}),
+    ("adamax", {"learning_rate": 0.01}),
+    ("adamax", {"learning_rate": 0.01, "beta_1": 0.8, "beta_2": 0.99, "epsilon": 1e-3}),
+    ("lion", {"learning_rate": 0.01}),
+    ("lion", {"learning_rate": 0.01, "beta_1": 0.5, "beta_2": 0.9}),
 ]
 CLIPS = [{}, {"clipvalue": 0.5}, {"clipnorm": 1.0}, {"global_clipnorm": 1.5}, {"weight_decay": 0.1}]
 
@@ -53,6 +57,10 @@ def state_names(name, hyper):
     if name == "rmsprop":
         return (["velocities"] + (["momentums"] if hyper.get("momentum", 0.0) else [])
                 + (["average_grads"] if hyper.get("centered") else []))
+    if name == "adamax":
+        return ["m", "u"]
+    if name == "lion":
+        return ["m"]
     return ["accumulators"]
 
 
@@ -60,7 +68,7 @@ def initial_state(name, hyper, shapes, rng):
     """float32 state lists: momenta random, second moments positive (adagrad from Keras's 0.1)."""
     state = {}
     for s in state_names(name, hyper):
-        if s in ("v", "v_hat", "velocities"):
+        if s in ("v", "v_hat", "velocities", "u"):
             state[s] = [f32(rng.uniform(0.0, 0.5, shape) ** 2) for shape in shapes]
         elif s == "accumulators":
             state[s] = [np.full(shape, 0.1, np.float32) for shape in shapes]
@@ -84,6 +92,10 @@ def kernel_step(name, params, grads, state, step, hyper, clip):
     elif name == "rmsprop":
         ops.rmsprop_step(params, grads, state["velocities"], momentums=state.get("momentums"),
                          average_grads=state.get("average_grads"), **kw)
+    elif name == "adamax":
+        ops.adamax_step(params, grads, state["m"], state["u"], step=step, **kw)
+    elif name == "lion":
+        ops.lion_step(params, grads, state["m"], **kw)
     else:
         ops.adagrad_step(params, grads, state["accumulators"], **kw)
 
@@ -106,6 +118,12 @@ def reference_step(name, params, grads, state, step, hyper, clip):
                                  average_grads=s.get("average_grads"), **kw)
         out = {"velocities": v, **({"momentums": mb} if "momentums" in s else {}),
                **({"average_grads": ag} if "average_grads" in s else {})}
+    elif name == "adamax":
+        w, m, u = R.adamax(p, g, s["m"], s["u"], step=step, **kw)
+        out = {"m": m, "u": u}
+    elif name == "lion":
+        w, m = R.lion(p, g, s["m"], **kw)
+        out = {"m": m}
     else:
         w, acc = R.adagrad(p, g, s["accumulators"], **kw)
         out = {"accumulators": acc}
@@ -169,6 +187,20 @@ def _step_magnitudes(name, params, grads, state, step, hyper, clip):
                 update = mb_mag
             else:
                 update = inc_mag
+        elif name == "adamax":
+            b1, b2 = hyper.get("beta_1", 0.9), hyper.get("beta_2", 0.999)
+            eps = hyper.get("epsilon", 1e-7)
+            alpha = lr / (1 - b1**step)
+            m_new = s["m"] + (gi - s["m"]) * (1 - b1)
+            m_mag = np.abs(s["m"]) + (np.abs(gi) + np.abs(s["m"])) * (1 - b1)
+            u_new = np.maximum(b2 * s["u"], np.abs(gi))
+            mags["m"].append(m_mag)
+            mags["u"].append(u_new)
+            update = alpha * (m_mag + 3.0 * np.abs(m_new)) / (u_new + eps)
+        elif name == "lion":
+            b1, b2 = hyper.get("beta_1", 0.9), hyper.get("beta_2", 0.99)
+            mags["m"].append(np.abs(b2 * s["m"]) + np.abs((1 - b2) * gi))
+            update = np.full_like(gi, lr)  # lr * sign(...): exact unless the sign's argument is within rounding of 0
         else:
             eps = hyper.get("epsilon", 1e-7)
             acc_new = s["accumulators"] + gi * gi

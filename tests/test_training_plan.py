@@ -84,6 +84,8 @@ OPTIMIZERS = {
         learning_rate=optimizers.schedules.ExponentialDecay(0.01, decay_steps=3, decay_rate=0.5)),
     "rmsprop_centered_momentum": lambda: optimizers.RMSprop(momentum=0.5, centered=True, global_clipnorm=1.0),
     "adagrad_clipvalue": lambda: optimizers.Adagrad(learning_rate=0.1, clipvalue=0.01),
+    "adamax_clipnorm": lambda: optimizers.Adamax(learning_rate=0.01, clipnorm=0.5),
+    "lion_weight_decay": lambda: optimizers.Lion(learning_rate=0.001, weight_decay=0.01),
 }
 LOSSES = ["binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy", "sparse_logits",
           "mean_squared_error", "huber", "mean_absolute_error", "log_cosh", "poisson", "mean_squared_logarithmic_error",

@@ -362,7 +362,7 @@ void bind_cuda(py::module_& m) {
   m.def("cuda_optimizer_step", [](int kind, DeviceArray& w, const DeviceArray& g, const py::object& s0,
                                   const py::object& s1, const py::object& s2, float lr, float weight_decay, float h0,
                                   float h1, float h2, float h3, bool nesterov, float clip_value, float grad_scale) {
-    if (kind < gradsmith::cpu::kSgd || kind > gradsmith::cpu::kAdagrad) throw py::value_error("unknown optimizer");
+    if (kind < gradsmith::cpu::kSgd || kind >= gradsmith::cpu::kNumOptimizers) throw py::value_error("unknown optimizer");
     same_size(w, g, "optimizer_step");
     gradsmith::cpu::OptimizerArgs a;
     a.kind = kind;
@@ -371,7 +371,8 @@ void bind_cuda(py::module_& m) {
     a.s0 = ptr_or_null(s0, w, "optimizer_step");
     a.s1 = ptr_or_null(s1, w, "optimizer_step");
     a.s2 = ptr_or_null(s2, w, "optimizer_step");
-    if ((kind != gradsmith::cpu::kSgd && !a.s0) || (kind == gradsmith::cpu::kAdam && !a.s1))
+    if ((kind != gradsmith::cpu::kSgd && !a.s0) ||
+        ((kind == gradsmith::cpu::kAdam || kind == gradsmith::cpu::kAdamax) && !a.s1))
       throw py::value_error("optimizer state missing");
     a.lr = lr;
     a.weight_decay = weight_decay;

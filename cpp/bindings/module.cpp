@@ -219,7 +219,7 @@ void check_no_overlap(const std::vector<cpu::ParamBuffer>& bufs) {
 
 void optimizer_step(int kind, const py::object& params_obj, const py::object& grads_obj, const py::object& s0, const py::object& s1, const py::object& s2, float lr, float weight_decay,
                     float h0, float h1, float h2, float h3, bool nesterov, int clip_kind, float clip) {
-  if (kind < cpu::kSgd || kind > cpu::kAdagrad) throw py::value_error("unknown optimizer kind");
+  if (kind < cpu::kSgd || kind >= cpu::kNumOptimizers) throw py::value_error("unknown optimizer kind");
   const std::vector<py::array> params = array_list(params_obj, "params"), grads = array_list(grads_obj, "grads");
   if (clip_kind < cpu::kClipNone || clip_kind > cpu::kClipGlobalNorm) throw py::value_error("unknown clip kind");
   if (grads.size() != params.size())
@@ -227,7 +227,7 @@ void optimizer_step(int kind, const py::object& params_obj, const py::object& gr
                           std::to_string(grads.size()));
   const auto S0 = state_list(s0, "state 0", params), S1 = state_list(s1, "state 1", params),
              S2 = state_list(s2, "state 2", params);
-  const bool needs_s0 = kind != cpu::kSgd, needs_s1 = kind == cpu::kAdam;
+  const bool needs_s0 = kind != cpu::kSgd, needs_s1 = kind == cpu::kAdam || kind == cpu::kAdamax;
   std::vector<cpu::ParamBuffer> bufs;
   for (size_t i = 0; i < params.size(); ++i) {
     same_layout(grads[i], params[i], "grads", "params");

@@ -89,7 +89,7 @@ inline PlanArgs parse_plan_args(const py::list& layers, const py::dict& loss, co
   a.sparse = a.loss.kind == cpu::kSparseCategoricalXent;
 
   a.optimizer.kind = get<int>(optimizer, "kind");
-  if (a.optimizer.kind < cpu::kSgd || a.optimizer.kind > cpu::kAdagrad) throw py::value_error("unknown optimizer kind");
+  if (a.optimizer.kind < cpu::kSgd || a.optimizer.kind >= cpu::kNumOptimizers) throw py::value_error("unknown optimizer kind");
   a.optimizer.weight_decay = get<float>(optimizer, "weight_decay");
   a.optimizer.momentum = get<double>(optimizer, "momentum");
   a.optimizer.beta_1 = get<double>(optimizer, "beta_1");
@@ -114,7 +114,7 @@ inline PlanArgs parse_plan_args(const py::list& layers, const py::dict& loss, co
     a.keep.append(buf);
   }
   const bool needs_s0 = a.optimizer.kind != cpu::kSgd || a.optimizer.momentum != 0.0;
-  const bool needs_s1 = a.optimizer.kind == cpu::kAdam;
+  const bool needs_s1 = a.optimizer.kind == cpu::kAdam || a.optimizer.kind == cpu::kAdamax;
   if ((needs_s0 && !S[0]) || (needs_s1 && !S[1])) throw py::value_error("slots: optimizer state missing");
   for (const auto& r : trainable) a.trainable.push_back({r[0], r[1], r[2]});
 

@@ -21,6 +21,8 @@ __device__ __forceinline__ void update_element(const cpu::OptimizerArgs& a, floa
     case cpu::kSgd: sgd_update(&w, g, s0, a.lr, a.h0, a.nesterov); break;
     case cpu::kAdam: adam_update(&w, g, s0, s1, s2, a.h0, a.h1, a.h2, a.h3); break;
     case cpu::kRmsprop: rmsprop_update(&w, g, s0, s1, s2, a.lr, a.h0, a.h1, a.h2, a.h3); break;
+    case cpu::kAdamax: adamax_update(&w, g, s0, s1, a.h0, a.h1, a.h2, a.h3); break;
+    case cpu::kLion: lion_update(&w, g, s0, a.lr, a.h0, a.h1, a.h2, a.h3); break;
     default: adagrad_update(&w, g, s0, a.lr, a.h0); break;
   }
   *w_at = w;

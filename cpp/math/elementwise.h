@@ -233,6 +233,22 @@ GS_HD void adam_update(float* w, float g, float* m, float* v, float* vhat,
   *w -= alpha * mn / (sqrtf(vn) + eps);
 }
 
+// Adamax: m += (g - m)(1 - b1) ; u = max(b2 u, |g|) ; w -= alpha m / (u + eps), alpha = lr / (1 - b1^t)
+// folded by the caller in double.
+GS_HD void adamax_update(float* w, float g, float* m, float* u, float alpha, float c1, float b2, float eps) {
+  const float mn = *m + (g - *m) * c1;
+  const float un = max_f(b2 * *u, fabsf(g));
+  *m = mn;
+  *u = un;
+  *w -= alpha * mn / (un + eps);
+}
+
+// Lion: w -= lr sign(b1 m + (1 - b1) g) ; m = b2 m + (1 - b2) g.
+GS_HD void lion_update(float* w, float g, float* m, float lr, float b1, float c1, float b2, float c2) {
+  *w -= lr * sign_f(*m * b1 + g * c1);
+  *m = *m * b2 + g * c2;
+}
+
 // RMSprop: v = rho v + (1-rho) g^2 ; centered: ag = rho ag + (1-rho) g, den = v - ag^2 + eps
 //          else den = v + eps ; inc = lr g / sqrt(den) ; momentum: mb = momentum mb + inc, w -= mb ; else w -= inc
 // c = 1 - rho comes from the caller, computed in double (see adam_update).

@@ -88,6 +88,18 @@ GS_HD void optimizer_hyperparameters(const OptimizerSpec& s, double lr, int64_t 
       a->h2 = (float)s.momentum;
       a->h3 = (float)s.epsilon;
       break;
+    case cpu::kAdamax:
+      a->h0 = (float)(lr / (1.0 - pow(s.beta_1, (double)step)));
+      a->h1 = (float)(1.0 - s.beta_1);
+      a->h2 = (float)s.beta_2;
+      a->h3 = (float)s.epsilon;
+      break;
+    case cpu::kLion:
+      a->h0 = (float)s.beta_1;
+      a->h1 = (float)(1.0 - s.beta_1);
+      a->h2 = (float)s.beta_2;
+      a->h3 = (float)(1.0 - s.beta_2);
+      break;
     default:
       a->h0 = (float)s.epsilon;
   }

@@ -31,6 +31,8 @@ __all__ = [
     "adamw_step",
     "rmsprop_step",
     "adagrad_step",
+    "adamax_step",
+    "lion_step",
     "global_norm",
     "dropout_forward",
     "dropout_backward",
@@ -440,7 +442,7 @@ def loss_and_grad(loss, y_true, y_pred, *, sample_weight=None, from_logits=False
 # --------------------------------------------------------------------------- #
 # Fused optimizer steps
 # --------------------------------------------------------------------------- #
-_SGD, _ADAM, _RMSPROP, _ADAGRAD = 0, 1, 2, 3
+_SGD, _ADAM, _RMSPROP, _ADAGRAD, _ADAMAX, _LION = 0, 1, 2, 3, 4, 5
 _CLIP_NONE, _CLIP_VALUE, _CLIP_NORM, _CLIP_GLOBAL_NORM = 0, 1, 2, 3
 
 
@@ -548,6 +550,30 @@ def adam_step(params, grads, m, v, *, step, learning_rate=0.001, beta_1=0.9, bet
     _step(_ADAM, params, grads, ((m, "m"), (v, "v"), (v_hat if amsgrad else None, "v_hat")), lr, weight_decay,
           (float(alpha), 1.0 - b1, 1.0 - b2, _float(epsilon, "epsilon")), False, clipnorm, clipvalue, global_clipnorm,
           required=("m", "v"))
+
+
+def adamax_step(params, grads, m, u, *, step, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None):
+    """One Adamax step in place (Keras 3; ``step`` = t >= 1): ``m += (g - m)(1 - beta_1)``;
+    ``u = max(beta_2 u, |g|)``; ``w -= lr m / ((1 - beta_1**t)(u + epsilon))``, with
+    ``lr / (1 - beta_1**t)`` folded in double and rounded once."""
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 1:
+        raise ValueError(f"adamax_step: step must be an integer >= 1, got {step!r}")
+    lr = _float(learning_rate, "learning_rate")
+    b1, b2 = _float(beta_1, "beta_1"), _float(beta_2, "beta_2")
+    alpha = lr / (1.0 - b1 ** int(step))
+    _step(_ADAMAX, params, grads, ((m, "m"), (u, "u"), (None, "")), lr, weight_decay,
+          (float(alpha), 1.0 - b1, b2, _float(epsilon, "epsilon")), False, clipnorm, clipvalue, global_clipnorm,
+          required=("m", "u"))
+
+
+def lion_step(params, grads, m, *, learning_rate=0.001, beta_1=0.9, beta_2=0.99, weight_decay=None, clipnorm=None,
+              clipvalue=None, global_clipnorm=None):
+    """One Lion step in place (Keras 3): ``w -= lr sign(beta_1 m + (1 - beta_1) g)``;
+    ``m = beta_2 m + (1 - beta_2) g``."""
+    b1, b2 = _float(beta_1, "beta_1"), _float(beta_2, "beta_2")
+    _step(_LION, params, grads, ((m, "m"), (None, ""), (None, "")), learning_rate, weight_decay,
+          (b1, 1.0 - b1, b2, 1.0 - b2), False, clipnorm, clipvalue, global_clipnorm, required=("m",))
 
 
 def adamw_step(params, grads, m, v, *, step, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,

@@ -114,8 +114,10 @@ def _loss_spec(loss, loss_weight):
 # Which slot buffer the kernel reads as state 0, 1, 2 (cpu::OptimizerArgs s0, s1, s2).
 _SLOTS = {O.SGD: ("momentum", None, None), O.Adam: ("momentum", "velocity", "velocity_hat"),
           O.AdamW: ("momentum", "velocity", "velocity_hat"),
-          O.RMSprop: ("velocity", "momentum", "average_gradient"), O.Adagrad: ("accumulator", None, None)}
-_KINDS = {O.SGD: ops._SGD, O.Adam: ops._ADAM, O.AdamW: ops._ADAM, O.RMSprop: ops._RMSPROP, O.Adagrad: ops._ADAGRAD}
+          O.RMSprop: ("velocity", "momentum", "average_gradient"), O.Adagrad: ("accumulator", None, None),
+          O.Adamax: ("momentum", "norm", None), O.Lion: ("momentum", None, None)}
+_KINDS = {O.SGD: ops._SGD, O.Adam: ops._ADAM, O.AdamW: ops._ADAM, O.RMSprop: ops._RMSPROP, O.Adagrad: ops._ADAGRAD,
+          O.Adamax: ops._ADAMAX, O.Lion: ops._LION}
 
 
 def _optimizer_spec(opt, trainable, params):

@@ -55,7 +55,7 @@ def test_dropout_gives_the_cpu_mask(rng, n, rate):
     np.testing.assert_array_equal(y.numpy(), ops.dropout_forward(x, rate, 1234, 7))
 
 
-@pytest.mark.parametrize("kind", ["sgd", "momentum", "adam", "rmsprop", "adagrad"])
+@pytest.mark.parametrize("kind", ["sgd", "momentum", "adam", "rmsprop", "adagrad", "adamax", "lion"])
 def test_fused_optimizer_matches_the_cpu(rng, kind):
     n = 10007
     w = rng.standard_normal(n).astype(np.float32)
@@ -75,6 +75,12 @@ def test_fused_optimizer_matches_the_cpu(rng, kind):
     elif kind == "rmsprop":
         ops.rmsprop_step(cpu_w, g, cpu_s[0], learning_rate=0.01)
         _core.cuda_optimizer_step(2, dw, dg, ds[0], None, None, 0.01, 0.0, 0.9, 1 - 0.9, 0.0, 1e-7, False, 0.0)
+    elif kind in ("adamax", "lion"):  # through gradsmith.ops on device arrays: the same call as on the CPU
+        step = ops.adamax_step if kind == "adamax" else ops.lion_step
+        extra = {"step": 2} if kind == "adamax" else {}
+        states = (cpu_s[0], cpu_s[1]) if kind == "adamax" else (cpu_s[0],)
+        step(cpu_w, g, *states, learning_rate=0.01, **extra)
+        step(dw, dg, *(ds[:2] if kind == "adamax" else ds[:1]), learning_rate=0.01, **extra)
     else:
         ops.adagrad_step(cpu_w, g, cpu_s[0], learning_rate=0.01)
         _core.cuda_optimizer_step(3, dw, dg, ds[0], None, None, 0.01, 0.0, 1e-7, 0, 0, 0, False, 0.0)

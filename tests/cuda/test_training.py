@@ -81,7 +81,7 @@ def _data(n, loss):
     return x, (score > 0).astype(np.float32)
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw", "rmsprop", "adagrad"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw", "rmsprop", "adagrad", "adamax", "lion"])
 def test_seed_mlp_on_the_gpu_follows_the_cpu_loss_curve(optimizer):
     x, y = _data(4000, "binary_crossentropy")
     curves, models = [], []

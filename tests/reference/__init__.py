@@ -6,7 +6,7 @@ from .activations import ACTIVATIONS, activation_backward, activation_forward, s
 from .dense import dense_backward, dense_forward
 from .gemm import gemm
 from .losses import KERAS_EXAMPLES, LOSSES, loss_grad, loss_inputs, loss_value, loss_value_and_grad, sparse_labels
-from .optimizers import (adagrad, adam, adamw, clip_by_global_norm, clip_by_norm, clip_by_value,
+from .optimizers import (adagrad, adam, adamax, adamw, lion, clip_by_global_norm, clip_by_norm, clip_by_value,
                          clip_gradients, global_norm, rmsprop, sgd)
 from .random import dropout_backward, dropout_forward, dropout_mask, dropout_uniforms, philox4x32
 from .reductions import binary_confusion, count_correct, sum, sum_rows, sum_squares
@@ -15,7 +15,7 @@ __all__ = [
     "ACTIVATIONS", "activation_backward", "activation_forward", "sigmoid", "softmax", "softplus",
     "dense_backward", "dense_forward", "gemm",
     "KERAS_EXAMPLES", "LOSSES", "loss_grad", "loss_inputs", "loss_value", "loss_value_and_grad", "sparse_labels",
-    "adagrad", "adam", "adamw", "clip_by_global_norm", "clip_by_norm", "clip_by_value", "clip_gradients",
+    "adagrad", "adam", "adamax", "adamw", "lion", "clip_by_global_norm", "clip_by_norm", "clip_by_value", "clip_gradients",
     "global_norm", "rmsprop", "sgd",
     "dropout_backward", "dropout_forward", "dropout_mask", "dropout_uniforms", "philox4x32",
     "binary_confusion", "count_correct", "sum", "sum_rows", "sum_squares",

@@ -115,6 +115,33 @@ def adamw(params, grads, m, v, *, step, weight_decay=0.004, **kwargs):
     return adam(params, grads, m, v, step=step, weight_decay=weight_decay, **kwargs)
 
 
+def adamax(params, grads, m, u, *, step, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+           weight_decay=None, clipvalue=None, clipnorm=None, global_clipnorm=None):
+    """step = t >= 1.  Returns (params, m, u)."""
+    ws, single = _copies(params)
+    gs = clip_gradients(grads, clipvalue, clipnorm, global_clipnorm)
+    ms, us = _state(m, ws), _state(u, ws)
+    for w, g, m_, u_ in zip(ws, gs, ms, us):
+        _apply_weight_decay(w, learning_rate, weight_decay)
+        m_ += (g - m_) * (1.0 - beta_1)  # m += (g - m)(1 - beta_1)
+        u_[...] = np.maximum(beta_2 * u_, np.abs(g))  # u = max(beta_2 u, |g|)
+        w -= learning_rate * m_ / ((1.0 - beta_1**step) * (u_ + epsilon))  # w -= lr m / ((1 - b1^t)(u + eps))
+    return _back(ws, single), _back(ms, single), _back(us, single)
+
+
+def lion(params, grads, m, *, learning_rate=0.001, beta_1=0.9, beta_2=0.99, weight_decay=None, clipvalue=None,
+         clipnorm=None, global_clipnorm=None):
+    """Returns (params, m)."""
+    ws, single = _copies(params)
+    gs = clip_gradients(grads, clipvalue, clipnorm, global_clipnorm)
+    ms = _state(m, ws)
+    for w, g, m_ in zip(ws, gs, ms):
+        _apply_weight_decay(w, learning_rate, weight_decay)
+        w -= learning_rate * np.sign(beta_1 * m_ + (1.0 - beta_1) * g)  # w -= lr sign(b1 m + (1 - b1) g)
+        m_[...] = beta_2 * m_ + (1.0 - beta_2) * g  # m = b2 m + (1 - b2) g
+    return _back(ws, single), _back(ms, single)
+
+
 def rmsprop(params, grads, velocities, *, momentums=None, average_grads=None, learning_rate=0.001, rho=0.9,
             momentum=0.0, epsilon=1e-7, centered=False, weight_decay=None,
             clipvalue=None, clipnorm=None, global_clipnorm=None):

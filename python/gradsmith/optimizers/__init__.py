@@ -28,7 +28,7 @@ from gradsmith import ops
 from gradsmith.optimizers import schedules
 from gradsmith.optimizers.schedules import LearningRateSchedule
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "schedules", "get", "serialize",
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adamax", "Lion", "schedules", "get", "serialize",
            "deserialize"]
 
 
@@ -644,7 +644,66 @@ class Adagrad(Optimizer):
         return config
 
 
-ALL_OBJECTS = {Optimizer, SGD, Adam, AdamW, RMSprop, Adagrad}
+class Adamax(Optimizer):
+    """Adamax (Keras 3): Adam with the infinity norm in place of the second moment."""
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, weight_decay=None,
+                 clipnorm=None, clipvalue=None, global_clipnorm=None, use_ema=False, ema_momentum=0.99,
+                 ema_overwrite_frequency=None, loss_scale_factor=None, gradient_accumulation_steps=None,
+                 name="adamax", **kwargs):
+        super().__init__(learning_rate, **_base_kwargs(
+            weight_decay, clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency,
+            loss_scale_factor, gradient_accumulation_steps, name, kwargs))
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+
+    def _slot_kinds(self):
+        return [("momentum", 0.0), ("norm", 0.0)]
+
+    def _fused_step(self, params, grads, slots, lr, weight_decay, clip):
+        # Keras Adamax.update_step, t = iterations + 1:
+        #   m += (g - m) * (1 - beta_1); u = max(beta_2 * u, |g|); w -= lr * m / ((1 - beta_1**t) * (u + eps))
+        ops.adamax_step(params, grads, slots["momentum"], slots["norm"], step=int(self.iterations) + 1,
+                        learning_rate=lr, beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
+                        weight_decay=weight_decay, **clip)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon})
+        return config
+
+
+class Lion(Optimizer):
+    """Lion (Keras 3): the sign of an interpolated momentum as the step."""
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.99, weight_decay=None, clipnorm=None,
+                 clipvalue=None, global_clipnorm=None, use_ema=False, ema_momentum=0.99, ema_overwrite_frequency=None,
+                 loss_scale_factor=None, gradient_accumulation_steps=None, name="lion", **kwargs):
+        super().__init__(learning_rate, **_base_kwargs(
+            weight_decay, clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency,
+            loss_scale_factor, gradient_accumulation_steps, name, kwargs))
+        if beta_1 <= 0 or beta_1 > 1:
+            raise ValueError("Argument `beta_1` must be in the [0, 1] range. Otherwise, the optimizer degenerates "
+                             f"to SignSGD. Received: beta_1={beta_1}.")
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+
+    def _slot_kinds(self):
+        return [("momentum", 0.0)]
+
+    def _fused_step(self, params, grads, slots, lr, weight_decay, clip):
+        # Keras Lion.update_step: w -= lr * sign(m * beta_1 + g * (1 - beta_1)); m = m * beta_2 + g * (1 - beta_2)
+        ops.lion_step(params, grads, slots["momentum"], learning_rate=lr, beta_1=self.beta_1, beta_2=self.beta_2,
+                      weight_decay=weight_decay, **clip)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"beta_1": self.beta_1, "beta_2": self.beta_2})
+        return config
+
+
+ALL_OBJECTS = {Optimizer, SGD, Adam, AdamW, RMSprop, Adagrad, Adamax, Lion}
 ALL_OBJECTS_DICT = {cls.__name__.lower(): cls for cls in ALL_OBJECTS}
 
 
