@@ -259,6 +259,46 @@ void dropout(const py::array& x, const py::array& y, double rate, uint64_t seed,
   cpu::dropout(X, Y, n, rate, seed, offset);
 }
 
+// A (cols,) float32 vector argument, or null for None when optional.
+float* column_vector(const py::object& o, const char* name, i64 cols, bool writable) {
+  if (o.is_none()) return nullptr;
+  const py::array a = array_arg(o, name);
+  expect_shape(a, name, {cols});
+  return data_of<float>(a, name, writable);
+}
+
+void batch_norm_forward(const py::array& x, const py::object& gamma, const py::object& beta, float eps, bool training,
+                        const py::array& mean, const py::array& var, const py::array& y) {
+  if (!(eps > 0.f)) throw py::value_error("epsilon must be > 0");
+  const i64 rows = dim(x, "x", 0), cols = dim(x, "x", 1);
+  const float* X = in2(x, "x", rows, cols);
+  float* Y = out2(y, "out", rows, cols);
+  float* M = column_vector(mean, "mean", cols, training);
+  float* V = column_vector(var, "variance", cols, training);
+  const float* G = column_vector(gamma, "gamma", cols, false);
+  const float* B = column_vector(beta, "beta", cols, false);
+  if (training && rows == 0) throw py::value_error("batch statistics need at least one row");
+  py::gil_scoped_release nogil;
+  cpu::batch_norm_forward(X, G, B, eps, training, M, V, Y, rows, cols);
+}
+
+void batch_norm_backward(const py::array& dy, const py::array& x, const py::array& mean, const py::array& var,
+                         const py::object& gamma, float eps, bool batch_statistics, const py::object& dx,
+                         const py::object& dgamma, const py::object& dbeta) {
+  if (!(eps > 0.f)) throw py::value_error("epsilon must be > 0");
+  const i64 rows = dim(x, "x", 0), cols = dim(x, "x", 1);
+  const float* X = in2(x, "x", rows, cols);
+  const float* DY = in2(dy, "dy", rows, cols);
+  const float* M = column_vector(mean, "mean", cols, false);
+  const float* V = column_vector(var, "variance", cols, false);
+  const float* G = column_vector(gamma, "gamma", cols, false);
+  float* DX = dx.is_none() ? nullptr : out2(array_arg(dx, "dx_out"), "dx_out", rows, cols);
+  float* DG = column_vector(dgamma, "dgamma_out", cols, true);
+  float* DB = column_vector(dbeta, "dbeta_out", cols, true);
+  py::gil_scoped_release nogil;
+  cpu::batch_norm_backward(DY, X, M, V, G, eps, batch_statistics, DX, DG, DB, rows, cols);
+}
+
 }  // namespace
 
 void bind_profiler(py::module_& m);  // profiler_bindings.cpp
@@ -304,6 +344,11 @@ PYBIND11_MODULE(_core, m) {
   m.def("optimizer_step", &optimizer_step, py::arg("kind"), py::arg("params"), py::arg("grads"), py::arg("s0"),
         py::arg("s1"), py::arg("s2"), py::arg("lr"), py::arg("weight_decay"), py::arg("h0"), py::arg("h1"),
         py::arg("h2"), py::arg("h3"), py::arg("nesterov"), py::arg("clip_kind"), py::arg("clip"));
+  m.def("batch_norm_forward", &batch_norm_forward, py::arg("x"), py::arg("gamma"), py::arg("beta"), py::arg("eps"),
+        py::arg("training"), py::arg("mean"), py::arg("var"), py::arg("out"));
+  m.def("batch_norm_backward", &batch_norm_backward, py::arg("dy"), py::arg("x"), py::arg("mean"), py::arg("var"),
+        py::arg("gamma"), py::arg("eps"), py::arg("batch_statistics"), py::arg("dx_out"), py::arg("dgamma_out"),
+        py::arg("dbeta_out"));
   m.def("dropout", &dropout, py::arg("x"), py::arg("out"), py::arg("rate"), py::arg("seed"), py::arg("offset"));
   m.def("sum", [](const py::array& x) {
     const float* X = data_of<float>(x, "x", false);

@@ -61,6 +61,17 @@ void optimizer_step(const OptimizerArgs& args, const std::vector<ParamBuffer>& b
 // ---- dropout (dropout.cpp): y = kept ? x / (1 - rate) : 0, mask from Philox(seed; index, offset)
 void dropout(const float* x, float* y, i64 n, double rate, uint64_t seed, uint64_t offset);
 
+// ---- batch normalization (batchnorm.cpp), per column of x (rows, cols); gamma, beta may be null (1, 0).
+// training: mean and var (biased) are computed from x and written; else they are read (the moving statistics).
+// y = x s + (beta - mean s), s = gamma / sqrt(var + eps).
+void batch_norm_forward(const float* x, const float* gamma, const float* beta, float eps, bool training, float* mean,
+                        float* var, float* y, i64 rows, i64 cols);
+// dbeta = sum dy, dgamma = sum dy xhat (either may be null); dx (may be null) through the batch statistics when
+// batch_statistics, else through the constant (moving) ones.
+void batch_norm_backward(const float* dy, const float* x, const float* mean, const float* var, const float* gamma,
+                         float eps, bool batch_statistics, float* dx, float* dgamma, float* dbeta, i64 rows,
+                         i64 cols);
+
 // ---- reductions (reductions.cpp): fixed order, identical for any thread count
 double sum(const float* x, i64 n);
 double sum_squares(const float* x, i64 n);

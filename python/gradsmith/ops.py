@@ -31,6 +31,8 @@ __all__ = [
     "adamw_step",
     "rmsprop_step",
     "adagrad_step",
+    "batch_norm_forward",
+    "batch_norm_backward",
     "adamax_step",
     "lion_step",
     "global_norm",
@@ -437,6 +439,76 @@ def loss_and_grad(loss, y_true, y_pred, *, sample_weight=None, from_logits=False
     value = _core.loss(kind, bool(from_logits), label_smoothing, delta, true2, labels, pred2, weights,
                        grad.reshape(rows, cols))
     return float(value), grad
+
+
+# --------------------------------------------------------------------------- #
+# Batch normalization
+# --------------------------------------------------------------------------- #
+def _column(v, name, cols):
+    if v is None:
+        return None
+    v = _as_f32(v, name)
+    if v.shape != (cols,):
+        raise ValueError(f"{name}: expected shape ({cols},), got {v.shape}")
+    return v
+
+
+def _epsilon(epsilon):
+    epsilon = _float(epsilon, "epsilon")
+    if not epsilon > 0.0:
+        raise ValueError(f"epsilon must be > 0, got {epsilon}")
+    return epsilon
+
+
+def batch_norm_forward(x, gamma=None, beta=None, *, epsilon=1e-3, mean=None, variance=None, out=None):
+    """Batch normalization of each column of ``x`` (N, C): ``y = x s + (beta - mean s)``,
+    ``s = gamma / sqrt(variance + epsilon)`` (Keras's ``ops.batch_normalization``; gamma None means 1,
+    beta None means 0).
+
+    With ``mean`` and ``variance`` None, they are the batch's: ``mean = sum_i x_i / N`` and the biased
+    ``variance = sum_i (x_i - mean)^2 / N`` (two passes, summed in double down the rows in order); returns
+    ``(y, mean, variance)``. Given them (the moving statistics), returns ``y``.
+    """
+    x = _as_2d(x, "x")
+    cols = x.shape[1]
+    epsilon = _epsilon(epsilon)
+    gamma, beta = _column(gamma, "gamma", cols), _column(beta, "beta", cols)
+    out = _check_out(out, x.shape)
+    if (mean is None) != (variance is None):
+        raise ValueError("give both mean and variance (the moving statistics), or neither (the batch's)")
+    training = mean is None
+    if training:
+        if x.shape[0] == 0:
+            raise ValueError("x: batch statistics need at least one row")
+        mean, variance = np.empty(cols, np.float32), np.empty(cols, np.float32)
+    else:
+        mean, variance = _column(mean, "mean", cols), _column(variance, "variance", cols)
+    _core.batch_norm_forward(_unaliased(x, out), gamma, beta, epsilon, training, mean, variance, out)
+    return (out, mean, variance) if training else out
+
+
+def batch_norm_backward(dy, x, mean, variance, gamma=None, *, epsilon=1e-3, batch_statistics=True, need_dx=True):
+    """Gradients of ``batch_norm_forward``: ``(dx or None, dgamma, dbeta)``.
+
+    ``xhat = (x - mean) / sqrt(variance + epsilon)``; ``dbeta = sum_i dy``, ``dgamma = sum_i dy xhat``.
+    With ``batch_statistics`` (mean and variance were the batch's, as in training) the gradient flows
+    through them too: ``dx = s (dy - (dbeta + xhat dgamma) / N)``; otherwise (moving statistics)
+    ``dx = s dy``; ``s = gamma / sqrt(variance + epsilon)``.
+    """
+    x = _as_2d(x, "x")
+    dy = _as_2d(dy, "dy")
+    if dy.shape != x.shape:
+        raise ValueError(f"dy has shape {dy.shape} but x has shape {x.shape}")
+    cols = x.shape[1]
+    epsilon = _epsilon(epsilon)
+    mean, variance = _column(mean, "mean", cols), _column(variance, "variance", cols)
+    if mean is None or variance is None:
+        raise ValueError("mean and variance are required")
+    gamma = _column(gamma, "gamma", cols)
+    dx = np.empty(x.shape, np.float32) if need_dx else None
+    dgamma, dbeta = np.empty(cols, np.float32), np.empty(cols, np.float32)
+    _core.batch_norm_backward(dy, x, mean, variance, gamma, epsilon, bool(batch_statistics), dx, dgamma, dbeta)
+    return dx, dgamma, dbeta
 
 
 # --------------------------------------------------------------------------- #

@@ -43,7 +43,7 @@ _METADATA = "metadata.json"
 _WEIGHTS = "model.weights.h5"
 # The Keras file format these files follow (written to metadata.json, read by no loader).
 _KERAS_FORMAT_VERSION = "3.0.0"
-_SUPPORTED_LAYERS = ("InputLayer", "Dense", "Activation", "Dropout", "Flatten")
+_SUPPORTED_LAYERS = ("InputLayer", "Dense", "Activation", "Dropout", "Flatten", "BatchNormalization")
 
 
 def _h5py():
@@ -164,7 +164,7 @@ def _layer_config(layer):
     if cls is L.InputLayer:
         return _keras_object("keras.layers", "InputLayer", {
             "batch_shape": _shape_list(layer.shape), "dtype": "float32", "sparse": False, "name": layer.name})
-    if cls not in (L.Dense, L.Activation, L.Dropout, L.Flatten):
+    if cls not in (L.Dense, L.Activation, L.Dropout, L.Flatten, L.BatchNormalization):
         raise ValueError(f"cannot save layer {layer.name!r} of class {cls.__name__}: the Keras file format holds "
                          f"gradsmith's built-in layers ({', '.join(_SUPPORTED_LAYERS)})")
     config = {"name": layer.name, "trainable": layer.trainable, "dtype": _dtype_policy()}
@@ -180,10 +180,20 @@ def _layer_config(layer):
         config["activation"] = layer.activation
     elif cls is L.Dropout:
         config.update({"rate": layer.rate, "seed": layer.seed, "noise_shape": None})
+    elif cls is L.BatchNormalization:
+        config.update({
+            "axis": layer.axis, "momentum": layer.momentum, "epsilon": layer.epsilon, "center": layer.center,
+            "scale": layer.scale, "beta_initializer": _initializer_config(layer.beta_initializer, "Zeros"),
+            "gamma_initializer": _initializer_config(layer.gamma_initializer, "Ones"),
+            "moving_mean_initializer": _initializer_config(layer.moving_mean_initializer, "Zeros"),
+            "moving_variance_initializer": _initializer_config(layer.moving_variance_initializer, "Ones"),
+            "beta_regularizer": _regularizer_config(layer.beta_regularizer, layer),
+            "gamma_regularizer": _regularizer_config(layer.gamma_regularizer, layer),
+            "beta_constraint": None, "gamma_constraint": None, "synchronized": layer.synchronized})
     else:
         config["data_format"] = "channels_last"
     out = _keras_object("keras.layers", cls.__name__, config)
-    if cls is L.Dense and layer.input_shape is not None:
+    if cls in (L.Dense, L.BatchNormalization) and layer.input_shape is not None:
         out["build_config"] = {"input_shape": _shape_list(layer.input_shape)}
     return out
 
@@ -628,7 +638,8 @@ def _keras_sub_object(value, module, what):
 
 
 _IGNORED_WHEN_EMPTY = ("kernel_constraint", "bias_constraint", "activity_regularizer", "quantization_config",
-                       "lora_rank", "lora_alpha", "noise_shape")
+                       "lora_rank", "lora_alpha", "noise_shape", "beta_constraint", "gamma_constraint", "renorm",
+                       "renorm_clipping")
 
 
 def _layer_from_config(lc, filepath):
@@ -665,6 +676,20 @@ def _layer_from_config(lc, filepath):
         return L.Activation(_activation_of(cfg.get("activation")), **common)
     if class_name == "Dropout":
         return L.Dropout(float(cfg["rate"]), seed=cfg.get("seed"), **common)
+    if class_name == "BatchNormalization":
+        def init(key, default):
+            return _keras_sub_object(cfg.get(key), initializers, "initializer") or default
+
+        return L.BatchNormalization(
+            axis=cfg.get("axis", -1), momentum=float(cfg.get("momentum", 0.99)),
+            epsilon=float(cfg.get("epsilon", 1e-3)), center=bool(cfg.get("center", True)),
+            scale=bool(cfg.get("scale", True)), beta_initializer=init("beta_initializer", "zeros"),
+            gamma_initializer=init("gamma_initializer", "ones"),
+            moving_mean_initializer=init("moving_mean_initializer", "zeros"),
+            moving_variance_initializer=init("moving_variance_initializer", "ones"),
+            beta_regularizer=_keras_sub_object(cfg.get("beta_regularizer"), regularizers, "regularizer"),
+            gamma_regularizer=_keras_sub_object(cfg.get("gamma_regularizer"), regularizers, "regularizer"),
+            synchronized=bool(cfg.get("synchronized", False)), **common)
     data_format = cfg.get("data_format")
     if data_format not in (None, "channels_last"):
         raise ValueError(f"{filepath}: layer {name!r} is a Flatten with data_format={data_format!r}; gradsmith "

@@ -5,6 +5,7 @@ Plain NumPy, no dependency on gradsmith; the math is written in the comments (Ke
 from .activations import ACTIVATIONS, activation_backward, activation_forward, sigmoid, softmax, softplus
 from .dense import dense_backward, dense_forward
 from .gemm import gemm
+from .normalization import batch_norm_backward, batch_norm_forward
 from .losses import KERAS_EXAMPLES, LOSSES, loss_grad, loss_inputs, loss_value, loss_value_and_grad, sparse_labels
 from .optimizers import (adagrad, adam, adamax, adamw, lion, clip_by_global_norm, clip_by_norm, clip_by_value,
                          clip_gradients, global_norm, rmsprop, sgd)
@@ -13,7 +14,7 @@ from .reductions import binary_confusion, count_correct, sum, sum_rows, sum_squa
 
 __all__ = [
     "ACTIVATIONS", "activation_backward", "activation_forward", "sigmoid", "softmax", "softplus",
-    "dense_backward", "dense_forward", "gemm",
+    "dense_backward", "dense_forward", "gemm", "batch_norm_backward", "batch_norm_forward",
     "KERAS_EXAMPLES", "LOSSES", "loss_grad", "loss_inputs", "loss_value", "loss_value_and_grad", "sparse_labels",
     "adagrad", "adam", "adamax", "adamw", "lion", "clip_by_global_norm", "clip_by_norm", "clip_by_value", "clip_gradients",
     "global_norm", "rmsprop", "sgd",

@@ -1,0 +1,113 @@
+// Batch normalization over the rows of x (rows, cols), per column (feature):
+//
+//   training:  mean_j = (1/N) sum_i x_ij,  var_j = (1/N) sum_i (x_ij - mean_j)^2   (two passes, in double)
+//   both:      s_j = gamma_j / sqrt(var_j + eps),  y_ij = x_ij s_j + (beta_j - mean_j s_j)
+//              (Keras's ops.batch_normalization: x * inv + (offset - mean * inv))
+//   backward (batch statistics), xhat = (x - mean) / sqrt(var + eps):
+//              dbeta_j = sum_i dy_ij,  dgamma_j = sum_i dy_ij xhat_ij,
+//              dx_ij = s_j (dy_ij - (dbeta_j + xhat_ij dgamma_j) / N)
+//
+// Tasks are blocks of columns, each running down every row in order, so the
+// sums (and the results) are the same for any thread count.
+#include <math.h>
+
+#include "cpu/ops.h"
+#include "cpu/profiler.h"
+#include "cpu/scratch.h"
+#include "cpu/thread_pool.h"
+
+namespace gradsmith {
+namespace cpu {
+namespace {
+
+constexpr i64 kCols = 64;  // columns per task: their double accumulators stay in L1
+
+template <class F>
+void by_column_blocks(i64 rows, i64 cols, F&& block) {
+  parallel_for(
+      (cols + kCols - 1) / kCols,
+      [&](int64_t t, int) {
+        const i64 c0 = t * kCols, c1 = c0 + kCols < cols ? c0 + kCols : cols;
+        block(c0, c1);
+      },
+      threads_for_elements(rows * cols));
+}
+
+// s_j = gamma_j / sqrt(var_j + eps) and the shift beta_j - mean_j s_j, in float as Keras computes them.
+inline void scale_and_shift(const float* mean, const float* var, const float* gamma, const float* beta, float eps,
+                            i64 j, float* s, float* shift) {
+  float inv = 1.f / sqrtf(var[j] + eps);
+  if (gamma) inv *= gamma[j];
+  *s = inv;
+  *shift = (beta ? beta[j] : 0.f) - mean[j] * inv;
+}
+
+}  // namespace
+
+void batch_norm_forward(const float* x, const float* gamma, const float* beta, float eps, bool training, float* mean,
+                        float* var, float* y, i64 rows, i64 cols) {
+  // FLOPs: training 2 + 3 per element for the statistics, 2 for y; bytes: x read (twice more in training), y written
+  GS_PROFILE_SCOPE("batch_norm_forward", (training ? 7.0 : 2.0) * rows * cols,
+                   4.0 * rows * cols * (training ? 4 : 2), rows, cols, -1);
+  by_column_blocks(rows, cols, [&](i64 c0, i64 c1) {
+    if (training) {
+      double acc[kCols];
+      for (i64 j = c0; j < c1; ++j) acc[j - c0] = 0.0;
+      for (i64 i = 0; i < rows; ++i)
+        for (i64 j = c0; j < c1; ++j) acc[j - c0] += x[i * cols + j];
+      for (i64 j = c0; j < c1; ++j) mean[j] = rows ? (float)(acc[j - c0] / (double)rows) : 0.f, acc[j - c0] = 0.0;
+      for (i64 i = 0; i < rows; ++i)
+        for (i64 j = c0; j < c1; ++j) {
+          const double d = (double)x[i * cols + j] - (double)mean[j];
+          acc[j - c0] += d * d;
+        }
+      for (i64 j = c0; j < c1; ++j) var[j] = rows ? (float)(acc[j - c0] / (double)rows) : 0.f;
+    }
+    float s[kCols], shift[kCols];
+    for (i64 j = c0; j < c1; ++j) scale_and_shift(mean, var, gamma, beta, eps, j, &s[j - c0], &shift[j - c0]);
+    for (i64 i = 0; i < rows; ++i)
+      for (i64 j = c0; j < c1; ++j) y[i * cols + j] = x[i * cols + j] * s[j - c0] + shift[j - c0];
+  });
+}
+
+void batch_norm_backward(const float* dy, const float* x, const float* mean, const float* var, const float* gamma,
+                         float eps, bool batch_statistics, float* dx, float* dgamma, float* dbeta, i64 rows,
+                         i64 cols) {
+  // FLOPs: 4 per element for the two column sums, 4 for dx; bytes: dy and x read twice, dx written
+  GS_PROFILE_SCOPE("batch_norm_backward", 8.0 * rows * cols, 4.0 * rows * cols * 5, rows, cols, -1);
+  by_column_blocks(rows, cols, [&](i64 c0, i64 c1) {
+    double sum_dy[kCols], sum_dy_xhat[kCols];
+    float rstd[kCols], s[kCols];
+    for (i64 j = c0; j < c1; ++j) {
+      rstd[j - c0] = 1.f / sqrtf(var[j] + eps);
+      s[j - c0] = gamma ? rstd[j - c0] * gamma[j] : rstd[j - c0];
+      sum_dy[j - c0] = sum_dy_xhat[j - c0] = 0.0;
+    }
+    for (i64 i = 0; i < rows; ++i)
+      for (i64 j = c0; j < c1; ++j) {
+        const float g = dy[i * cols + j], xhat = (x[i * cols + j] - mean[j]) * rstd[j - c0];
+        sum_dy[j - c0] += g;
+        sum_dy_xhat[j - c0] += (double)g * (double)xhat;
+      }
+    for (i64 j = c0; j < c1; ++j) {
+      if (dbeta) dbeta[j] = (float)sum_dy[j - c0];
+      if (dgamma) dgamma[j] = (float)sum_dy_xhat[j - c0];
+    }
+    if (!dx) return;
+    if (!batch_statistics) {  // moving statistics are constants: y is affine in x
+      for (i64 i = 0; i < rows; ++i)
+        for (i64 j = c0; j < c1; ++j) dx[i * cols + j] = dy[i * cols + j] * s[j - c0];
+      return;
+    }
+    const float inv_n = 1.f / (float)rows;
+    for (i64 i = 0; i < rows; ++i)
+      for (i64 j = c0; j < c1; ++j) {
+        const float xhat = (x[i * cols + j] - mean[j]) * rstd[j - c0];
+        const float correction = ((float)sum_dy[j - c0] + xhat * (float)sum_dy_xhat[j - c0]) * inv_n;
+        dx[i * cols + j] = s[j - c0] * (dy[i * cols + j] - correction);
+      }
+  });
+}
+
+}  // namespace cpu
+}  // namespace gradsmith
