@@ -309,3 +309,33 @@ def test_gelu_in_a_layer_is_kerass_exact_form(rng):
     x = rng.standard_normal((6, 4)).astype(np.float32)
     layer = keras.layers.Activation("gelu")
     np.testing.assert_allclose(layer(x), R.activation_forward(x, "gelu", approximate=False), rtol=1e-6, atol=1e-7)
+
+
+def test_dropout_noise_shape_broadcasts_one_mask():
+    """Keras's noise_shape: None entries take the input's size; (None, 1) keeps or drops whole rows."""
+    layer = keras.layers.Dropout(0.4, noise_shape=(None, 1), seed=3)
+    x = np.arange(1, 2001, dtype=np.float32).reshape(200, 10)
+    y = layer(x, training=True)
+    kept = np.all(y != 0, axis=1)
+    assert np.all(kept | np.all(y == 0, axis=1))  # whole rows
+    np.testing.assert_array_equal(y[kept], x[kept] / np.float32(0.6))
+    assert 0.45 < kept.mean() < 0.75
+    dx = layer.backward(np.ones_like(x))
+    np.testing.assert_array_equal(dx != 0, y != 0)  # the same mask in backward
+    np.testing.assert_array_equal(layer(x, training=False), x)
+    assert not np.array_equal(layer(x, training=True), y)  # a new mask per call
+    clone = keras.layers.deserialize(keras.layers.serialize(layer))
+    assert clone.noise_shape == (None, 1)
+    with pytest.raises(ValueError, match="noise_shape"):
+        keras.layers.Dropout(0.5, noise_shape=(None, 3))(x, training=True)
+
+
+def test_dropout_noise_shape_trains_on_the_python_path(tmp_path):
+    model = keras.Sequential([keras.layers.Input((4,)), keras.layers.Dense(8),
+                                  keras.layers.Dropout(0.5, noise_shape=(None, 1)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.random.default_rng(0).standard_normal((32, 4)).astype(np.float32)
+    model.fit(x, x[:, :1], epochs=2, verbose=0)
+    assert "noise_shape" in model._plan_reason
+    model.save(tmp_path / "m.keras")
+    assert keras.saving.load_model(tmp_path / "m.keras").layers[1].noise_shape == (None, 1)

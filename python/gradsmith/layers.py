@@ -364,7 +364,9 @@ class Dropout(Layer):
 
     The mask comes from Philox(seed; element, call counter): reproducible for a
     seed, independent of the thread count, and regenerated in backward rather
-    than stored.
+    than stored. With ``noise_shape`` (Keras's: None entries take the input's
+    size) one mask of that shape is drawn and broadcast over the input, e.g.
+    ``(None, 1)`` drops whole samples.
     """
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
@@ -373,7 +375,8 @@ class Dropout(Layer):
         if not 0.0 <= rate < 1.0:
             raise ValueError(f"Dropout: rate must be in [0, 1), got {rate}")
         if noise_shape is not None:
-            raise NotImplementedError("Dropout: noise_shape is not supported yet")
+            noise_shape = tuple(None if d is None else int(d) for d in noise_shape)
+        self.noise_shape = noise_shape
         self.rate = rate
         self.seed = seed
         self._seed = int(seed) if seed is not None else int(utils.global_rng().integers(0, 2**63))
@@ -388,15 +391,34 @@ class Dropout(Layer):
             return x
         self._offset = int(self._calls[0])
         self._calls[0] += 1
+        if self.noise_shape is not None:
+            return self._broadcast_dropout(x)
         return ops.dropout_forward(x, self.rate, self._seed, self._offset)
 
     def backward(self, dy, need_dx=True):
         if self._offset is None:
             return dy
+        if self.noise_shape is not None:
+            return self._broadcast_dropout(dy)
         return ops.dropout_backward(dy, self.rate, self._seed, self._offset)
 
+    def _broadcast_dropout(self, x):
+        """x / (1 - rate) where the broadcast mask keeps, else 0 (Keras's dropout with a noise shape)."""
+        if len(self.noise_shape) != x.ndim:
+            raise ValueError(f"Dropout {self.name!r}: noise_shape {self.noise_shape} does not match inputs of shape "
+                             f"{x.shape}")
+        shape = tuple(n if d is None else d for d, n in zip(self.noise_shape, x.shape))
+        mask = ops.dropout_mask(shape, self.rate, self._seed, self._offset)
+        try:
+            mask = np.broadcast_to(mask, x.shape)
+        except ValueError:
+            raise ValueError(f"Dropout {self.name!r}: noise_shape {self.noise_shape} does not broadcast to inputs "
+                             f"of shape {x.shape}") from None
+        return np.where(mask, x / np.float32(1.0 - self.rate), np.float32(0.0)).astype(np.float32)
+
     def get_config(self):
-        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed,
+                "noise_shape": None if self.noise_shape is None else list(self.noise_shape)}
 
 
 class Flatten(Layer):

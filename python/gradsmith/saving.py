@@ -179,7 +179,8 @@ def _layer_config(layer):
     elif cls is L.Activation:
         config["activation"] = layer.activation
     elif cls is L.Dropout:
-        config.update({"rate": layer.rate, "seed": layer.seed, "noise_shape": None})
+        config.update({"rate": layer.rate, "seed": layer.seed,
+                       "noise_shape": None if layer.noise_shape is None else list(layer.noise_shape)})
     elif cls is L.BatchNormalization:
         config.update({
             "axis": layer.axis, "momentum": layer.momentum, "epsilon": layer.epsilon, "center": layer.center,
@@ -638,7 +639,7 @@ def _keras_sub_object(value, module, what):
 
 
 _IGNORED_WHEN_EMPTY = ("kernel_constraint", "bias_constraint", "activity_regularizer", "quantization_config",
-                       "lora_rank", "lora_alpha", "noise_shape", "beta_constraint", "gamma_constraint", "renorm",
+                       "lora_rank", "lora_alpha", "beta_constraint", "gamma_constraint", "renorm",
                        "renorm_clipping")
 
 
@@ -675,7 +676,7 @@ def _layer_from_config(lc, filepath):
     if class_name == "Activation":
         return L.Activation(_activation_of(cfg.get("activation")), **common)
     if class_name == "Dropout":
-        return L.Dropout(float(cfg["rate"]), seed=cfg.get("seed"), **common)
+        return L.Dropout(float(cfg["rate"]), seed=cfg.get("seed"), noise_shape=cfg.get("noise_shape"), **common)
     if class_name == "BatchNormalization":
         def init(key, default):
             return _keras_sub_object(cfg.get(key), initializers, "initializer") or default

@@ -84,6 +84,8 @@ def _layer_specs(model, params):
         elif kind is L.Activation:
             specs.append({"kind": _LAYER_ACTIVATION, "in": width, "out": width, **_activation(layer.activation)})
         elif kind is L.Dropout:
+            if layer.noise_shape is not None:
+                raise _NotPlannable(f"Dropout {layer.name!r} has a noise_shape (its mask broadcasts in Python)")
             specs.append({"kind": _LAYER_DROPOUT, "in": width, "out": width, "activation": 0, "param": 0.0,
                           "rate": float(layer.rate), "seed": int(layer._seed), "calls": layer._calls})
         else:
