@@ -1036,7 +1036,7 @@ def test_core_accepts_read_only_inputs(call, index, name, role):
     pytest.param(CORE_CALLS[4], 3, 10**6, id="activation_backward-kind-huge"),
     pytest.param(CORE_CALLS[5], 5, 99, id="dense_forward-kind"),
     pytest.param(CORE_CALLS[6], 4, -3, id="dense_backward-kind"),
-    pytest.param(CORE_CALLS[7], 0, 13, id="loss-kind-13"),
+    pytest.param(CORE_CALLS[7], 0, 15, id="loss-kind-15"),
     pytest.param(CORE_CALLS[7], 0, -1, id="loss-kind-negative"),
     pytest.param(CORE_CALLS[9], 2, 1.0, id="dropout-rate-1"),
     pytest.param(CORE_CALLS[9], 2, -0.5, id="dropout-rate-negative"),

@@ -100,6 +100,8 @@ CLASSES = {
     "mape": (L.MeanAbsolutePercentageError, {}),
     "kl_divergence": (L.KLDivergence, {}),
     "kld": (L.KLDivergence, {}),
+    "categorical_hinge": (L.CategoricalHinge, {}),
+    "cosine_similarity": (L.CosineSimilarity, {}),
 }
 # Keras 3's SparseCategoricalCrossentropy has no label_smoothing.
 ORACLE_CASES = [(n, kw) for n, kw in R.losses.LOSSES

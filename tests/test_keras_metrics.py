@@ -126,7 +126,7 @@ def test_regression_and_crossentropy_metric_examples():
 
 
 def test_loss_metric_examples():
-    """Keras 3.15's numbers for the metrics of the hinge, log-cosh, Poisson, MSLE, MAPE and KL losses."""
+    """Keras 3.15's numbers for the metrics of the hinge, log-cosh, Poisson, MSLE, MAPE, KL and cosine losses."""
     bt, bp, w = [[0, 1], [0, 0]], [[0.6, 0.4], [0.4, 0.6]], [0.3, 0.7]
     expected = {M.Hinge: (1.3, 1.38), M.SquaredHinge: (1.86, 2.02), M.LogCoshError: (0.14708981, 0.13787162),
                 M.Poisson: (0.72907263, 0.63744354), M.MeanSquaredLogarithmicError: (0.1705593, 0.16915895),
@@ -134,6 +134,9 @@ def test_loss_metric_examples():
     for cls, (plain, weighted) in expected.items():
         assert result_of(cls(), (bt, bp)) == pytest.approx(plain, rel=1e-6), cls.__name__
         assert result_of(cls(), (bt, bp, w)) == pytest.approx(weighted, rel=1e-6), cls.__name__
+    assert result_of(M.CategoricalHinge(), ([[0, 1, 0], [1, 0, 0]], [[0.2, 0.5, 0.3], [0.6, 0.1, 0.3]], w)) \
+        == pytest.approx(0.73, rel=1e-6)
+    assert result_of(M.CosineSimilarity(), ([[0, 1], [1, 1]], [[1, 0], [1, 1]])) == pytest.approx(0.5, rel=1e-6)
     mape = M.MeanAbsolutePercentageError()
     assert result_of(mape, ([[1, 2], [3, 4]], [[1.5, 2], [2, 5]])) == pytest.approx(27.083334, rel=1e-6)
     assert mape.name == "mean_absolute_percentage_error" and M.LogCoshError().name == "logcosh"

@@ -23,7 +23,7 @@ def _data(rng, n, features, classes):
 def _targets(loss, labels, classes):
     if loss in ("sparse_categorical_crossentropy", "sparse_logits"):
         return labels
-    if loss in ("categorical_crossentropy", "kl_divergence"):
+    if loss in ("categorical_crossentropy", "kl_divergence", "categorical_hinge", "cosine_similarity"):
         return np.eye(classes, dtype=np.float32)[labels]
     if loss == "mean_absolute_percentage_error":
         return (labels % 2 + 1).astype(np.float32)  # away from 0, which the loss divides by
@@ -34,7 +34,8 @@ def _model(loss, optimizer, classes, *, dropout=0.0, regularizer=None, metrics=(
     keras.utils.set_random_seed(11)
     out_units, out_act = {"sparse_categorical_crossentropy": (classes, "softmax"), "sparse_logits": (classes, None),
                           "categorical_crossentropy": (classes, "softmax"), "kl_divergence": (classes, "softmax"),
-                          "poisson": (1, "softplus"),
+                          "poisson": (1, "softplus"), "categorical_hinge": (classes, None),
+                          "cosine_similarity": (classes, None),
                           "binary_crossentropy": (1, "sigmoid")}.get(loss, (1, None))
     stack = [layers.Dense(24, activation="relu", input_shape=(9,), kernel_regularizer=regularizer),
              layers.Dropout(dropout) if dropout else layers.Activation("linear"),
@@ -89,7 +90,7 @@ OPTIMIZERS = {
 }
 LOSSES = ["binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy", "sparse_logits",
           "mean_squared_error", "huber", "mean_absolute_error", "log_cosh", "poisson", "mean_squared_logarithmic_error",
-          "mean_absolute_percentage_error", "kl_divergence"]
+          "mean_absolute_percentage_error", "kl_divergence", "categorical_hinge", "cosine_similarity"]
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS, ids=str)

@@ -15,6 +15,7 @@ namespace gradsmith {
 enum LossKind : int {
   kMse = 0, kMae, kHuber, kBinaryXent, kCategoricalXent, kSparseCategoricalXent,
   kHinge, kSquaredHinge, kLogCosh, kPoisson, kSquaredLogError, kAbsolutePercentageError, kKlDivergence,
+  kCategoricalHinge, kCosineSimilarity,
   kNumLosses
 };
 // Counted metrics (cpu::count_correct and the CUDA plan's counts); numbers part of the binding's ABI.
@@ -59,7 +60,8 @@ GS_HD void softmax_backward_row(const float* dy, const float* y, float* dz, i64 
 
 // Whether a sample's loss sums its row (the cross-entropies, KL divergence) rather than averaging it.
 GS_HD bool loss_sums_row(int kind) {
-  return kind == kCategoricalXent || kind == kSparseCategoricalXent || kind == kKlDivergence;
+  return kind == kCategoricalXent || kind == kSparseCategoricalXent || kind == kKlDivergence ||
+         kind == kCategoricalHinge || kind == kCosineSimilarity;
 }
 
 // Element-wise losses: L = (1/C) sum_j term(t_j, p_j) (KL divergence: the sum itself).
@@ -138,6 +140,45 @@ GS_HD double categorical_row(const LossArgs& a, const float* t, int64_t label, c
   return L;
 }
 
+// Categorical hinge of one row: pos = sum_j t_j p_j, neg = max_j (1 - t_j) p_j, L = max(neg - pos + 1, 0);
+// where L > 0, dL/dp_j = -t_j + (1 - t_j) [j = the first index of the max].
+GS_HD double categorical_hinge_row(const float* t, const float* p, float* g, i64 C, float gscale) {
+  float pos = 0.f, neg = -INFINITY;
+  i64 at = 0;
+  bool has_nan = false;
+  for (i64 j = 0; j < C; ++j) {
+    pos += t[j] * p[j];
+    const float v = (1.f - t[j]) * p[j];
+    has_nan |= v != v;
+    if (v > neg) neg = v, at = j;
+  }
+  if (has_nan) neg = NAN;
+  const float m = neg - pos + 1.f;
+  const bool active = m > 0.f;
+  for (i64 j = 0; j < C; ++j)
+    g[j] = m != m ? m : active ? (-t[j] + (j == at ? 1.f - t[j] : 0.f)) * gscale : 0.f;
+  return m > 0.f || m != m ? (double)m : 0.0;
+}
+
+// Cosine similarity of one row, as a loss: L = -<t / max(|t|, eps), p / max(|p|, eps)> (Keras's
+// l2-normalize, eps = 1e-7); dL/dp = -(t' - q <t', q>) / |p| with q = p / |p|, or -t' / eps where |p| <= eps.
+GS_HD double cosine_similarity_row(const float* t, const float* p, float* g, i64 C, float gscale) {
+  double tt = 0, pp = 0, tp = 0;
+  for (i64 j = 0; j < C; ++j) {
+    tt += (double)t[j] * t[j];
+    pp += (double)p[j] * p[j];
+    tp += (double)t[j] * p[j];
+  }
+  const double tn = fmax(sqrt(tt), (double)kProbEpsilon), pn = sqrt(pp), pd = fmax(pn, (double)kProbEpsilon);
+  const double cosine = tp / (tn * pd);  // <t', q'>
+  for (i64 j = 0; j < C; ++j) {
+    const double tj = t[j] / tn;
+    const double d = pn > (double)kProbEpsilon ? -(tj - p[j] / pn * cosine) / pn : -tj / pd;
+    g[j] = (float)d * gscale;
+  }
+  return -cosine;
+}
+
 // One sample of a loss with Keras's 'sum_over_batch_size' over `rows` rows: returns its loss L_i and writes
 // w dL_i/dp / rows to g (the mean over the row's C entries folded in where the loss averages). The CPU and
 // CUDA loss kernels both call this.
@@ -145,6 +186,8 @@ GS_HD double loss_row(const LossArgs& a, const float* t, int64_t label, const fl
                       i64 rows) {
   if (a.kind == kCategoricalXent || a.kind == kSparseCategoricalXent)
     return categorical_row(a, t, label, p, g, C, w / (float)rows);
+  if (a.kind == kCategoricalHinge) return categorical_hinge_row(t, p, g, C, w / (float)rows);
+  if (a.kind == kCosineSimilarity) return cosine_similarity_row(t, p, g, C, w / (float)rows);
   return elementwise_row(a, t, p, g, C, loss_sums_row(a.kind) ? w / (float)rows : w / ((float)rows * (float)C));
 }
 

@@ -37,7 +37,7 @@ __all__ = [
     "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "mean_squared_error", "mean_absolute_error", "huber",
     "binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy", "mse", "mae", "MSE", "MAE",
     "Hinge", "SquaredHinge", "LogCosh", "Poisson", "MeanSquaredLogarithmicError", "MeanAbsolutePercentageError",
-    "KLDivergence", "hinge", "squared_hinge", "log_cosh", "poisson", "mean_squared_logarithmic_error",
+    "KLDivergence", "CategoricalHinge", "CosineSimilarity", "categorical_hinge", "cosine_similarity", "hinge", "squared_hinge", "log_cosh", "poisson", "mean_squared_logarithmic_error",
     "mean_absolute_percentage_error", "kl_divergence", "msle", "mape", "kld", "MSLE", "MAPE", "KLD",
     "get", "serialize", "deserialize", "squeeze_or_expand_to_same_rank",
 ]
@@ -227,6 +227,27 @@ def kl_divergence(y_true, y_pred):
     t = np.clip(y_true, _F32(EPSILON), _F32(1.0))
     p = np.clip(y_pred, _F32(EPSILON), _F32(1.0))
     return np.asarray(np.sum(t * np.log(t / p), axis=-1), dtype=_F32)
+
+
+def categorical_hinge(y_true, y_pred):
+    """Per-sample ``maximum(max((1 - y_true) * y_pred) - sum(y_true * y_pred) + 1, 0)`` (Keras 3)."""
+    y_true, y_pred = _regression_pair(y_true, y_pred, "categorical_hinge")
+    pos = np.sum(y_true * y_pred, axis=-1)
+    neg = np.max((_F32(1.0) - y_true) * y_pred, axis=-1)
+    return np.asarray(np.maximum(neg - pos + _F32(1.0), _F32(0.0)), dtype=_F32)
+
+
+def _l2_normalize(x):
+    """x / max(||x||, eps) along the last axis (Keras's ops.normalize)."""
+    norm = np.sqrt(np.sum(np.square(x.astype(np.float64)), axis=-1, keepdims=True))
+    return (x / np.maximum(norm, EPSILON)).astype(_F32)
+
+
+def cosine_similarity(y_true, y_pred, axis=-1):
+    """Per-sample ``-sum(l2_normalize(y_true) * l2_normalize(y_pred), axis=-1)`` (Keras 3's loss)."""
+    _check_axis(axis, "cosine_similarity")
+    y_true, y_pred = _regression_pair(y_true, y_pred, "cosine_similarity")
+    return np.asarray(-np.sum(_l2_normalize(y_true) * _l2_normalize(y_pred), axis=-1), dtype=_F32)
 
 
 def _sigmoid(x):
@@ -757,6 +778,30 @@ MeanSquaredLogarithmicError = _simple_loss_class(
 MeanAbsolutePercentageError = _simple_loss_class(
     mean_absolute_percentage_error, "MeanAbsolutePercentageError", "mean_absolute_percentage_error",
     "``100 * mean(abs((y_true - y_pred) / y_true))`` (Keras 3, |y_true| at least eps).")
+CategoricalHinge = _simple_loss_class(
+    categorical_hinge, "CategoricalHinge", "categorical_hinge",
+    "``maximum(max((1 - y_true) * y_pred) - sum(y_true * y_pred) + 1, 0)`` (Keras 3).")
+
+
+class CosineSimilarity(LossFunctionWrapper):
+    """``-sum(l2_normalize(y_true) * l2_normalize(y_pred))`` over the last axis (Keras 3): -1 for the same
+    direction, 0 orthogonal."""
+
+    def __init__(self, axis=-1, reduction="sum_over_batch_size", name="cosine_similarity", dtype=None):
+        _check_axis(axis, "CosineSimilarity")
+        super().__init__(cosine_similarity, name=name, reduction=reduction, dtype=dtype, axis=axis)
+        self.axis = axis
+
+    def get_config(self):
+        config = Loss.get_config(self)
+        config["axis"] = self.axis
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
 KLDivergence = _simple_loss_class(kl_divergence, "KLDivergence", "kl_divergence",
                                   "``sum(y_true * log(y_true / y_pred))`` with both clipped to [eps, 1] (Keras 3).")
 
@@ -775,6 +820,8 @@ _KERNELS = {
     mean_squared_logarithmic_error: "mean_squared_logarithmic_error",
     mean_absolute_percentage_error: "mean_absolute_percentage_error",
     kl_divergence: "kl_divergence",
+    categorical_hinge: "categorical_hinge",
+    cosine_similarity: "cosine_similarity",
 }
 
 # Which Loss class computes a given function (get() returns instances: the model needs value_and_grad).
@@ -792,6 +839,8 @@ _CLASS_OF = {
     mean_squared_logarithmic_error: MeanSquaredLogarithmicError,
     mean_absolute_percentage_error: MeanAbsolutePercentageError,
     kl_divergence: KLDivergence,
+    categorical_hinge: CategoricalHinge,
+    cosine_similarity: CosineSimilarity,
 }
 
 ALL_OBJECTS = {Loss, LossFunctionWrapper, *_CLASS_OF.values(), *_KERNELS}

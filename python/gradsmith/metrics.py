@@ -480,6 +480,29 @@ class KLDivergence(_FnMetric):
         super().__init__(losses.kl_divergence, name=name, dtype=dtype)
 
 
+class CategoricalHinge(_FnMetric):
+    """Mean categorical hinge loss."""
+
+    def __init__(self, name="categorical_hinge", dtype=None):
+        super().__init__(losses.categorical_hinge, name=name, dtype=dtype)
+
+
+def cosine_similarity(y_true, y_pred, axis=-1):
+    """Per-sample ``sum(l2_normalize(y_true) * l2_normalize(y_pred), axis=-1)`` (the metric: +1 for the same
+    direction; the loss is its negative)."""
+    return -losses.cosine_similarity(y_true, y_pred, axis=axis)
+
+
+class CosineSimilarity(_FnMetric):
+    """Mean cosine similarity between targets and predictions, along the last axis."""
+
+    _config_keys = ("axis",)
+
+    def __init__(self, name="cosine_similarity", dtype=None, axis=-1):
+        super().__init__(cosine_similarity, name=name, dtype=dtype, axis=axis)
+        self.axis = axis
+
+
 class RootMeanSquaredError(Mean):
     """``sqrt(mean(square(y_pred - y_true)))``."""
 
@@ -1039,7 +1062,7 @@ ALL_OBJECTS = {Metric, Mean, Sum, MeanMetricWrapper, MeanSquaredError, RootMeanS
                BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy, Accuracy, BinaryAccuracy,
                CategoricalAccuracy, SparseCategoricalAccuracy, TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy,
                F1Score, FBetaScore, MeanSquaredLogarithmicError, MeanAbsolutePercentageError, LogCoshError, Hinge,
-               SquaredHinge, Poisson, KLDivergence}
+               SquaredHinge, Poisson, KLDivergence, CategoricalHinge, CosineSimilarity}
 ALL_OBJECTS_DICT = {cls.__name__: cls for cls in ALL_OBJECTS}
 ALL_OBJECTS_DICT.update({losses._to_snake_case(cls.__name__): cls for cls in ALL_OBJECTS})
 ALL_OBJECTS_DICT.update({"bce": BinaryCrossentropy, "BCE": BinaryCrossentropy, "mse": MeanSquaredError,

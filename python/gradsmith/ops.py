@@ -340,6 +340,7 @@ _LOSS_KINDS = {
     "binary_crossentropy": 3, "categorical_crossentropy": 4, "sparse_categorical_crossentropy": 5,
     "hinge": 6, "squared_hinge": 7, "log_cosh": 8, "poisson": 9, "mean_squared_logarithmic_error": 10, "msle": 10,
     "mean_absolute_percentage_error": 11, "mape": 11, "kl_divergence": 12, "kld": 12,
+    "categorical_hinge": 13, "cosine_similarity": 14,
 }
 LOSSES = tuple(_LOSS_KINDS)
 _SPARSE = 5
@@ -384,14 +385,15 @@ def loss_and_grad(loss, y_true, y_pred, *, sample_weight=None, from_logits=False
     (``delta``), binary_crossentropy, categorical_crossentropy,
     sparse_categorical_crossentropy, hinge, squared_hinge (0/1 targets become
     -1/1 as in Keras), log_cosh, poisson, mean_squared_logarithmic_error (msle),
-    mean_absolute_percentage_error (mape), kl_divergence (kld); the
+    mean_absolute_percentage_error (mape), kl_divergence (kld), categorical_hinge,
+    cosine_similarity (``-<t / |t|, p / |p|>``, norms at least 1e-7); the
     cross-entropies take ``from_logits`` and ``label_smoothing`` as in Keras. Probabilities are clipped to
     [1e-7, 1 - 1e-7] as Keras does; the logits forms use log-sum-exp and give
     ``softmax - onehot`` (``sigmoid - y`` for binary).
 
     Reduction as Keras 3's 'sum_over_batch_size': ``value = sum_i w_i L_i / N``
     over the N rows, ``L_i`` the mean over the row's entries (sum for the
-    categorical losses), ``w_i`` from ``sample_weight`` (N,) or 1.
+    categorical losses, kl_divergence, categorical_hinge and cosine_similarity), ``w_i`` from ``sample_weight`` (N,) or 1.
     ``y_pred`` is (N, C) or (N,) (seen as (N, 1)); ``y_true`` has its shape,
     or for the sparse loss integer labels (N,) or (N, 1) in [0, C).
     Returns ``(value, grad)`` with ``grad`` shaped like ``y_pred``.

@@ -47,6 +47,8 @@ LOSSES = [
     ("mape", {}),
     ("kl_divergence", {}),
     ("kld", {}),
+    ("categorical_hinge", {}),
+    ("cosine_similarity", {}),
 ]
 
 
@@ -186,6 +188,32 @@ def _kl_divergence(t, p, from_logits, delta):
     return np.sum(tc * np.log(tc / pc), axis=1), np.where((p >= CLIP_LO) & (p <= 1.0), -tc / pc, 0.0)
 
 
+def _categorical_hinge(t, p, from_logits, delta):
+    # pos = sum_j t p, neg = max_j (1 - t) p ; L = max(neg - pos + 1, 0)
+    # dL/dp_j = -t_j + (1 - t_j) [j = argmax] where L > 0
+    n = p.shape[0]
+    if p.shape[1] == 0:  # max over no class is -inf: L = 0
+        return np.zeros(n), np.zeros_like(p)
+    pos, scaled = np.sum(t * p, axis=1), (1.0 - t) * p
+    at = np.argmax(scaled, axis=1)
+    m = scaled[np.arange(n), at] - pos + 1.0
+    g = -t.copy()
+    g[np.arange(n), at] += 1.0 - t[np.arange(n), at]
+    return np.maximum(m, 0.0), np.where((m > 0)[:, None], g, 0.0)
+
+
+def _cosine_similarity(t, p, from_logits, delta):
+    # t' = t / max(|t|, eps), q = p / max(|p|, eps) (eps as float32) ; L = -<t', q>
+    # dL/dp = -(t' - q <t', q>) / |p| ; where |p| <= eps, q = p / eps is linear: dL/dp = -t' / eps
+    tn = np.maximum(np.linalg.norm(t, axis=1, keepdims=True), CLIP_LO)
+    pn = np.linalg.norm(p, axis=1, keepdims=True)
+    tt, q = t / tn, p / np.maximum(pn, CLIP_LO)
+    cosine = np.sum(tt * q, axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        grad = np.where(pn > CLIP_LO, -(tt - q * cosine) / pn, -tt / CLIP_LO)
+    return -cosine[:, 0], grad
+
+
 _PER_SAMPLE = {
     "mean_squared_error": _mse,
     "mean_absolute_error": _mae,
@@ -200,6 +228,8 @@ _PER_SAMPLE = {
     "mean_squared_logarithmic_error": _msle,
     "mean_absolute_percentage_error": _mape,
     "kl_divergence": _kl_divergence,
+    "categorical_hinge": _categorical_hinge,
+    "cosine_similarity": _cosine_similarity,
 }
 
 
@@ -239,6 +269,12 @@ def loss_inputs(name, n, c, rng, from_logits=False):
     if name == "mean_absolute_percentage_error":  # |t| away from 0, p away from t
         t = rng.choice([-1.0, 1.0], size=(n, c)) * rng.uniform(0.5, 3.0, size=(n, c))
         return t, t + rng.choice([-1.0, 1.0], size=(n, c)) * rng.uniform(0.05, 1.0, size=(n, c))
+    if name == "categorical_hinge":  # one-hot targets; the wrong classes' scores well apart (no tie for the max)
+        scores = rng.permutation(np.tile(np.arange(c, dtype=np.float64), (n, 1)).T).T * 0.7 + rng.uniform(0, 0.3,
+                                                                                                          (n, c))
+        return np.eye(c)[rng.integers(0, c, size=n)], scores - c * 0.35
+    if name == "cosine_similarity":
+        return rng.standard_normal((n, c)), rng.standard_normal((n, c))
     if name == "kl_divergence":  # probability rows
         t, p = rng.uniform(0.05, 1.0, size=(n, c)), rng.uniform(0.05, 1.0, size=(n, c))
         return t / t.sum(axis=1, keepdims=True), p / p.sum(axis=1, keepdims=True)
@@ -292,4 +328,9 @@ KERAS_EXAMPLES = [
     ("mean_squared_logarithmic_error", _Y2, _P2, {}, 0.171),
     ("kl_divergence", _Y2, _P2, {}, 0.458),
     ("kld", _Y2, _P2, {"sample_weight": [0.3, 0.7]}, 0.137),
+    ("categorical_hinge", [[0, 1, 0], [1, 0, 0]], [[0.2, 0.5, 0.3], [0.6, 0.1, 0.3]], {}, 0.75),
+    ("categorical_hinge", [[0, 1, 0], [1, 0, 0]], [[0.2, 0.5, 0.3], [0.6, 0.1, 0.3]], {"sample_weight": [0.3, 0.7]},
+     0.365),
+    ("cosine_similarity", [[0.0, 1.0], [1.0, 1.0]], [[1.0, 0.0], [1.0, 1.0]], {}, -0.5),
+    ("cosine_similarity", [[0.0, 1.0], [1.0, 1.0]], [[1.0, 0.0], [1.0, 1.0]], {"sample_weight": [0.8, 0.2]}, -0.1),
 ]
