@@ -170,8 +170,8 @@ void DeviceBuffer::resize(size_t bytes) {
 float* CudaBackend::arena(i64 floats, i64 rows) {
   // Kernels still queued may read the old arena: wait for them before its block is reused.
   synchronize();
-  arena_.resize(sizeof(float) * (size_t)floats);
   loss_rows_.resize(sizeof(double) * (size_t)rows);
+  arena_.resize(sizeof(float) * (size_t)floats);
   return arena_.as<float>();
 }
 

@@ -137,9 +137,15 @@ size_t memory_cached() {
 void empty_cache() {
   Cache& c = cache();
   std::lock_guard<std::mutex> lock(c.mutex);
-  for (auto& kv : c.free_blocks) check(cudaFree(kv.second), "cudaFree");
-  c.free_blocks.clear();
-  c.cached = 0;
+  // Each block leaves the list as it is freed, so a failure part-way never leaves a freed block behind.
+  while (!c.free_blocks.empty()) {
+    auto it = c.free_blocks.begin();
+    const size_t size = it->first;
+    void* p = it->second;
+    c.free_blocks.erase(it);
+    c.cached -= size;
+    check(cudaFree(p), "cudaFree");
+  }
 }
 
 void mem_get_info(size_t* free_bytes, size_t* total_bytes) {

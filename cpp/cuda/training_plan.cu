@@ -43,6 +43,9 @@ void gather_rows(const T* src, const int64_t* order, i64 n, i64 cols, T* dst) {
 struct PinnedBuffer {
   void* ptr = nullptr;
   size_t bytes = 0;
+  PinnedBuffer() = default;
+  PinnedBuffer(const PinnedBuffer&) = delete;
+  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
   void resize(size_t n) {
     if (n <= bytes && ptr) return;
     void* p = nullptr;
@@ -68,8 +71,14 @@ struct CudaTrainingPlan::Slot {
   cudaEvent_t copied = nullptr, consumed = nullptr;
   Slot() {
     check(cudaEventCreateWithFlags(&copied, cudaEventDisableTiming), "cudaEventCreate");
-    check(cudaEventCreateWithFlags(&consumed, cudaEventDisableTiming), "cudaEventCreate");
+    const cudaError_t err = cudaEventCreateWithFlags(&consumed, cudaEventDisableTiming);
+    if (err != cudaSuccess) {
+      cudaEventDestroy(copied);
+      check(err, "cudaEventCreate");
+    }
   }
+  Slot(const Slot&) = delete;
+  Slot& operator=(const Slot&) = delete;
   ~Slot() {
     cudaEventDestroy(copied);
     cudaEventDestroy(consumed);
@@ -257,6 +266,7 @@ void CudaTrainingPlan::train_steps_resident(const int64_t* order, i64 n, i64 bat
                       rows, lrs_.as<double>() + s, first_step + s, records_.as<double>() + 2 * s,
                       counts_.as<int64_t>() + s * (i64)m);
   }
+  check(cudaEventRecord(slot.consumed, 0), "cudaEventRecord");  // a later staged copy into slot 0 waits for this
   fetch_results(steps, batch, n, values, counts);
 }
 
@@ -273,6 +283,7 @@ double CudaTrainingPlan::test_step(const HostRows& data, i64 rows, int64_t* coun
   plan_->test_step(slot.dx.as<float>(), sparse_ ? nullptr : slot.dy.as<float>(),
                    sparse_ ? slot.dy.as<int64_t>() : nullptr, data.weights ? slot.dw.as<float>() : nullptr, rows,
                    records_.as<double>(), counts_.as<int64_t>());
+  check(cudaEventRecord(slot.consumed, 0), "cudaEventRecord");
   double value = 0.0;
   fetch_results(1, rows, rows, &value, counts);
   return value;
@@ -284,6 +295,7 @@ void CudaTrainingPlan::predict(const float* x, i64 rows, float* out) {
   Slot& slot = *slot_[0];
   copy_to_device(slot.dx.as<void>(), x, sizeof(float) * (size_t)(rows * in_features()));
   plan_->predict(slot.dx.as<float>(), rows);
+  check(cudaEventRecord(slot.consumed, 0), "cudaEventRecord");
   last_rows_ = rows;
   output(out);
 }

@@ -150,6 +150,7 @@ class Plan {
       if (!is_identity(l)) total += aligned(batch * l.out);
       if (keeps_preactivation(l)) total += aligned(batch * l.out);
     }
+    capacity_ = 0;  // if growing fails, the old buffers may be gone: the next step sizes the arena again
     float* p = be_.arena(total, batch);  // 64-byte aligned
     auto take = [&](i64 n) { float* q = p; p += aligned(n); return q; };
     for (size_t i = 0; i < layers_.size(); ++i) {

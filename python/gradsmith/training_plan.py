@@ -200,12 +200,13 @@ class CompiledStep:
         self.plan = plan_class(specs, loss, opt_spec, params, model.gradients, ranges, slots,
                                [kind for _, kind in self.counted])
         self._in_session = False
+        self._dropout_calls = [layer._calls for layer in model._layers if isinstance(layer, L.Dropout)]
         self._dataset_of = None  # the ArrayBatches whose rows are on the device (train_epoch_resident)
 
     def session(self, training=True):
         """On the device: the host weights and optimizer state uploaded once for the block, and (training)
         copied back at its end. If the block fails, the host keeps the weights it had before it, and the
-        optimizer's step count is put back. On the CPU (or inside a session), nothing to do."""
+        optimizer's step count and the Dropout layers' mask counters are put back. On the CPU (or inside a session), nothing to do."""
         if not self.on_device or self._in_session:
             return _NO_SESSION
         return self._device_session(training)
@@ -213,12 +214,15 @@ class CompiledStep:
     @contextlib.contextmanager
     def _device_session(self, training):
         iterations = self.optimizer._iterations
+        calls = [int(c[0]) for c in self._dropout_calls]
         self.plan.upload()
         self._in_session = True
         try:
             yield
         except BaseException:
             self.optimizer._iterations = iterations
+            for counter, value in zip(self._dropout_calls, calls):
+                counter[0] = value
             raise
         else:
             if training:
