@@ -139,11 +139,7 @@ class PyCudaTrainingPlan {
                                 sample_weight);
   }
   static cuda::HostRows rows_of(const bindings::Batch& b) { return {b.x, b.y, b.labels, b.weights}; }
-  py::tuple counts(const int64_t* correct) const {
-    py::tuple t(plan_->num_metrics());
-    for (size_t m = 0; m < plan_->num_metrics(); ++m) t[m] = py::int_(correct[m]);
-    return t;
-  }
+  py::tuple counts(const int64_t* correct) const { return bindings::count_tuple(correct, plan_->num_metrics()); }
 
   std::unique_ptr<cuda::CudaTrainingPlan> plan_;
   gradsmith::model::PlanBuffers host_;  // the model's host buffers (kept alive by keep_)

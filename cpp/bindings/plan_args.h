@@ -174,6 +174,13 @@ inline Batch batch_args(i64 in, i64 out, bool sparse, const py::array& x, const 
   return b;
 }
 
+// One step's metric counts as a Python tuple of ints.
+inline py::tuple count_tuple(const int64_t* correct, size_t metrics) {
+  py::tuple t(metrics);
+  for (size_t m = 0; m < metrics; ++m) t[m] = py::int_(correct[m]);
+  return t;
+}
+
 // A run of `steps` training steps: its learning rates (checked), and the arrays its losses (steps,) and
 // metric counts (steps, metrics) go to.
 struct RunArrays {

@@ -114,11 +114,7 @@ class PyTrainingPlan {
                                 sample_weight);
   }
 
-  py::tuple counts(const int64_t* correct) const {
-    py::tuple t(plan_->num_metrics());
-    for (size_t m = 0; m < plan_->num_metrics(); ++m) t[m] = py::int_(correct[m]);
-    return t;
-  }
+  py::tuple counts(const int64_t* correct) const { return bindings::count_tuple(correct, plan_->num_metrics()); }
 
   std::unique_ptr<model::TrainingPlan> plan_;
   py::list keep_;  // the Python buffers the plan points into
