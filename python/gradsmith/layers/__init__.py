@@ -1,0 +1,16 @@
+"""Layers with Keras 3's names and arguments, one module per family.
+
+``base`` (Layer, its weights, the registry by class name, serialize /
+deserialize), ``input_layer`` (Input), ``core`` (Dense, Activation, Dropout,
+Flatten), ``normalization`` (BatchNormalization). A new layer is a new class
+in its family's module: defining it registers it, so saved models find it.
+"""
+from gradsmith.layers.base import KerasTensor, Layer, Weight, assign_weights, deserialize, get, serialize
+from gradsmith.layers.base import _unique_name  # noqa: F401 (models name themselves with it)
+from gradsmith.layers.core import Activation, Dense, Dropout, Flatten
+from gradsmith.layers.core import _KERAS_ACTIVATION, _activation_name  # noqa: F401
+from gradsmith.layers.input_layer import Input, InputLayer
+from gradsmith.layers.normalization import BatchNormalization
+
+__all__ = ["Layer", "InputLayer", "Input", "KerasTensor", "Dense", "Activation", "Dropout", "Flatten",
+           "BatchNormalization", "get", "serialize", "deserialize"]

@@ -1,0 +1,207 @@
+"""The core layers: Dense, Activation, Dropout and Flatten (Keras 3's names, arguments and numbers)."""
+import numpy as np
+
+from gradsmith import initializers, ops, regularizers, utils
+from gradsmith.layers.base import Layer
+
+__all__ = ["Dense", "Activation", "Dropout", "Flatten"]
+
+
+class Dense(Layer):
+    """``y = activation(x @ kernel + bias)``, kernel of shape (in, units) as Keras.
+
+    Inputs of rank > 2 are applied along the last axis. Bias and activation run
+    in the GEMM's epilogue; backward applies the activation's derivative in the
+    same pass that sums the bias gradient.
+    """
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
+            raise ValueError(f"Dense: units must be a positive integer, got {units!r}")
+        self.units = int(units)
+        self.activation = _activation_name(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self._cache = None
+
+    def build(self, input_shape):
+        in_dim = input_shape[-1]
+        if in_dim is None:
+            raise ValueError(f"Dense {self.name!r}: the last axis of the input must be known, got {input_shape}")
+        self._kernel = self.add_weight("kernel", (in_dim, self.units), self.kernel_initializer,
+                                       self.kernel_regularizer)
+        self._bias = (self.add_weight("bias", (self.units,), self.bias_initializer, self.bias_regularizer)
+                      if self.use_bias else None)
+        super().build(input_shape)
+
+    @property
+    def kernel(self):
+        return self._kernel.value
+
+    @property
+    def bias(self):
+        return self._bias.value if self._bias is not None else None
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def flops(self, batch=1):
+        in_dim = self._kernel.shape[0]
+        return 2 * batch * in_dim * self.units + (batch * self.units if self.use_bias else 0)
+
+    def forward(self, x, training=False):
+        lead = x.shape[:-1]
+        if x.shape[-1] != self._kernel.shape[0]:
+            raise ValueError(f"Dense {self.name!r}: expected inputs with last axis {self._kernel.shape[0]}, "
+                             f"got shape {x.shape}")
+        x2 = x.reshape(-1, x.shape[-1])
+        bias = self.bias
+        if training:
+            if self.activation == "linear":
+                y = ops.dense_forward(x2, self.kernel, bias)
+                z = y
+            else:
+                y, z = ops.dense_forward(x2, self.kernel, bias, self.activation, return_preactivation=True,
+                                         **_KERAS_ACTIVATION)
+            self._cache = (x2, z, lead)
+        else:
+            y = ops.dense_forward(x2, self.kernel, bias, self.activation, **_KERAS_ACTIVATION)
+        return y.reshape(lead + (self.units,))
+
+    def backward(self, dy, need_dx=True):
+        x2, z, lead = self._cache
+        dx, _, _ = ops.dense_backward(
+            dy.reshape(-1, self.units), x2, self.kernel, z, self.activation, use_bias=self.use_bias,
+            need_dx=need_dx, dkernel_out=self._kernel.grad, dbias_out=self._bias.grad if self.use_bias else None,
+            **_KERAS_ACTIVATION)
+        self._add_regularization_grads()
+        self._cache = None
+        return None if dx is None else dx.reshape(lead + (x2.shape[1],))
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "activation": self.activation,
+                "use_bias": self.use_bias,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer)
+                if isinstance(self.kernel_initializer, initializers.Initializer) else None,
+                "bias_initializer": initializers.serialize(self.bias_initializer)
+                if isinstance(self.bias_initializer, initializers.Initializer) else None,
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer)
+                if self.kernel_regularizer else None,
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer)
+                if self.bias_regularizer else None}
+
+
+# What an activation *name* means in a Keras layer: keras.activations.gelu defaults to the exact erf
+# form (approximate=False), while keras.ops.gelu, and so gradsmith.ops, default to the tanh form.
+_KERAS_ACTIVATION = {"approximate": False}
+
+
+def _activation_name(activation):
+    """Keras activation identifier -> the kernel's name (None -> 'linear')."""
+    if activation is None:
+        return "linear"
+    if not isinstance(activation, str):
+        name = getattr(activation, "__name__", None)
+        if name is None:
+            raise TypeError(f"activation must be a name such as 'relu', got {activation!r}")
+        activation = name
+    ops._activation(activation, 0.2, 1.0, True)  # raises ValueError for unknown names
+    return activation.lower()
+class Activation(Layer):
+    """Applies an activation: ``Activation('relu')``."""
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = _activation_name(activation)
+        self._x = None
+
+    def forward(self, x, training=False):
+        if training:
+            self._x = x
+        return ops.activation_forward(x, self.activation, **_KERAS_ACTIVATION)
+
+    def backward(self, dy, need_dx=True):
+        dx = ops.activation_backward(dy, self._x, self.activation, **_KERAS_ACTIVATION)
+        self._x = None
+        return dx
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation}
+class Dropout(Layer):
+    """Zeroes a fraction ``rate`` of inputs while training and scales the rest by 1 / (1 - rate).
+
+    The mask comes from Philox(seed; element, call counter): reproducible for a
+    seed, independent of the thread count, and regenerated in backward rather
+    than stored. With ``noise_shape`` (Keras's: None entries take the input's
+    size) one mask of that shape is drawn and broadcast over the input, e.g.
+    ``(None, 1)`` drops whole samples.
+    """
+
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        rate = float(rate)
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"Dropout: rate must be in [0, 1), got {rate}")
+        if noise_shape is not None:
+            noise_shape = tuple(None if d is None else int(d) for d in noise_shape)
+        self.noise_shape = noise_shape
+        self.rate = rate
+        self.seed = seed
+        self._seed = int(seed) if seed is not None else int(utils.global_rng().integers(0, 2**63))
+        # Training calls so far: the Philox offset of the next mask. An array, so the compiled
+        # training step (training_plan.py) advances the same counter.
+        self._calls = np.zeros(1, np.int64)
+        self._offset = None
+
+    def forward(self, x, training=False):
+        if not training or self.rate == 0.0:
+            self._offset = None
+            return x
+        self._offset = int(self._calls[0])
+        self._calls[0] += 1
+        if self.noise_shape is not None:
+            return self._broadcast_dropout(x)
+        return ops.dropout_forward(x, self.rate, self._seed, self._offset)
+
+    def backward(self, dy, need_dx=True):
+        if self._offset is None:
+            return dy
+        if self.noise_shape is not None:
+            return self._broadcast_dropout(dy)
+        return ops.dropout_backward(dy, self.rate, self._seed, self._offset)
+
+    def _broadcast_dropout(self, x):
+        """x / (1 - rate) where the broadcast mask keeps, else 0 (Keras's dropout with a noise shape)."""
+        if len(self.noise_shape) != x.ndim:
+            raise ValueError(f"Dropout {self.name!r}: noise_shape {self.noise_shape} does not match inputs of shape "
+                             f"{x.shape}")
+        shape = tuple(n if d is None else d for d, n in zip(self.noise_shape, x.shape))
+        mask = ops.dropout_mask(shape, self.rate, self._seed, self._offset)
+        try:
+            mask = np.broadcast_to(mask, x.shape)
+        except ValueError:
+            raise ValueError(f"Dropout {self.name!r}: noise_shape {self.noise_shape} does not broadcast to inputs "
+                             f"of shape {x.shape}") from None
+        return np.where(mask, x / np.float32(1.0 - self.rate), np.float32(0.0)).astype(np.float32)
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed,
+                "noise_shape": None if self.noise_shape is None else list(self.noise_shape)}
+class Flatten(Layer):
+    """Reshapes (batch, d1, d2, ...) to (batch, d1 * d2 * ...)."""
+
+    def compute_output_shape(self, input_shape):
+        rest = input_shape[1:]
+        return (input_shape[0], None if any(d is None for d in rest) else int(np.prod(rest, dtype=np.int64)))
+
+    def forward(self, x, training=False):
+        self._shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy, need_dx=True):
+        return dy.reshape(self._shape)

@@ -1,0 +1,38 @@
+"""The input of a model: ``Input(shape=...)`` and the InputLayer a Sequential model starts from."""
+from gradsmith.layers.base import Layer, _unique_name
+
+__all__ = ["InputLayer", "Input"]
+
+
+class InputLayer(Layer):
+    """The input of a Sequential model: its shape, without the batch axis, is ``shape``."""
+
+    _is_graph_input = True
+
+    def __init__(self, shape=None, batch_size=None, name=None, input_shape=None, batch_shape=None, **kwargs):
+        if shape is None and input_shape is not None:
+            shape = input_shape
+        if batch_shape is not None:
+            batch_size, shape = batch_shape[0], tuple(batch_shape[1:])
+        if shape is None:
+            raise ValueError("Input needs shape=, e.g. Input(shape=(20,))")
+        if isinstance(shape, int):
+            shape = (shape,)
+        super().__init__(name=name if name is not None else _unique_name("input_layer"), **kwargs)
+        self.shape = (batch_size,) + tuple(shape)
+        self._declared_input_shape = self.shape
+
+    def forward(self, x, training=False):
+        return x
+
+    def backward(self, dy, need_dx=True):
+        return dy
+
+    def get_config(self):
+        return {"batch_shape": list(self.shape), "name": self.name}
+
+
+def Input(shape=None, batch_size=None, name=None, batch_shape=None):  # noqa: N802 - Keras's name
+    """``Input(shape=(20,))``: the input of a Sequential model, or the start of a functional one
+    (``Dense(8)(Input(shape=(4,)))``)."""
+    return InputLayer(shape=shape, batch_size=batch_size, name=name, batch_shape=batch_shape)

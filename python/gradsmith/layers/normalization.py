@@ -1,0 +1,128 @@
+"""BatchNormalization over the last axis (Keras 3's arguments, weight order and numbers)."""
+import numpy as np
+
+from gradsmith import initializers, ops, regularizers
+from gradsmith.layers.base import Layer
+
+__all__ = ["BatchNormalization"]
+
+
+class BatchNormalization(Layer):
+    """Normalizes each feature (the last axis) to zero mean and unit variance, then scales by ``gamma``
+    and shifts by ``beta`` (Keras 3).
+
+    While training (and trainable) it uses the batch's mean and biased variance and moves
+    ``moving_mean`` / ``moving_variance`` toward them: ``moving = moving * momentum + batch * (1 -
+    momentum)``; otherwise, and when not trainable, it uses the moving statistics. The kernels are
+    ``ops.batch_norm_forward`` / ``batch_norm_backward``; the gradient flows through the batch's
+    statistics as Keras's does.
+    """
+
+    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
+                 gamma_initializer="ones", moving_mean_initializer="zeros", moving_variance_initializer="ones",
+                 beta_regularizer=None, gamma_regularizer=None, beta_constraint=None, gamma_constraint=None,
+                 synchronized=False, **kwargs):
+        super().__init__(**kwargs)
+        if beta_constraint is not None or gamma_constraint is not None:
+            raise NotImplementedError("BatchNormalization: weight constraints are not supported")
+        if isinstance(axis, (list, tuple)):
+            if len(axis) != 1:
+                raise NotImplementedError("BatchNormalization: one axis (the last) is supported")
+            axis = axis[0]
+        self.axis = int(axis)
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+        if not self.epsilon > 0:
+            raise ValueError(f"BatchNormalization: epsilon must be > 0, got {epsilon}")
+        self.center, self.scale = bool(center), bool(scale)
+        self.synchronized = bool(synchronized)
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self.moving_mean_initializer = initializers.get(moving_mean_initializer)
+        self.moving_variance_initializer = initializers.get(moving_variance_initializer)
+        self.beta_regularizer = regularizers.get(beta_regularizer)
+        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+        self._cache = None
+
+    def build(self, input_shape):
+        rank = len(input_shape)
+        if self.axis not in (-1, rank - 1):
+            raise NotImplementedError(f"BatchNormalization {self.name!r}: only the last axis can be normalized "
+                                      f"(axis=-1), got axis={self.axis} for inputs of rank {rank}")
+        c = input_shape[-1]
+        if c is None:
+            raise ValueError(f"BatchNormalization {self.name!r}: the last axis must be known, got {input_shape}")
+        # Keras's order of weights: gamma, beta, moving_mean, moving_variance
+        self._gamma = (self.add_weight("gamma", (c,), self.gamma_initializer, self.gamma_regularizer)
+                       if self.scale else None)
+        self._beta = (self.add_weight("beta", (c,), self.beta_initializer, self.beta_regularizer)
+                      if self.center else None)
+        self._moving_mean = self.add_weight("moving_mean", (c,), self.moving_mean_initializer, trainable=False)
+        self._moving_variance = self.add_weight("moving_variance", (c,), self.moving_variance_initializer,
+                                                trainable=False)
+        super().build(input_shape)
+
+    @property
+    def gamma(self):
+        return None if self._gamma is None else self._gamma.value
+
+    @property
+    def beta(self):
+        return None if self._beta is None else self._beta.value
+
+    @property
+    def moving_mean(self):
+        return self._moving_mean.value
+
+    @property
+    def moving_variance(self):
+        return self._moving_variance.value
+
+    def flops(self, batch=1):
+        return 2 * batch * self._moving_mean.size  # y = x s + shift
+
+    def forward(self, x, training=False):
+        c = self._moving_mean.size
+        if x.shape[-1] != c:
+            raise ValueError(f"BatchNormalization {self.name!r}: expected inputs with last axis {c}, got shape "
+                             f"{x.shape}")
+        x2 = x.reshape(-1, c)
+        if training and self.trainable and len(x2):
+            y, mean, var = ops.batch_norm_forward(x2, self.gamma, self.beta, epsilon=self.epsilon)
+            m = np.float32(self.momentum)
+            one_minus = np.float32(1.0 - self.momentum)
+            self.moving_mean[...] = self.moving_mean * m + mean * one_minus
+            self.moving_variance[...] = self.moving_variance * m + var * one_minus
+            self._cache = (x2, mean, var, True)
+        else:
+            mean, var = self.moving_mean.copy(), self.moving_variance.copy()
+            y = ops.batch_norm_forward(x2, self.gamma, self.beta, epsilon=self.epsilon, mean=mean, variance=var)
+            self._cache = (x2, mean, var, False) if training else None
+        return y.reshape(x.shape)
+
+    def backward(self, dy, need_dx=True):
+        x2, mean, var, batch_statistics = self._cache
+        dx, dgamma, dbeta = ops.batch_norm_backward(dy.reshape(x2.shape), x2, mean, var, self.gamma,
+                                                    epsilon=self.epsilon, batch_statistics=batch_statistics,
+                                                    need_dx=need_dx)
+        if self._gamma is not None:
+            self._gamma.grad[...] = dgamma
+        if self._beta is not None:
+            self._beta.grad[...] = dbeta
+        self._add_regularization_grads()
+        self._cache = None
+        return None if dx is None else dx.reshape(dy.shape)
+
+    def get_config(self):
+        def ser(obj, module):
+            return module.serialize(obj) if obj is not None and hasattr(module, "serialize") else None
+
+        return {**super().get_config(), "axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,
+                "center": self.center, "scale": self.scale,
+                "beta_initializer": ser(self.beta_initializer, initializers),
+                "gamma_initializer": ser(self.gamma_initializer, initializers),
+                "moving_mean_initializer": ser(self.moving_mean_initializer, initializers),
+                "moving_variance_initializer": ser(self.moving_variance_initializer, initializers),
+                "beta_regularizer": ser(self.beta_regularizer, regularizers),
+                "gamma_regularizer": ser(self.gamma_regularizer, regularizers),
+                "synchronized": self.synchronized}
