@@ -12,7 +12,7 @@ why. A build without a toolkit has no CUDA kernels at all, and says so.
         cupy.asarray(x)            # CuPy sees the same memory (__cuda_array_interface__)
 
 Models train on the GPU with ``model.compile(..., device='cuda')``
-(gradsmith.training_plan: the whole step on the device, one fused optimizer
+(gradsmith.compiled_step: the whole step on the device, one fused optimizer
 launch). The kernels are also there one by one: the GEMM
 (``gradsmith.ops.matmul`` takes DeviceArrays or CuPy arrays and returns a
 DeviceArray), dense forward and backward, activations, softmax, losses,

@@ -43,7 +43,7 @@ class Sequential:
         self.stop_training = False
         self.history = None
         self._compile_config = None
-        self._plan = self._plan_key = None  # the compiled training step (gradsmith.training_plan)
+        self._plan = self._plan_key = None  # the compiled training step (gradsmith.compiled_step)
         self._plan_reason = None
         for layer in layers or []:
             self.add(layer)
@@ -253,13 +253,13 @@ class Sequential:
         return (self.trainable, self.optimizer, self.loss, tuple(l.trainable for l in self._layers))
 
     def _compiled_step(self):
-        """The model's C++ training step (gradsmith.training_plan), rebuilt when what it was built from
+        """The model's C++ training step (gradsmith.compiled_step), rebuilt when what it was built from
         changes; None when some part has no kernel (then steps run layer by layer)."""
         key = self._plan_key_now()
         if self._plan_key != key:
-            from gradsmith import training_plan
+            from gradsmith import compiled_step
 
-            self._plan = training_plan.build(self) if self.built else None
+            self._plan = compiled_step.build(self) if self.built else None
             self._plan_key = key if self.built else None
             if self.built and self._plan is None and self.device != "cpu":
                 warnings.warn(f"model {self.name!r} trains on the CPU, not {self.device}: {self._plan_reason}",

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import gradsmith as keras
-from gradsmith import _core, config, cuda, training_plan
+from gradsmith import _core, config, cuda, compiled_step
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not cuda.is_available(), reason=f"no CUDA device: {cuda.unavailable_reason()}")]
@@ -116,7 +116,7 @@ def test_gpu_training_repeats_bit_for_bit_and_resident_equals_staged(monkeypatch
     results = []
     for staged in (False, False, True):
         if staged:
-            monkeypatch.setattr(training_plan.CompiledStep, "keep_on_device", lambda self, b: False)
+            monkeypatch.setattr(compiled_step.CompiledStep, "keep_on_device", lambda self, b: False)
         model = _seed_mlp("cuda", "adam", "sparse_categorical_crossentropy", dropout=0.2)
         keras.utils.set_random_seed(4)
         history = model.fit(x, y, batch_size=50, epochs=2, verbose=0).history

@@ -154,7 +154,7 @@ class Dropout(Layer):
         self.seed = seed
         self._seed = int(seed) if seed is not None else int(utils.global_rng().integers(0, 2**63))
         # Training calls so far: the Philox offset of the next mask. An array, so the compiled
-        # training step (training_plan.py) advances the same counter.
+        # training step (compiled_step.py) advances the same counter.
         self._calls = np.zeros(1, np.int64)
         self._offset = None
 

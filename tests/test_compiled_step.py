@@ -1,4 +1,4 @@
-"""The compiled training step (gradsmith.training_plan, cpp/model/training_plan.*).
+"""The compiled training step (gradsmith.compiled_step, cpp/model/training_plan.*).
 
 The layer-by-layer Python path is the step's twin: both call the same kernels
 with the same arguments, so for every supported configuration a model trained
