@@ -203,4 +203,4 @@ def test_batch_normalization_config_and_errors(tmp_path):
     model.save(path)
     loaded = keras.saving.load_model(path)
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
-    assert "BatchNormalization" in model._plan_reason  # trains layer by layer
+    assert model._plan is not None, model._plan_reason  # trains through the compiled step

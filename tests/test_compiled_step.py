@@ -282,3 +282,107 @@ def test_hinge_losses_train_on_the_python_path(rng, loss):
     history = model.fit(x, (labels % 2).astype(np.float32), batch_size=16, epochs=2, verbose=0).history
     assert model._plan is None and "hinge" in model._plan_reason
     assert np.all(np.isfinite(history["loss"])) and history["loss"][-1] < history["loss"][0]
+
+
+# --------------------------------------------------------------------------- layer kinds of cpp/model/layers/
+def _fit_both(make, x, y, epochs=2, batch_size=16):
+    """The model ``make()`` builds, trained through the compiled step and layer by layer, from one seed."""
+    out = []
+    for python_only in (False, True):
+        keras.utils.set_random_seed(3)
+        model = make()
+        if python_only:
+            _python_only(model)
+        keras.utils.set_random_seed(5)
+        out.append((model, model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0).history))
+    (planned, h1), (plain, h2) = out
+    _assert_same(planned, plain, (h1, h2))
+    np.testing.assert_array_equal(planned.predict(x, verbose=0), plain.predict(x, verbose=0))
+    return planned, plain
+
+
+def _bn_model(optimizer, **bn):
+    model = keras.Sequential([layers.Dense(12, activation="relu", input_shape=(9,)),
+                              layers.BatchNormalization(**bn), layers.Dense(6, activation="tanh"),
+                              layers.BatchNormalization(momentum=0.9), layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"])
+    return model
+
+
+@pytest.mark.parametrize("bn", [{}, {"center": False}, {"scale": False, "epsilon": 0.1},
+                                {"gamma_regularizer": "l2", "beta_regularizer": "l1"}],
+                         ids=["default", "no_center", "no_scale", "regularized"])
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_batch_normalization_runs_in_the_plan_bit_for_bit(rng, threads, optimizer, bn):
+    x, labels = _data(rng, 100, 9, 2)
+    planned, plain = _fit_both(lambda: _bn_model(optimizer, **bn), x, (labels % 2).astype(np.float32))
+    moving = [w for layer in planned.layers for w in layer._weights if "moving" in w.name]
+    assert moving and all(not np.all(w.value == w.value.flat[0]) for w in moving)  # the state moved
+    assert planned.evaluate(x, (labels % 2).astype(np.float32), verbose=0) == \
+        plain.evaluate(x, (labels % 2).astype(np.float32), verbose=0)
+
+
+def test_a_frozen_batch_normalization_uses_its_moving_statistics_in_the_plan(rng):
+    x, labels = _data(rng, 64, 9, 2)
+    y = (labels % 2).astype(np.float32)
+
+    def make():
+        model = _bn_model("adam")
+        model.layers[1].moving_mean[...] = 0.25
+        model.layers[1].trainable = False
+        return model
+
+    planned, _ = _fit_both(make, x, y)
+    np.testing.assert_array_equal(planned.layers[1].moving_mean, np.full(12, 0.25, np.float32))
+
+
+@pytest.mark.parametrize("noise_shape", [(None, 1), (1, None), (None, None), (1, 1)])
+def test_dropout_with_a_noise_shape_runs_in_the_plan_bit_for_bit(rng, threads, noise_shape):
+    x, labels = _data(rng, 96, 9, 3)
+
+    def make():
+        model = keras.Sequential([layers.Dense(16, activation="relu", input_shape=(9,)),
+                                  layers.Dropout(0.4, noise_shape=noise_shape), layers.Dense(3)])
+        model.compile(optimizer="adam", loss=losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"])
+        return model
+
+    _fit_both(make, x, labels)
+
+
+def test_n_d_inputs_run_in_the_plan_dense_on_the_last_axis_noise_shapes_and_flatten(rng):
+    """(batch, 6, 5) inputs: Dense along the last axis, BatchNormalization per feature of the last axis,
+    a Dropout mask shared along axis 1, softmax along the last axis, then Flatten to the head."""
+    x = rng.standard_normal((80, 6, 5)).astype(np.float32)
+    y = (x.sum(axis=(1, 2)) > 0).astype(np.float32)
+
+    def make():
+        model = keras.Sequential([layers.Input((6, 5)), layers.Dense(7, activation="elu"),
+                                  layers.BatchNormalization(), layers.Dropout(0.3, noise_shape=(None, 1, None)),
+                                  layers.Activation("softmax"), layers.Flatten(),
+                                  layers.Dense(1, activation="sigmoid")])
+        model.compile(optimizer="rmsprop", loss="binary_crossentropy", metrics=["accuracy"])
+        return model
+
+    planned, _ = _fit_both(make, x, y)
+    assert planned._plan.in_features == 30
+
+
+def test_a_noise_shape_that_does_not_broadcast_takes_the_python_path_and_its_error(rng):
+    model = keras.Sequential([layers.Dense(4, input_shape=(3,)), layers.Dropout(0.5, noise_shape=(None, 3)),
+                              layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(ValueError, match="noise_shape"):
+        model.fit(np.ones((8, 3), np.float32), np.ones(8, np.float32), verbose=0)
+    assert model._plan is None and "noise_shape" in model._plan_reason
+
+
+def test_every_compiled_layer_kind_is_registered_by_its_keras_name():
+    from gradsmith.layers.base import _REGISTRY
+
+    offset = lambda array: 0  # noqa: E731
+    for name in ("Dense", "Activation", "Dropout", "Flatten", "BatchNormalization"):
+        layer = _REGISTRY[name](**({"units": 2} if name == "Dense" else {"activation": "relu"}
+                                   if name == "Activation" else {"rate": 0.5} if name == "Dropout" else {}))
+        layer.build((None, 3))
+        assert layer._compiled_config((3,), offset)["kind"] == name

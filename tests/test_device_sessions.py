@@ -21,7 +21,7 @@ layers = keras.layers
 
 
 class StandInDevicePlan:
-    """_core.CudaTrainingPlan's interface over the CPU plan and private copies of the buffers."""
+    """_core.CudaRunner's interface over the CPU plan and private copies of the buffers."""
 
     instances = []
 
@@ -29,7 +29,7 @@ class StandInDevicePlan:
         self.host_params, self.host_slots = params, slots
         self.params, self.grads = params.copy(), grads.copy()
         self.slots = [None if s is None else s.copy() for s in slots]
-        self.plan = _core.TrainingPlan(layer_specs, loss, optimizer, self.params, self.grads, trainable,
+        self.plan = _core.CpuRunner(layer_specs, loss, optimizer, self.params, self.grads, trainable,
                                        self.slots, metrics)
         self.sparse = loss["kind"] == keras.ops._SPARSE
         self.dataset = None
@@ -89,7 +89,7 @@ class StandInDevicePlan:
 def stand_in(monkeypatch):
     """'cuda' compiles with the stand-in plan."""
     StandInDevicePlan.instances = []
-    monkeypatch.setattr(_core, "CudaTrainingPlan", StandInDevicePlan)
+    monkeypatch.setattr(_core, "CudaRunner", StandInDevicePlan)
     monkeypatch.setattr(cuda, "is_available", lambda: True)
     monkeypatch.setattr(cuda, "device_count", lambda: 1)
     return StandInDevicePlan

@@ -189,7 +189,7 @@ const DeviceArray* optional(const py::object& o) { return o.is_none() ? nullptr 
 
 }  // namespace
 
-void bind_cuda_training_plan(py::module_& m);  // cuda_plan_bindings.cpp
+void bind_cuda_runner(py::module_& m);  // cuda_runner_bindings.cpp
 
 void bind_cuda(py::module_& m) {
   static py::exception<cuda::Error> cuda_error(m, "CudaError", PyExc_RuntimeError);
@@ -220,7 +220,7 @@ void bind_cuda(py::module_& m) {
     cuda::mem_get_info(&free_bytes, &total);
     return py::make_tuple(free_bytes, total);
   });
-  bind_cuda_training_plan(m);
+  bind_cuda_runner(m);
   m.def("cuda_set_matmul_precision", &cuda::set_matmul_precision, py::arg("precision"),
         "0: float32, 1: TF32, 2: BF16 (tensor cores where the device has them).");
   m.def("cuda_matmul_precision", &cuda::matmul_precision);

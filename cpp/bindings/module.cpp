@@ -24,7 +24,7 @@ namespace cpu = gradsmith::cpu;
 
 // Defined in bench_bindings.cpp: the machine-peak measurements.
 void bind_bench(py::module_& m);
-void bind_training_plan(py::module_& m);
+void bind_cpu_runner(py::module_& m);
 void bind_cuda(py::module_& m);  // cuda_bindings.cpp, or cuda_unavailable.cpp without CUDA
 using gradsmith::ActParams;
 using i64 = int64_t;
@@ -307,7 +307,7 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "gradsmith's compiled CPU kernels. Use gradsmith.ops; these functions check but do not convert.";
   bind_profiler(m);
   bind_bench(m);
-  bind_training_plan(m);
+  bind_cpu_runner(m);
   bind_cuda(m);
 
   m.def("supported_isas", &cpu::supported_isas, "CPU paths this machine can run, best last.");

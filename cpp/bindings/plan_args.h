@@ -1,5 +1,5 @@
 // Argument parsing shared by the CPU and CUDA training-plan bindings: the
-// layer, loss, optimizer and metric specs python/gradsmith/training_plan.py
+// layer, loss, optimizer and metric specs python/gradsmith/compiled_step.py
 // builds, and the checks every batch passes before any kernel runs.
 #pragma once
 
@@ -8,6 +8,7 @@
 #include <pybind11/stl.h>
 
 #include <array>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,9 +31,33 @@ T get(const py::dict& d, const char* key) {
   return d[key].cast<T>();
 }
 
+// One layer's description, as each Python layer gives it (layers/*.py, ``_compiled_config``): its kind,
+// name, per-sample input shape and named values, read by the layer kind itself (model/layers/). Read here
+// with no per-kind code. A counter array (Dropout's) is kept alive in `keep`.
+inline model::LayerConfig layer_config(const py::dict& d, py::list& keep) {
+  model::LayerConfig c;
+  c.kind = get<std::string>(d, "kind");
+  c.name = get<std::string>(d, "name");
+  c.input.dims = get<std::vector<i64>>(d, "input_shape");
+  for (i64 n : c.input.dims)
+    if (n < 1) throw py::value_error(c.where() + "input dimensions must be >= 1");
+  c.numbers = get<std::map<std::string, double>>(d, "numbers");
+  if (d.contains("weights")) c.weights = d["weights"].cast<std::map<std::string, i64>>();
+  if (d.contains("penalties")) c.penalties = d["penalties"].cast<std::map<std::string, std::pair<double, double>>>();
+  if (d.contains("integers")) c.integers = d["integers"].cast<std::map<std::string, i64>>();
+  if (d.contains("lists")) c.lists = d["lists"].cast<std::map<std::string, std::vector<i64>>>();
+  if (d.contains("counter") && !d["counter"].is_none()) {
+    const py::array counter = d["counter"].cast<py::array>();
+    expect_shape(counter, "counter", {1});
+    c.counter = data_of<int64_t>(counter, "counter", true);
+    keep.append(counter);
+  }
+  return c;
+}
+
 // A plan's specs, checked, with the host buffers they name.
 struct PlanArgs {
-  std::vector<model::LayerSpec> layers;
+  std::vector<model::LayerConfig> layers;
   LossArgs loss;
   double loss_weight = 1.0;
   model::OptimizerSpec optimizer;
@@ -54,32 +79,7 @@ inline PlanArgs parse_plan_args(const py::list& layers, const py::dict& loss, co
   float* G = data_of<float>(grads, "grads", true);
   expect_shape(grads, "grads", {(i64)params.size()});
 
-  
-  for (const py::handle h : layers) {
-    const py::dict d = py::reinterpret_borrow<py::dict>(h);
-    model::LayerSpec l;
-    l.kind = get<int>(d, "kind");
-    if (l.kind < model::kDense || l.kind > model::kDropout) throw py::value_error("unknown layer kind");
-    l.in = get<i64>(d, "in");
-    l.out = get<i64>(d, "out");
-    l.act = activation(get<int>(d, "activation"), get<float>(d, "param"));
-    if (l.kind == model::kDense) {
-      l.kernel = get<i64>(d, "kernel");
-      l.bias = get<i64>(d, "bias");
-      l.kernel_l1 = get<double>(d, "kernel_l1");
-      l.kernel_l2 = get<double>(d, "kernel_l2");
-      l.bias_l1 = get<double>(d, "bias_l1");
-      l.bias_l2 = get<double>(d, "bias_l2");
-    } else if (l.kind == model::kDropout) {
-      l.rate = get<double>(d, "rate");
-      l.seed = get<uint64_t>(d, "seed");
-      const py::array calls = get<py::array>(d, "calls");
-      expect_shape(calls, "calls", {1});
-      l.calls = data_of<int64_t>(calls, "calls", true);
-      a.keep.append(calls);
-    }
-    a.layers.push_back(l);
-  }
+  for (const py::handle h : layers) a.layers.push_back(layer_config(py::reinterpret_borrow<py::dict>(h), a.keep));
 
   a.loss.kind = get<int>(loss, "kind");
   if (a.loss.kind < cpu::kMse || a.loss.kind >= cpu::kNumLosses) throw py::value_error("unknown loss kind");

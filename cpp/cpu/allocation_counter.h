@@ -4,7 +4,7 @@
 // malloc / free that count (allocation_counter.cpp) and links with
 // -Bsymbolic-functions, so these definitions serve the module's own calls and
 // nobody else's. Tests use the count to prove that a steady-state training
-// step allocates nothing (TrainingPlan::last_step_allocations).
+// step allocates nothing (CpuRunner::last_step_allocations).
 #pragma once
 
 #include <stdint.h>

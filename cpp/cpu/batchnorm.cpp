@@ -12,6 +12,7 @@
 #include <math.h>
 
 #include "cpu/ops.h"
+#include "math/normalization.h"
 #include "cpu/profiler.h"
 #include "cpu/scratch.h"
 #include "cpu/thread_pool.h"
@@ -107,6 +108,11 @@ void batch_norm_backward(const float* dy, const float* x, const float* mean, con
         dx[i * cols + j] = s[j - c0] * (dy[i * cols + j] - correction);
       }
   });
+}
+
+void moving_average(float* moving, const float* value, double momentum, i64 n) {
+  const float m = (float)momentum, one_minus = (float)(1.0 - momentum);
+  for (i64 j = 0; j < n; ++j) moving[j] = math::moving_average(moving[j], value[j], m, one_minus);
 }
 
 }  // namespace cpu

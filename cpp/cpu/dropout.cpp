@@ -29,5 +29,29 @@ void dropout(const float* x, float* y, i64 n, double rate, uint64_t seed, uint64
       threads_for_elements(n));
 }
 
+void dropout_mask(float* mask, i64 n, double rate, uint64_t seed, uint64_t offset) {
+  // FLOPs: none (integer work); bytes: the mask written.
+  GS_PROFILE_SCOPE("dropout_mask", 0.0, 4.0 * n, n, -1, -1);
+  const uint32_t threshold = (uint32_t)ceil(rate * 16777216.0);
+  for (i64 j = 0; j < n; ++j) mask[j] = math::dropout_kept(seed, offset, j, threshold) ? 1.f : 0.f;
+}
+
+void dropout_broadcast(const float* x, float* y, const float* mask, const math::NoiseShape& s, i64 batch,
+                       double rate) {
+  i64 n = batch;
+  for (int d = 0; d < s.rank; ++d) n *= s.dims[d];
+  // FLOPs: 1 per element (the scale); bytes: x read, y written (the mask is small and stays in cache).
+  GS_PROFILE_SCOPE("dropout_broadcast", 1.0 * n, 8.0 * n, n, -1, -1);
+  const float keep = (float)(1.0 - rate);
+  constexpr i64 kChunk = 1 << 14;
+  parallel_for(
+      (n + kChunk - 1) / kChunk,
+      [&](int64_t t, int) {
+        const i64 b = t * kChunk, e = b + kChunk < n ? b + kChunk : n;
+        for (i64 i = b; i < e; ++i) y[i] = mask[s.mask_index(i)] != 0.f ? x[i] / keep : 0.f;
+      },
+      threads_for_elements(n));
+}
+
 }  // namespace cpu
 }  // namespace gradsmith

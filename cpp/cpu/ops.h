@@ -11,6 +11,7 @@
 
 #include "cpu/gemm.h"
 #include "cpu/kernel_table.h"
+#include "math/broadcast.h"
 #include "math/rows.h"
 
 namespace gradsmith {
@@ -60,6 +61,11 @@ void optimizer_step(const OptimizerArgs& args, const std::vector<ParamBuffer>& b
 
 // ---- dropout (dropout.cpp): y = kept ? x / (1 - rate) : 0, mask from Philox(seed; index, offset)
 void dropout(const float* x, float* y, i64 n, double rate, uint64_t seed, uint64_t offset);
+// Dropout with a noise shape: mask[j] = 1 where element j of the mask keeps, else 0 (the same coins as
+// dropout draws for element j); then y[e] = mask[s.mask_index(e)] ? x[e] / (1 - rate) : 0 over the batch.
+void dropout_mask(float* mask, i64 n, double rate, uint64_t seed, uint64_t offset);
+void dropout_broadcast(const float* x, float* y, const float* mask, const math::NoiseShape& s, i64 batch,
+                       double rate);
 
 // ---- batch normalization (batchnorm.cpp), per column of x (rows, cols); gamma, beta may be null (1, 0).
 // training: mean and var (biased) are computed from x and written; else they are read (the moving statistics).
@@ -71,6 +77,8 @@ void batch_norm_forward(const float* x, const float* gamma, const float* beta, f
 void batch_norm_backward(const float* dy, const float* x, const float* mean, const float* var, const float* gamma,
                          float eps, bool batch_statistics, float* dx, float* dgamma, float* dbeta, i64 rows,
                          i64 cols);
+// moving[j] = moving[j] * momentum + value[j] * (1 - momentum) (math::moving_average), j < n.
+void moving_average(float* moving, const float* value, double momentum, i64 n);
 
 // ---- reductions (reductions.cpp): fixed order, identical for any thread count
 double sum(const float* x, i64 n);

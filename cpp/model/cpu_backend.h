@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "cpu/ops.h"
-#include "model/plan.h"
+#include "model/plan_spec.h"
 
 namespace gradsmith {
 namespace model {
@@ -39,6 +39,25 @@ class CpuBackend {
   }
   void dropout(const float* x, float* y, i64 n, double rate, uint64_t seed, uint64_t offset) {
     cpu::dropout(x, y, n, rate, seed, offset);
+  }
+  void dropout_mask(float* mask, i64 n, double rate, uint64_t seed, uint64_t offset) {
+    cpu::dropout_mask(mask, n, rate, seed, offset);
+  }
+  void dropout_broadcast(const float* x, float* y, const float* mask, const math::NoiseShape& s, i64 batch,
+                         double rate) {
+    cpu::dropout_broadcast(x, y, mask, s, batch, rate);
+  }
+  void batch_norm_forward(const float* x, const float* gamma, const float* beta, float eps, bool training,
+                          float* mean, float* var, float* y, i64 rows, i64 cols) {
+    cpu::batch_norm_forward(x, gamma, beta, eps, training, mean, var, y, rows, cols);
+  }
+  void batch_norm_backward(const float* dy, const float* x, const float* mean, const float* var,
+                           const float* gamma, float eps, bool batch_statistics, float* dx, float* dgamma,
+                           float* dbeta, i64 rows, i64 cols) {
+    cpu::batch_norm_backward(dy, x, mean, var, gamma, eps, batch_statistics, dx, dgamma, dbeta, rows, cols);
+  }
+  void moving_average(float* moving, const float* value, double momentum, i64 n) {
+    cpu::moving_average(moving, value, momentum, n);
   }
   void dense_backward(const float* dy, const float* x, const float* W, const float* z, ActParams act, float* dz,
                       float* dx, float* dW, float* db, i64 batch, i64 in, i64 units) {

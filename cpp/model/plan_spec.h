@@ -1,4 +1,4 @@
-// What a training plan is built from: the layers, the optimizer, the runs of
+// What a training plan is built from besides its layers (model/layer.h): the optimizer, the runs of
 // trainable weights, the counted metrics and the weight penalties. Plain
 // structs, shared by the CPU plan and the CUDA plan (model/plan.h).
 #pragma once
@@ -12,24 +12,6 @@ namespace gradsmith {
 namespace model {
 
 using i64 = int64_t;
-
-enum LayerKind : int { kDense = 0, kActivation = 1, kDropout = 2 };
-
-struct LayerSpec {
-  int kind = kDense;
-  i64 in = 0, out = 0;  // features in and out (Activation, Dropout: equal)
-  ActParams act = {kLinear, 0.f};
-  // Dense: offsets of kernel (in, out) and bias (out,) in the flat parameter and
-  // gradient buffers; bias -1 when use_bias is false.
-  i64 kernel = -1, bias = -1;
-  // L1 / L2 penalties on kernel and bias (Keras: l1 * sum|w| + l2 * sum w^2).
-  double kernel_l1 = 0.0, kernel_l2 = 0.0, bias_l1 = 0.0, bias_l2 = 0.0;
-  // Dropout: rate, seed and the layer's call counter (the Philox offset), which
-  // the Python layer owns so both paths share one sequence of masks.
-  double rate = 0.0;
-  uint64_t seed = 0;
-  int64_t* calls = nullptr;
-};
 
 // The optimizer's configuration; the learning rate and the step come per step.
 struct OptimizerSpec {
@@ -104,6 +86,15 @@ GS_HD void optimizer_hyperparameters(const OptimizerSpec& s, double lr, int64_t 
       a->h0 = (float)s.epsilon;
   }
 }
+
+// Weight buffers of a plan, in the backend's memory.
+struct PlanBuffers {
+  float* params = nullptr;
+  float* grads = nullptr;
+  i64 n_params = 0;
+  float* slots[3] = {nullptr, nullptr, nullptr};  // optimizer state, or null
+  i64 n_slot = 0;
+};
 
 }  // namespace model
 }  // namespace gradsmith

@@ -1,37 +1,37 @@
 """The compiled training step: a whole ``train_step`` as ONE call into C++.
 
-When every part of a compiled Sequential model has a kernel (Dense,
-Activation, Dropout and Flatten layers on 2-D data; a built-in loss with
-Keras's default reduction; SGD, Adam, AdamW, RMSprop or Adagrad without EMA,
-gradient accumulation, loss scaling or weight-decay exclusions; L1/L2
-regularizers), ``model.fit`` and ``train_on_batch`` run each step through
-``_core.TrainingPlan`` (cpp/model/training_plan.h): forward, loss, accuracy
-counts, backward, penalties and the fused optimizer update with no Python in
-between; ``fit`` hands it whole epochs of array data when no callback needs
-batch hooks, and ``evaluate`` / ``predict`` use its forward pass once training
-has built it. Anything else takes the layer-by-layer Python path in models.py, which
-calls the same kernels one at a time; both give bit-identical weights.
+When every part of a compiled model has a kernel (every layer has a compiled
+form: ``Layer._compiled_config``, a kind of cpp/model/layers/; a built-in loss
+with Keras's default reduction; SGD, Adam, AdamW, RMSprop, Adagrad, Adamax or
+Lion without EMA, gradient accumulation, loss scaling or weight-decay
+exclusions; L1/L2 regularizers), ``model.fit`` and ``train_on_batch`` run each
+step through ``_core.CpuRunner`` (cpp/model/cpu_runner.h, which runs
+model::Plan, cpp/model/plan.h): forward, loss, accuracy counts, backward,
+penalties and the fused optimizer update with no Python in between; ``fit``
+hands it whole epochs of array data when no callback needs batch hooks, and
+``evaluate`` / ``predict`` use its forward pass once training has built it.
+Anything else takes the layer-by-layer Python path, which calls the same
+kernels one at a time; both give bit-identical weights.
 
 ``build(model)`` returns a CompiledStep, or None with the reason kept in
 ``model._plan_reason`` (handy when asking why a model is slow).
 
 A model compiled with ``device='cuda'`` gets the same step on the GPU
-(``_core.CudaTrainingPlan``, cpp/cuda/training_plan.h). The weights and
-optimizer state the model shows (get_weights, save) stay in host memory; the
-plan mirrors them on the device. ``session()`` uploads them once, runs any
-number of steps on the device, and copies them back at the end: fit opens one
-per epoch, evaluate and predict one per call. A step outside a session copies
-them both ways itself.
+(``_core.CudaRunner``, cpp/cuda/cuda_runner.h). The weights and optimizer
+state the model shows (get_weights, save) stay in host memory; the runner
+mirrors them on the device. ``session()`` uploads them once, runs any number
+of steps on the device, and copies them back at the end: fit opens one per
+epoch, evaluate and predict one per call. A step outside a session copies them
+both ways itself.
 """
 import contextlib
 
 import numpy as np
 
-from gradsmith import _core, layers as L, losses, metrics as M, ops, optimizers as O, regularizers as R
+from gradsmith import _core, layers as L, losses, metrics as M, ops, optimizers as O
 
 __all__ = ["CompiledStep", "build"]
 
-_LAYER_DENSE, _LAYER_ACTIVATION, _LAYER_DROPOUT = 0, 1, 2
 _COUNT_BINARY, _COUNT_CATEGORICAL, _COUNT_SPARSE = 0, 1, 2
 _MAX_COUNTED = 8  # metric counts one step returns (the binding's limit)
 
@@ -43,57 +43,28 @@ class _NotPlannable(Exception):
     """Raised while building: this model takes the Python path (the message says why)."""
 
 
-def _penalty(regularizer):
-    """(l1, l2) of a built-in L1 / L2 / L1L2 regularizer, or (0, 0) for none."""
-    if regularizer is None:
-        return 0.0, 0.0
-    if not isinstance(regularizer, R.L1L2) or type(regularizer).__call__ is not R.L1L2.__call__ \
-            or type(regularizer).gradient is not R.L1L2.gradient:
-        raise _NotPlannable(f"regularizer {type(regularizer).__name__} has no kernel")
-    return float(regularizer.l1), float(regularizer.l2)
-
-
-def _activation(name):
-    kind, param = ops._activation(name, 0.2, 1.0, L._KERAS_ACTIVATION["approximate"])
-    return {"activation": kind, "param": float(param)}
-
-
-def _layer_specs(model, params):
-    """One dict per layer for the C++ plan; Flatten is a no-op on C-ordered rows."""
-    specs = []
+def _layer_configs(model, params):
+    """Each layer's description for the C++ plan (``layer._compiled_config``), with its kind, name and
+    per-sample input shape; the model's output must be (batch, features) for the loss kernels."""
     shape = tuple(model._input_layer.shape)
     base = params.__array_interface__["data"][0]
 
     def offset(array):
         return (array.__array_interface__["data"][0] - base) // 4
 
+    configs = []
     for layer in model._layers:
-        kind = type(layer)
-        if kind is L.Flatten:
-            shape = layer.compute_output_shape(shape)
-            continue
-        if len(shape) != 2 or shape[1] is None:
-            raise _NotPlannable(f"layer {layer.name!r} sees inputs of shape {shape}; the plan runs on 2-D data")
-        width = int(shape[1])
-        if kind is L.Dense:
-            k1, k2 = _penalty(layer.kernel_regularizer)
-            b1, b2 = _penalty(layer.bias_regularizer) if layer.use_bias else (0.0, 0.0)
-            specs.append({"kind": _LAYER_DENSE, "in": width, "out": layer.units, **_activation(layer.activation),
-                          "kernel": offset(layer.kernel), "bias": offset(layer.bias) if layer.use_bias else -1,
-                          "kernel_l1": k1, "kernel_l2": k2, "bias_l1": b1, "bias_l2": b2})
-        elif kind is L.Activation:
-            specs.append({"kind": _LAYER_ACTIVATION, "in": width, "out": width, **_activation(layer.activation)})
-        elif kind is L.Dropout:
-            if layer.noise_shape is not None:
-                raise _NotPlannable(f"Dropout {layer.name!r} has a noise_shape (its mask broadcasts in Python)")
-            specs.append({"kind": _LAYER_DROPOUT, "in": width, "out": width, "activation": 0, "param": 0.0,
-                          "rate": float(layer.rate), "seed": int(layer._seed), "calls": layer._calls})
-        else:
-            raise _NotPlannable(f"layer {layer.name!r} ({kind.__name__}) has no compiled form")
+        if any(d is None for d in shape[1:]):
+            raise _NotPlannable(f"layer {layer.name!r} sees inputs of shape {shape}, not known in full")
+        try:
+            config = layer._compiled_config(tuple(int(d) for d in shape[1:]), offset)
+        except L.NoCompiledForm as e:
+            raise _NotPlannable(str(e)) from None
+        configs.append({**config, "name": layer.name, "input_shape": [int(d) for d in shape[1:]]})
         shape = layer.compute_output_shape(shape)
-    if not specs or len(shape) != 2:
-        raise _NotPlannable("the model has no layer with a compiled form, or its output is not 2-D")
-    return specs
+    if not configs or len(shape) != 2:
+        raise _NotPlannable(f"the model's output has shape {shape}: the compiled step's losses take (batch, n)")
+    return configs, int(shape[1])
 
 
 def _loss_spec(loss, loss_weight):
@@ -175,32 +146,31 @@ def _metric_split(model, sparse, out):
 
 
 class CompiledStep:
-    """A model's steps through ``_core.TrainingPlan``: ``run`` (one training step), ``run_epoch`` (a
+    """A model's steps through ``_core.CpuRunner`` (or ``CudaRunner``): ``run`` (one training step), ``run_epoch`` (a
     whole epoch of arrays in one call), ``test`` (evaluate's step) and ``predict``. Each returns None for
     data the plan does not take, and the caller then uses the layer-by-layer Python path."""
 
     def __init__(self, model):
         params = model.parameters
         model._resolve_metrics()
-        specs = _layer_specs(model, params)
+        configs, self.out = _layer_configs(model, params)
         trainable = model._trainable()
         if not trainable:
             raise _NotPlannable("no trainable weights")
         loss = _loss_spec(model.loss, model.loss_weight)
         self.sparse = loss["kind"] == ops._SPARSE
         opt_spec, ranges, slots = _optimizer_spec(model.optimizer, trainable, params)
-        self.out = specs[-1]["out"]
         self.counted, self.other = _metric_split(model, self.sparse, self.out)
         self.weighted = model.compiled_weighted_metrics
         self.input_shape = tuple(model._input_layer.shape[1:])
-        self.in_features = specs[0]["in"]
+        self.in_features = int(np.prod(self.input_shape, dtype=np.int64))
         self.optimizer = model.optimizer
         self.on_device = getattr(model, "device", "cpu") != "cpu"
-        plan_class = _core.CudaTrainingPlan if self.on_device else _core.TrainingPlan
-        self.plan = plan_class(specs, loss, opt_spec, params, model.gradients, ranges, slots,
+        runner = _core.CudaRunner if self.on_device else _core.CpuRunner
+        self.plan = runner(configs, loss, opt_spec, params, model.gradients, ranges, slots,
                                [kind for _, kind in self.counted])
         self._in_session = False
-        self._dropout_calls = [layer._calls for layer in model._layers if isinstance(layer, L.Dropout)]
+        self._dropout_calls = [c["counter"] for c in configs if c.get("counter") is not None]
         self._dataset_of = None  # the ArrayBatches whose rows are on the device (train_epoch_resident)
 
     def session(self, training=True):

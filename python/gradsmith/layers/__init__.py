@@ -5,7 +5,7 @@ deserialize), ``input_layer`` (Input), ``core`` (Dense, Activation, Dropout,
 Flatten), ``normalization`` (BatchNormalization). A new layer is a new class
 in its family's module: defining it registers it, so saved models find it.
 """
-from gradsmith.layers.base import KerasTensor, Layer, Weight, assign_weights, deserialize, get, serialize
+from gradsmith.layers.base import KerasTensor, Layer, NoCompiledForm, Weight, assign_weights, deserialize, get, serialize
 from gradsmith.layers.base import _unique_name  # noqa: F401 (models name themselves with it)
 from gradsmith.layers.core import Activation, Dense, Dropout, Flatten
 from gradsmith.layers.core import _KERAS_ACTIVATION, _activation_name  # noqa: F401

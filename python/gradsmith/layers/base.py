@@ -17,7 +17,26 @@ import numpy as np
 
 from gradsmith import initializers, regularizers
 
-__all__ = ["Layer", "Weight", "assign_weights", "serialize", "deserialize", "get"]
+__all__ = ["Layer", "Weight", "assign_weights", "serialize", "deserialize", "get", "NoCompiledForm"]
+
+
+class NoCompiledForm(Exception):
+    """Raised by a layer's ``_compiled_config`` when the compiled step (cpp/model/layers/) cannot run it
+    as configured; the message says why, and the model trains layer by layer instead."""
+
+
+def compiled_penalties(**regularizers_by_weight):
+    """{weight name: (l1, l2)} of built-in L1 / L2 / L1L2 regularizers, for the compiled step's penalty
+    kernel; a regularizer of another kind has no kernel."""
+    out = {}
+    for name, reg in regularizers_by_weight.items():
+        if reg is None:
+            continue
+        if not isinstance(reg, regularizers.L1L2) or type(reg).__call__ is not regularizers.L1L2.__call__ \
+                or type(reg).gradient is not regularizers.L1L2.gradient:
+            raise NoCompiledForm(f"regularizer {type(reg).__name__} has no kernel")
+        out[name] = (float(reg.l1), float(reg.l2))
+    return out
 
 _name_counters = {}
 
@@ -158,6 +177,14 @@ class Layer:
 
     def forward(self, x, training=False):
         raise NotImplementedError
+
+    def _compiled_config(self, input_shape, offset):
+        """How the compiled step runs this layer: ``{"kind": <a kind of cpp/model/layers/>, "numbers": {...},
+        "weights": {name: offset(array)}, "penalties": {...}, "lists": {...}, "counter": array}`` for
+        inputs of per-sample shape ``input_shape``, ``offset(array)`` giving a weight's place in the flat
+        buffer. Raises NoCompiledForm where there is none (a user's own layer, an option without a
+        kernel): the model then trains layer by layer, through ``forward`` / ``backward``."""
+        raise NoCompiledForm(f"layer {self.name!r} ({type(self).__name__}) has no compiled form")
 
     def backward(self, dy, need_dx=True):
         raise NotImplementedError

@@ -2,7 +2,7 @@
 import numpy as np
 
 from gradsmith import initializers, ops, regularizers, utils
-from gradsmith.layers.base import Layer
+from gradsmith.layers.base import Layer, NoCompiledForm, compiled_penalties
 
 __all__ = ["Dense", "Activation", "Dropout", "Flatten"]
 
@@ -83,6 +83,15 @@ class Dense(Layer):
         self._cache = None
         return None if dx is None else dx.reshape(lead + (x2.shape[1],))
 
+    def _compiled_config(self, input_shape, offset):
+        weights = {"kernel": offset(self.kernel)}
+        if self.use_bias:
+            weights["bias"] = offset(self.bias)
+        return {"kind": "Dense", "numbers": {"units": self.units, **_activation_numbers(self.activation)},
+                "weights": weights,
+                "penalties": compiled_penalties(kernel=self.kernel_regularizer,
+                                                bias=self.bias_regularizer if self.use_bias else None)}
+
     def get_config(self):
         return {**super().get_config(), "units": self.units, "activation": self.activation,
                 "use_bias": self.use_bias,
@@ -112,6 +121,12 @@ def _activation_name(activation):
         activation = name
     ops._activation(activation, 0.2, 1.0, True)  # raises ValueError for unknown names
     return activation.lower()
+
+
+def _activation_numbers(name):
+    """The activation as the compiled step's kernels take it: its kind and its one parameter."""
+    kind, param = ops._activation(name, 0.2, 1.0, _KERAS_ACTIVATION["approximate"])
+    return {"activation": kind, "activation_param": float(param)}
 class Activation(Layer):
     """Applies an activation: ``Activation('relu')``."""
 
@@ -129,6 +144,9 @@ class Activation(Layer):
         dx = ops.activation_backward(dy, self._x, self.activation, **_KERAS_ACTIVATION)
         self._x = None
         return dx
+
+    def _compiled_config(self, input_shape, offset):
+        return {"kind": "Activation", "numbers": _activation_numbers(self.activation)}
 
     def get_config(self):
         return {**super().get_config(), "activation": self.activation}
@@ -189,6 +207,23 @@ class Dropout(Layer):
                              f"of shape {x.shape}") from None
         return np.where(mask, x / np.float32(1.0 - self.rate), np.float32(0.0)).astype(np.float32)
 
+    def _compiled_config(self, input_shape, offset):
+        if not 0 <= self._seed < 2**64:
+            raise NoCompiledForm(f"Dropout {self.name!r}: the seed {self._seed} is not a 64-bit word")
+        config = {"kind": "Dropout", "numbers": {"rate": self.rate},
+                  "integers": {"seed": (self._seed + 2**63) % 2**64 - 2**63},  # the word, as int64
+                  "counter": self._calls}
+        if self.noise_shape is not None:
+            # -1 for None (the input's size); the batch entry must be None or 1, the others None, 1 or the
+            # input's size: other shapes take the Python path, which explains what is wrong with them.
+            noise = [-1 if d is None else d for d in self.noise_shape]
+            if len(noise) != len(input_shape) + 1 or noise[0] not in (-1, 1) \
+                    or any(n not in (-1, 1, d) for n, d in zip(noise[1:], input_shape)):
+                raise NoCompiledForm(f"Dropout {self.name!r}: noise_shape {self.noise_shape} does not broadcast "
+                                     f"to inputs of shape {(None, *input_shape)}")
+            config["lists"] = {"noise_shape": noise}
+        return config
+
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed,
                 "noise_shape": None if self.noise_shape is None else list(self.noise_shape)}
@@ -205,3 +240,6 @@ class Flatten(Layer):
 
     def backward(self, dy, need_dx=True):
         return dy.reshape(self._shape)
+
+    def _compiled_config(self, input_shape, offset):
+        return {"kind": "Flatten", "numbers": {}}

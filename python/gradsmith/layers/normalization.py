@@ -2,7 +2,7 @@
 import numpy as np
 
 from gradsmith import initializers, ops, regularizers
-from gradsmith.layers.base import Layer
+from gradsmith.layers.base import Layer, compiled_penalties
 
 __all__ = ["BatchNormalization"]
 
@@ -112,6 +112,21 @@ class BatchNormalization(Layer):
         self._add_regularization_grads()
         self._cache = None
         return None if dx is None else dx.reshape(dy.shape)
+
+    def _compiled_config(self, input_shape, offset):
+        weights = {"moving_mean": offset(self.moving_mean), "moving_variance": offset(self.moving_variance)}
+        if self.scale:
+            weights["gamma"] = offset(self.gamma)
+        if self.center:
+            weights["beta"] = offset(self.beta)
+        # A trainable layer trains on the batch's statistics (and moves toward them); a frozen one uses the
+        # moving statistics, as Keras.
+        return {"kind": "BatchNormalization",
+                "numbers": {"epsilon": self.epsilon, "momentum": self.momentum,
+                            "batch_statistics": float(self.trainable)},
+                "weights": weights,
+                "penalties": compiled_penalties(gamma=self.gamma_regularizer if self.scale else None,
+                                                beta=self.beta_regularizer if self.center else None)}
 
     def get_config(self):
         def ser(obj, module):

@@ -7,7 +7,7 @@
 //
 // The host copies of the weights stay the model's own (what get_weights and
 // save read): upload() before training on device, download() after; the
-// Python side (python/gradsmith/training_plan.py) does both at the edges of
+// Python side (python/gradsmith/compiled_step.py) does both at the edges of
 // fit, evaluate, predict and train_on_batch.
 #pragma once
 
@@ -30,14 +30,14 @@ struct HostRows {
   const float* weights = nullptr;
 };
 
-class CudaTrainingPlan {
+class CudaRunner {
  public:
-  CudaTrainingPlan(std::vector<model::LayerSpec> layers, LossArgs loss, double loss_weight,
+  CudaRunner(const std::vector<model::LayerConfig>& layers, LossArgs loss, double loss_weight,
                    model::OptimizerSpec optimizer, i64 n_params, const bool has_slot[3], i64 n_slot,
                    const std::vector<model::TrainableRange>& trainable, std::vector<model::MetricCount> metrics);
-  ~CudaTrainingPlan();
-  CudaTrainingPlan(const CudaTrainingPlan&) = delete;
-  CudaTrainingPlan& operator=(const CudaTrainingPlan&) = delete;
+  ~CudaRunner();
+  CudaRunner(const CudaRunner&) = delete;
+  CudaRunner& operator=(const CudaRunner&) = delete;
 
   i64 in_features() const { return plan_->in_features(); }
   i64 out_features() const { return plan_->out_features(); }

@@ -1,4 +1,8 @@
-#include "model/training_plan.h"
+#include "model/cpu_runner.h"
+
+// Every layer kind of model/layers/, registered for the CPU backend.
+#define GS_LAYER_BACKEND ::gradsmith::model::CpuBackend
+#include "model/all_layers.h"
 
 #include "cpu/allocation_counter.h"
 #include "cpu/profiler.h"
@@ -6,7 +10,7 @@
 namespace gradsmith {
 namespace model {
 
-double TrainingPlan::train_step(const float* x, const float* y_true, const int64_t* labels,
+double CpuRunner::train_step(const float* x, const float* y_true, const int64_t* labels,
                                 const float* sample_weight, i64 batch, double lr, int64_t step, int64_t* correct) {
   const uint64_t allocations_before = cpu::allocation_count();
   // The step is a span in the profiler's trace, with its kernels inside.
@@ -18,7 +22,7 @@ double TrainingPlan::train_step(const float* x, const float* y_true, const int64
   return record[0] + record[1];
 }
 
-void TrainingPlan::train_steps(const float* x, const float* y_true, const int64_t* labels,
+void CpuRunner::train_steps(const float* x, const float* y_true, const int64_t* labels,
                                const float* sample_weight, i64 rows, i64 batch, const double* lr, int64_t first_step,
                                double* values, int64_t* correct) {
   const i64 in = in_features(), out = out_features();
@@ -30,7 +34,7 @@ void TrainingPlan::train_steps(const float* x, const float* y_true, const int64_
   }
 }
 
-double TrainingPlan::test_step(const float* x, const float* y_true, const int64_t* labels,
+double CpuRunner::test_step(const float* x, const float* y_true, const int64_t* labels,
                                const float* sample_weight, i64 batch, int64_t* correct) {
   const int64_t span = prof::enabled() ? prof::span_begin("test_step") : -1;
   double record[2];

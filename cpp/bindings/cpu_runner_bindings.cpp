@@ -1,5 +1,5 @@
-// _core.TrainingPlan: a model's whole training step as one call (see
-// model/training_plan.h). Built once by gradsmith.models from the layers,
+// _core.CpuRunner: a model's whole training step as one call (see
+// model/cpu_runner.h). Built once by gradsmith.models from the layers,
 // loss, optimizer and the model's flat buffers, which it keeps alive; every
 // step checks the batch's arrays before any kernel runs.
 #include <pybind11/numpy.h>
@@ -13,7 +13,7 @@
 
 #include "bindings/array_checks.h"
 #include "bindings/plan_args.h"
-#include "model/training_plan.h"
+#include "model/cpu_runner.h"
 
 namespace py = pybind11;
 namespace cpu = gradsmith::cpu;
@@ -27,16 +27,16 @@ using i64 = int64_t;
 
 namespace {
 
-class PyTrainingPlan {
+class PyCpuRunner {
  public:
-  PyTrainingPlan(const py::list& layers, const py::dict& loss, const py::dict& optimizer, const py::array& params,
+  PyCpuRunner(const py::list& layers, const py::dict& loss, const py::dict& optimizer, const py::array& params,
                  const py::array& grads, const std::vector<std::array<i64, 3>>& trainable, const py::list& slots,
                  const std::vector<std::pair<int, float>>& metrics) {
     bindings::PlanArgs a = bindings::parse_plan_args(layers, loss, optimizer, params, grads, trainable, slots,
                                                      metrics);
     keep_ = a.keep;
     sparse_ = a.sparse;
-    plan_ = std::make_unique<model::TrainingPlan>(std::move(a.layers), a.loss, a.loss_weight, a.optimizer,
+    plan_ = std::make_unique<model::CpuRunner>(std::move(a.layers), a.loss, a.loss_weight, a.optimizer,
                                                   a.buffers, a.trainable, std::move(a.metrics));
   }
 
@@ -116,7 +116,7 @@ class PyTrainingPlan {
 
   py::tuple counts(const int64_t* correct) const { return bindings::count_tuple(correct, plan_->num_metrics()); }
 
-  std::unique_ptr<model::TrainingPlan> plan_;
+  std::unique_ptr<model::CpuRunner> plan_;
   py::list keep_;  // the Python buffers the plan points into
   bool sparse_ = false;
   i64 batch_ = 0;
@@ -124,33 +124,33 @@ class PyTrainingPlan {
 
 }  // namespace
 
-void bind_training_plan(py::module_& m) {
-  py::class_<PyTrainingPlan>(m, "TrainingPlan")
+void bind_cpu_runner(py::module_& m) {
+  py::class_<PyCpuRunner>(m, "CpuRunner")
       .def(py::init<const py::list&, const py::dict&, const py::dict&, const py::array&, const py::array&,
                     const std::vector<std::array<i64, 3>>&, const py::list&,
                     const std::vector<std::pair<int, float>>&>(),
            py::arg("layers"), py::arg("loss"), py::arg("optimizer"), py::arg("params"), py::arg("grads"),
            py::arg("trainable"), py::arg("slots"), py::arg("metrics"))
-      .def("train_step", &PyTrainingPlan::train_step, py::arg("x"), py::arg("y_true"), py::arg("labels"),
+      .def("train_step", &PyCpuRunner::train_step, py::arg("x"), py::arg("y_true"), py::arg("labels"),
            py::arg("sample_weight"), py::arg("lr"), py::arg("step"),
            "One optimizer step; returns (loss, metric counts).")
-      .def("train_steps", &PyTrainingPlan::train_steps, py::arg("x"), py::arg("y_true"), py::arg("labels"),
+      .def("train_steps", &PyCpuRunner::train_steps, py::arg("x"), py::arg("y_true"), py::arg("labels"),
            py::arg("sample_weight"), py::arg("batch_size"), py::arg("lrs"), py::arg("first_step"),
            "Consecutive train_steps over the rows in batches: returns (losses, counts per step).")
-      .def("test_step", &PyTrainingPlan::test_step, py::arg("x"), py::arg("y_true"), py::arg("labels"),
+      .def("test_step", &PyCpuRunner::test_step, py::arg("x"), py::arg("y_true"), py::arg("labels"),
            py::arg("sample_weight"), "evaluate's step: returns (loss, metric counts); no weight changes.")
-      .def("predict", &PyTrainingPlan::predict, py::arg("x"), "Predictions for a batch, as a new array.")
+      .def("predict", &PyCpuRunner::predict, py::arg("x"), "Predictions for a batch, as a new array.")
       .def("output", [](py::object self) {
              // The last step's predictions as a read-only view that keeps the plan alive.
-             const PyTrainingPlan& p = self.cast<const PyTrainingPlan&>();
+             const PyCpuRunner& p = self.cast<const PyCpuRunner&>();
              if (p.batch() == 0) throw py::value_error("no step has run yet");
              py::array a(py::dtype::of<float>(), std::vector<py::ssize_t>{p.batch(), p.out_features()}, {},
                          p.output(), self);
              py::detail::array_proxy(a.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
              return a;
            }, "The last step's predictions, (batch, out): a read-only view, valid until the next step.")
-      .def_property_readonly("arena_size", &PyTrainingPlan::arena_size,
+      .def_property_readonly("arena_size", &PyCpuRunner::arena_size,
                              "Floats in the plan's activation arena; a steady state never changes it.")
-      .def_property_readonly("last_step_allocations", &PyTrainingPlan::last_step_allocations,
+      .def_property_readonly("last_step_allocations", &PyCpuRunner::last_step_allocations,
                              "C++ heap allocations (operator new) made by the last train_step.");
 }

@@ -1,4 +1,4 @@
-#include "cuda/training_plan.h"
+#include "cuda/cuda_runner.h"
 
 #include <cuda_runtime.h>
 #include <string.h>
@@ -6,6 +6,10 @@
 #include <string>
 
 #include "cuda/runtime.h"
+
+// Every layer kind of model/layers/, registered for the CUDA backend.
+#define GS_LAYER_BACKEND ::gradsmith::cuda::CudaBackend
+#include "model/all_layers.h"
 
 namespace gradsmith {
 namespace cuda {
@@ -65,7 +69,7 @@ struct PinnedBuffer {
 
 // One batch's staging: the host writes its rows into pinned memory, the copy stream moves them to the
 // device buffers, `copied` marks that copy done and `consumed` the step that read the device buffers.
-struct CudaTrainingPlan::Slot {
+struct CudaRunner::Slot {
   PinnedBuffer hx, hy, hw;
   DeviceBuffer dx, dy, dw;
   cudaEvent_t copied = nullptr, consumed = nullptr;
@@ -85,7 +89,7 @@ struct CudaTrainingPlan::Slot {
   }
 };
 
-CudaTrainingPlan::CudaTrainingPlan(std::vector<model::LayerSpec> layers, LossArgs loss, double loss_weight,
+CudaRunner::CudaRunner(const std::vector<model::LayerConfig>& layers, LossArgs loss, double loss_weight,
                                    model::OptimizerSpec optimizer, i64 n_params, const bool has_slot[3], i64 n_slot,
                                    const std::vector<model::TrainableRange>& trainable,
                                    std::vector<model::MetricCount> metrics)
@@ -105,7 +109,7 @@ CudaTrainingPlan::CudaTrainingPlan(std::vector<model::LayerSpec> layers, LossArg
     slots_[s].resize(sizeof(float) * (size_t)(n_slot > 0 ? n_slot : 1));
     b.slots[s] = slots_[s].as<float>();
   }
-  plan_ = std::make_unique<model::Plan<CudaBackend>>(std::move(layers), loss, loss_weight, optimizer, b, trainable,
+  plan_ = std::make_unique<model::Plan<CudaBackend>>(layers, loss, loss_weight, optimizer, b, trainable,
                                                      std::move(metrics));
   slot_[0] = std::make_unique<Slot>();
   slot_[1] = std::make_unique<Slot>();
@@ -114,26 +118,26 @@ CudaTrainingPlan::CudaTrainingPlan(std::vector<model::LayerSpec> layers, LossArg
   copy_stream_ = s;
 }
 
-CudaTrainingPlan::~CudaTrainingPlan() {
+CudaRunner::~CudaRunner() {
   cudaDeviceSynchronize();  // nothing queued may still use the buffers released below
   if (copy_stream_) cudaStreamDestroy(stream_of(copy_stream_));
 }
 
-void CudaTrainingPlan::upload(const float* params, const float* const slots[3]) {
+void CudaRunner::upload(const float* params, const float* const slots[3]) {
   check(cudaDeviceSynchronize(), "synchronize before upload");
   copy_to_device(params_.as<void>(), params, params_.bytes());
   for (int s = 0; s < 3; ++s)
     if (slots[s] && slots_[s].bytes()) copy_to_device(slots_[s].as<void>(), slots[s], slots_[s].bytes());
 }
 
-void CudaTrainingPlan::download(float* params, float* const slots[3]) {
+void CudaRunner::download(float* params, float* const slots[3]) {
   check(cudaDeviceSynchronize(), "synchronize before download");
   copy_to_host(params, params_.as<void>(), params_.bytes());
   for (int s = 0; s < 3; ++s)
     if (slots[s] && slots_[s].bytes()) copy_to_host(slots[s], slots_[s].as<void>(), slots_[s].bytes());
 }
 
-void CudaTrainingPlan::ensure_batch(i64 batch) {
+void CudaRunner::ensure_batch(i64 batch) {
   if (batch <= batch_capacity_) return;
   check(cudaDeviceSynchronize(), "synchronize before growing the staging buffers");
   const i64 in = in_features(), out = out_features();
@@ -149,7 +153,7 @@ void CudaTrainingPlan::ensure_batch(i64 batch) {
   batch_capacity_ = batch;
 }
 
-void CudaTrainingPlan::ensure_results(i64 steps) {
+void CudaRunner::ensure_results(i64 steps) {
   if (steps <= result_capacity_) return;
   check(cudaDeviceSynchronize(), "synchronize before growing the result buffers");
   lrs_.resize(sizeof(double) * (size_t)steps);
@@ -159,7 +163,7 @@ void CudaTrainingPlan::ensure_results(i64 steps) {
 }
 
 // Rows [first_row, first_row + rows) of the host data into the slot's device buffers, asynchronously.
-void CudaTrainingPlan::stage(Slot& slot, const HostRows& data, i64 first_row, i64 rows) {
+void CudaRunner::stage(Slot& slot, const HostRows& data, i64 first_row, i64 rows) {
   const i64 in = in_features(), out = out_features();
   cudaStream_t cs = stream_of(copy_stream_);
   // The pinned buffers are free once this slot's last copy is done; the device buffers once the step
@@ -182,7 +186,7 @@ void CudaTrainingPlan::stage(Slot& slot, const HostRows& data, i64 first_row, i6
 }
 
 // One copy of the run's records and counts back to the host (this waits for the run to finish).
-void CudaTrainingPlan::fetch_results(i64 steps, i64 batch, i64 rows, double* values, int64_t* counts) {
+void CudaRunner::fetch_results(i64 steps, i64 batch, i64 rows, double* values, int64_t* counts) {
   std::vector<double> rec((size_t)(2 * steps));
   copy_to_host(rec.data(), records_.as<void>(), sizeof(double) * rec.size());
   for (i64 s = 0; s < steps; ++s) values[s] = rec[2 * s] + rec[2 * s + 1];
@@ -191,7 +195,7 @@ void CudaTrainingPlan::fetch_results(i64 steps, i64 batch, i64 rows, double* val
   last_rows_ = rows - (steps - 1) * batch;
 }
 
-void CudaTrainingPlan::train_steps(const HostRows& data, i64 rows, i64 batch, const double* lr, int64_t first_step,
+void CudaRunner::train_steps(const HostRows& data, i64 rows, i64 batch, const double* lr, int64_t first_step,
                                    double* values, int64_t* counts) {
   if (rows <= 0) return;
   const i64 steps = (rows + batch - 1) / batch;
@@ -214,7 +218,7 @@ void CudaTrainingPlan::train_steps(const HostRows& data, i64 rows, i64 batch, co
   fetch_results(steps, batch, rows, values, counts);
 }
 
-void CudaTrainingPlan::set_dataset(const HostRows& data, i64 rows) {
+void CudaRunner::set_dataset(const HostRows& data, i64 rows) {
   dataset_rows_ = 0;
   const i64 in = in_features(), out = out_features();
   try {
@@ -241,7 +245,7 @@ void CudaTrainingPlan::set_dataset(const HostRows& data, i64 rows) {
   dataset_rows_ = rows;
 }
 
-void CudaTrainingPlan::train_steps_resident(const int64_t* order, i64 n, i64 batch, const double* lr,
+void CudaRunner::train_steps_resident(const int64_t* order, i64 n, i64 batch, const double* lr,
                                             int64_t first_step, double* values, int64_t* counts) {
   if (n <= 0) return;
   if (dataset_rows_ <= 0) throw Error("no dataset on the device (set_dataset first)");
@@ -270,7 +274,7 @@ void CudaTrainingPlan::train_steps_resident(const int64_t* order, i64 n, i64 bat
   fetch_results(steps, batch, n, values, counts);
 }
 
-double CudaTrainingPlan::test_step(const HostRows& data, i64 rows, int64_t* counts) {
+double CudaRunner::test_step(const HostRows& data, i64 rows, int64_t* counts) {
   ensure_batch(rows);
   ensure_results(1);
   check(cudaDeviceSynchronize(), "synchronize before evaluate");
@@ -289,7 +293,7 @@ double CudaTrainingPlan::test_step(const HostRows& data, i64 rows, int64_t* coun
   return value;
 }
 
-void CudaTrainingPlan::predict(const float* x, i64 rows, float* out) {
+void CudaRunner::predict(const float* x, i64 rows, float* out) {
   ensure_batch(rows);
   check(cudaDeviceSynchronize(), "synchronize before predict");
   Slot& slot = *slot_[0];
@@ -300,7 +304,7 @@ void CudaTrainingPlan::predict(const float* x, i64 rows, float* out) {
   output(out);
 }
 
-void CudaTrainingPlan::output(float* out) const {
+void CudaRunner::output(float* out) const {
   if (last_rows_ == 0 || plan_->output() == nullptr) return;
   copy_to_host(out, plan_->output(), sizeof(float) * (size_t)(last_rows_ * out_features()));
 }

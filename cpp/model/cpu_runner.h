@@ -1,14 +1,14 @@
 // A model's training step as one C++ call, on the CPU.
 //
-// model.fit on a Sequential model of Dense / Activation / Dropout layers builds
-// a TrainingPlan once (python/gradsmith/training_plan.py). Each step is then one
+// model.fit on a model whose layers all have a compiled form (model/layers/)
+// builds a CpuRunner once (python/gradsmith/compiled_step.py). Each step is then one
 // call that runs model::Plan (model/plan.h: forward, loss, metric counts,
 // backward, penalties, the fused optimizer) with the CPU backend, with no
 // Python in between and no allocation once the arena is sized.
 //
 // Every kernel is the one gradsmith.ops calls, with the same arguments, so a
 // step through the plan gives bit-identical weights to the layer-by-layer
-// Python path (tests/test_training_plan.py checks this).
+// Python path (tests/test_compiled_step.py checks this).
 //
 // Buffers: the weights, gradients and optimizer state belong to the Python
 // model and optimizer (one flat float32 buffer each); the plan keeps pointers.
@@ -24,11 +24,11 @@
 namespace gradsmith {
 namespace model {
 
-class TrainingPlan {
+class CpuRunner {
  public:
-  TrainingPlan(std::vector<LayerSpec> layers, LossArgs loss, double loss_weight, OptimizerSpec optimizer,
-               PlanBuffers buffers, const std::vector<TrainableRange>& trainable, std::vector<MetricCount> metrics)
-      : plan_(std::move(layers), loss, loss_weight, optimizer, buffers, trainable, std::move(metrics)) {}
+  CpuRunner(const std::vector<LayerConfig>& layers, LossArgs loss, double loss_weight, OptimizerSpec optimizer,
+            PlanBuffers buffers, const std::vector<TrainableRange>& trainable, std::vector<MetricCount> metrics)
+      : plan_(layers, loss, loss_weight, optimizer, buffers, trainable, std::move(metrics)) {}
 
   i64 in_features() const { return plan_.in_features(); }
   i64 out_features() const { return plan_.out_features(); }

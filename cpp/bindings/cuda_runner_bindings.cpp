@@ -1,5 +1,5 @@
-// _core.CudaTrainingPlan: the compiled training step on the GPU (see
-// cuda/training_plan.h). It takes the same specs as _core.TrainingPlan and the
+// _core.CudaRunner: the compiled training step on the GPU (see
+// cuda/cuda_runner.h). It takes the same specs as _core.CpuRunner and the
 // model's host buffers, which it mirrors in device memory: upload() and
 // download() move the weights and optimizer state; every batch is checked
 // here, on the host, before anything reaches the device.
@@ -13,7 +13,7 @@
 
 #include "bindings/array_checks.h"
 #include "bindings/plan_args.h"
-#include "cuda/training_plan.h"
+#include "cuda/cuda_runner.h"
 
 namespace py = pybind11;
 namespace bindings = gradsmith::bindings;
@@ -24,9 +24,9 @@ using i64 = int64_t;
 
 namespace {
 
-class PyCudaTrainingPlan {
+class PyCudaRunner {
  public:
-  PyCudaTrainingPlan(const py::list& layers, const py::dict& loss, const py::dict& optimizer, const py::array& params,
+  PyCudaRunner(const py::list& layers, const py::dict& loss, const py::dict& optimizer, const py::array& params,
                      const py::array& grads, const std::vector<std::array<i64, 3>>& trainable, const py::list& slots,
                      const std::vector<std::pair<int, float>>& metrics) {
     bindings::PlanArgs a = bindings::parse_plan_args(layers, loss, optimizer, params, grads, trainable, slots,
@@ -35,7 +35,7 @@ class PyCudaTrainingPlan {
     sparse_ = a.sparse;
     host_ = a.buffers;
     const bool has_slot[3] = {host_.slots[0] != nullptr, host_.slots[1] != nullptr, host_.slots[2] != nullptr};
-    plan_ = std::make_unique<cuda::CudaTrainingPlan>(std::move(a.layers), a.loss, a.loss_weight, a.optimizer,
+    plan_ = std::make_unique<cuda::CudaRunner>(std::move(a.layers), a.loss, a.loss_weight, a.optimizer,
                                                      host_.n_params, has_slot, host_.n_slot, a.trainable,
                                                      std::move(a.metrics));
   }
@@ -141,7 +141,7 @@ class PyCudaTrainingPlan {
   static cuda::HostRows rows_of(const bindings::Batch& b) { return {b.x, b.y, b.labels, b.weights}; }
   py::tuple counts(const int64_t* correct) const { return bindings::count_tuple(correct, plan_->num_metrics()); }
 
-  std::unique_ptr<cuda::CudaTrainingPlan> plan_;
+  std::unique_ptr<cuda::CudaRunner> plan_;
   gradsmith::model::PlanBuffers host_;  // the model's host buffers (kept alive by keep_)
   py::list keep_;
   bool sparse_ = false;
@@ -150,25 +150,25 @@ class PyCudaTrainingPlan {
 
 }  // namespace
 
-void bind_cuda_training_plan(py::module_& m) {
-  py::class_<PyCudaTrainingPlan>(m, "CudaTrainingPlan")
+void bind_cuda_runner(py::module_& m) {
+  py::class_<PyCudaRunner>(m, "CudaRunner")
       .def(py::init<const py::list&, const py::dict&, const py::dict&, const py::array&, const py::array&,
                     const std::vector<std::array<i64, 3>>&, const py::list&,
                     const std::vector<std::pair<int, float>>&>(),
            py::arg("layers"), py::arg("loss"), py::arg("optimizer"), py::arg("params"), py::arg("grads"),
            py::arg("trainable"), py::arg("slots"), py::arg("metrics"))
-      .def("upload", &PyCudaTrainingPlan::upload, "Copy the host weights and optimizer state to the device.")
-      .def("download", &PyCudaTrainingPlan::download, "Copy the device weights and optimizer state to the host.")
-      .def("train_step", &PyCudaTrainingPlan::train_step, py::arg("x"), py::arg("y_true"), py::arg("labels"),
+      .def("upload", &PyCudaRunner::upload, "Copy the host weights and optimizer state to the device.")
+      .def("download", &PyCudaRunner::download, "Copy the device weights and optimizer state to the host.")
+      .def("train_step", &PyCudaRunner::train_step, py::arg("x"), py::arg("y_true"), py::arg("labels"),
            py::arg("sample_weight"), py::arg("lr"), py::arg("step"))
-      .def("train_steps", &PyCudaTrainingPlan::train_steps, py::arg("x"), py::arg("y_true"), py::arg("labels"),
+      .def("train_steps", &PyCudaRunner::train_steps, py::arg("x"), py::arg("y_true"), py::arg("labels"),
            py::arg("sample_weight"), py::arg("batch_size"), py::arg("lrs"), py::arg("first_step"))
-      .def("set_dataset", &PyCudaTrainingPlan::set_dataset, py::arg("x"), py::arg("y_true"), py::arg("labels"),
+      .def("set_dataset", &PyCudaRunner::set_dataset, py::arg("x"), py::arg("y_true"), py::arg("labels"),
            py::arg("sample_weight"))
-      .def("train_steps_resident", &PyCudaTrainingPlan::train_steps_resident, py::arg("order"),
+      .def("train_steps_resident", &PyCudaRunner::train_steps_resident, py::arg("order"),
            py::arg("batch_size"), py::arg("lrs"), py::arg("first_step"))
-      .def("test_step", &PyCudaTrainingPlan::test_step, py::arg("x"), py::arg("y_true"), py::arg("labels"),
+      .def("test_step", &PyCudaRunner::test_step, py::arg("x"), py::arg("y_true"), py::arg("labels"),
            py::arg("sample_weight"))
-      .def("predict", &PyCudaTrainingPlan::predict, py::arg("x"))
-      .def("output", &PyCudaTrainingPlan::output);
+      .def("predict", &PyCudaRunner::predict, py::arg("x"))
+      .def("output", &PyCudaRunner::output);
 }
