@@ -34,15 +34,6 @@ void by_column_blocks(i64 rows, i64 cols, F&& block) {
       threads_for_elements(rows * cols));
 }
 
-// s_j = gamma_j / sqrt(var_j + eps) and the shift beta_j - mean_j s_j, in float as Keras computes them.
-inline void scale_and_shift(const float* mean, const float* var, const float* gamma, const float* beta, float eps,
-                            i64 j, float* s, float* shift) {
-  float inv = 1.f / sqrtf(var[j] + eps);
-  if (gamma) inv *= gamma[j];
-  *s = inv;
-  *shift = (beta ? beta[j] : 0.f) - mean[j] * inv;
-}
-
 }  // namespace
 
 void batch_norm_forward(const float* x, const float* gamma, const float* beta, float eps, bool training, float* mean,
@@ -65,9 +56,11 @@ void batch_norm_forward(const float* x, const float* gamma, const float* beta, f
       for (i64 j = c0; j < c1; ++j) var[j] = rows ? (float)(acc[j - c0] / (double)rows) : 0.f;
     }
     float s[kCols], shift[kCols];
-    for (i64 j = c0; j < c1; ++j) scale_and_shift(mean, var, gamma, beta, eps, j, &s[j - c0], &shift[j - c0]);
+    for (i64 j = c0; j < c1; ++j)
+      math::bn_scale_shift(mean[j], var[j], gamma, beta, eps, j, &s[j - c0], &shift[j - c0]);
     for (i64 i = 0; i < rows; ++i)
-      for (i64 j = c0; j < c1; ++j) y[i * cols + j] = x[i * cols + j] * s[j - c0] + shift[j - c0];
+      for (i64 j = c0; j < c1; ++j)
+        y[i * cols + j] = math::mul_add_rounded(x[i * cols + j], s[j - c0], shift[j - c0]);
   });
 }
 
@@ -80,7 +73,7 @@ void batch_norm_backward(const float* dy, const float* x, const float* mean, con
     double sum_dy[kCols], sum_dy_xhat[kCols];
     float rstd[kCols], s[kCols];
     for (i64 j = c0; j < c1; ++j) {
-      rstd[j - c0] = 1.f / sqrtf(var[j] + eps);
+      rstd[j - c0] = math::bn_rstd(var[j], eps);
       s[j - c0] = gamma ? rstd[j - c0] * gamma[j] : rstd[j - c0];
       sum_dy[j - c0] = sum_dy_xhat[j - c0] = 0.0;
     }
@@ -103,9 +96,8 @@ void batch_norm_backward(const float* dy, const float* x, const float* mean, con
     const float inv_n = 1.f / (float)rows;
     for (i64 i = 0; i < rows; ++i)
       for (i64 j = c0; j < c1; ++j) {
-        const float xhat = (x[i * cols + j] - mean[j]) * rstd[j - c0];
-        const float correction = ((float)sum_dy[j - c0] + xhat * (float)sum_dy_xhat[j - c0]) * inv_n;
-        dx[i * cols + j] = s[j - c0] * (dy[i * cols + j] - correction);
+        dx[i * cols + j] = math::bn_dx(dy[i * cols + j], x[i * cols + j], mean[j], rstd[j - c0], s[j - c0],
+                                       (float)sum_dy[j - c0], (float)sum_dy_xhat[j - c0], inv_n);
       }
   });
 }

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "cuda/kernels.h"
+#include "cuda/layer_kernels.h"
 #include "cuda/optimizer_update.cuh"
 #include "cuda/runtime.h"
 #include "math/rows.h"
@@ -213,6 +214,32 @@ void CudaBackend::activation_forward(ActParams act, const float* x, float* y, i6
 
 void CudaBackend::dropout(const float* x, float* y, i64 n, double rate, uint64_t seed, uint64_t offset) {
   cuda::dropout(x, y, n, rate, seed, offset);
+}
+
+void CudaBackend::dropout_mask(float* mask, i64 n, double rate, uint64_t seed, uint64_t offset) {
+  cuda::dropout_mask(mask, n, rate, seed, offset);
+}
+
+void CudaBackend::dropout_broadcast(const float* x, float* y, const float* mask, const math::NoiseShape& s,
+                                    i64 batch, double rate) {
+  cuda::dropout_broadcast(x, y, mask, s, batch, rate);
+}
+
+void CudaBackend::batch_norm_forward(const float* x, const float* gamma, const float* beta, float eps, bool training,
+                                     float* mean, float* var, float* y, i64 rows, i64 cols) {
+  cuda::batch_norm_forward(x, gamma, beta, eps, training, mean, var, y, rows, cols);
+}
+
+void CudaBackend::batch_norm_backward(const float* dy, const float* x, const float* mean, const float* var,
+                                      const float* gamma, float eps, bool batch_statistics, float* dx, float* dgamma,
+                                      float* dbeta, i64 rows, i64 cols) {
+  column_sums_.resize(sizeof(float) * 2 * (size_t)cols);  // grows once; kernels on one stream keep their order
+  cuda::batch_norm_backward(dy, x, mean, var, gamma, eps, batch_statistics, dx, dgamma, dbeta, rows, cols,
+                            column_sums_.as<float>());
+}
+
+void CudaBackend::moving_average(float* moving, const float* value, double momentum, i64 n) {
+  cuda::moving_average(moving, value, momentum, n);
 }
 
 void CudaBackend::dense_backward(const float* dy, const float* x, const float* W, const float* z, ActParams act,

@@ -10,7 +10,8 @@
 
 #include <vector>
 
-#include "model/plan.h"
+#include "math/broadcast.h"
+#include "model/plan_spec.h"
 
 namespace gradsmith {
 namespace cuda {
@@ -57,6 +58,15 @@ class CudaBackend {
                      i64 in, i64 units);
   void activation_forward(ActParams act, const float* x, float* y, i64 rows, i64 cols);
   void dropout(const float* x, float* y, i64 n, double rate, uint64_t seed, uint64_t offset);
+  void dropout_mask(float* mask, i64 n, double rate, uint64_t seed, uint64_t offset);
+  void dropout_broadcast(const float* x, float* y, const float* mask, const math::NoiseShape& s, i64 batch,
+                         double rate);
+  void batch_norm_forward(const float* x, const float* gamma, const float* beta, float eps, bool training,
+                          float* mean, float* var, float* y, i64 rows, i64 cols);
+  void batch_norm_backward(const float* dy, const float* x, const float* mean, const float* var,
+                           const float* gamma, float eps, bool batch_statistics, float* dx, float* dgamma,
+                           float* dbeta, i64 rows, i64 cols);
+  void moving_average(float* moving, const float* value, double momentum, i64 n);
   void dense_backward(const float* dy, const float* x, const float* W, const float* z, ActParams act, float* dz,
                       float* dx, float* dW, float* db, i64 batch, i64 in, i64 units);
   void activation_backward(ActParams act, const float* dy, const float* x, float* dx, i64 rows, i64 cols);
@@ -78,6 +88,7 @@ class CudaBackend {
   DeviceBuffer clip_squares_;  // one double per segment: its sum of squared gradients
   DeviceBuffer penalty_terms_; // PenaltyTerm table
   DeviceBuffer penalty_values_;
+  DeviceBuffer column_sums_;   // batch normalization's per-column sums in backward
   int n_segments_ = 0;
   i64 n_trainable_ = 0;
 };

@@ -140,3 +140,35 @@ def test_out_of_memory_is_an_error_and_the_model_still_trains():
     for a, b in zip(before, model.get_weights()):
         np.testing.assert_array_equal(a, b)
     model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+
+
+def _layer_kind_model(device):
+    """Dense on (batch, 6, 5) inputs, BatchNormalization per last-axis feature, a Dropout mask shared
+    along axis 1, softmax along the last axis, Flatten, and a sigmoid head: every layer kind of
+    cpp/model/layers/ in one model."""
+    keras.utils.set_random_seed(7)
+    model = keras.Sequential([layers.Input((6, 5)), layers.Dense(7, activation="elu"), layers.BatchNormalization(),
+                              layers.Dropout(0.3, noise_shape=(None, 1, None)), layers.Activation("softmax"),
+                              layers.Flatten(), layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"], device=device)
+    return model
+
+
+def test_every_layer_kind_trains_on_the_gpu_as_on_the_cpu(rng):
+    x = rng.standard_normal((256, 6, 5)).astype(np.float32)
+    y = (x.sum(axis=(1, 2)) > 0).astype(np.float32)
+    runs = []
+    for device in ("cpu", "cuda", "cuda"):
+        model = _layer_kind_model(device)
+        keras.utils.set_random_seed(3)
+        history = model.fit(x, y, batch_size=32, epochs=3, verbose=0).history
+        assert model._plan is not None and model._plan.on_device == (device == "cuda"), model._plan_reason
+        runs.append((history["loss"], model.get_weights(), model.predict(x, verbose=0)))
+    (cpu_loss, cpu_w, cpu_p), (gpu_loss, gpu_w, gpu_p), (again_loss, again_w, _) = runs
+    np.testing.assert_allclose(gpu_loss, cpu_loss, rtol=1e-4)
+    for a, b in zip(gpu_w, cpu_w):  # moving statistics included
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(gpu_p, cpu_p, rtol=1e-3, atol=1e-5)
+    assert gpu_loss == again_loss  # a GPU run repeats bit for bit
+    for a, b in zip(gpu_w, again_w):
+        np.testing.assert_array_equal(a, b)
