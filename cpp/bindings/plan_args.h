@@ -39,8 +39,12 @@ inline model::LayerConfig layer_config(const py::dict& d, py::list& keep) {
   c.kind = get<std::string>(d, "kind");
   c.name = get<std::string>(d, "name");
   c.input.dims = get<std::vector<i64>>(d, "input_shape");
-  for (i64 n : c.input.dims)
+  double size = 1.0;
+  for (i64 n : c.input.dims) {
     if (n < 1) throw py::value_error(c.where() + "input dimensions must be >= 1");
+    size *= (double)n;
+  }
+  if (size > 1099511627776.0) throw py::value_error(c.where() + "an input sample of more than 2^40 values");
   c.numbers = get<std::map<std::string, double>>(d, "numbers");
   if (d.contains("weights")) c.weights = d["weights"].cast<std::map<std::string, i64>>();
   if (d.contains("penalties")) c.penalties = d["penalties"].cast<std::map<std::string, std::pair<double, double>>>();

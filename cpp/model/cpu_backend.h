@@ -1,4 +1,4 @@
-// The CPU backend of model::Plan: host memory, the kernels of cpu/ops.h.
+// The CPU backend of model::Plan (model/plan.h): host memory, the kernels of cpu/ops.h.
 #pragma once
 
 #include <math.h>
@@ -30,42 +30,18 @@ class CpuBackend {
                           at(b.slots[2], r.slot), r.size});
   }
 
-  void dense_forward(const float* x, const float* W, const float* b, ActParams act, float* y, float* z, i64 batch,
-                     i64 in, i64 units) {
-    cpu::dense_forward(x, W, b, act, y, z, batch, in, units);
-  }
-  void activation_forward(ActParams act, const float* x, float* y, i64 rows, i64 cols) {
-    cpu::activation_forward(act, x, y, rows, cols);
-  }
-  void dropout(const float* x, float* y, i64 n, double rate, uint64_t seed, uint64_t offset) {
-    cpu::dropout(x, y, n, rate, seed, offset);
-  }
-  void dropout_mask(float* mask, i64 n, double rate, uint64_t seed, uint64_t offset) {
-    cpu::dropout_mask(mask, n, rate, seed, offset);
-  }
-  void dropout_broadcast(const float* x, float* y, const float* mask, const math::NoiseShape& s, i64 batch,
-                         double rate) {
-    cpu::dropout_broadcast(x, y, mask, s, batch, rate);
-  }
-  void batch_norm_forward(const float* x, const float* gamma, const float* beta, float eps, bool training,
-                          float* mean, float* var, float* y, i64 rows, i64 cols) {
-    cpu::batch_norm_forward(x, gamma, beta, eps, training, mean, var, y, rows, cols);
-  }
-  void batch_norm_backward(const float* dy, const float* x, const float* mean, const float* var,
-                           const float* gamma, float eps, bool batch_statistics, float* dx, float* dgamma,
-                           float* dbeta, i64 rows, i64 cols) {
-    cpu::batch_norm_backward(dy, x, mean, var, gamma, eps, batch_statistics, dx, dgamma, dbeta, rows, cols);
-  }
-  void moving_average(float* moving, const float* value, double momentum, i64 n) {
-    cpu::moving_average(moving, value, momentum, n);
-  }
-  void dense_backward(const float* dy, const float* x, const float* W, const float* z, ActParams act, float* dz,
-                      float* dx, float* dW, float* db, i64 batch, i64 in, i64 units) {
-    cpu::dense_backward(dy, x, W, z, act, dz, dx, dW, db, batch, in, units);
-  }
-  void activation_backward(ActParams act, const float* dy, const float* x, float* dx, i64 rows, i64 cols) {
-    cpu::activation_backward(act, dy, x, dx, rows, cols);
-  }
+  // The layers' kernels are the CPU kernels themselves (cpu/ops.h), named as the layers call them: no
+  // wrapper between a layer and its kernel.
+  static constexpr auto& dense_forward = cpu::dense_forward;
+  static constexpr auto& dense_backward = cpu::dense_backward;
+  static constexpr auto& activation_forward = cpu::activation_forward;
+  static constexpr auto& activation_backward = cpu::activation_backward;
+  static constexpr auto& dropout = cpu::dropout;
+  static constexpr auto& dropout_mask = cpu::dropout_mask;
+  static constexpr auto& dropout_broadcast = cpu::dropout_broadcast;
+  static constexpr auto& batch_norm_forward = cpu::batch_norm_forward;
+  static constexpr auto& batch_norm_backward = cpu::batch_norm_backward;
+  static constexpr auto& moving_average = cpu::moving_average;
 
   // *value = loss * weight (weight != 1 also scales the gradient, as the Python path does).
   void loss_and_grad(const LossArgs& loss, double weight, const float* y_true, const int64_t* labels,

@@ -74,6 +74,13 @@ struct LayerConfig {
     if (it == numbers.end()) throw std::invalid_argument(where() + "missing '" + key + "'");
     return it->second;
   }
+  // A size (units, filters, ...): a whole number in [1, 2^40].
+  i64 size(const std::string& key) const {
+    const double v = number(key);
+    if (!(v >= 1.0 && v <= 1099511627776.0) || v != (double)(i64)v)
+      throw std::invalid_argument(where() + "'" + key + "' must be a whole number in [1, 2^40]");
+    return (i64)v;
+  }
   double number_or(const std::string& key, double fallback) const {
     auto it = numbers.find(key);
     return it == numbers.end() ? fallback : it->second;

@@ -19,12 +19,11 @@ class Dense : public Layer<Backend> {
  public:
   explicit Dense(const LayerConfig& c)
       : Layer<Backend>(c),
-        units_((i64)c.number("units")),
+        units_(c.size("units")),
         act_(activation_of(c)),
         kernel_(c.weight("kernel")),
         bias_(c.weight("bias")) {
-    if (in_.dims.empty() || units_ < 1)
-      throw std::invalid_argument(c.where() + "needs inputs with a last axis and units >= 1");
+    if (in_.dims.empty()) throw std::invalid_argument(c.where() + "needs inputs with a last axis");
     if (kernel_ < 0) throw std::invalid_argument(c.where() + "has no kernel");
     in_width_ = in_.last();
     out_.dims.back() = units_;
