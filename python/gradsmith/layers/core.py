@@ -2,7 +2,7 @@
 import numpy as np
 
 from gradsmith import initializers, ops, regularizers, utils
-from gradsmith.layers.base import Layer
+from gradsmith.layers.base import Layer, _initializer_config, _regularizer_config
 
 __all__ = ["Dense", "Activation", "Dropout", "Flatten"]
 
@@ -86,14 +86,11 @@ class Dense(Layer):
     def get_config(self):
         return {**super().get_config(), "units": self.units, "activation": self.activation,
                 "use_bias": self.use_bias,
-                "kernel_initializer": initializers.serialize(self.kernel_initializer)
-                if isinstance(self.kernel_initializer, initializers.Initializer) else None,
-                "bias_initializer": initializers.serialize(self.bias_initializer)
-                if isinstance(self.bias_initializer, initializers.Initializer) else None,
-                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer)
-                if self.kernel_regularizer else None,
-                "bias_regularizer": regularizers.serialize(self.bias_regularizer)
-                if self.bias_regularizer else None}
+                "kernel_initializer": _initializer_config(self.kernel_initializer, "GlorotUniform"),
+                "bias_initializer": _initializer_config(self.bias_initializer, "Zeros"),
+                "kernel_regularizer": _regularizer_config(self.kernel_regularizer, self),
+                "bias_regularizer": _regularizer_config(self.bias_regularizer, self),
+                "kernel_constraint": None, "bias_constraint": None}
 
 
 # What an activation *name* means in a Keras layer: keras.activations.gelu defaults to the exact erf
@@ -205,3 +202,15 @@ class Flatten(Layer):
 
     def backward(self, dy, need_dx=True):
         return dy.reshape(self._shape)
+
+    def get_config(self):
+        return {**super().get_config(), "data_format": "channels_last"}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        data_format = config.pop("data_format", None)
+        if data_format not in (None, "channels_last"):
+            raise ValueError(f"layer {config.get('name')!r} is a Flatten with data_format={data_format!r}; gradsmith "
+                             "supports channels_last")
+        return super().from_config(config)
