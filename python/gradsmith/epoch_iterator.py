@@ -38,8 +38,9 @@ class EpochIterator:
         if class_weight is not None:
             sample_weight = class_sample_weights(y, sample_weight, class_weight)
         self._adapter = data_adapter.adapt(x, y, sample_weight, batch_size, shuffle=shuffle, steps=steps_per_epoch)
-        # In-memory arrays: an epoch can go to the compiled step whole.
-        self.arrays = self._adapter if isinstance(self._adapter, data_adapter.ArrayBatches) else None
+        # In-memory arrays (an epoch can go to the compiled step whole, or its rows to the GPU once);
+        # None for a Dataset or a generator.
+        self.array_data = self._adapter if isinstance(self._adapter, data_adapter.ArrayBatches) else None
 
     @classmethod
     def from_batches(cls, data, batch_size=None, steps=None):
@@ -53,30 +54,39 @@ class EpochIterator:
         """Batches per epoch, or None when unknown (a generator, an infinite dataset)."""
         return self._adapter.num_batches()
 
-    # -- in-memory arrays (``self.arrays`` is not None)
+    # -- in-memory arrays (``self.array_data`` is not None)
     @property
     def batch_size(self):
-        return self.arrays.batch_size
+        return self.array_data.batch_size
 
     @property
     def num_samples(self):
-        return self.arrays.num_samples
+        return self.array_data.num_samples
+
+    def first_rows(self):
+        """x's first row, as a batch (to build a model from its shape)."""
+        return self.array_data.x[:1]
 
     def epoch_arrays(self):
         """This epoch's (x, y, sample_weight) in batch order, drawing the shuffle now; None for data too
         large to copy (then ``batches()`` gathers each batch)."""
-        return self.arrays.epoch()
+        return self.array_data.epoch()
 
     def epoch_order(self):
         """This epoch's row order, drawing the shuffle as ``epoch_arrays`` does (for data kept on a GPU)."""
-        return self.arrays.epoch_order()
+        return self.array_data.epoch_order()
+
+    def gather(self, order):
+        """(x, y, sample_weight) with their rows in ``order`` (an epoch's, from ``epoch_order``)."""
+        data = self.array_data
+        return tuple(None if a is None else a[order] for a in (data.x, data.y, data.sample_weight))
 
     # -- any data
     def batches(self, arrays=None):
         """The epoch's ``(x, y, sample_weight)`` batches: views of ``arrays`` (from ``epoch_arrays``), or
         drawn from the adapter."""
         if arrays is not None:
-            return self.arrays.batches(arrays)
+            return self.array_data.batches(arrays)
         return iter(self._adapter)
 
     def __iter__(self):

@@ -45,6 +45,7 @@ import zipfile
 import numpy as np
 
 from gradsmith import optimizers
+from gradsmith._version import __version__
 from gradsmith.layers.base import _REGISTRY, _keras_object
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "register_model_class"]
@@ -84,7 +85,7 @@ def save_model(model, filepath, overwrite=True):
     config = _model_config(model)  # raises before anything is written
     metadata = {"keras_version": _KERAS_FORMAT_VERSION,
                 "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
-                "saved_by": f"gradsmith {_gradsmith_version()}"}
+                "saved_by": f"gradsmith {__version__}"}
     weights = _h5_bytes(model)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:  # member order and storage as Keras
@@ -102,12 +103,6 @@ def save_weights(model, filepath, overwrite=True):
         raise ValueError(f"The filename must end in `.weights.h5`. Received: filepath={filepath}")
     model._require_built("save_weights")
     _atomic_write(filepath, _h5_bytes(model), overwrite)
-
-
-def _gradsmith_version():
-    import gradsmith
-
-    return getattr(gradsmith, "__version__", "unknown")
 
 
 def _json_default(obj):

@@ -179,7 +179,7 @@ class Trainer:
         return self._python_train_step(x, y, sw)
 
     def _python_train_step(self, x, y, sw):
-        """The same step layer by layer, one kernel call at a time (layers.py -> ops.py)."""
+        """The same step layer by layer, one kernel call at a time (layers/ -> ops.py)."""
         if _core.profiler_enabled():
             with profiler.record_function("train_step"):
                 return self._python_train_step_body(x, y, sw)
@@ -257,7 +257,7 @@ class Trainer:
             # With no callback asking for batch hooks, the whole epoch is one call into the compiled step
             # (runs of batches between progress-bar updates when that is the only hook).
             ran = arrays = None
-            if train.arrays is not None:
+            if train.array_data is not None:
                 if not batch_hooks or progress_only:
                     ran, arrays = self._train_epoch(train, cbs if batch_hooks else None)
                 else:
@@ -291,25 +291,24 @@ class Trainer:
     _PROGRESS_RUN = 16
 
     def _train_epoch(self, train, progress=None):
-        """An epoch of array data (an EpochIterator over arrays, whose shuffle this draws) through the compiled step:
-        ((loss sum, samples), None), or (None, the epoch's arrays) when the model or the data needs the
-        batch-by-batch loop. With ``progress`` (the callbacks, whose only batch hook is the progress
-        bar), runs of batches, the bar fed after each. On a GPU the epoch is one session (weights
+        """An epoch of array data (an EpochIterator over arrays, whose shuffle this draws) through the
+        compiled step: ((loss sum, samples), None), or (None, the epoch's arrays) when the model or the
+        data needs the batch-by-batch loop. With ``progress`` (the callbacks, whose only batch hook is the
+        progress bar), runs of batches, the bar fed after each. On a GPU the epoch is one session (weights
         uploaded once, copied back at its end), and data that fits stays on the device across epochs,
         each epoch's shuffle gathered there."""
         # On the CPU the shuffle is drawn before the model is built (building draws initial weights).
         batch_size = train.batch_size
         drawn = train.epoch_arrays() if self.device == "cpu" else None
-        step = self._compiled_step() if self._ensure_built_from(train.arrays.x[:1]) else None
-        if drawn is None and step is not None and step.keep_on_device(train.arrays):
+        step = self._compiled_step() if self._ensure_built_from(train.first_rows()) else None
+        if drawn is None and step is not None and step.keep_on_device(train.array_data):
             order = train.epoch_order()
 
             def run_part(part, loss_sum, count):
                 return step.run_epoch_resident(order[part], batch_size, loss_sum, count)
 
             def arrays():
-                data = train.arrays
-                return tuple(None if a is None else a[order] for a in (data.x, data.y, data.sample_weight))
+                return train.gather(order)
         else:
             if self.device != "cpu":
                 drawn = train.epoch_arrays()
