@@ -192,17 +192,6 @@ class Dropout(Layer):
 class Flatten(Layer):
     """Reshapes (batch, d1, d2, ...) to (batch, d1 * d2 * ...)."""
 
-    def compute_output_shape(self, input_shape):
-        rest = input_shape[1:]
-        return (input_shape[0], None if any(d is None for d in rest) else int(np.prod(rest, dtype=np.int64)))
-
-    def forward(self, x, training=False):
-        self._shape = x.shape
-        return x.reshape(x.shape[0], -1)
-
-    def backward(self, dy, need_dx=True):
-        return dy.reshape(self._shape)
-
     def get_config(self):
         return {**super().get_config(), "data_format": "channels_last"}
 
@@ -214,3 +203,14 @@ class Flatten(Layer):
             raise ValueError(f"layer {config.get('name')!r} is a Flatten with data_format={data_format!r}; gradsmith "
                              "supports channels_last")
         return super().from_config(config)
+
+    def compute_output_shape(self, input_shape):
+        rest = input_shape[1:]
+        return (input_shape[0], None if any(d is None for d in rest) else int(np.prod(rest, dtype=np.int64)))
+
+    def forward(self, x, training=False):
+        self._shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy, need_dx=True):
+        return dy.reshape(self._shape)
