@@ -17,8 +17,7 @@ from gradsmith import config, cuda, machine, profiler
 from gradsmith.config import device
 from gradsmith.layers import Input
 from gradsmith.models import Model, Sequential
-
-__version__ = "0.1.0"
+from gradsmith._version import __version__
 
 __all__ = ["Sequential", "Model", "Input", "layers", "models", "optimizers", "losses", "metrics", "callbacks", "data",
            "initializers", "regularizers", "saving", "utils", "ops", "profiler", "machine", "cuda", "config", "device", "cpu_info", "set_num_threads", "get_num_threads",

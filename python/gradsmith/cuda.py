@@ -235,12 +235,12 @@ def optimizer_step(kind, params, grads, states, lr, weight_decay, hyper, nestero
     """The fused update on device buffers, one launch per (param, grad, state...) set, in place. Norm
     clipping first sums each gradient's squares on the device (fixed order, in double) and brings the
     norms back: clipnorm scales each gradient by c / max(||g||, c), global_clipnorm all of them by
-    c / max(||(g_1, g_2, ...)||, c), as the CPU kernel does."""
+    c / max(||(g_1, g_2, ...)||, c), as the CPU kernel does. ``params``, ``grads``: lists of device
+    buffers; ``states``: three lists (one buffer per parameter) or None (gradsmith.ops.optimizer_step
+    brings single arrays to lists)."""
     _require()
-    from gradsmith.ops import _as_list
-
-    plist, glist = _as_list(params), _as_list(grads)
-    slists = [None if s is None else _as_list(s) for s in states]
+    plist, glist = list(params), list(grads)
+    slists = [None if s is None else list(s) for s in states]
     if len(glist) != len(plist) or any(s is not None and len(s) != len(plist) for s in slists):
         raise ValueError("optimizer step: give one gradient and one state buffer per parameter")
     pairs = [(as_device_array(p, f"params[{i}]"), as_device_array(g, f"grads[{i}]"))

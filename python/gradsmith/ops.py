@@ -17,7 +17,7 @@ import numbers
 
 import numpy as np
 
-from gradsmith import _core
+from gradsmith import _core, cuda
 
 __all__ = [
     "matmul",
@@ -60,12 +60,6 @@ def _on_device(*arrays):
     """Whether an argument lives in CUDA memory (a gradsmith.cuda.DeviceArray, a CuPy array, ...):
     then the call runs on the GPU (gradsmith.cuda) and its result stays there."""
     return any(a is not None and hasattr(a, "__cuda_array_interface__") for a in arrays)
-
-
-def _cuda():
-    from gradsmith import cuda
-
-    return cuda
 
 
 def _as_f32(x, name):
@@ -168,7 +162,7 @@ def matmul(a, b, transpose_a=False, transpose_b=False, alpha=1.0, beta=0.0, out=
             and type(beta) is float and _core.gemm_if_plain(a, b, out, transpose_a, transpose_b, alpha, beta)):
         return out
     if _on_device(a, b, out):
-        return _cuda().matmul(a, b, transpose_a, transpose_b, alpha, beta, out)  # on the GPU, result there too
+        return cuda.matmul(a, b, transpose_a, transpose_b, alpha, beta, out)  # on the GPU, result there too
     a = _as_2d(a, "a")
     b = _as_2d(b, "b")
     alpha = _float(alpha, "alpha")
@@ -233,7 +227,7 @@ def activation_forward(x, activation, *, negative_slope=0.2, alpha=1.0, approxim
     """
     kind, param = _activation(activation, negative_slope, alpha, approximate)
     if _on_device(x, out):
-        return _cuda().activation_forward(x, kind, param, out)
+        return cuda.activation_forward(x, kind, param, out)
     x = _as_f32(x, "x")
     out = _check_out(out, x.shape)
     x = _unaliased(x, out, elementwise=kind != _ACTIVATION_KINDS["softmax"])
@@ -248,7 +242,7 @@ def activation_backward(dy, x, activation, *, negative_slope=0.2, alpha=1.0, app
     """
     kind, param = _activation(activation, negative_slope, alpha, approximate)
     if _on_device(dy, x, out):
-        return _cuda().activation_backward(dy, x, kind, param, out)
+        return cuda.activation_backward(dy, x, kind, param, out)
     x = _as_f32(x, "x")
     dy = _as_f32(dy, "dy")
     if dy.shape != x.shape:
@@ -282,7 +276,7 @@ def dense_forward(x, kernel, bias=None, activation="linear", *, negative_slope=0
     """
     kind, param = _activation(activation, negative_slope, alpha, approximate)
     if _on_device(x, kernel, bias, out):
-        return _cuda().dense_forward(x, kernel, bias, kind, param, out, return_preactivation)
+        return cuda.dense_forward(x, kernel, bias, kind, param, out, return_preactivation)
     x = _as_2d(x, "x")
     kernel = _as_2d(kernel, "kernel")
     bias = None if bias is None else _as_f32(bias, "bias")
@@ -309,7 +303,7 @@ def dense_backward(dy, x, kernel, preactivation, activation="linear", *, use_bia
     """
     kind, param = _activation(activation, negative_slope, alpha, approximate)
     if _on_device(dy, x, kernel, preactivation, dx_out, dkernel_out, dbias_out):
-        return _cuda().dense_backward(dy, x, kernel, preactivation, kind, param, use_bias, need_dx, dx_out,
+        return cuda.dense_backward(dy, x, kernel, preactivation, kind, param, use_bias, need_dx, dx_out,
                                       dkernel_out, dbias_out)
     x = _as_2d(x, "x")
     kernel = _as_2d(kernel, "kernel")
@@ -405,7 +399,7 @@ def loss_and_grad(loss, y_true, y_pred, *, sample_weight=None, from_logits=False
         if kind in _HINGES:
             raise NotImplementedError("hinge losses on device arrays: their 0/1 -> -1/1 label check runs on the "
                                       "host; pass NumPy arrays")
-        return _cuda().loss_and_grad(kind, y_true, y_pred, sample_weight, bool(from_logits),
+        return cuda.loss_and_grad(kind, y_true, y_pred, sample_weight, bool(from_logits),
                                      _float(label_smoothing, "label_smoothing"), _float(delta, "delta"),
                                      kind == _SPARSE, grad_out)
     pred = _as_f32(y_pred, "y_pred")
@@ -572,9 +566,10 @@ def _step(kind, params, grads, states, lr, weight_decay, hyper, nesterov, clipno
                 raise ValueError(f"{name} is required")
         clip_kind, clip = _clip(clipnorm, clipvalue, global_clipnorm)
         h = [_float(v, "hyperparameter") for v in hyper] + [0.0] * (4 - len(hyper))
-        return _cuda().optimizer_step(kind, params, grads, [s for s, _ in states], _float(lr, "learning_rate"),
-                                      0.0 if weight_decay is None else _float(weight_decay, "weight_decay"), h,
-                                      bool(nesterov), clip_kind, clip)
+        return cuda.optimizer_step(kind, _as_list(params), _as_list(grads),
+                                   [None if s is None else _as_list(s) for s, _ in states], _float(lr, "learning_rate"),
+                                   0.0 if weight_decay is None else _float(weight_decay, "weight_decay"), h,
+                                   bool(nesterov), clip_kind, clip)
     plist, glist = _buffers(params, grads)
     slists = [_state(s, name, plist) for s, name in states]
     for s, name in states:
@@ -734,7 +729,7 @@ def dropout_backward(dy, rate, seed, offset=0, out=None):
 def _dropout(x, name, rate, seed, offset, out):
     rate = _rate(rate)
     if _on_device(x, out):
-        return _cuda().dropout(x, rate, _seed(seed), _seed(offset, "offset"), out)
+        return cuda.dropout(x, rate, _seed(seed), _seed(offset, "offset"), out)
     x = _as_f32(x, name)
     out = _check_out(out, x.shape)
     _core.dropout(_unaliased(x, out, elementwise=True), out, rate, _seed(seed), _seed(offset, "offset"))
@@ -771,7 +766,7 @@ def sum_squares(x):
 def sum_rows(x, out=None):
     """Column sums of a 2-D array (the bias gradient): ``out[j] = sum_i x[i, j]``, rows in order."""
     if _on_device(x, out):
-        return _cuda().sum_rows(x, out)
+        return cuda.sum_rows(x, out)
     x = _as_2d(x, "x")
     out = _check_out(out, (x.shape[1],))
     _core.col_sums(_unaliased(x, out), out)

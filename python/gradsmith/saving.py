@@ -19,6 +19,14 @@ model trained with gradsmith loads in Keras 3 (``keras.saving.load_model``)
 and a Sequential model of Dense / Dropout / Activation / Flatten layers saved
 by Keras 3 loads in gradsmith, with the same predictions.
 
+This module holds the file format only: each layer describes itself
+(``get_config`` / ``from_config``, gradsmith.layers), the model its layers
+(``Sequential.get_config``) and its compile arguments (``get_compile_config``
+/ ``compile_from_config``); here they are wrapped in Keras's archive. The
+model classes ``load_model`` can rebuild register themselves with
+``register_model_class`` (gradsmith.models does), so this module never
+imports the models.
+
 Every file is written to a temporary name beside its destination and renamed
 into place, so a crash mid-save never leaves a broken file. Loading reads and
 checks the whole file before assigning anything: a truncated, corrupt or
@@ -36,14 +44,26 @@ import zipfile
 
 import numpy as np
 
-__all__ = ["save_model", "load_model", "save_weights", "load_weights"]
+from gradsmith import optimizers
+from gradsmith._version import __version__
+from gradsmith.layers.base import _REGISTRY, _keras_object
+
+__all__ = ["save_model", "load_model", "save_weights", "load_weights", "register_model_class"]
 
 _CONFIG = "config.json"
 _METADATA = "metadata.json"
 _WEIGHTS = "model.weights.h5"
 # The Keras file format these files follow (written to metadata.json, read by no loader).
 _KERAS_FORMAT_VERSION = "3.0.0"
-_SUPPORTED_LAYERS = ("InputLayer", "Dense", "Activation", "Dropout", "Flatten", "BatchNormalization")
+# The model classes load_model rebuilds, by the class_name Keras writes ("Sequential").
+_MODEL_CLASSES = {}
+
+
+def register_model_class(cls, class_name=None):
+    """Let ``load_model`` rebuild files whose model is a ``class_name`` (default: the class's name) with
+    ``cls.from_config``; models of ``cls`` (and its subclasses) are saved under that name."""
+    _MODEL_CLASSES[class_name or cls.__name__] = cls
+    return cls
 
 
 def _h5py():
@@ -65,7 +85,7 @@ def save_model(model, filepath, overwrite=True):
     config = _model_config(model)  # raises before anything is written
     metadata = {"keras_version": _KERAS_FORMAT_VERSION,
                 "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
-                "saved_by": f"gradsmith {_gradsmith_version()}"}
+                "saved_by": f"gradsmith {__version__}"}
     weights = _h5_bytes(model)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:  # member order and storage as Keras
@@ -83,12 +103,6 @@ def save_weights(model, filepath, overwrite=True):
         raise ValueError(f"The filename must end in `.weights.h5`. Received: filepath={filepath}")
     model._require_built("save_weights")
     _atomic_write(filepath, _h5_bytes(model), overwrite)
-
-
-def _gradsmith_version():
-    import gradsmith
-
-    return getattr(gradsmith, "__version__", "unknown")
 
 
 def _json_default(obj):
@@ -124,113 +138,29 @@ def _atomic_write(path, data, overwrite=True):
 
 
 # --------------------------------------------------------------------------- config.json
-def _keras_object(module, class_name, config):
-    return {"module": module, "class_name": class_name, "config": config, "registered_name": None}
 
 
-def _dtype_policy():
-    return _keras_object("keras", "DTypePolicy", {"name": "float32"})
-
-
-def _shape_list(shape):
-    return [None if d is None else int(d) for d in shape]
-
-
-def _initializer_config(init, default):
-    from gradsmith import initializers
-
-    if isinstance(init, initializers.Initializer) and type(init).__name__ in initializers._BY_CLASS:
-        return _keras_object("keras.initializers", type(init).__name__, init.get_config())
-    warnings.warn(f"initializer {init!r} has no Keras form; the file names Keras's default {default} instead "
-                  "(the saved weights are unaffected)")
-    return _keras_object("keras.initializers", default, {"seed": None} if default != "Zeros" else {})
-
-
-def _regularizer_config(reg, layer):
-    from gradsmith import regularizers
-
-    if reg is None:
-        return None
-    if not (isinstance(reg, regularizers.Regularizer) and type(reg).__name__ in ("L1", "L2", "L1L2")):
-        raise ValueError(f"cannot save layer {layer.name!r}: its regularizer {reg!r} has no Keras form")
-    return _keras_object("keras.regularizers", type(reg).__name__, reg.get_config())
-
-
-def _layer_config(layer):
-    """One gradsmith layer as Keras 3 serializes it (the keys every Keras 3 release accepts)."""
-    from gradsmith import layers as L
-
-    cls = type(layer)
-    if cls is L.InputLayer:
-        return _keras_object("keras.layers", "InputLayer", {
-            "batch_shape": _shape_list(layer.shape), "dtype": "float32", "sparse": False, "name": layer.name})
-    if cls not in (L.Dense, L.Activation, L.Dropout, L.Flatten, L.BatchNormalization):
-        raise ValueError(f"cannot save layer {layer.name!r} of class {cls.__name__}: the Keras file format holds "
-                         f"gradsmith's built-in layers ({', '.join(_SUPPORTED_LAYERS)})")
-    config = {"name": layer.name, "trainable": layer.trainable, "dtype": _dtype_policy()}
-    if cls is L.Dense:
-        config.update({
-            "units": layer.units, "activation": layer.activation, "use_bias": layer.use_bias,
-            "kernel_initializer": _initializer_config(layer.kernel_initializer, "GlorotUniform"),
-            "bias_initializer": _initializer_config(layer.bias_initializer, "Zeros"),
-            "kernel_regularizer": _regularizer_config(layer.kernel_regularizer, layer),
-            "bias_regularizer": _regularizer_config(layer.bias_regularizer, layer),
-            "kernel_constraint": None, "bias_constraint": None})
-    elif cls is L.Activation:
-        config["activation"] = layer.activation
-    elif cls is L.Dropout:
-        config.update({"rate": layer.rate, "seed": layer.seed,
-                       "noise_shape": None if layer.noise_shape is None else list(layer.noise_shape)})
-    elif cls is L.BatchNormalization:
-        config.update({
-            "axis": layer.axis, "momentum": layer.momentum, "epsilon": layer.epsilon, "center": layer.center,
-            "scale": layer.scale, "beta_initializer": _initializer_config(layer.beta_initializer, "Zeros"),
-            "gamma_initializer": _initializer_config(layer.gamma_initializer, "Ones"),
-            "moving_mean_initializer": _initializer_config(layer.moving_mean_initializer, "Zeros"),
-            "moving_variance_initializer": _initializer_config(layer.moving_variance_initializer, "Ones"),
-            "beta_regularizer": _regularizer_config(layer.beta_regularizer, layer),
-            "gamma_regularizer": _regularizer_config(layer.gamma_regularizer, layer),
-            "beta_constraint": None, "gamma_constraint": None, "synchronized": layer.synchronized})
-    else:
-        config["data_format"] = "channels_last"
-    out = _keras_object("keras.layers", cls.__name__, config)
-    if cls in (L.Dense, L.BatchNormalization) and layer.input_shape is not None:
-        out["build_config"] = {"input_shape": _shape_list(layer.input_shape)}
-    return out
+def _class_name_of(model):
+    for name, cls in _MODEL_CLASSES.items():
+        if isinstance(model, cls):
+            return name
+    raise ValueError(f"cannot save a {type(model).__name__}: the Keras file format holds "
+                     f"{', '.join(_MODEL_CLASSES) or 'no'} models")
 
 
 def _model_config(model):
-    """config.json's content: Keras 3's serialization of a Sequential model."""
-    input_shape = _shape_list(model._input_layer.shape)
-    layers = [_layer_config(model._input_layer)] + [_layer_config(l) for l in model._layers]
-    out = _keras_object("keras", "Sequential", {"name": model.name, "trainable": model.trainable,
-                                                "dtype": _dtype_policy(), "layers": layers,
-                                                "build_input_shape": input_shape})
-    out["build_config"] = {"input_shape": input_shape}
+    """config.json's content: Keras 3's serialization of the model, from its own get_config."""
+    config = model.get_config()
+    for entry in config["layers"]:
+        if entry.get("registered_name") is not None:
+            raise ValueError(f"cannot save layer {entry['config'].get('name')!r} of class {entry['class_name']}: the "
+                             "Keras file format holds gradsmith's built-in layers "
+                             f"({', '.join(sorted(_REGISTRY))})")
+    out = _keras_object("keras", _class_name_of(model), config)
+    out["build_config"] = model.get_build_config()
     if model.compiled:
-        out["compile_config"] = _compile_config(model)
+        out["compile_config"] = model.get_compile_config()
     return out
-
-
-def _compile_config(model):
-    from gradsmith import losses, metrics, optimizers
-
-    saved = model._compile_config or {}
-    loss = saved.get("loss")
-    if loss is None and model.loss is not None:
-        loss = losses.serialize(model.loss)
-
-    def metric_list(ids):
-        if not ids:
-            return None
-        return [m if isinstance(m, (str, dict)) else metrics.serialize(m) for m in ids]
-
-    return {"optimizer": optimizers.serialize(model.optimizer) if model.optimizer is not None else None,
-            "loss": loss,
-            "loss_weights": saved.get("loss_weights"),
-            "metrics": metric_list(getattr(model, "_metric_ids", None)),
-            "weighted_metrics": metric_list(getattr(model, "_weighted_metric_ids", None)),
-            "run_eagerly": False, "steps_per_execution": 1, "jit_compile": "auto"}
 
 
 # --------------------------------------------------------------------------- model.weights.h5
@@ -260,8 +190,6 @@ def _slot_groups(optimizer):
     are interleaved per variable (Adam: momentum, velocity of variable 0, then of variable 1, ...), the
     groups follow one another. Keras creates the EMA averages, then the gradient accumulators (in the
     base optimizer's build), then the optimizer's own slots."""
-    from gradsmith import optimizers
-
     kinds = [k for k, _ in optimizer._all_slot_kinds()]
     base = [k for k in ("average", "gradient_accumulator") if k in kinds]
     own = [k for k in kinds if k not in base]
@@ -273,10 +201,8 @@ def _slot_groups(optimizer):
 
 
 def _has_lr_variable(optimizer):
-    from gradsmith.optimizers.schedules import LearningRateSchedule
-
     lr = optimizer._learning_rate
-    return not (isinstance(lr, LearningRateSchedule) or callable(lr))
+    return not (isinstance(lr, optimizers.schedules.LearningRateSchedule) or callable(lr))
 
 
 def _optimizer_layout(optimizer, shapes):
@@ -559,26 +485,20 @@ def load_model(filepath, compile=True):
 
 # --------------------------------------------------------------------------- Keras config -> gradsmith
 def _model_from_config(config, filepath):
-    from gradsmith.models import Sequential
-
+    """The model of config.json, built by its class's from_config (registered with register_model_class)."""
     class_name = config.get("class_name")
-    if class_name != "Sequential":
-        raise ValueError(f"{filepath}: the model is a {class_name!r}; gradsmith loads Sequential models only")
+    cls = _MODEL_CLASSES.get(class_name)
+    if cls is None:
+        raise ValueError(f"{filepath}: the model is a {class_name!r}; gradsmith loads "
+                         f"{', '.join(_MODEL_CLASSES)} models only")
     cfg = config.get("config")
     if not isinstance(cfg, dict) or not isinstance(cfg.get("layers"), list):
         raise ValueError(f"{filepath}: config.json has no list of layers")
-    _check_dtype(cfg.get("dtype"), "the model", filepath)
-    layer_configs = list(cfg["layers"])
     try:
-        model = Sequential(name=cfg.get("name"), trainable=bool(cfg.get("trainable", True)))
-        if not (layer_configs and isinstance(layer_configs[0], dict)
-                and layer_configs[0].get("class_name") == "InputLayer"):
-            shape = cfg.get("build_input_shape") or (config.get("build_config") or {}).get("input_shape")
-            if shape is None:
-                raise ValueError("the model has no input shape (no InputLayer and no build_input_shape)")
-            model.add(_input_layer({"batch_shape": shape}))
-        for lc in layer_configs:
-            model.add(_layer_from_config(lc, filepath))
+        model = cls.from_config(cfg)
+        build_config = config.get("build_config")
+        if not model.built and isinstance(build_config, dict) and build_config.get("input_shape") is not None:
+            model.build_from_config(build_config)
     except ValueError as e:
         if str(e).startswith(filepath):
             raise
@@ -590,145 +510,11 @@ def _model_from_config(config, filepath):
     return model
 
 
-def _check_dtype(dtype, what, filepath):
-    if dtype is None:
-        return
-    name = dtype
-    if isinstance(dtype, dict):
-        name = (dtype.get("config") or {}).get("name")
-    if name != "float32":
-        raise ValueError(f"{filepath}: {what} uses dtype {name!r}; gradsmith supports float32 only")
-
-
-def _input_layer(cfg):
-    from gradsmith import layers as L
-
-    shape = cfg.get("batch_shape") or cfg.get("batch_input_shape")
-    if shape is None:
-        raise ValueError("InputLayer without batch_shape")
-    if cfg.get("sparse") or cfg.get("ragged"):
-        raise ValueError("sparse or ragged inputs are not supported")
-    return L.InputLayer(batch_shape=tuple(shape), name=cfg.get("name"))
-
-
-def _activation_of(value):
-    """Keras writes a built-in activation as its name; older files as {'class_name': 'function', ...}."""
-    if isinstance(value, dict):
-        inner = value.get("config")
-        if value.get("class_name") == "function" and isinstance(inner, str):
-            return inner
-        raise ValueError(f"activation {value!r} is not a built-in activation")
-    return value
-
-
-def _keras_sub_object(value, module, what):
-    """A Keras initializer / regularizer config -> the gradsmith object (only the keys its class takes)."""
-    import inspect
-
-    if value is None or isinstance(value, str):
-        return value
-    if not isinstance(value, dict) or "class_name" not in value:
-        raise ValueError(f"cannot read {what} {value!r}")
-    table = module._BY_CLASS if hasattr(module, "_BY_CLASS") else module._BY_NAME
-    cls = table.get(value["class_name"])
-    if cls is None:
-        raise ValueError(f"{what} {value['class_name']!r} is not supported by gradsmith")
-    params = inspect.signature(cls.__init__).parameters
-    config = {k: v for k, v in (value.get("config") or {}).items() if k in params}
-    return cls(**config)
-
-
-_IGNORED_WHEN_EMPTY = ("kernel_constraint", "bias_constraint", "activity_regularizer", "quantization_config",
-                       "lora_rank", "lora_alpha", "beta_constraint", "gamma_constraint", "renorm",
-                       "renorm_clipping")
-
-
-def _layer_from_config(lc, filepath):
-    from gradsmith import initializers, layers as L, regularizers
-
-    if not isinstance(lc, dict) or not isinstance(lc.get("config"), dict):
-        raise ValueError(f"a layer entry of config.json is not a layer configuration: {lc!r}")
-    class_name = lc.get("class_name")
-    module = lc.get("module")
-    if class_name not in _SUPPORTED_LAYERS or module not in (None, "keras.layers", "keras"):
-        raise ValueError(f"{filepath}: layer {lc['config'].get('name')!r} is a {class_name!r} "
-                         f"(module {module!r}), which gradsmith cannot load; supported layers: "
-                         f"{', '.join(_SUPPORTED_LAYERS)}")
-    cfg = lc["config"]
-    name = cfg.get("name")
-    if class_name == "InputLayer":
-        return _input_layer(cfg)
-    _check_dtype(cfg.get("dtype"), f"layer {name!r}", filepath)
-    for key in _IGNORED_WHEN_EMPTY:
-        if cfg.get(key) not in (None, 0, False):
-            raise ValueError(f"{filepath}: layer {name!r} sets {key}={cfg[key]!r}, which gradsmith does not support")
-    common = {"name": name, "trainable": bool(cfg.get("trainable", True))}
-    if class_name == "Dense":
-        return L.Dense(
-            int(cfg["units"]), activation=_activation_of(cfg.get("activation")),
-            use_bias=bool(cfg.get("use_bias", True)),
-            kernel_initializer=_keras_sub_object(cfg.get("kernel_initializer"), initializers, "initializer")
-            or "glorot_uniform",
-            bias_initializer=_keras_sub_object(cfg.get("bias_initializer"), initializers, "initializer") or "zeros",
-            kernel_regularizer=_keras_sub_object(cfg.get("kernel_regularizer"), regularizers, "regularizer"),
-            bias_regularizer=_keras_sub_object(cfg.get("bias_regularizer"), regularizers, "regularizer"),
-            **common)
-    if class_name == "Activation":
-        return L.Activation(_activation_of(cfg.get("activation")), **common)
-    if class_name == "Dropout":
-        return L.Dropout(float(cfg["rate"]), seed=cfg.get("seed"), noise_shape=cfg.get("noise_shape"), **common)
-    if class_name == "BatchNormalization":
-        def init(key, default):
-            return _keras_sub_object(cfg.get(key), initializers, "initializer") or default
-
-        return L.BatchNormalization(
-            axis=cfg.get("axis", -1), momentum=float(cfg.get("momentum", 0.99)),
-            epsilon=float(cfg.get("epsilon", 1e-3)), center=bool(cfg.get("center", True)),
-            scale=bool(cfg.get("scale", True)), beta_initializer=init("beta_initializer", "zeros"),
-            gamma_initializer=init("gamma_initializer", "ones"),
-            moving_mean_initializer=init("moving_mean_initializer", "zeros"),
-            moving_variance_initializer=init("moving_variance_initializer", "ones"),
-            beta_regularizer=_keras_sub_object(cfg.get("beta_regularizer"), regularizers, "regularizer"),
-            gamma_regularizer=_keras_sub_object(cfg.get("gamma_regularizer"), regularizers, "regularizer"),
-            synchronized=bool(cfg.get("synchronized", False)), **common)
-    data_format = cfg.get("data_format")
-    if data_format not in (None, "channels_last"):
-        raise ValueError(f"{filepath}: layer {name!r} is a Flatten with data_format={data_format!r}; gradsmith "
-                         "supports channels_last")
-    return L.Flatten(**common)
-
-
 def _compile_from_config(model, cc, filepath):
-    """``model.compile(**compile_config)``, as Keras's ``compile_from_config``: names and serialized
-    objects go to compile as they are (it resolves them as when a user passes them)."""
-    def one_output(value, what):
-        if isinstance(value, (list, tuple)) and what == "loss" or (isinstance(value, dict)
-                                                                  and not _is_serialized(value)):
-            raise ValueError(f"{what} {value!r}: a Sequential model has one output")
-        return value
-
-    def metric_list(value, what):
-        if value is None:
-            return None
-        if not isinstance(value, (list, tuple)):
-            raise ValueError(f"{what} {value!r}: expected a list of metrics")
-        # Keras writes a built-in metric function as {'class_name': 'function', 'config': name}: give
-        # compile its name, as a user would (gradsmith's metrics resolve names of metric functions)
-        return [m["config"] if _is_serialized(m) and m["class_name"] == "function" and isinstance(
-            m.get("config"), str) else one_output(m, what) for m in value]
-
+    """``model.compile_from_config(compile_config)``; a config that does not compile names the file."""
     try:
-        optimizer = cc.get("optimizer")
-        model.compile(optimizer=optimizer if optimizer is not None else "rmsprop",
-                      loss=one_output(cc.get("loss"), "loss"), loss_weights=cc.get("loss_weights"),
-                      metrics=metric_list(cc.get("metrics"), "metrics"),
-                      weighted_metrics=metric_list(cc.get("weighted_metrics"), "weighted_metrics"))
-        model._resolve_metrics()  # an unknown metric fails here, not in the first fit
+        model.compile_from_config(cc)
     except (ValueError, TypeError, KeyError) as e:
         raise ValueError(f"{filepath}: cannot compile the model from its saved compile configuration "
                          f"({type(e).__name__}: {e}); pass compile=False to load the architecture and weights "
                          "only") from None
-
-
-def _is_serialized(obj):
-    return isinstance(obj, dict) and "class_name" in obj

@@ -1,7 +1,8 @@
 """Layers with Keras 3's names and arguments, one module per family.
 
 ``base`` (Layer, its weights, the registry by class name, serialize /
-deserialize), ``input_layer`` (Input), ``core`` (Dense, Activation, Dropout,
+deserialize, Keras's config format that every layer's get_config /
+from_config speaks: the only description of a layer saving needs), ``input_layer`` (Input), ``core`` (Dense, Activation, Dropout,
 Flatten), ``normalization`` (BatchNormalization). A new layer is a new class
 in its family's module: defining it registers it, so saved models find it.
 """

@@ -2,7 +2,8 @@
 
 A layer is ``__init__`` (configuration), ``build`` (weights, from the input
 shape), ``forward``/``backward`` (the math, through gradsmith.ops) and
-``get_config`` (configuration back out). Forward keeps exactly what backward
+``get_config`` / ``from_config`` (configuration out and back in, in Keras 3's
+format: the only description of a layer that saving needs). Forward keeps exactly what backward
 needs; backward writes the weights' gradients into ``weight.grad`` (overwrite,
 not accumulate) and returns dL/dx.
 
@@ -13,6 +14,9 @@ buffer, so an optimizer updates every weight with one fused kernel call.
 Every subclass is registered under its class name when it is defined, so
 ``deserialize`` (and loading a saved model) finds it with no list to edit.
 """
+import inspect
+import warnings
+
 import numpy as np
 
 from gradsmith import initializers, regularizers
@@ -202,13 +206,33 @@ class Layer:
 
     # -- configuration ---------------------------------------------------------
     def get_config(self):
-        config = {"name": self.name, "trainable": self.trainable, "dtype": "float32"}
-        if self._declared_input_shape is not None:
-            config["batch_input_shape"] = list(self._declared_input_shape)
-        return config
+        """The layer's arguments as Keras 3 writes them (a subclass adds its own): JSON-ready, with
+        initializers and regularizers as Keras objects and the dtype as Keras's DTypePolicy."""
+        return {"name": self.name, "trainable": self.trainable, "dtype": _dtype_policy()}
 
     @classmethod
     def from_config(cls, config):
+        """The layer from ``get_config``'s dict, written by gradsmith or by Keras 3: the dtype must be
+        float32, Keras options gradsmith lacks must be unset, initializers and regularizers come back from
+        their Keras objects and an activation from its name."""
+        config = dict(config)
+        what = f"layer {config.get('name')!r}"
+        _check_float32(config.pop("dtype", None), what)
+        for key in _UNSUPPORTED_WHEN_SET:
+            value = config.pop(key, None)
+            if value not in (None, 0, False):
+                raise ValueError(f"{what} sets {key}={value!r}, which gradsmith does not support")
+        for key in list(config):
+            if key.endswith("_initializer"):
+                config[key] = _sub_object(config[key], initializers, "initializer")
+                if config[key] is None:
+                    del config[key]  # the argument's default
+            elif key.endswith("_regularizer"):
+                config[key] = _sub_object(config[key], regularizers, "regularizer")
+        if "activation" in config:
+            config["activation"] = _activation_of(config["activation"])
+        if "trainable" in config:
+            config["trainable"] = bool(config["trainable"])
         return cls(**config)
 
     def __repr__(self):
@@ -244,25 +268,30 @@ def _register(cls):
 
 
 def serialize(layer):
-    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+    """A layer as Keras 3 serializes it: ``{"module": "keras.layers", "class_name", "config",
+    "registered_name": None}``, plus ``build_config`` (the input shape) for a built layer with weights.
+    A class that is not one of gradsmith's layers gets its own module and ``registered_name``."""
+    cls = type(layer)
+    builtin = _REGISTRY.get(cls.__name__) is cls
+    out = {"module": "keras.layers" if builtin else cls.__module__, "class_name": cls.__name__,
+           "config": layer.get_config(), "registered_name": None if builtin else cls.__name__}
+    if layer._weights and layer.input_shape is not None:
+        out["build_config"] = {"input_shape": _shape_list(layer.input_shape)}
+    return out
 
 
 def deserialize(config):
-    """A layer from ``{"class_name": ..., "config": ...}``: the class by its registered name, then
-    ``cls.from_config``; serialized initializers and regularizers inside the config are rebuilt first."""
-    cls = _REGISTRY.get(config.get("class_name"))
-    if cls is None:
-        raise ValueError(f"unknown layer class {config.get('class_name')!r}")
-    cfg = dict(config.get("config", {}))
-    for key in list(cfg):
-        module = initializers if key.endswith("_initializer") else regularizers if key.endswith("_regularizer") \
-            else None
-        if module is not None and isinstance(cfg[key], dict):
-            cfg[key] = module.deserialize(cfg[key])
-        if key.endswith("_initializer") and cfg[key] is None:
-            cfg.pop(key)
-    cfg.pop("dtype", None)
-    return cls.from_config(cfg)
+    """A layer from ``serialize``'s dict (or Keras 3's): the class by its registered name, then
+    ``cls.from_config``."""
+    if not isinstance(config, dict) or not isinstance(config.get("config", {}), dict):
+        raise ValueError(f"not a layer configuration: {config!r}")
+    class_name, module = config.get("class_name"), config.get("module")
+    cls = _REGISTRY.get(class_name)
+    if cls is None or module not in (None, "keras.layers", "keras"):
+        name = (config.get("config") or {}).get("name")
+        raise ValueError(f"layer {name!r} is a {class_name!r} (module {module!r}), which gradsmith cannot build; "
+                         f"gradsmith's layers: {', '.join(sorted(_REGISTRY))}")
+    return cls.from_config(config.get("config") or {})
 
 
 def get(identifier):
@@ -271,3 +300,76 @@ def get(identifier):
     if isinstance(identifier, dict):
         return deserialize(identifier)
     raise ValueError(f"cannot interpret {identifier!r} as a layer")
+
+
+# --------------------------------------------------------------------------- Keras's config format
+# Keras options that gradsmith's layers lack: a config may carry them only unset.
+_UNSUPPORTED_WHEN_SET = ("kernel_constraint", "bias_constraint", "activity_regularizer", "quantization_config",
+                         "lora_rank", "lora_alpha", "beta_constraint", "gamma_constraint", "renorm",
+                         "renorm_clipping")
+
+
+def _keras_object(module, class_name, config):
+    """keras.saving.serialize_keras_object's layout for a built-in object."""
+    return {"module": module, "class_name": class_name, "config": config, "registered_name": None}
+
+
+def _dtype_policy():
+    return _keras_object("keras", "DTypePolicy", {"name": "float32"})
+
+
+def _shape_list(shape):
+    return [None if d is None else int(d) for d in shape]
+
+
+def _check_float32(dtype, what):
+    """A config's dtype (a name or a Keras DTypePolicy) must be float32; None means the default."""
+    if dtype is None:
+        return
+    name = (dtype.get("config") or {}).get("name") if isinstance(dtype, dict) else dtype
+    if name != "float32":
+        raise ValueError(f"{what} uses dtype {name!r}; gradsmith supports float32 only")
+
+
+def _initializer_config(init, default):
+    """An initializer as a Keras object; one with no Keras form is written as Keras's ``default`` (a
+    warning says so: only the initial values it would draw differ)."""
+    if isinstance(init, initializers.Initializer) and type(init).__name__ in initializers._BY_CLASS:
+        return _keras_object("keras.initializers", type(init).__name__, init.get_config())
+    warnings.warn(f"initializer {init!r} has no Keras form; the config names Keras's default {default} instead "
+                  "(saved weights are unaffected)")
+    return _keras_object("keras.initializers", default, {"seed": None} if default != "Zeros" else {})
+
+
+def _regularizer_config(reg, layer):
+    if reg is None:
+        return None
+    if not (isinstance(reg, regularizers.Regularizer) and type(reg).__name__ in ("L1", "L2", "L1L2")):
+        raise ValueError(f"cannot describe layer {layer.name!r} in Keras's format: its regularizer {reg!r} has no "
+                         "Keras form")
+    return _keras_object("keras.regularizers", type(reg).__name__, reg.get_config())
+
+
+def _sub_object(value, module, what):
+    """A Keras initializer / regularizer object (or a name, or None) -> the gradsmith object, taking
+    only the keys its class accepts (Keras adds keys across releases)."""
+    if value is None or isinstance(value, str):
+        return value
+    if not isinstance(value, dict) or "class_name" not in value:
+        raise ValueError(f"cannot read {what} {value!r}")
+    table = module._BY_CLASS if hasattr(module, "_BY_CLASS") else module._BY_NAME
+    cls = table.get(value["class_name"])
+    if cls is None:
+        raise ValueError(f"{what} {value['class_name']!r} is not supported by gradsmith")
+    params = inspect.signature(cls.__init__).parameters
+    return cls(**{k: v for k, v in (value.get("config") or {}).items() if k in params})
+
+
+def _activation_of(value):
+    """Keras writes a built-in activation as its name; older files as {'class_name': 'function', ...}."""
+    if isinstance(value, dict):
+        inner = value.get("config")
+        if value.get("class_name") == "function" and isinstance(inner, str):
+            return inner
+        raise ValueError(f"activation {value!r} is not a built-in activation")
+    return value

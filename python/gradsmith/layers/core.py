@@ -2,7 +2,8 @@
 import numpy as np
 
 from gradsmith import initializers, ops, regularizers, utils
-from gradsmith.layers.base import Layer, NoCompiledForm, compiled_penalties
+from gradsmith.layers.base import (Layer, NoCompiledForm, _initializer_config, _regularizer_config,
+                                   compiled_penalties)
 
 __all__ = ["Dense", "Activation", "Dropout", "Flatten"]
 
@@ -95,14 +96,11 @@ class Dense(Layer):
     def get_config(self):
         return {**super().get_config(), "units": self.units, "activation": self.activation,
                 "use_bias": self.use_bias,
-                "kernel_initializer": initializers.serialize(self.kernel_initializer)
-                if isinstance(self.kernel_initializer, initializers.Initializer) else None,
-                "bias_initializer": initializers.serialize(self.bias_initializer)
-                if isinstance(self.bias_initializer, initializers.Initializer) else None,
-                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer)
-                if self.kernel_regularizer else None,
-                "bias_regularizer": regularizers.serialize(self.bias_regularizer)
-                if self.bias_regularizer else None}
+                "kernel_initializer": _initializer_config(self.kernel_initializer, "GlorotUniform"),
+                "bias_initializer": _initializer_config(self.bias_initializer, "Zeros"),
+                "kernel_regularizer": _regularizer_config(self.kernel_regularizer, self),
+                "bias_regularizer": _regularizer_config(self.bias_regularizer, self),
+                "kernel_constraint": None, "bias_constraint": None}
 
 
 # What an activation *name* means in a Keras layer: keras.activations.gelu defaults to the exact erf
@@ -229,6 +227,18 @@ class Dropout(Layer):
                 "noise_shape": None if self.noise_shape is None else list(self.noise_shape)}
 class Flatten(Layer):
     """Reshapes (batch, d1, d2, ...) to (batch, d1 * d2 * ...)."""
+
+    def get_config(self):
+        return {**super().get_config(), "data_format": "channels_last"}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        data_format = config.pop("data_format", None)
+        if data_format not in (None, "channels_last"):
+            raise ValueError(f"layer {config.get('name')!r} is a Flatten with data_format={data_format!r}; gradsmith "
+                             "supports channels_last")
+        return super().from_config(config)
 
     def compute_output_shape(self, input_shape):
         rest = input_shape[1:]

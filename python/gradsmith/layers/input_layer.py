@@ -1,5 +1,5 @@
 """The input of a model: ``Input(shape=...)`` and the InputLayer a Sequential model starts from."""
-from gradsmith.layers.base import Layer, _unique_name
+from gradsmith.layers.base import Layer, _check_float32, _shape_list, _unique_name
 
 __all__ = ["InputLayer", "Input"]
 
@@ -29,7 +29,17 @@ class InputLayer(Layer):
         return dy
 
     def get_config(self):
-        return {"batch_shape": list(self.shape), "name": self.name}
+        return {"batch_shape": _shape_list(self.shape), "dtype": "float32", "sparse": False, "name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        shape = config.get("batch_shape") or config.get("batch_input_shape")
+        if shape is None:
+            raise ValueError("InputLayer without batch_shape")
+        if config.get("sparse") or config.get("ragged"):
+            raise ValueError("sparse or ragged inputs are not supported")
+        _check_float32(config.get("dtype"), f"input {config.get('name')!r}")
+        return cls(batch_shape=tuple(shape), name=config.get("name"))
 
 
 def Input(shape=None, batch_size=None, name=None, batch_shape=None):  # noqa: N802 - Keras's name

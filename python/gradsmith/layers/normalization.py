@@ -2,7 +2,7 @@
 import numpy as np
 
 from gradsmith import initializers, ops, regularizers
-from gradsmith.layers.base import Layer, compiled_penalties
+from gradsmith.layers.base import Layer, _initializer_config, _regularizer_config, compiled_penalties
 
 __all__ = ["BatchNormalization"]
 
@@ -129,15 +129,12 @@ class BatchNormalization(Layer):
                                                 beta=self.beta_regularizer if self.center else None)}
 
     def get_config(self):
-        def ser(obj, module):
-            return module.serialize(obj) if obj is not None and hasattr(module, "serialize") else None
-
         return {**super().get_config(), "axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,
                 "center": self.center, "scale": self.scale,
-                "beta_initializer": ser(self.beta_initializer, initializers),
-                "gamma_initializer": ser(self.gamma_initializer, initializers),
-                "moving_mean_initializer": ser(self.moving_mean_initializer, initializers),
-                "moving_variance_initializer": ser(self.moving_variance_initializer, initializers),
-                "beta_regularizer": ser(self.beta_regularizer, regularizers),
-                "gamma_regularizer": ser(self.gamma_regularizer, regularizers),
-                "synchronized": self.synchronized}
+                "beta_initializer": _initializer_config(self.beta_initializer, "Zeros"),
+                "gamma_initializer": _initializer_config(self.gamma_initializer, "Ones"),
+                "moving_mean_initializer": _initializer_config(self.moving_mean_initializer, "Zeros"),
+                "moving_variance_initializer": _initializer_config(self.moving_variance_initializer, "Ones"),
+                "beta_regularizer": _regularizer_config(self.beta_regularizer, self),
+                "gamma_regularizer": _regularizer_config(self.gamma_regularizer, self),
+                "beta_constraint": None, "gamma_constraint": None, "synchronized": self.synchronized}
