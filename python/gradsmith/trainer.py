@@ -298,49 +298,36 @@ class Trainer:
         uploaded once, copied back at its end), and data that fits stays on the device across epochs,
         each epoch's shuffle gathered there."""
         # On the CPU the shuffle is drawn before the model is built (building draws initial weights).
-        batch_size = train.batch_size
+        batch_size, n = train.batch_size, train.num_samples
         drawn = train.epoch_arrays() if self.device == "cpu" else None
         step = self._compiled_step() if self._ensure_built_from(train.first_rows()) else None
+        order = None
         if drawn is None and step is not None and step.keep_on_device(train.array_data):
-            order = train.epoch_order()
-
-            def run_part(part, loss_sum, count):
-                return step.run_epoch_resident(order[part], batch_size, loss_sum, count)
-
-            def arrays():
-                return train.gather(order)
-        else:
-            if self.device != "cpu":
-                drawn = train.epoch_arrays()
-            if step is None or drawn is None:
-                return None, drawn
-            x, y, sw = drawn
-
-            def run_part(part, loss_sum, count):
-                return step.run_epoch(x[part], None if y is None else y[part], None if sw is None else sw[part],
-                                      batch_size, loss_sum, count)
-
-            def arrays():
-                return drawn
-        with step.session():
-            ran = self._train_runs(run_part, train.num_samples, batch_size, progress)
-        return (ran, None) if ran is not None else (None, arrays())
-
-    def _train_runs(self, run_part, n, batch_size, progress):
-        if progress is None:
-            return run_part(slice(0, n), 0.0, 0)
-        run = self._PROGRESS_RUN * batch_size
+            order = train.epoch_order()  # the rows stay on the device; this epoch's order is gathered there
+        elif self.device != "cpu":
+            drawn = train.epoch_arrays()
+        if step is None or (drawn is None and order is None):
+            return None, drawn
+        run = n if progress is None else self._PROGRESS_RUN * batch_size
         steps = (n + batch_size - 1) // batch_size
         loss_sum, count = 0.0, 0
-        for start in range(0, n, run):
-            done = run_part(slice(start, start + run), loss_sum, count)
-            if done is None:  # only the first run can refuse (the rest is the same data): nothing trained yet
-                return None
-            loss_sum, count = done
-            progress.on_train_batch_end(min(steps, (start + run) // batch_size) - 1, self._logs(loss_sum, count))
-            if self.stop_training:
-                break
-        return loss_sum, count
+        with step.session():
+            for start in range(0, n, run):
+                part = slice(start, start + run)
+                if order is not None:
+                    done = step.run_epoch_resident(order[part], batch_size, loss_sum, count)
+                else:
+                    x, y, sw = (None if a is None else a[part] for a in drawn)
+                    done = step.run_epoch(x, y, sw, batch_size, loss_sum, count)
+                if done is None:  # only the first run can refuse (the rest is the same data): nothing trained yet
+                    return None, train.gather(order) if order is not None else drawn
+                loss_sum, count = done
+                if progress is not None:
+                    progress.on_train_batch_end(min(steps, (start + run) // batch_size) - 1,
+                                                self._logs(loss_sum, count))
+                    if self.stop_training:
+                        break
+        return (loss_sum, count), None
 
     # ------------------------------------------------------------------ evaluate and predict
     def _evaluate_batches(self, batches, cbs=None):
