@@ -105,45 +105,44 @@ GS_HD void sgd_update(float* w, float g, float* m, float lr, float momentum, boo
 }
 
 // Adam: m += (g - m)(1 - b1) ; v += (g^2 - v)(1 - b2) ; amsgrad: vh = max(vh, v), v := vh
-//       w -= alpha * m / (sqrt(v) + eps),  alpha = lr sqrt(1 - b2^t) / (1 - b1^t) (folded by the caller)
-// The caller passes c1 = 1 - b1 and c2 = 1 - b2 computed in double and rounded
-// once, as Keras does (1.f - 0.999f is not float(1 - 0.999)).
-GS_HD void adam_update(float* w, float g, float* m, float* v, float* vhat,
-                       float alpha, float c1, float c2, float eps) {
-  float mn = *m + (g - *m) * c1;
-  float vn = *v + (g * g - *v) * c2;
+//       w -= step_size * m / (sqrt(v) + eps),  step_size = lr sqrt(1 - b2^t) / (1 - b1^t)
+// (optimizer_hyperparameters folds the step size and rounds 1 - b1, 1 - b2 once from double).
+GS_HD void adam_update(float* w, float g, float* m, float* v, float* vhat, float step_size, float one_minus_beta_1,
+                       float one_minus_beta_2, float eps) {
+  float mn = *m + (g - *m) * one_minus_beta_1;
+  float vn = *v + (g * g - *v) * one_minus_beta_2;
   *m = mn;
   *v = vn;
   if (vhat != nullptr) { vn = max_f(*vhat, vn); *vhat = vn; }
-  *w -= alpha * mn / (sqrtf(vn) + eps);
+  *w -= step_size * mn / (sqrtf(vn) + eps);
 }
 
-// Adamax: m += (g - m)(1 - b1) ; u = max(b2 u, |g|) ; w -= alpha m / (u + eps), alpha = lr / (1 - b1^t)
-// folded by the caller in double.
-GS_HD void adamax_update(float* w, float g, float* m, float* u, float alpha, float c1, float b2, float eps) {
-  const float mn = *m + (g - *m) * c1;
-  const float un = max_f(b2 * *u, fabsf(g));
+// Adamax: m += (g - m)(1 - b1) ; u = max(b2 u, |g|) ; w -= step_size m / (u + eps), step_size = lr / (1 - b1^t).
+GS_HD void adamax_update(float* w, float g, float* m, float* u, float step_size, float one_minus_beta_1, float beta_2,
+                         float eps) {
+  const float mn = *m + (g - *m) * one_minus_beta_1;
+  const float un = max_f(beta_2 * *u, fabsf(g));
   *m = mn;
   *u = un;
-  *w -= alpha * mn / (un + eps);
+  *w -= step_size * mn / (un + eps);
 }
 
 // Lion: w -= lr sign(b1 m + (1 - b1) g) ; m = b2 m + (1 - b2) g.
-GS_HD void lion_update(float* w, float g, float* m, float lr, float b1, float c1, float b2, float c2) {
-  *w -= lr * sign_f(*m * b1 + g * c1);
-  *m = *m * b2 + g * c2;
+GS_HD void lion_update(float* w, float g, float* m, float lr, float beta_1, float one_minus_beta_1, float beta_2,
+                       float one_minus_beta_2) {
+  *w -= lr * sign_f(*m * beta_1 + g * one_minus_beta_1);
+  *m = *m * beta_2 + g * one_minus_beta_2;
 }
 
 // RMSprop: v = rho v + (1-rho) g^2 ; centered: ag = rho ag + (1-rho) g, den = v - ag^2 + eps
 //          else den = v + eps ; inc = lr g / sqrt(den) ; momentum: mb = momentum mb + inc, w -= mb ; else w -= inc
-// c = 1 - rho comes from the caller, computed in double (see adam_update).
 GS_HD void rmsprop_update(float* w, float g, float* v, float* mb, float* ag,
-                          float lr, float rho, float c, float momentum, float eps) {
-  float vn = rho * *v + c * g * g;
+                          float lr, float rho, float one_minus_rho, float momentum, float eps) {
+  float vn = rho * *v + one_minus_rho * g * g;
   *v = vn;
   float den = vn + eps;
   if (ag != nullptr) {
-    float an = rho * *ag + c * g;
+    float an = rho * *ag + one_minus_rho * g;
     *ag = an;
     den = vn - an * an + eps;
   }
