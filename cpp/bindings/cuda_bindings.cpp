@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "bindings/array_checks.h"
+#include "bindings/optimizer_args.h"
 #include "cuda/kernels.h"
 #include "cuda/runtime.h"
 
@@ -360,30 +361,28 @@ void bind_cuda(py::module_& m) {
     cuda::dropout(x.data(), out.data(), x.size(), rate, seed, offset);
   });
   m.def("cuda_optimizer_step", [](int kind, DeviceArray& w, const DeviceArray& g, const py::object& s0,
-                                  const py::object& s1, const py::object& s2, float lr, float weight_decay, float h0,
-                                  float h1, float h2, float h3, bool nesterov, float clip_value, float grad_scale) {
-    if (kind < gradsmith::cpu::kSgd || kind >= gradsmith::cpu::kNumOptimizers) throw py::value_error("unknown optimizer");
+                                  const py::object& s1, const py::object& s2, double lr, float weight_decay,
+                                  bool nesterov, float clip_value, float grad_scale, double momentum, double beta_1,
+                                  double beta_2, double epsilon, double rho, int64_t step) {
+    gradsmith::OptimizerArgs a = gradsmith::bindings::optimizer_args(kind, lr, weight_decay, nesterov, momentum,
+                                                                     beta_1, beta_2, epsilon, rho, step);
     same_size(w, g, "optimizer_step");
-    gradsmith::cpu::OptimizerArgs a;
-    a.kind = kind;
     a.w = w.data();
     a.g = g.data();
     a.s0 = ptr_or_null(s0, w, "optimizer_step");
     a.s1 = ptr_or_null(s1, w, "optimizer_step");
     a.s2 = ptr_or_null(s2, w, "optimizer_step");
-    if ((kind != gradsmith::cpu::kSgd && !a.s0) ||
-        ((kind == gradsmith::cpu::kAdam || kind == gradsmith::cpu::kAdamax) && !a.s1))
+    if ((kind != gradsmith::kSgd && !a.s0) ||
+        ((kind == gradsmith::kAdam || kind == gradsmith::kAdamax) && !a.s1))
       throw py::value_error("optimizer state missing");
-    a.lr = lr;
-    a.weight_decay = weight_decay;
-    a.h0 = h0, a.h1 = h1, a.h2 = h2, a.h3 = h3;
-    a.nesterov = nesterov;
     a.clip_value = clip_value;
     a.grad_scale = grad_scale;
     cuda::optimizer_step(a, w.size());
   }, py::arg("kind"), py::arg("w"), py::arg("g"), py::arg("s0"), py::arg("s1"), py::arg("s2"), py::arg("lr"),
-        py::arg("weight_decay"), py::arg("h0"), py::arg("h1"), py::arg("h2"), py::arg("h3"), py::arg("nesterov"),
-        py::arg("clip_value"), py::arg("grad_scale") = 1.0f);
+        py::arg("weight_decay"), py::arg("nesterov"), py::arg("clip_value"), py::arg("grad_scale") = 1.0f,
+        py::kw_only(), py::arg("momentum") = 0.0, py::arg("beta_1") = 0.9, py::arg("beta_2") = 0.999,
+        py::arg("epsilon") = 1e-7, py::arg("rho") = 0.9, py::arg("step") = 1,
+        "One fused update of one buffer; the optimizer by its Keras configuration and the step t >= 1.");
   m.def("cuda_sum_squares", [](const DeviceArray& x) {
     py::gil_scoped_release nogil;
     return cuda::sum_squares(x.data(), x.size());

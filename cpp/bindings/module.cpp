@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "bindings/array_checks.h"
+#include "bindings/optimizer_args.h"
 #include "cpu/allocation_counter.h"
 #include "cpu/dispatch.h"
 #include "cpu/ops.h"
@@ -26,6 +27,7 @@ namespace cpu = gradsmith::cpu;
 void bind_bench(py::module_& m);
 void bind_cpu_runner(py::module_& m);
 void bind_cuda(py::module_& m);  // cuda_bindings.cpp, or cuda_unavailable.cpp without CUDA
+void bind_kinds(py::module_& m);  // kinds.cpp: _core.kinds
 using gradsmith::ActParams;
 using i64 = int64_t;
 
@@ -217,17 +219,22 @@ void check_no_overlap(const std::vector<cpu::ParamBuffer>& bufs) {
   }
 }
 
-void optimizer_step(int kind, const py::object& params_obj, const py::object& grads_obj, const py::object& s0, const py::object& s1, const py::object& s2, float lr, float weight_decay,
-                    float h0, float h1, float h2, float h3, bool nesterov, int clip_kind, float clip) {
-  if (kind < cpu::kSgd || kind >= cpu::kNumOptimizers) throw py::value_error("unknown optimizer kind");
+// One fused step over lists of buffers; the optimizer by its Keras configuration (bindings/optimizer_args.h).
+void optimizer_step(int kind, const py::object& params_obj, const py::object& grads_obj, const py::object& s0,
+                    const py::object& s1, const py::object& s2, double lr, float weight_decay, bool nesterov,
+                    int clip_kind, float clip, double momentum, double beta_1, double beta_2, double epsilon,
+                    double rho, int64_t step) {
+  const gradsmith::OptimizerArgs a =
+      optimizer_args(kind, lr, weight_decay, nesterov, momentum, beta_1, beta_2, epsilon, rho, step);
+  if (clip_kind < gradsmith::kClipNone || clip_kind >= gradsmith::kNumClipKinds)
+    throw py::value_error("unknown clip kind");
   const std::vector<py::array> params = array_list(params_obj, "params"), grads = array_list(grads_obj, "grads");
-  if (clip_kind < cpu::kClipNone || clip_kind > cpu::kClipGlobalNorm) throw py::value_error("unknown clip kind");
   if (grads.size() != params.size())
     throw py::value_error("grads: expected " + std::to_string(params.size()) + " arrays, got " +
                           std::to_string(grads.size()));
   const auto S0 = state_list(s0, "state 0", params), S1 = state_list(s1, "state 1", params),
              S2 = state_list(s2, "state 2", params);
-  const bool needs_s0 = kind != cpu::kSgd, needs_s1 = kind == cpu::kAdam || kind == cpu::kAdamax;
+  const bool needs_s0 = kind != gradsmith::kSgd, needs_s1 = kind == gradsmith::kAdam || kind == gradsmith::kAdamax;
   std::vector<cpu::ParamBuffer> bufs;
   for (size_t i = 0; i < params.size(); ++i) {
     same_layout(grads[i], params[i], "grads", "params");
@@ -236,15 +243,6 @@ void optimizer_step(int kind, const py::object& params_obj, const py::object& gr
                     S2[i], (i64)params[i].size()});
   }
   check_no_overlap(bufs);
-  cpu::OptimizerArgs a;
-  a.kind = kind;
-  a.lr = lr;
-  a.weight_decay = weight_decay;
-  a.h0 = h0;
-  a.h1 = h1;
-  a.h2 = h2;
-  a.h3 = h3;
-  a.nesterov = nesterov;
   const gradsmith::bindings::TrainingCall call;
   cpu::optimizer_step(a, bufs, clip_kind, clip);
 }
@@ -309,6 +307,7 @@ PYBIND11_MODULE(_core, m) {
   bind_bench(m);
   bind_cpu_runner(m);
   bind_cuda(m);
+  bind_kinds(m);
 
   m.def("supported_isas", &cpu::supported_isas, "CPU paths this machine can run, best last.");
   m.def("current_isa", [] { return std::string(cpu::kernels().name); }, "The CPU path in use.");
@@ -342,8 +341,9 @@ PYBIND11_MODULE(_core, m) {
   m.def("loss", &loss, py::arg("kind"), py::arg("from_logits"), py::arg("label_smoothing"), py::arg("delta"),
         py::arg("y_true"), py::arg("labels"), py::arg("y_pred"), py::arg("sample_weight"), py::arg("grad"));
   m.def("optimizer_step", &optimizer_step, py::arg("kind"), py::arg("params"), py::arg("grads"), py::arg("s0"),
-        py::arg("s1"), py::arg("s2"), py::arg("lr"), py::arg("weight_decay"), py::arg("h0"), py::arg("h1"),
-        py::arg("h2"), py::arg("h3"), py::arg("nesterov"), py::arg("clip_kind"), py::arg("clip"));
+        py::arg("s1"), py::arg("s2"), py::arg("lr"), py::arg("weight_decay"), py::arg("nesterov"),
+        py::arg("clip_kind"), py::arg("clip"), py::kw_only(), py::arg("momentum") = 0.0, py::arg("beta_1") = 0.9,
+        py::arg("beta_2") = 0.999, py::arg("epsilon") = 1e-7, py::arg("rho") = 0.9, py::arg("step") = 1);
   m.def("batch_norm_forward", &batch_norm_forward, py::arg("x"), py::arg("gamma"), py::arg("beta"), py::arg("eps"),
         py::arg("training"), py::arg("mean"), py::arg("var"), py::arg("out"));
   m.def("batch_norm_backward", &batch_norm_backward, py::arg("dy"), py::arg("x"), py::arg("mean"), py::arg("var"),
@@ -370,7 +370,7 @@ PYBIND11_MODULE(_core, m) {
   });
   m.def("count_correct", [](int kind, const py::object& y_true, const py::object& labels, const py::array& y_pred,
                             float threshold) {
-    if (kind < cpu::kCountBinary || kind > cpu::kCountSparse) throw py::value_error("unknown count kind");
+    if (kind < cpu::kCountBinary || kind >= gradsmith::kNumCountKinds) throw py::value_error("unknown count kind");
     const i64 rows = dim(y_pred, "y_pred", 0), cols = dim(y_pred, "y_pred", 1);
     const float* P = data_of<float>(y_pred, "y_pred", false);
     const float* T = nullptr;
@@ -393,6 +393,10 @@ PYBIND11_MODULE(_core, m) {
     cpu::binary_confusion(T, P, y_pred.size(), threshold, c);
     return py::make_tuple(c[0], c[1], c[2], c[3]);
   });
+  m.def("clip_norm_scale", &gradsmith::math::clip_norm_scale, py::arg("sum_of_squares"), py::arg("clip"),
+        "clipnorm's factor c / max(sqrt(sum_of_squares), c) as a float32 value (NaN for a NaN norm).");
+  m.def("global_clip_norm_scale", &gradsmith::math::global_clip_norm_scale, py::arg("sum_of_squares"),
+        py::arg("clip"), "global_clipnorm's factor: clip_norm_scale, and NaN for an infinite norm (as Keras).");
   m.def("philox4x32", [](std::vector<uint32_t> counter, std::vector<uint32_t> key) {
     if (counter.size() != 4 || key.size() != 2) throw py::value_error("philox4x32: counter has 4 words, key 2");
     gradsmith::math::U32x4 c = {{counter[0], counter[1], counter[2], counter[3]}};

@@ -64,7 +64,7 @@ struct PlanArgs {
   std::vector<model::LayerConfig> layers;
   LossArgs loss;
   double loss_weight = 1.0;
-  model::OptimizerSpec optimizer;
+  OptimizerSpec optimizer;
   std::vector<model::TrainableRange> trainable;
   std::vector<model::MetricCount> metrics;
   model::PlanBuffers buffers;  // host memory
@@ -93,7 +93,7 @@ inline PlanArgs parse_plan_args(const py::list& layers, const py::dict& loss, co
   a.sparse = a.loss.kind == cpu::kSparseCategoricalXent;
 
   a.optimizer.kind = get<int>(optimizer, "kind");
-  if (a.optimizer.kind < cpu::kSgd || a.optimizer.kind >= cpu::kNumOptimizers) throw py::value_error("unknown optimizer kind");
+  if (a.optimizer.kind < kSgd || a.optimizer.kind >= kNumOptimizers) throw py::value_error("unknown optimizer kind");
   a.optimizer.weight_decay = get<float>(optimizer, "weight_decay");
   a.optimizer.momentum = get<double>(optimizer, "momentum");
   a.optimizer.beta_1 = get<double>(optimizer, "beta_1");
@@ -102,7 +102,7 @@ inline PlanArgs parse_plan_args(const py::list& layers, const py::dict& loss, co
   a.optimizer.rho = get<double>(optimizer, "rho");
   a.optimizer.nesterov = get<bool>(optimizer, "nesterov");
   a.optimizer.clip_kind = get<int>(optimizer, "clip_kind");
-  if (a.optimizer.clip_kind < cpu::kClipNone || a.optimizer.clip_kind > cpu::kClipGlobalNorm) throw py::value_error("unknown clip");
+  if (a.optimizer.clip_kind < kClipNone || a.optimizer.clip_kind >= kNumClipKinds) throw py::value_error("unknown clip");
   a.optimizer.clip = get<float>(optimizer, "clip");
 
   if (slots.size() != 3) throw py::value_error("slots: expected three buffers or None");
@@ -117,14 +117,14 @@ inline PlanArgs parse_plan_args(const py::list& layers, const py::dict& loss, co
     n_slot = buf.size();
     a.keep.append(buf);
   }
-  const bool needs_s0 = a.optimizer.kind != cpu::kSgd || a.optimizer.momentum != 0.0;
-  const bool needs_s1 = a.optimizer.kind == cpu::kAdam || a.optimizer.kind == cpu::kAdamax;
+  const bool needs_s0 = a.optimizer.kind != kSgd || a.optimizer.momentum != 0.0;
+  const bool needs_s1 = a.optimizer.kind == kAdam || a.optimizer.kind == kAdamax;
   if ((needs_s0 && !S[0]) || (needs_s1 && !S[1])) throw py::value_error("slots: optimizer state missing");
   for (const auto& r : trainable) a.trainable.push_back({r[0], r[1], r[2]});
 
   if (metrics.size() > kMaxCountedMetrics) throw py::value_error("at most 8 counted metrics");
   for (const auto& [kind, threshold] : metrics) {
-    if (kind < cpu::kCountBinary || kind > cpu::kCountSparse || (kind == cpu::kCountSparse) != a.sparse)
+    if (kind < cpu::kCountBinary || kind >= kNumCountKinds || (kind == cpu::kCountSparse) != a.sparse)
       throw py::value_error("metric counts: the kind must match the targets (labels for sparse)");
     a.metrics.push_back({kind, threshold});
   }

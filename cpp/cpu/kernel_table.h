@@ -10,7 +10,9 @@
 
 #include <stdint.h>
 
+#include "core/optimizer.h"
 #include "math/elementwise.h"
+#include "math/optimizer.h"
 #include "math/rows.h"
 
 namespace gradsmith {
@@ -32,27 +34,6 @@ struct Epilogue {
   ActParams act = {kLinear, 0.f};
   float* preact = nullptr;      // where z goes (leading dimension ldz), or null
   i64 ldz = 0;
-};
-
-// One fused optimizer step over elements [begin, end) of one buffer.
-enum OptimizerKind : int { kSgd = 0, kAdam, kRmsprop, kAdagrad, kAdamax, kLion, kNumOptimizers };
-// Gradient clipping of a whole step (Keras's clipvalue, clipnorm, global_clipnorm).
-enum ClipKind : int { kClipNone = 0, kClipValue, kClipNorm, kClipGlobalNorm };
-struct OptimizerArgs {
-  int kind = kSgd;
-  float* w = nullptr;
-  const float* g = nullptr;
-  float* s0 = nullptr;  // sgd: momentum | adam: m | rmsprop: velocity | adagrad: accumulator | adamax, lion: m
-  float* s1 = nullptr;  // adam: v | rmsprop: momentum buffer (or null) | adamax: u (the norm)
-  float* s2 = nullptr;  // adam: v_hat for amsgrad (or null) | rmsprop: average grad when centered (or null)
-  float lr = 0.f;
-  float weight_decay = 0.f;  // 0: none
-  float grad_scale = 1.f;    // clipnorm / global_clipnorm factor
-  float clip_value = 0.f;    // > 0: clip g to [-clip_value, clip_value]
-  // sgd: momentum | adam: alpha, 1 - b1, 1 - b2, eps | rmsprop: rho, 1 - rho, momentum, eps | adagrad: eps
-  // adamax: lr / (1 - b1^t), 1 - b1, b2, eps | lion: b1, 1 - b1, b2, 1 - b2
-  float h0 = 0.f, h1 = 0.f, h2 = 0.f, h3 = 0.f;
-  bool nesterov = false;
 };
 
 struct KernelTable {
@@ -86,6 +67,7 @@ struct KernelTable {
   // Sum and sum of squares of x[begin, end) in a fixed order, accumulated in double.
   double (*sum)(const float* x, i64 begin, i64 end);
   double (*sum_squares)(const float* x, i64 begin, i64 end);
+  // One fused optimizer step (math::optimizer_update) over elements [begin, end) of a's buffers.
   void (*optimizer)(const OptimizerArgs& a, i64 begin, i64 end);
   // y[i] = kept(i) ? x[i] / keep : 0 over [begin, end) of the flat index (math::dropout_keep).
   void (*dropout)(const float* x, float* y, i64 begin, i64 end, uint32_t threshold, float keep,

@@ -4,8 +4,7 @@
 // clipping needs the norms first: one read of the gradients, summed in fixed
 // chunks so the result is the same for any thread count.
 //
-// The formulas are in math/elementwise.h (sgd_update, adam_update, ...).
-#include <math.h>
+// The formulas are in math/optimizer.h (optimizer_update, clip_norm_scale, ...).
 
 #include "cpu/dispatch.h"
 #include "cpu/ops.h"
@@ -26,23 +25,19 @@ void optimizer_step(const OptimizerArgs& args, const std::vector<ParamBuffer>& b
                    prof::optimizer_bytes(buffers, clip_kind == kClipNorm || clip_kind == kClipGlobalNorm),
                    prof::total_elements(buffers), -1, -1);
   const KernelTable& kt = kernels();
-  // Clip factor per buffer: clipnorm scales each gradient by c / max(||g||, c),
+  // Clip factor per buffer (math::clip_norm_scale): clipnorm scales each gradient by c / max(||g||, c),
   // global_clipnorm all of them by c / max(||(g_1, g_2, ...)||, c).
-  // A NaN norm gives a NaN scale (NumPy's maximum propagates NaN), and Keras
-  // adds (norm - norm) to the global scale, so an infinite global norm does too.
   float* scale = scratch<float, kScratchClipScale>(buffers.size());
   for (size_t b = 0; b < buffers.size(); ++b) scale[b] = 1.f;
-  auto clip_scale = [clip](double norm) { return norm != norm ? NAN : (float)((double)clip / fmax(norm, clip)); };
   if (clip_kind == kClipNorm || clip_kind == kClipGlobalNorm) {
-    double global = 0;
+    double all_squares = 0;
     for (size_t b = 0; b < buffers.size(); ++b) {
-      const double sq = sum_squares(buffers[b].g, buffers[b].n);
-      global += sq;
-      if (clip_kind == kClipNorm) scale[b] = clip_scale(sqrt(sq));
+      const double squares = sum_squares(buffers[b].g, buffers[b].n);
+      all_squares += squares;
+      if (clip_kind == kClipNorm) scale[b] = math::clip_norm_scale(squares, clip);
     }
     if (clip_kind == kClipGlobalNorm) {
-      const double norm = sqrt(global);
-      const float s = clip_scale(norm) + (float)(norm - norm);
+      const float s = math::global_clip_norm_scale(all_squares, clip);
       for (size_t b = 0; b < buffers.size(); ++b) scale[b] = s;
     }
   }

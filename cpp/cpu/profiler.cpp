@@ -295,16 +295,16 @@ double act_flops(ActParams act, bool backward) {
   return backward ? 2.0 : 1.0;
 }
 
-double optimizer_flops(const cpu::OptimizerArgs& args, const std::vector<cpu::ParamBuffer>& buffers, bool norm_clip) {
+double optimizer_flops(const OptimizerArgs& args, const std::vector<cpu::ParamBuffer>& buffers, bool norm_clip) {
   double total = 0;
   for (const auto& b : buffers) {
     double per = 2;  // sgd: w -= lr * g
-    if (args.kind == cpu::kSgd && b.s0) per = 4;  // m = momentum m - lr g ; w += m
-    if (args.kind == cpu::kAdam) per = 12;        // m: 3, v: 4, w -= alpha m / (sqrt(v) + eps): 5
-    if (args.kind == cpu::kRmsprop) per = 9;      // v: 4, + eps: 1, w -= lr g / sqrt(den): 4
-    if (args.kind == cpu::kAdagrad) per = 7;      // acc += g^2: 2, w -= lr g / sqrt(acc + eps): 5
-    if (args.kind == cpu::kAdamax) per = 10;      // m: 3, u: 3, w -= alpha m / (u + eps): 4
-    if (args.kind == cpu::kLion) per = 9;         // sign(b1 m + c1 g): 4, w -= lr sign: 2, m = b2 m + c2 g: 3
+    if (args.kind == kSgd && b.s0) per = 4;  // m = momentum m - lr g ; w += m
+    if (args.kind == kAdam) per = 12;        // m: 3, v: 4, w -= alpha m / (sqrt(v) + eps): 5
+    if (args.kind == kRmsprop) per = 9;      // v: 4, + eps: 1, w -= lr g / sqrt(den): 4
+    if (args.kind == kAdagrad) per = 7;      // acc += g^2: 2, w -= lr g / sqrt(acc + eps): 5
+    if (args.kind == kAdamax) per = 10;      // m: 3, u: 3, w -= alpha m / (u + eps): 4
+    if (args.kind == kLion) per = 9;         // sign(b1 m + c1 g): 4, w -= lr sign: 2, m = b2 m + c2 g: 3
     total += (double)b.n * (per + (norm_clip ? 2 : 0));
   }
   return total;

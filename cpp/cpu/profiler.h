@@ -107,7 +107,7 @@ double act_flops(ActParams act, bool backward);
 // rmsprop 9; adagrad 7) + 2 per element for a norm clip's sum of squares.
 // Bytes per element: g read (twice with a norm clip), w and each state array
 // present read and written.
-double optimizer_flops(const cpu::OptimizerArgs& args, const std::vector<cpu::ParamBuffer>& buffers, bool norm_clip);
+double optimizer_flops(const OptimizerArgs& args, const std::vector<cpu::ParamBuffer>& buffers, bool norm_clip);
 double optimizer_bytes(const std::vector<cpu::ParamBuffer>& buffers, bool norm_clip);
 int64_t total_elements(const std::vector<cpu::ParamBuffer>& buffers);
 

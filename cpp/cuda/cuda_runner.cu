@@ -90,7 +90,7 @@ struct CudaRunner::Slot {
 };
 
 CudaRunner::CudaRunner(const std::vector<model::LayerConfig>& layers, LossArgs loss, double loss_weight,
-                                   model::OptimizerSpec optimizer, i64 n_params, const bool has_slot[3], i64 n_slot,
+                       OptimizerSpec optimizer, i64 n_params, const bool has_slot[3], i64 n_slot,
                                    const std::vector<model::TrainableRange>& trainable,
                                    std::vector<model::MetricCount> metrics)
     : sparse_(loss.kind == kSparseCategoricalXent) {

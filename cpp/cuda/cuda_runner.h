@@ -33,7 +33,7 @@ struct HostRows {
 class CudaRunner {
  public:
   CudaRunner(const std::vector<model::LayerConfig>& layers, LossArgs loss, double loss_weight,
-                   model::OptimizerSpec optimizer, i64 n_params, const bool has_slot[3], i64 n_slot,
+             OptimizerSpec optimizer, i64 n_params, const bool has_slot[3], i64 n_slot,
                    const std::vector<model::TrainableRange>& trainable, std::vector<model::MetricCount> metrics);
   ~CudaRunner();
   CudaRunner(const CudaRunner&) = delete;

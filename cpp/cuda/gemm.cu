@@ -123,7 +123,7 @@ void launch(bool ta, bool tb, i64 M, i64 N, i64 K, float alpha, const float* A, 
 }  // namespace
 
 void set_matmul_precision(int precision) {
-  if (precision < kPrecisionHighest || precision > kPrecisionBf16) throw Error("unknown matmul precision");
+  if (precision < kPrecisionHighest || precision >= kNumMatmulPrecisions) throw Error("unknown matmul precision");
   g_precision.store(precision, std::memory_order_relaxed);
 }
 int matmul_precision() { return g_precision.load(std::memory_order_relaxed); }

@@ -3,6 +3,7 @@
 
 #include <stdint.h>
 
+#include "core/matmul_precision.h"
 #include "math/elementwise.h"
 
 namespace gradsmith {
@@ -18,8 +19,6 @@ struct EpilogueArgs {
   ActParams act;
 };
 
-// Matmul precision on the GPU (gradsmith.config.set_matmul_precision); the numbers are the binding's.
-enum MatmulPrecision : int { kPrecisionHighest = 0, kPrecisionTf32 = 1, kPrecisionBf16 = 2 };
 
 // Whether the current device has TF32 / BF16 tensor cores (compute capability 8.0 or newer).
 bool tensor_cores_supported();

@@ -5,9 +5,9 @@
 
 #include <string>
 
-#include "cuda/optimizer_update.cuh"
 #include "cuda/runtime.h"
 #include "math/elementwise.h"
+#include "math/optimizer.h"
 
 namespace gradsmith {
 namespace cuda {
@@ -51,10 +51,13 @@ __global__ void dropout_kernel(const float* x, float* y, i64 n, uint32_t thresho
   }
 }
 
-__global__ void optimizer_kernel(cpu::OptimizerArgs a, i64 n) {
-  for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x)
-    update_element(a, a.w + i, a.g[i], a.s0 ? a.s0 + i : nullptr, a.s1 ? a.s1 + i : nullptr,
-                   a.s2 ? a.s2 + i : nullptr);
+__global__ void optimizer_kernel(OptimizerArgs a, i64 n) {
+  for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x) {
+    float w = a.w[i];
+    optimizer_update(a.kind, a, &w, a.g[i], a.s0 ? a.s0 + i : nullptr, a.s1 ? a.s1 + i : nullptr,
+                     a.s2 ? a.s2 + i : nullptr);
+    a.w[i] = w;
+  }
 }
 
 }  // namespace
@@ -78,7 +81,7 @@ void dropout(const float* x, float* y, i64 n, double rate, uint64_t seed, uint64
   check_launch("dropout kernel");
 }
 
-void optimizer_step(const cpu::OptimizerArgs& args, i64 n) {
+void optimizer_step(const OptimizerArgs& args, i64 n) {
   if (n <= 0) return;
   optimizer_kernel<<<blocks_for(n), kThreads>>>(args, n);
   check_launch("optimizer kernel");

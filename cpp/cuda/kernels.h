@@ -1,11 +1,11 @@
 // CUDA kernels over device pointers (launched on the default stream). Each
-// computes the formula of its CPU twin from math/elementwise.h, compiled
+// computes the formula of its CPU twin from math/ (elementwise.h, optimizer.h), compiled
 // __host__ __device__, so both sides run one source.
 #pragma once
 
 #include <stdint.h>
 
-#include "cpu/kernel_table.h"
+#include "core/optimizer.h"
 #include "math/rows.h"
 
 namespace gradsmith {
@@ -20,7 +20,7 @@ void activation_backward(ActParams act, const float* dy, const float* z, float* 
 void dropout(const float* x, float* y, i64 n, double rate, uint64_t seed, uint64_t offset);
 // One launch over one flat buffer: args.w, g, s0..s2 are device pointers;
 // clip by value and weight decay as on the CPU (norm clipping: not yet).
-void optimizer_step(const cpu::OptimizerArgs& args, i64 n);
+void optimizer_step(const OptimizerArgs& args, i64 n);
 
 }  // namespace cuda
 }  // namespace gradsmith

@@ -1,13 +1,15 @@
 #include "cuda/plan_backend.h"
 
 #include <cuda_runtime.h>
+#include <string.h>
 
 #include <string>
 
 #include "cuda/kernels.h"
 #include "cuda/layer_kernels.h"
-#include "cuda/optimizer_update.cuh"
 #include "cuda/runtime.h"
+#include "math/elementwise.h"
+#include "math/optimizer.h"
 #include "math/rows.h"
 
 namespace gradsmith {
@@ -55,22 +57,17 @@ __global__ void penalty_kernel(const model::PenaltyTerm* terms, float* params, f
   const model::PenaltyTerm t = terms[blockIdx.x];
   const float* w = params + t.offset;
   float* g = grads + t.offset;
-  const float l1f = (float)t.l1, two_l2 = (float)(2.0 * t.l2);
+  const math::PenaltyFactors factors = math::penalty_factors(t.l1, t.l2);
   double abs_sum = 0.0, sq_sum = 0.0;
   for (i64 i = threadIdx.x; i < t.size; i += kThreads) {
     const float wi = w[i];
     abs_sum += fabs((double)wi);
     sq_sum += (double)wi * (double)wi;
-    if (add_gradients) g[i] += math::penalty_grad(wi, l1f, two_l2);
+    if (add_gradients) g[i] += math::penalty_grad(wi, factors);
   }
   abs_sum = block_sum(abs_sum, part);
   sq_sum = block_sum(sq_sum, part);
-  if (threadIdx.x == 0) {
-    double v = 0.0;
-    if (t.l1 != 0.0) v += t.l1 * abs_sum;
-    if (t.l2 != 0.0) v += t.l2 * sq_sum;
-    values[blockIdx.x] = v;
-  }
+  if (threadIdx.x == 0) values[blockIdx.x] = math::penalty_value(t.l1, t.l2, abs_sum, sq_sum);
 }
 
 // *out = values[0] + values[1] + ... in order (0 for none).
@@ -80,8 +77,8 @@ __global__ void sum_in_order_kernel(const double* values, int n, double* out) {
   *out = total;
 }
 
-// One block per segment: scale[s] = c / max(||g_s||, c) (clipnorm); for global_clipnorm the squares go to
-// scale[s] for global_scale_kernel to combine.
+// One block per segment: scale[s] = c / max(||g_s||, c) (clipnorm, math::clip_norm_scale); for global_clipnorm
+// the squares go to `squares` for global_scale_kernel to combine.
 __global__ void segment_norm_kernel(const Segment* segs, const float* grads, bool global, float clip, float* scale,
                                     double* squares) {
   __shared__ double part[kThreads];
@@ -94,41 +91,35 @@ __global__ void segment_norm_kernel(const Segment* segs, const float* grads, boo
   sq = block_sum(sq, part);
   if (threadIdx.x != 0) return;
   squares[blockIdx.x] = sq;
-  if (!global) {
-    const double norm = sqrt(sq);
-    scale[blockIdx.x] = norm != norm ? NAN : (float)((double)clip / fmax(norm, (double)clip));
-  }
+  if (!global) scale[blockIdx.x] = math::clip_norm_scale(sq, clip);
 }
 
-// global_clipnorm: one factor c / max(||(g_1, g_2, ...)||, c) for every segment; Keras adds (norm - norm),
-// so an infinite norm gives NaN.
+// global_clipnorm: one factor c / max(||(g_1, g_2, ...)||, c) for every segment (math::global_clip_norm_scale).
 __global__ void global_scale_kernel(const double* squares, int n, float clip, float* scale) {
   double total = 0.0;
   for (int i = 0; i < n; ++i) total += squares[i];
-  const double norm = sqrt(total);
-  const float s = (norm != norm ? NAN : (float)((double)clip / fmax(norm, (double)clip))) + (float)(norm - norm);
+  const float s = math::global_clip_norm_scale(total, clip);
   for (int i = 0; i < n; ++i) scale[i] = s;
 }
 
 // The fused update: ONE launch over every trainable element of the model. Thread i finds its segment by
 // binary search on the segments' starts; the block's first thread turns the learning rate and step (read
-// from device memory) into the update's hyperparameters, once per block.
-__global__ void fused_update_kernel(model::OptimizerSpec spec, const double* lr, int64_t step, const Segment* segs,
+// from device memory) into the update's arguments (math::optimizer_hyperparameters, two pow calls), once
+// per block, and hands them to the others through shared memory.
+__global__ void fused_update_kernel(OptimizerSpec spec, const double* lr, int64_t step, const Segment* segs,
                                     int n_segs, i64 total, float* params, const float* grads, float* s0, float* s1,
-                                    float* s2, const float* scale, int clip_kind, float clip) {
-  __shared__ float hyper[5];  // lr, h0..h3 (a plain array: a __shared__ variable cannot have a constructor)
+                                    float* s2, const float* scale) {
+  // Raw bytes: a __shared__ variable cannot have a constructor, and OptimizerArgs has default member values.
+  __shared__ alignas(OptimizerArgs) unsigned char block_args[sizeof(OptimizerArgs)];
   if (threadIdx.x == 0) {
-    cpu::OptimizerArgs t;
-    model::optimizer_hyperparameters(spec, *lr, step, &t);
-    hyper[0] = t.lr, hyper[1] = t.h0, hyper[2] = t.h1, hyper[3] = t.h2, hyper[4] = t.h3;
+    OptimizerArgs t;
+    math::optimizer_hyperparameters(spec, *lr, step, &t);
+    t.clip_value = spec.clip_kind == kClipValue ? spec.clip : 0.f;
+    memcpy(block_args, &t, sizeof t);
   }
   __syncthreads();
-  cpu::OptimizerArgs a;
-  a.kind = spec.kind;
-  a.weight_decay = spec.weight_decay;
-  a.nesterov = spec.nesterov;
-  a.lr = hyper[0], a.h0 = hyper[1], a.h1 = hyper[2], a.h2 = hyper[3], a.h3 = hyper[4];
-  a.clip_value = clip_kind == cpu::kClipValue ? clip : 0.f;
+  OptimizerArgs a;
+  memcpy(&a, block_args, sizeof a);
   for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < total; i += (i64)gridDim.x * blockDim.x) {
     int lo = 0, hi = n_segs - 1;
     while (lo < hi) {  // the last segment whose start <= i
@@ -138,7 +129,10 @@ __global__ void fused_update_kernel(model::OptimizerSpec spec, const double* lr,
     const Segment s = segs[lo];
     const i64 k = i - s.start, p = s.param + k, q = s.slot + k;
     a.grad_scale = scale ? scale[lo] : 1.f;
-    update_element(a, params + p, grads[p], s0 ? s0 + q : nullptr, s1 ? s1 + q : nullptr, s2 ? s2 + q : nullptr);
+    float w = params[p];
+    math::optimizer_update(a.kind, a, &w, grads[p], s0 ? s0 + q : nullptr, s1 ? s1 + q : nullptr,
+                           s2 ? s2 + q : nullptr);
+    params[p] = w;
   }
 }
 
@@ -176,7 +170,7 @@ float* CudaBackend::arena(i64 floats, i64 rows) {
   return arena_.as<float>();
 }
 
-void CudaBackend::prepare(const model::OptimizerSpec& spec, const model::PlanBuffers& b,
+void CudaBackend::prepare(const OptimizerSpec& spec, const model::PlanBuffers& b,
                           const std::vector<model::TrainableRange>& trainable,
                           const std::vector<model::PenaltyTerm>& penalties) {
   buf_ = b;
@@ -190,7 +184,7 @@ void CudaBackend::prepare(const model::OptimizerSpec& spec, const model::PlanBuf
   if (!segs.empty()) {
     segments_.resize(sizeof(Segment) * segs.size());
     copy_to_device(segments_.as<void>(), segs.data(), sizeof(Segment) * segs.size());
-    if (spec.clip_kind == cpu::kClipNorm || spec.clip_kind == cpu::kClipGlobalNorm) {
+    if (spec.clip_kind == kClipNorm || spec.clip_kind == kClipGlobalNorm) {
       clip_scale_.resize(sizeof(float) * segs.size());
       clip_squares_.resize(sizeof(double) * segs.size());
     }
@@ -277,14 +271,14 @@ void CudaBackend::penalties(const model::PlanBuffers& b, const std::vector<model
   check_launch("penalty sum kernel");
 }
 
-void CudaBackend::optimizer_step(const model::OptimizerSpec& spec, const double* lr, int64_t step) {
+void CudaBackend::optimizer_step(const OptimizerSpec& spec, const double* lr, int64_t step) {
   if (n_trainable_ == 0) return;
   const Segment* segs = segments_.as<Segment>();
   float* scale = nullptr;
-  if (spec.clip_kind == cpu::kClipNorm || spec.clip_kind == cpu::kClipGlobalNorm) {
+  if (spec.clip_kind == kClipNorm || spec.clip_kind == kClipGlobalNorm) {
     scale = clip_scale_.as<float>();
     double* squares = clip_squares_.as<double>();
-    const bool global = spec.clip_kind == cpu::kClipGlobalNorm;
+    const bool global = spec.clip_kind == kClipGlobalNorm;
     segment_norm_kernel<<<(unsigned)n_segments_, kThreads>>>(segs, buf_.grads, global, spec.clip, scale, squares);
     check_launch("clip norm kernel");
     if (global) {
@@ -295,8 +289,7 @@ void CudaBackend::optimizer_step(const model::OptimizerSpec& spec, const double*
   i64 blocks = (n_trainable_ + kThreads - 1) / kThreads;
   if (blocks > 65535 * 16) blocks = 65535 * 16;  // a grid-stride loop covers the rest
   fused_update_kernel<<<(unsigned)blocks, kThreads>>>(spec, lr, step, segs, n_segments_, n_trainable_, buf_.params,
-                                                      buf_.grads, buf_.slots[0], buf_.slots[1], buf_.slots[2], scale,
-                                                      spec.clip_kind, spec.clip);
+                                                      buf_.grads, buf_.slots[0], buf_.slots[1], buf_.slots[2], scale);
   check_launch("fused optimizer kernel");
 }
 

@@ -51,7 +51,7 @@ class CudaBackend {
   float* arena(i64 floats, i64 rows);
   i64 arena_size() const { return (i64)(arena_.bytes() / sizeof(float)); }
 
-  void prepare(const model::OptimizerSpec& spec, const model::PlanBuffers& b,
+  void prepare(const OptimizerSpec& spec, const model::PlanBuffers& b,
                const std::vector<model::TrainableRange>& trainable, const std::vector<model::PenaltyTerm>& penalties);
 
   void dense_forward(const float* x, const float* W, const float* b, ActParams act, float* y, float* z, i64 batch,
@@ -77,7 +77,7 @@ class CudaBackend {
                      i64 rows, i64 cols, int64_t* count);
   void penalties(const model::PlanBuffers& b, const std::vector<model::PenaltyTerm>& terms, bool add_gradients,
                  double* value);
-  void optimizer_step(const model::OptimizerSpec& spec, const double* lr, int64_t step);
+  void optimizer_step(const OptimizerSpec& spec, const double* lr, int64_t step);
 
  private:
   model::PlanBuffers buf_;

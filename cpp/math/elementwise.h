@@ -1,4 +1,5 @@
-// Element-wise math of gradsmith: activations, loss terms, optimizer updates.
+// Element-wise math of gradsmith: activations, loss terms, weight penalties, Philox
+// (the optimizer's formulas: math/optimizer.h).
 //
 // This header is the one place where these formulas live. The CPU kernels
 // include it in every per-ISA translation unit, and the CUDA kernels compile
@@ -23,13 +24,28 @@
 
 namespace gradsmith {
 
-// Activation kinds. The numbers are part of the binding's ABI: keep in step
-// with python/gradsmith/ops.py (_ACTIVATIONS).
-enum Activation : int {
-  kLinear = 0, kRelu, kSigmoid, kTanh, kSoftmax, kLeakyRelu, kElu, kSelu,
-  kGeluErf, kGeluTanh, kSilu, kSoftplus, kSoftsign, kHardSigmoid, kExponential,
-  kNumActivations
-};
+// Activation kinds, one line each: X(enumerator, name). The numbers are the
+// binding's; Python reads names and numbers from _core.kinds.activations.
+#define GS_ACTIVATION_KINDS(X)     \
+  X(kLinear, "linear")             \
+  X(kRelu, "relu")                 \
+  X(kSigmoid, "sigmoid")           \
+  X(kTanh, "tanh")                 \
+  X(kSoftmax, "softmax")           \
+  X(kLeakyRelu, "leaky_relu")      \
+  X(kElu, "elu")                   \
+  X(kSelu, "selu")                 \
+  X(kGeluErf, "gelu_erf")          \
+  X(kGeluTanh, "gelu_tanh")        \
+  X(kSilu, "silu")                 \
+  X(kSoftplus, "softplus")         \
+  X(kSoftsign, "softsign")         \
+  X(kHardSigmoid, "hard_sigmoid")  \
+  X(kExponential, "exponential")
+
+#define GS_KIND_ENUMERATOR(id, name) id,
+enum Activation : int { GS_ACTIVATION_KINDS(GS_KIND_ENUMERATOR) kNumActivations };
+#undef GS_KIND_ENUMERATOR
 
 // The one parameter some activations take: leaky_relu's negative_slope, elu's alpha.
 struct ActParams {
@@ -202,76 +218,24 @@ GS_HD float kl_divergence_term(float t, float p, float* g) {
   return tc * logf(tc / pc);
 }
 
-// Weight penalties (Keras L1L2): value l1*sum|w| + l2*sum w^2, whose gradient
-// is l1*sign(w) + 2*l2*w; `two_l2` is 2*l2 rounded once to float.
-GS_HD float penalty_grad(float w, float l1, float two_l2) { return l1 * sign_f(w) + two_l2 * w; }
-
 // ---------------------------------------------------------------------------
-// Optimizer updates (Keras 3 formulas), one parameter at a time. `g` is the
-// already-clipped gradient; weight decay has been applied to w by the caller's
-// loop as w -= w * wd * lr.
+// Weight penalties (Keras L1L2) on one weight tensor: value l1 sum|w| + l2 sum w^2,
+// gradient l1 sign(w) + 2 l2 w. The backends sum |w| and w^2 in double, each in
+// its own fixed order; the formulas are these.
 // ---------------------------------------------------------------------------
-// SGD: m = momentum*m - lr*g ; w += nesterov ? momentum*m - lr*g : m   (momentum 0: w -= lr*g)
-GS_HD void sgd_update(float* w, float g, float* m, float lr, float momentum, bool nesterov) {
-  if (m == nullptr) { *w -= lr * g; return; }
-  float mn = momentum * *m - lr * g;
-  *m = mn;
-  *w += nesterov ? momentum * mn - lr * g : mn;
-}
-
-// Adam: m += (g - m)(1 - b1) ; v += (g^2 - v)(1 - b2) ; amsgrad: vh = max(vh, v), v := vh
-//       w -= alpha * m / (sqrt(v) + eps),  alpha = lr sqrt(1 - b2^t) / (1 - b1^t) (folded by the caller)
-// The caller passes c1 = 1 - b1 and c2 = 1 - b2 computed in double and rounded
-// once, as Keras does (1.f - 0.999f is not float(1 - 0.999)).
-GS_HD void adam_update(float* w, float g, float* m, float* v, float* vhat,
-                       float alpha, float c1, float c2, float eps) {
-  float mn = *m + (g - *m) * c1;
-  float vn = *v + (g * g - *v) * c2;
-  *m = mn;
-  *v = vn;
-  if (vhat != nullptr) { vn = max_f(*vhat, vn); *vhat = vn; }
-  *w -= alpha * mn / (sqrtf(vn) + eps);
-}
-
-// Adamax: m += (g - m)(1 - b1) ; u = max(b2 u, |g|) ; w -= alpha m / (u + eps), alpha = lr / (1 - b1^t)
-// folded by the caller in double.
-GS_HD void adamax_update(float* w, float g, float* m, float* u, float alpha, float c1, float b2, float eps) {
-  const float mn = *m + (g - *m) * c1;
-  const float un = max_f(b2 * *u, fabsf(g));
-  *m = mn;
-  *u = un;
-  *w -= alpha * mn / (un + eps);
-}
-
-// Lion: w -= lr sign(b1 m + (1 - b1) g) ; m = b2 m + (1 - b2) g.
-GS_HD void lion_update(float* w, float g, float* m, float lr, float b1, float c1, float b2, float c2) {
-  *w -= lr * sign_f(*m * b1 + g * c1);
-  *m = *m * b2 + g * c2;
-}
-
-// RMSprop: v = rho v + (1-rho) g^2 ; centered: ag = rho ag + (1-rho) g, den = v - ag^2 + eps
-//          else den = v + eps ; inc = lr g / sqrt(den) ; momentum: mb = momentum mb + inc, w -= mb ; else w -= inc
-// c = 1 - rho comes from the caller, computed in double (see adam_update).
-GS_HD void rmsprop_update(float* w, float g, float* v, float* mb, float* ag,
-                          float lr, float rho, float c, float momentum, float eps) {
-  float vn = rho * *v + c * g * g;
-  *v = vn;
-  float den = vn + eps;
-  if (ag != nullptr) {
-    float an = rho * *ag + c * g;
-    *ag = an;
-    den = vn - an * an + eps;
-  }
-  float inc = lr * g / sqrtf(den);
-  if (mb != nullptr) { float mn = momentum * *mb + inc; *mb = mn; *w -= mn; }
-  else *w -= inc;
-}
-
-// Adagrad: acc += g^2 ; w -= lr g / sqrt(acc + eps)
-GS_HD void adagrad_update(float* w, float g, float* acc, float lr, float eps) {
-  float an = *acc + g * g;
-  *acc = an;
-  *w -= lr * g / sqrtf(an + eps);
+// The factors the gradient uses: l1 and 2 l2, each rounded once to float.
+struct PenaltyFactors {
+  float l1, two_l2;
+};
+GS_HD PenaltyFactors penalty_factors(double l1, double l2) { return {(float)l1, (float)(2.0 * l2)}; }
+// d penalty / d w for one weight.
+GS_HD float penalty_grad(float w, PenaltyFactors f) { return f.l1 * sign_f(w) + f.two_l2 * w; }
+// The value from the sums; a zero factor adds nothing, even where its sum is infinite or NaN.
+GS_HD double penalty_value(double l1, double l2, double abs_sum, double square_sum) {
+  double v = 0.0;
+  if (l1 != 0.0) v += l1 * abs_sum;
+  if (l2 != 0.0) v += l2 * square_sum;
+  return v;
 }
 
 // ---------------------------------------------------------------------------

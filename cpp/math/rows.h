@@ -11,15 +11,35 @@
 
 namespace gradsmith {
 
-// Loss kinds: the numbers are part of the binding's ABI (python/gradsmith/ops.py _LOSS_KINDS).
-enum LossKind : int {
-  kMse = 0, kMae, kHuber, kBinaryXent, kCategoricalXent, kSparseCategoricalXent,
-  kHinge, kSquaredHinge, kLogCosh, kPoisson, kSquaredLogError, kAbsolutePercentageError, kKlDivergence,
-  kCategoricalHinge, kCosineSimilarity,
-  kNumLosses
-};
-// Counted metrics (cpu::count_correct and the CUDA plan's counts); numbers part of the binding's ABI.
-enum CountKind : int { kCountBinary = 0, kCountCategorical, kCountSparse };
+// Loss kinds, one line each: X(enumerator, Keras's name). The numbers are the
+// binding's; Python reads names and numbers from _core.kinds.losses.
+#define GS_LOSS_KINDS(X)                                            \
+  X(kMse, "mean_squared_error")                                     \
+  X(kMae, "mean_absolute_error")                                    \
+  X(kHuber, "huber")                                                \
+  X(kBinaryXent, "binary_crossentropy")                             \
+  X(kCategoricalXent, "categorical_crossentropy")                   \
+  X(kSparseCategoricalXent, "sparse_categorical_crossentropy")      \
+  X(kHinge, "hinge")                                                \
+  X(kSquaredHinge, "squared_hinge")                                 \
+  X(kLogCosh, "log_cosh")                                           \
+  X(kPoisson, "poisson")                                            \
+  X(kSquaredLogError, "mean_squared_logarithmic_error")             \
+  X(kAbsolutePercentageError, "mean_absolute_percentage_error")     \
+  X(kKlDivergence, "kl_divergence")                                 \
+  X(kCategoricalHinge, "categorical_hinge")                         \
+  X(kCosineSimilarity, "cosine_similarity")
+
+// Counted metrics (cpu::count_correct and the CUDA plan's counts): _core.kinds.counts.
+#define GS_COUNT_KINDS(X)                \
+  X(kCountBinary, "binary")              \
+  X(kCountCategorical, "categorical")    \
+  X(kCountSparse, "sparse")
+
+#define GS_KIND_ENUMERATOR(id, name) id,
+enum LossKind : int { GS_LOSS_KINDS(GS_KIND_ENUMERATOR) kNumLosses };
+enum CountKind : int { GS_COUNT_KINDS(GS_KIND_ENUMERATOR) kNumCountKinds };
+#undef GS_KIND_ENUMERATOR
 
 struct LossArgs {
   int kind = kMse;

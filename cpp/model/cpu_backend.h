@@ -6,6 +6,8 @@
 #include <vector>
 
 #include "cpu/ops.h"
+#include "math/elementwise.h"
+#include "math/optimizer.h"
 #include "model/plan_spec.h"
 
 namespace gradsmith {
@@ -66,24 +68,21 @@ class CpuBackend {
     for (const PenaltyTerm& t : terms) {
       const float* w = b.params + t.offset;
       float* g = add_gradients ? b.grads + t.offset : nullptr;
-      const float l1f = (float)t.l1, two_l2 = (float)(2.0 * t.l2);
+      const math::PenaltyFactors factors = math::penalty_factors(t.l1, t.l2);
       double abs_sum = 0.0;
       for (i64 i = 0; i < t.size; ++i) {
         abs_sum += fabs((double)w[i]);
-        if (g) g[i] += math::penalty_grad(w[i], l1f, two_l2);
+        if (g) g[i] += math::penalty_grad(w[i], factors);
       }
-      double v = 0.0;
-      if (t.l1 != 0.0) v += t.l1 * abs_sum;
-      if (t.l2 != 0.0) v += t.l2 * cpu::sum_squares(w, t.size);
-      total += v;
+      total += math::penalty_value(t.l1, t.l2, abs_sum, t.l2 != 0.0 ? cpu::sum_squares(w, t.size) : 0.0);
     }
     *value = total;
   }
 
   void optimizer_step(const OptimizerSpec& spec, const double* lr, int64_t step) {
     if (buffers_.empty()) return;
-    cpu::OptimizerArgs a;
-    optimizer_hyperparameters(spec, *lr, step, &a);
+    OptimizerArgs a;
+    math::optimizer_hyperparameters(spec, *lr, step, &a);
     cpu::optimizer_step(a, buffers_, spec.clip_kind, spec.clip);
   }
 

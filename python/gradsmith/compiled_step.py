@@ -32,7 +32,7 @@ from gradsmith import _core, layers as L, losses, metrics as M, ops, optimizers 
 
 __all__ = ["CompiledStep", "build"]
 
-_COUNT_BINARY, _COUNT_CATEGORICAL, _COUNT_SPARSE = 0, 1, 2
+_COUNT_BINARY, _COUNT_CATEGORICAL, _COUNT_SPARSE = (_core.kinds.counts[k] for k in ("binary", "categorical", "sparse"))
 _MAX_COUNTED = 8  # metric counts one step returns (the binding's limit)
 
 

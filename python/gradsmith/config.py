@@ -14,11 +14,13 @@ always plain float32.
 """
 import contextlib
 
+from gradsmith import _core
+
 __all__ = ["set_default_device", "get_default_device", "parse_device", "device", "set_matmul_precision",
            "get_matmul_precision"]
 
 _state = {"device": ("cpu", 0), "matmul_precision": "highest"}
-_PRECISIONS = ("highest", "tf32", "bf16")
+_PRECISIONS = _core.kinds.matmul_precisions  # name -> the kernels' number
 
 
 def parse_device(spec):
@@ -66,12 +68,10 @@ def device(spec):
 def set_matmul_precision(precision):
     """'highest' (plain float32, the default), 'tf32' or 'bf16' (tensor cores, float32 accumulation) for
     GEMMs on the GPU."""
-    if precision not in _PRECISIONS:
+    if not isinstance(precision, str) or precision not in _PRECISIONS:
         raise ValueError(f"matmul precision: expected one of {', '.join(_PRECISIONS)}, got {precision!r}")
-    from gradsmith import _core
-
     if _core.cuda_built:
-        _core.cuda_set_matmul_precision(_PRECISIONS.index(precision))
+        _core.cuda_set_matmul_precision(_PRECISIONS[precision])
     _state["matmul_precision"] = precision
 
 

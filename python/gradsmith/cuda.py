@@ -26,6 +26,8 @@ import numpy as np
 
 from gradsmith import _core
 
+_CLIP_KINDS = _core.kinds.clips
+
 __all__ = ["is_available", "unavailable_reason", "is_built", "device_count", "get_device_name", "synchronize",
            "memory_allocated", "memory_cached", "empty_cache", "mem_get_info", "DeviceArray", "is_device_array", "as_device_array",
            "matmul"]
@@ -226,18 +228,12 @@ def sum_rows(x, out=None):
     return out
 
 
-def _clip_scale(norm, clip):
-    """c / max(norm, c) rounded to float32, NaN for a NaN norm (as the CPU kernel)."""
-    return float("nan") if norm != norm else float(np.float32(clip / max(norm, clip)))
-
-
-def optimizer_step(kind, params, grads, states, lr, weight_decay, hyper, nesterov, clip_kind, clip):
-    """The fused update on device buffers, one launch per (param, grad, state...) set, in place. Norm
-    clipping first sums each gradient's squares on the device (fixed order, in double) and brings the
-    norms back: clipnorm scales each gradient by c / max(||g||, c), global_clipnorm all of them by
-    c / max(||(g_1, g_2, ...)||, c), as the CPU kernel does. ``params``, ``grads``: lists of device
-    buffers; ``states``: three lists (one buffer per parameter) or None (gradsmith.ops.optimizer_step
-    brings single arrays to lists)."""
+def optimizer_step(kind, params, grads, states, lr, weight_decay, config, nesterov, clip_kind, clip):
+    """The fused update on device buffers, one launch per (param, grad, state...) set, in place; ``config``
+    is the optimizer's Keras arguments by name (gradsmith.ops._step). Norm clipping first sums each
+    gradient's squares on the device (fixed order, in double) and brings them back: clipnorm scales each
+    gradient by c / max(||g||, c), global_clipnorm all of them by c / max(||(g_1, g_2, ...)||, c), with the
+    CPU kernel's formula (_core.clip_norm_scale, global_clip_norm_scale)."""
     _require()
     plist, glist = list(params), list(grads)
     slists = [None if s is None else list(s) for s in states]
@@ -246,14 +242,14 @@ def optimizer_step(kind, params, grads, states, lr, weight_decay, hyper, nestero
     pairs = [(as_device_array(p, f"params[{i}]"), as_device_array(g, f"grads[{i}]"))
              for i, (p, g) in enumerate(zip(plist, glist))]
     scales = [1.0] * len(pairs)
-    if clip_kind in (2, 3):
+    if clip_kind in (_CLIP_KINDS["clipnorm"], _CLIP_KINDS["global_clipnorm"]):
         squares = [float(_core.cuda_sum_squares(g)) for _, g in pairs]
-        if clip_kind == 2:
-            scales = [_clip_scale(float(np.sqrt(sq)), clip) for sq in squares]
+        if clip_kind == _CLIP_KINDS["clipnorm"]:
+            scales = [_core.clip_norm_scale(sq, clip) for sq in squares]
         else:
-            norm = float(np.sqrt(sum(squares)))
-            scales = [_clip_scale(norm, clip) + float(np.float32(norm - norm))] * len(pairs)
+            scales = [_core.global_clip_norm_scale(sum(squares), clip)] * len(pairs)
+    clip_value = clip if clip_kind == _CLIP_KINDS["clipvalue"] else 0.0
     for i, (p, g) in enumerate(pairs):
         s = [None if sl is None else as_device_array(sl[i], "state") for sl in slists]
-        _core.cuda_optimizer_step(kind, p, g, s[0], s[1], s[2], lr, weight_decay, *hyper, nesterov,
-                                  clip if clip_kind == 1 else 0.0, scales[i])
+        _core.cuda_optimizer_step(kind, p, g, s[0], s[1], s[2], lr, weight_decay, nesterov, clip_value, scales[i],
+                                  **config)

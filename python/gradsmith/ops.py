@@ -185,12 +185,8 @@ def matmul(a, b, transpose_a=False, transpose_b=False, alpha=1.0, beta=0.0, out=
 # --------------------------------------------------------------------------- #
 # Activations
 # --------------------------------------------------------------------------- #
-# Kind numbers match enum Activation in cpp/math/elementwise.h.
-_ACTIVATION_KINDS = {
-    "linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "softmax": 4, "leaky_relu": 5, "elu": 6, "selu": 7,
-    "gelu_erf": 8, "gelu_tanh": 9, "silu": 10, "softplus": 11, "softsign": 12, "hard_sigmoid": 13,
-    "exponential": 14,
-}
+# The kind numbers come from the C++ enums (_core.kinds): name -> int.
+_ACTIVATION_KINDS = _core.kinds.activations
 ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax", "leaky_relu", "elu", "selu", "gelu", "silu",
                "swish", "softplus", "softsign", "hard_sigmoid", "exponential")
 
@@ -329,16 +325,13 @@ def dense_backward(dy, x, kernel, preactivation, activation="linear", *, use_bia
 # --------------------------------------------------------------------------- #
 # Losses
 # --------------------------------------------------------------------------- #
-_LOSS_KINDS = {
-    "mean_squared_error": 0, "mse": 0, "mean_absolute_error": 1, "mae": 1, "huber": 2,
-    "binary_crossentropy": 3, "categorical_crossentropy": 4, "sparse_categorical_crossentropy": 5,
-    "hinge": 6, "squared_hinge": 7, "log_cosh": 8, "poisson": 9, "mean_squared_logarithmic_error": 10, "msle": 10,
-    "mean_absolute_percentage_error": 11, "mape": 11, "kl_divergence": 12, "kld": 12,
-    "categorical_hinge": 13, "cosine_similarity": 14,
-}
+_LOSS_ALIASES = {"mse": "mean_squared_error", "mae": "mean_absolute_error", "msle": "mean_squared_logarithmic_error",
+                 "mape": "mean_absolute_percentage_error", "kld": "kl_divergence"}
+# Keras's names (_core.kinds.losses) and its short aliases -> the kernel's loss kind.
+_LOSS_KINDS = {**_core.kinds.losses, **{alias: _core.kinds.losses[name] for alias, name in _LOSS_ALIASES.items()}}
 LOSSES = tuple(_LOSS_KINDS)
-_SPARSE = 5
-_HINGES = (6, 7)
+_SPARSE = _LOSS_KINDS["sparse_categorical_crossentropy"]
+_HINGES = (_LOSS_KINDS["hinge"], _LOSS_KINDS["squared_hinge"])
 
 
 def hinge_labels(y_true):
@@ -510,8 +503,12 @@ def batch_norm_backward(dy, x, mean, variance, gamma=None, *, epsilon=1e-3, batc
 # --------------------------------------------------------------------------- #
 # Fused optimizer steps
 # --------------------------------------------------------------------------- #
-_SGD, _ADAM, _RMSPROP, _ADAGRAD, _ADAMAX, _LION = 0, 1, 2, 3, 4, 5
-_CLIP_NONE, _CLIP_VALUE, _CLIP_NORM, _CLIP_GLOBAL_NORM = 0, 1, 2, 3
+_SGD, _ADAM, _RMSPROP, _ADAGRAD, _ADAMAX, _LION = (
+    _core.kinds.optimizers[name] for name in ("sgd", "adam", "rmsprop", "adagrad", "adamax", "lion"))
+# Keyed by Keras's argument names: clipvalue, clipnorm, global_clipnorm (and "none").
+_CLIP_KINDS = _core.kinds.clips
+_CLIP_NONE, _CLIP_VALUE, _CLIP_NORM, _CLIP_GLOBAL_NORM = (
+    _CLIP_KINDS[name] for name in ("none", "clipvalue", "clipnorm", "global_clipnorm"))
 
 
 def _as_list(x):
@@ -554,21 +551,23 @@ def _clip(clipnorm, clipvalue, global_clipnorm):
     value = _float(value, name)
     if not value > 0:
         raise ValueError(f"{name} must be > 0, got {value}")
-    return {"clipvalue": _CLIP_VALUE, "clipnorm": _CLIP_NORM, "global_clipnorm": _CLIP_GLOBAL_NORM}[name], value
+    return _CLIP_KINDS[name], value
 
 
-def _step(kind, params, grads, states, lr, weight_decay, hyper, nesterov, clipnorm, clipvalue, global_clipnorm,
+def _step(kind, params, grads, states, lr, weight_decay, config, nesterov, clipnorm, clipvalue, global_clipnorm,
           required=()):
-    """Validate and run one fused step; ``states`` is three (buffers or None, name) pairs."""
+    """Validate and run one fused step; ``states`` is three (buffers or None, name) pairs, ``config`` the
+    optimizer's Keras arguments by name (momentum, beta_1, beta_2, epsilon, rho) and ``step`` where the
+    update needs it. The kernel folds them into the update's numbers as the compiled training step does."""
+    config = {name: (int(v) if name == "step" else _float(v, name)) for name, v in config.items()}
     if _on_device(*_as_list(params), *_as_list(grads)):
         for s, name in states:
             if name in required and s is None:
                 raise ValueError(f"{name} is required")
         clip_kind, clip = _clip(clipnorm, clipvalue, global_clipnorm)
-        h = [_float(v, "hyperparameter") for v in hyper] + [0.0] * (4 - len(hyper))
         return cuda.optimizer_step(kind, _as_list(params), _as_list(grads),
                                    [None if s is None else _as_list(s) for s, _ in states], _float(lr, "learning_rate"),
-                                   0.0 if weight_decay is None else _float(weight_decay, "weight_decay"), h,
+                                   0.0 if weight_decay is None else _float(weight_decay, "weight_decay"), config,
                                    bool(nesterov), clip_kind, clip)
     plist, glist = _buffers(params, grads)
     slists = [_state(s, name, plist) for s, name in states]
@@ -578,9 +577,8 @@ def _step(kind, params, grads, states, lr, weight_decay, hyper, nesterov, clipno
     clip_kind, clip = _clip(clipnorm, clipvalue, global_clipnorm)
     lr = _float(lr, "learning_rate")
     wd = 0.0 if weight_decay is None else _float(weight_decay, "weight_decay")
-    h = [_float(v, "hyperparameter") for v in hyper] + [0.0] * (4 - len(hyper))
-    _core.optimizer_step(kind, plist, glist, slists[0], slists[1], slists[2], lr, wd, h[0], h[1], h[2], h[3],
-                         bool(nesterov), clip_kind, clip)
+    _core.optimizer_step(kind, plist, glist, slists[0], slists[1], slists[2], lr, wd, bool(nesterov), clip_kind, clip,
+                         **config)
 
 
 def sgd_step(params, grads, momentums=None, *, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None,
@@ -595,8 +593,7 @@ def sgd_step(params, grads, momentums=None, *, learning_rate=0.01, momentum=0.0,
     if momentum != 0.0 and momentums is None:
         raise ValueError("sgd_step: momentum != 0 needs momentums= buffers")
     _step(_SGD, params, grads, ((momentums if momentum != 0.0 else None, "momentums"), (None, ""), (None, "")),
-          learning_rate, weight_decay,
-          (momentum,), nesterov, clipnorm, clipvalue, global_clipnorm)
+          learning_rate, weight_decay, {"momentum": momentum}, nesterov, clipnorm, clipvalue, global_clipnorm)
 
 
 def adam_step(params, grads, m, v, *, step, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
@@ -612,13 +609,9 @@ def adam_step(params, grads, m, v, *, step, learning_rate=0.001, beta_1=0.9, bet
         raise ValueError(f"adam_step: step must be an integer >= 1, got {step!r}")
     if amsgrad and v_hat is None:
         raise ValueError("adam_step: amsgrad=True needs v_hat= buffers")
-    lr = _float(learning_rate, "learning_rate")
-    b1, b2 = _float(beta_1, "beta_1"), _float(beta_2, "beta_2")
-    # The bias corrections, folded into the step size in double, then rounded once.
-    alpha = lr * np.sqrt(1.0 - b2 ** int(step)) / (1.0 - b1 ** int(step))
-    _step(_ADAM, params, grads, ((m, "m"), (v, "v"), (v_hat if amsgrad else None, "v_hat")), lr, weight_decay,
-          (float(alpha), 1.0 - b1, 1.0 - b2, _float(epsilon, "epsilon")), False, clipnorm, clipvalue, global_clipnorm,
-          required=("m", "v"))
+    _step(_ADAM, params, grads, ((m, "m"), (v, "v"), (v_hat if amsgrad else None, "v_hat")), learning_rate,
+          weight_decay, {"beta_1": beta_1, "beta_2": beta_2, "epsilon": epsilon, "step": step}, False, clipnorm,
+          clipvalue, global_clipnorm, required=("m", "v"))
 
 
 def adamax_step(params, grads, m, u, *, step, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
@@ -628,21 +621,17 @@ def adamax_step(params, grads, m, u, *, step, learning_rate=0.001, beta_1=0.9, b
     ``lr / (1 - beta_1**t)`` folded in double and rounded once."""
     if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 1:
         raise ValueError(f"adamax_step: step must be an integer >= 1, got {step!r}")
-    lr = _float(learning_rate, "learning_rate")
-    b1, b2 = _float(beta_1, "beta_1"), _float(beta_2, "beta_2")
-    alpha = lr / (1.0 - b1 ** int(step))
-    _step(_ADAMAX, params, grads, ((m, "m"), (u, "u"), (None, "")), lr, weight_decay,
-          (float(alpha), 1.0 - b1, b2, _float(epsilon, "epsilon")), False, clipnorm, clipvalue, global_clipnorm,
-          required=("m", "u"))
+    _step(_ADAMAX, params, grads, ((m, "m"), (u, "u"), (None, "")), learning_rate, weight_decay,
+          {"beta_1": beta_1, "beta_2": beta_2, "epsilon": epsilon, "step": step}, False, clipnorm, clipvalue,
+          global_clipnorm, required=("m", "u"))
 
 
 def lion_step(params, grads, m, *, learning_rate=0.001, beta_1=0.9, beta_2=0.99, weight_decay=None, clipnorm=None,
               clipvalue=None, global_clipnorm=None):
     """One Lion step in place (Keras 3): ``w -= lr sign(beta_1 m + (1 - beta_1) g)``;
     ``m = beta_2 m + (1 - beta_2) g``."""
-    b1, b2 = _float(beta_1, "beta_1"), _float(beta_2, "beta_2")
     _step(_LION, params, grads, ((m, "m"), (None, ""), (None, "")), learning_rate, weight_decay,
-          (b1, 1.0 - b1, b2, 1.0 - b2), False, clipnorm, clipvalue, global_clipnorm, required=("m",))
+          {"beta_1": beta_1, "beta_2": beta_2}, False, clipnorm, clipvalue, global_clipnorm, required=("m",))
 
 
 def adamw_step(params, grads, m, v, *, step, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
@@ -670,7 +659,7 @@ def rmsprop_step(params, grads, velocities, *, momentums=None, average_grads=Non
     _step(_RMSPROP, params, grads,
           ((velocities, "velocities"), (momentums if momentum > 0 else None, "momentums"),
            (average_grads if centered else None, "average_grads")),
-          learning_rate, weight_decay, (rho, 1.0 - rho, momentum, _float(epsilon, "epsilon")), False, clipnorm,
+          learning_rate, weight_decay, {"rho": rho, "momentum": momentum, "epsilon": epsilon}, False, clipnorm,
           clipvalue, global_clipnorm, required=("velocities",))
 
 
@@ -682,7 +671,7 @@ def adagrad_step(params, grads, accumulators, *, learning_rate=0.001, epsilon=1e
     caller fills them.
     """
     _step(_ADAGRAD, params, grads, ((accumulators, "accumulators"), (None, ""), (None, "")), learning_rate,
-          weight_decay, (_float(epsilon, "epsilon"),), False, clipnorm, clipvalue, global_clipnorm,
+          weight_decay, {"epsilon": epsilon}, False, clipnorm, clipvalue, global_clipnorm,
           required=("accumulators",))
 
 
@@ -773,7 +762,7 @@ def sum_rows(x, out=None):
     return out
 
 
-_COUNT_KINDS = {"binary": 0, "categorical": 1, "sparse": 2}
+_COUNT_KINDS = _core.kinds.counts
 
 
 def count_correct(y_true, y_pred, kind, threshold=0.5):
@@ -796,7 +785,7 @@ def count_correct(y_true, y_pred, kind, threshold=0.5):
         raise ValueError(f"y_pred: has no classes (shape {pred.shape})")
     if kind == "sparse":
         labels = _sparse_labels(y_true, rows, max(cols, 1))
-        return int(_core.count_correct(2, None, labels, pred2, threshold))
+        return int(_core.count_correct(_COUNT_KINDS["sparse"], None, labels, pred2, threshold))
     true = _as_f32(y_true, "y_true")
     if true.shape != pred.shape and not (cols == 1 and true.shape in ((rows,), (rows, 1))):
         raise ValueError(f"y_true has shape {true.shape} but y_pred has shape {pred.shape}")

@@ -66,15 +66,14 @@ def test_fused_optimizer_matches_the_cpu(rng, kind):
     if kind in ("sgd", "momentum"):
         m = 0.9 if kind == "momentum" else 0.0
         ops.sgd_step(cpu_w, g, cpu_s[0] if m else None, learning_rate=0.1, momentum=m)
-        _core.cuda_optimizer_step(0, dw, dg, ds[0] if m else None, None, None, 0.1, 0.0, m, 0, 0, 0, False, 0.0)
+        _core.cuda_optimizer_step(0, dw, dg, ds[0] if m else None, None, None, 0.1, 0.0, False, 0.0, momentum=m)
     elif kind == "adam":
         ops.adam_step(cpu_w, g, cpu_s[0], cpu_s[1], step=3, learning_rate=0.01)
-        alpha = 0.01 * np.sqrt(1 - 0.999 ** 3) / (1 - 0.9 ** 3)
-        _core.cuda_optimizer_step(1, dw, dg, ds[0], ds[1], None, 0.01, 0.0, alpha, 1 - 0.9, 1 - 0.999, 1e-7, False,
-                                  0.0)
+        _core.cuda_optimizer_step(1, dw, dg, ds[0], ds[1], None, 0.01, 0.0, False, 0.0, beta_1=0.9, beta_2=0.999,
+                                  epsilon=1e-7, step=3)
     elif kind == "rmsprop":
         ops.rmsprop_step(cpu_w, g, cpu_s[0], learning_rate=0.01)
-        _core.cuda_optimizer_step(2, dw, dg, ds[0], None, None, 0.01, 0.0, 0.9, 1 - 0.9, 0.0, 1e-7, False, 0.0)
+        _core.cuda_optimizer_step(2, dw, dg, ds[0], None, None, 0.01, 0.0, False, 0.0, rho=0.9, epsilon=1e-7)
     elif kind in ("adamax", "lion"):  # through gradsmith.ops on device arrays: the same call as on the CPU
         step = ops.adamax_step if kind == "adamax" else ops.lion_step
         extra = {"step": 2} if kind == "adamax" else {}
@@ -83,7 +82,7 @@ def test_fused_optimizer_matches_the_cpu(rng, kind):
         step(dw, dg, *(ds[:2] if kind == "adamax" else ds[:1]), learning_rate=0.01, **extra)
     else:
         ops.adagrad_step(cpu_w, g, cpu_s[0], learning_rate=0.01)
-        _core.cuda_optimizer_step(3, dw, dg, ds[0], None, None, 0.01, 0.0, 1e-7, 0, 0, 0, False, 0.0)
+        _core.cuda_optimizer_step(3, dw, dg, ds[0], None, None, 0.01, 0.0, False, 0.0, epsilon=1e-7)
     np.testing.assert_allclose(dw.numpy(), cpu_w, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(ds[0].numpy(), cpu_s[0], rtol=1e-6, atol=1e-7)
 
