@@ -190,7 +190,7 @@ const DeviceArray* optional(const py::object& o) { return o.is_none() ? nullptr 
 
 }  // namespace
 
-void bind_cuda_runner(py::module_& m);  // cuda_runner_bindings.cpp
+void bind_cuda_runner(py::module_& m);  // cuda_runner.cpp
 
 void bind_cuda(py::module_& m) {
   static py::exception<cuda::Error> cuda_error(m, "CudaError", PyExc_RuntimeError);

@@ -5,7 +5,7 @@ form: ``Layer._compiled_config``, a kind of cpp/model/layers/; a built-in loss
 with Keras's default reduction; SGD, Adam, AdamW, RMSprop, Adagrad, Adamax or
 Lion without EMA, gradient accumulation, loss scaling or weight-decay
 exclusions; L1/L2 regularizers), ``model.fit`` and ``train_on_batch`` run each
-step through ``_core.CpuRunner`` (cpp/model/cpu_runner.h, which runs
+step through ``_core.CpuRunner`` (cpp/bindings/cpu_runner.cpp, which runs
 model::Plan, cpp/model/plan.h): forward, loss, accuracy counts, backward,
 penalties and the fused optimizer update with no Python in between; ``fit``
 hands it whole epochs of array data when no callback needs batch hooks, and

@@ -1,7 +1,11 @@
-// _core.CpuRunner: a model's whole training step as one call (see
-// model/cpu_runner.h). Built once by gradsmith.models from the layers,
-// loss, optimizer and the model's flat buffers, which it keeps alive; every
-// step checks the batch's arrays before any kernel runs.
+// _core.CpuRunner: a model's training step on the CPU as ONE call: model::Plan (model/plan.h: forward,
+// loss, metric counts, backward, penalties, the fused optimizer) with the CPU backend, with no Python in
+// between and no allocation once the arena is sized. Built once by gradsmith.compiled_step from the
+// layers' descriptions, the loss, the optimizer and the model's flat buffers, which it keeps alive; every
+// call checks the batch's arrays before any kernel runs, then releases the GIL.
+//
+// Every kernel is the one gradsmith.ops calls, with the same arguments, so a step through the plan gives
+// bit-identical weights to the layer-by-layer Python path (tests/test_compiled_step.py checks this).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -13,7 +17,10 @@
 
 #include "bindings/array_checks.h"
 #include "bindings/plan_args.h"
-#include "model/cpu_runner.h"
+#include "cpu/allocation_counter.h"
+#include "cpu/profiler.h"
+#include "model/cpu_backend.h"
+#include "model/plan.h"
 
 namespace py = pybind11;
 namespace cpu = gradsmith::cpu;
@@ -27,16 +34,16 @@ using i64 = int64_t;
 
 namespace {
 
-class PyCpuRunner {
+class CpuRunner {
  public:
-  PyCpuRunner(const py::list& layers, const py::dict& loss, const py::dict& optimizer, const py::array& params,
+  CpuRunner(const py::list& layers, const py::dict& loss, const py::dict& optimizer, const py::array& params,
                  const py::array& grads, const std::vector<std::array<i64, 3>>& trainable, const py::list& slots,
                  const std::vector<std::pair<int, float>>& metrics) {
     bindings::PlanArgs a = bindings::parse_plan_args(layers, loss, optimizer, params, grads, trainable, slots,
                                                      metrics);
     keep_ = a.keep;
     sparse_ = a.sparse;
-    plan_ = std::make_unique<model::CpuRunner>(std::move(a.layers), a.loss, a.loss_weight, a.optimizer,
+    plan_ = std::make_unique<model::Plan<model::CpuBackend>>(std::move(a.layers), a.loss, a.loss_weight, a.optimizer,
                                                   a.buffers, a.trainable, std::move(a.metrics));
   }
 
@@ -48,7 +55,7 @@ class PyCpuRunner {
     double value;
     {
       const gradsmith::bindings::TrainingCall call;
-      value = plan_->train_step(b.x, b.y, b.labels, b.weights, b.rows, lr, step, correct);
+      value = step_on(b.x, b.y, b.labels, b.weights, b.rows, lr, step, correct);
     }
     batch_ = b.rows;
     return py::make_tuple(value, counts(correct));
@@ -63,8 +70,15 @@ class PyCpuRunner {
     const bindings::RunArrays run(lrs, steps, plan_->num_metrics());
     {
       const gradsmith::bindings::TrainingCall call;
-      plan_->train_steps(b.x, b.y, b.labels, b.weights, b.rows, batch_size, run.lr, first_step, run.value_data,
-                         run.count_data);
+      // Consecutive batches of batch_size rows (the last may be shorter); lr[s] is step s's learning rate
+      // and first_step + s its Keras step.
+      const i64 in = plan_->in_features(), out = plan_->out_features(), m = (i64)plan_->num_metrics();
+      for (i64 s = 0, r = 0; r < b.rows; ++s, r += batch_size) {
+        const i64 n = r + batch_size < b.rows ? batch_size : b.rows - r;
+        run.value_data[s] = step_on(b.x + r * in, b.y ? b.y + r * out : nullptr, b.labels ? b.labels + r : nullptr,
+                                    b.weights ? b.weights + r : nullptr, n, run.lr[s], first_step + s,
+                                    run.count_data + s * m);
+      }
     }
     batch_ = b.rows - (steps - 1) * batch_size;
     return run.result();
@@ -78,7 +92,11 @@ class PyCpuRunner {
     double value;
     {
       py::gil_scoped_release nogil;
-      value = plan_->test_step(b.x, b.y, b.labels, b.weights, b.rows, correct);
+      const int64_t span = gradsmith::prof::enabled() ? gradsmith::prof::span_begin("test_step") : -1;
+      double record[2];
+      plan_->test_step(b.x, b.y, b.labels, b.weights, b.rows, record, correct);
+      if (span >= 0) gradsmith::prof::span_end(span);
+      value = record[0] + record[1];
     }
     batch_ = b.rows;
     return py::make_tuple(value, counts(correct));
@@ -99,7 +117,7 @@ class PyCpuRunner {
   }
 
   i64 arena_size() const { return plan_->arena_size(); }
-  uint64_t last_step_allocations() const { return plan_->last_step_allocations(); }
+  uint64_t last_step_allocations() const { return last_step_allocations_; }
   i64 batch() const { return batch_; }
   const float* output() const { return plan_->output(); }
   i64 out_features() const { return plan_->out_features(); }
@@ -116,7 +134,22 @@ class PyCpuRunner {
 
   py::tuple counts(const int64_t* correct) const { return bindings::count_tuple(correct, plan_->num_metrics()); }
 
-  std::unique_ptr<model::CpuRunner> plan_;
+  // One training step (the GIL released): its loss value with the penalties; the counts to `correct`. The
+  // step is a span in the profiler's trace, with its kernels inside; the operator new calls it made are
+  // counted (a steady state makes none).
+  double step_on(const float* x, const float* y, const int64_t* labels, const float* weights, i64 rows, double lr,
+                 int64_t step, int64_t* correct) {
+    const uint64_t allocations_before = gradsmith::cpu::allocation_count();
+    const int64_t span = gradsmith::prof::enabled() ? gradsmith::prof::span_begin("train_step") : -1;
+    double record[2];
+    plan_->train_step(x, y, labels, weights, rows, &lr, step, record, correct);
+    if (span >= 0) gradsmith::prof::span_end(span);
+    last_step_allocations_ = gradsmith::cpu::allocation_count() - allocations_before;
+    return record[0] + record[1];
+  }
+
+  std::unique_ptr<model::Plan<model::CpuBackend>> plan_;
+  uint64_t last_step_allocations_ = 0;
   py::list keep_;  // the Python buffers the plan points into
   bool sparse_ = false;
   i64 batch_ = 0;
@@ -125,32 +158,32 @@ class PyCpuRunner {
 }  // namespace
 
 void bind_cpu_runner(py::module_& m) {
-  py::class_<PyCpuRunner>(m, "CpuRunner")
+  py::class_<CpuRunner>(m, "CpuRunner")
       .def(py::init<const py::list&, const py::dict&, const py::dict&, const py::array&, const py::array&,
                     const std::vector<std::array<i64, 3>>&, const py::list&,
                     const std::vector<std::pair<int, float>>&>(),
            py::arg("layers"), py::arg("loss"), py::arg("optimizer"), py::arg("params"), py::arg("grads"),
            py::arg("trainable"), py::arg("slots"), py::arg("metrics"))
-      .def("train_step", &PyCpuRunner::train_step, py::arg("x"), py::arg("y_true"), py::arg("labels"),
+      .def("train_step", &CpuRunner::train_step, py::arg("x"), py::arg("y_true"), py::arg("labels"),
            py::arg("sample_weight"), py::arg("lr"), py::arg("step"),
            "One optimizer step; returns (loss, metric counts).")
-      .def("train_steps", &PyCpuRunner::train_steps, py::arg("x"), py::arg("y_true"), py::arg("labels"),
+      .def("train_steps", &CpuRunner::train_steps, py::arg("x"), py::arg("y_true"), py::arg("labels"),
            py::arg("sample_weight"), py::arg("batch_size"), py::arg("lrs"), py::arg("first_step"),
            "Consecutive train_steps over the rows in batches: returns (losses, counts per step).")
-      .def("test_step", &PyCpuRunner::test_step, py::arg("x"), py::arg("y_true"), py::arg("labels"),
+      .def("test_step", &CpuRunner::test_step, py::arg("x"), py::arg("y_true"), py::arg("labels"),
            py::arg("sample_weight"), "evaluate's step: returns (loss, metric counts); no weight changes.")
-      .def("predict", &PyCpuRunner::predict, py::arg("x"), "Predictions for a batch, as a new array.")
+      .def("predict", &CpuRunner::predict, py::arg("x"), "Predictions for a batch, as a new array.")
       .def("output", [](py::object self) {
              // The last step's predictions as a read-only view that keeps the plan alive.
-             const PyCpuRunner& p = self.cast<const PyCpuRunner&>();
+             const CpuRunner& p = self.cast<const CpuRunner&>();
              if (p.batch() == 0) throw py::value_error("no step has run yet");
              py::array a(py::dtype::of<float>(), std::vector<py::ssize_t>{p.batch(), p.out_features()}, {},
                          p.output(), self);
              py::detail::array_proxy(a.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
              return a;
            }, "The last step's predictions, (batch, out): a read-only view, valid until the next step.")
-      .def_property_readonly("arena_size", &PyCpuRunner::arena_size,
+      .def_property_readonly("arena_size", &CpuRunner::arena_size,
                              "Floats in the plan's activation arena; a steady state never changes it.")
-      .def_property_readonly("last_step_allocations", &PyCpuRunner::last_step_allocations,
+      .def_property_readonly("last_step_allocations", &CpuRunner::last_step_allocations,
                              "C++ heap allocations (operator new) made by the last train_step.");
 }
