@@ -147,7 +147,9 @@ class Layer {
 
   virtual const float* forward(Backend& be, const LayerIO& io) = 0;
   virtual const float* backward(Backend& be, const LayerIO& io) = 0;
-  // After a training step's backward pass (Dropout advances its mask counter here).
+  // After a training step's backward pass (Dropout advances its mask counter here), for the layers whose
+  // has_end_step() is true.
+  virtual bool has_end_step() const { return false; }
   virtual void end_step() {}
 
  protected:

@@ -61,14 +61,18 @@ class Plan {
         throw std::invalid_argument("a trainable range lies outside its buffers");
     }
     be_.prepare(opt_, buf_, trainable, penalties_);
+    in_features_ = layers_.front()->input_shape().size();
+    out_features_ = layers_.back()->output_shape().size();
+    for (const auto& l : layers_)
+      if (l->has_end_step()) stepped_.push_back(l.get());
     const size_t n = layers_.size();
     y_.assign(n, nullptr);
     saved_.assign(n, nullptr);
     pass_.assign(n, nullptr);
   }
 
-  i64 in_features() const { return layers_.front()->input_shape().size(); }
-  i64 out_features() const { return layers_.back()->output_shape().size(); }
+  i64 in_features() const { return in_features_; }
+  i64 out_features() const { return out_features_; }
   size_t num_metrics() const { return metrics_.size(); }
   Backend& backend() { return be_; }
 
@@ -81,7 +85,7 @@ class Plan {
     forward(x, batch, true);
     loss_and_counts(y_true, labels, sample_weight, batch, record, counts);
     backward(x, batch);
-    for (auto& l : layers_) l->end_step();
+    for (Layer<Backend>* l : stepped_) l->end_step();
     // penalties of the weights before the update (Keras), their gradients added, then the update
     be_.penalties(buf_, penalties_, true, record + 1);
     be_.optimizer_step(opt_, lr, step);
@@ -134,13 +138,18 @@ class Plan {
     capacity_ = batch;
   }
 
-  LayerIO io(size_t i, const float* x, i64 batch, bool training) const {
-    LayerIO a;
-    a.batch = batch;
-    a.training = training;
+  // Layer i's buffers: it reads what layer i - 1 returned (x for the first), its own buffer or its input
+  // passed on.
+  void point_at(LayerIO& a, size_t i, const float* x) const {
     a.x = i == 0 ? x : pass_[i - 1];
     a.y = y_[i];
     a.saved = saved_[i];
+  }
+
+  LayerIO io(i64 batch, bool training) const {
+    LayerIO a;
+    a.batch = batch;
+    a.training = training;
     a.scratch = scratch_;
     a.params = buf_.params;
     a.grads = buf_.grads;
@@ -148,8 +157,11 @@ class Plan {
   }
 
   void forward(const float* x, i64 batch, bool training) {
-    // Layer i reads what layer i - 1 returned (x for the first): its own buffer, or its input passed on.
-    for (size_t i = 0; i < layers_.size(); ++i) pass_[i] = layers_[i]->forward(be_, io(i, x, batch, training));
+    LayerIO a = io(batch, training);
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      point_at(a, i, x);
+      pass_[i] = layers_[i]->forward(be_, a);
+    }
     out_ = pass_.back();
   }
 
@@ -166,8 +178,9 @@ class Plan {
   // layer 0's dx is not needed.
   void backward(const float* x, i64 batch) {
     const float* dy = dy_[0];
+    LayerIO a = io(batch, true);
     for (size_t k = layers_.size(); k-- > 0;) {
-      LayerIO a = io(k, x, batch, true);
+      point_at(a, k, x);
       a.dy = dy;
       a.out = pass_[k];
       a.dx = k == 0 ? nullptr : (dy == dy_[0] ? dy_[1] : dy_[0]);
@@ -184,6 +197,8 @@ class Plan {
   std::vector<PenaltyTerm> penalties_;
   Backend be_;
 
+  std::vector<Layer<Backend>*> stepped_;  // the layers with an end_step (Dropout's counter)
+  i64 in_features_ = 0, out_features_ = 0;
   i64 capacity_ = 0;  // rows the arena holds
   std::vector<float*> y_, saved_;   // each layer's buffers in the arena (null where it declared none)
   std::vector<const float*> pass_;  // what each layer output in the current pass

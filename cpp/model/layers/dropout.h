@@ -68,9 +68,8 @@ class Dropout : public Layer<Backend> {
     return io.dx;
   }
 
-  void end_step() override {
-    if (rate_ > 0.0) ++*counter_;
-  }
+  bool has_end_step() const override { return rate_ > 0.0; }
+  void end_step() override { ++*counter_; }
 
  private:
   double rate_;
