@@ -200,12 +200,99 @@ def test_a_steady_step_allocates_nothing(rng, threads):
     assert plan.last_step_allocations == 0 and plan.arena_size == arena
 
 
-def test_predictions_view_is_read_only(rng):
+def test_the_last_predictions_are_a_copy_that_outlives_the_arena(rng):
     x, labels = _data(rng, 32, 9, 4)
     model = _model("sparse_categorical_crossentropy", OPTIMIZERS["adam"], 4)
     model.train_on_batch(x, labels)
     out = model._plan.plan.output()
-    assert out.shape == (32, 4) and not out.flags.writeable
+    assert out.shape == (32, 4) and out.flags.owndata
+    before = out.copy()
+    model.predict(np.tile(x, (40, 1)), batch_size=1280, verbose=0)  # grows (reallocates) the arena
+    np.testing.assert_array_equal(out, before)
+
+
+class _Keeper(keras.metrics.Metric):
+    """A custom metric that keeps every y_pred it is given (issue: they were views of the step's arena)."""
+
+    def __init__(self, name="keeper"):
+        super().__init__(name=name)
+        self.kept = []
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        self.kept.append(y_pred)
+
+    def result(self):
+        return 0.0
+
+    def reset_state(self):
+        self.kept = []
+
+
+def test_a_custom_metric_may_keep_the_predictions_it_is_given(rng):
+    x = rng.standard_normal((512, 16)).astype(np.float32)
+    y = rng.standard_normal((512, 64)).astype(np.float32)
+    keeper = _Keeper()
+    model = keras.Sequential([layers.Dense(64, input_shape=(16,))])
+    model.compile("sgd", "mse", metrics=[keeper])
+    model.fit(x[:256], y[:256], batch_size=128, epochs=1, verbose=0)
+    assert model._plan is not None
+    kept = [k.copy() for k in keeper.kept]
+    assert len(kept) == 2 and not np.array_equal(kept[0], kept[1])  # each batch its own array
+    model.predict(x, batch_size=512, verbose=0)  # grows the arena: the old one is freed
+    for a, b in zip(keeper.kept, kept):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_predict_from_several_threads_is_safe_and_right(rng):
+    """A web server's workers: one fitted model, predict from several threads at once, with growing batch
+    sizes (the arena regrows) and fixed ones; every result must equal the single-threaded one."""
+    import threading
+
+    x = rng.standard_normal((700, 9)).astype(np.float32)
+    model = _model("sparse_categorical_crossentropy", OPTIMIZERS["adam"], 4)
+    model.fit(x[:64], np.zeros(64, np.int64), epochs=1, verbose=0)
+    expected = {n: model.predict(x[:n], batch_size=n, verbose=0) for n in (7, 100, 350, 700)}
+    errors = []
+
+    def worker(sizes):
+        try:
+            for _ in range(15):
+                for n in sizes:
+                    got = model.predict(x[:n], batch_size=n, verbose=0)
+                    if not np.array_equal(got, expected[n]):
+                        errors.append(n)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(s,)) for s in ((7, 100, 350, 700), (700, 7), (100, 100))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+def test_fit_and_predict_in_two_threads_do_not_crash(rng):
+    import threading
+
+    x = rng.standard_normal((400, 9)).astype(np.float32)
+    labels = (np.abs(x[:, :3]).sum(axis=1) * 7).astype(np.int64) % 4
+    model = _model("sparse_categorical_crossentropy", OPTIMIZERS["adam"], 4)
+    model.fit(x[:32], labels[:32], epochs=1, verbose=0)
+    errors = []
+
+    def predicting():
+        try:
+            for n in range(20, 400, 20):
+                assert model.predict(x[:n], batch_size=n, verbose=0).shape == (n, 4)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    t = threading.Thread(target=predicting)
+    t.start()
+    model.fit(x, labels, batch_size=16, epochs=3, verbose=0)
+    t.join()
+    assert errors == [] and np.all(np.isfinite(model.parameters))
 
 
 def test_evaluate_and_predict_use_the_plan_and_match_the_python_path(rng):
@@ -386,3 +473,41 @@ def test_every_compiled_layer_kind_is_registered_by_its_keras_name():
                                    if name == "Activation" else {"rate": 0.5} if name == "Dropout" else {}))
         layer.build((None, 3))
         assert layer._compiled_config((3,), offset)["kind"] == name
+
+
+def _runner_args(model):
+    """The CpuRunner's arguments for a built, compiled model, to hand-edit."""
+    from gradsmith import compiled_step
+
+    step = compiled_step.CompiledStep(model)
+    configs, _ = compiled_step._layer_configs(model, model.parameters)
+    loss = compiled_step._loss_spec(model.loss, model.loss_weight)
+    opt, ranges, slots = compiled_step._optimizer_spec(model.optimizer, model._trainable(), model.parameters)
+    return step, configs, loss, opt, ranges, slots
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c[0]["weights"].update(kernel=2**62), "outside the parameter buffer"),
+    (lambda c: c[0]["weights"].update(bias=-5), "negative offset"),
+    (lambda c: c[0]["numbers"].update(units=2**40), "overflows|outside"),
+    (lambda c: c[0]["numbers"].update(units=2.5), "whole number"),
+    (lambda c: c[0].update(input_shape=[2**30, 2**30]), "2\\^40"),
+    (lambda c: c[1].update(kind="Conv9D"), "no compiled layer of this kind"),
+    (lambda c: c[1].update(input_shape=[3]), "not the output shape"),
+], ids=["huge_offset", "negative_offset", "huge_units", "float_units", "huge_input", "unknown_kind", "no_chain"])
+def test_the_runner_checks_layer_descriptions_without_overflow(rng, change, message):
+    model = _model("binary_crossentropy", OPTIMIZERS["adam"], 2)
+    model.build((None, 9))
+    _, configs, loss, opt, ranges, slots = _runner_args(model)
+    change(configs)
+    with pytest.raises(ValueError, match=message):
+        _core.CpuRunner(configs, loss, opt, model.parameters, model.gradients, ranges, slots, [])
+
+
+def test_the_runner_checks_trainable_ranges_without_overflow(rng):
+    model = _model("binary_crossentropy", OPTIMIZERS["adam"], 2)
+    model.build((None, 9))
+    _, configs, loss, opt, ranges, slots = _runner_args(model)
+    for bad in ([(2**62, 0, 2**62)], [(0, 2**62, 2**62)], [(-1, 0, 4)], [(0, 0, -4)]):
+        with pytest.raises(ValueError, match="trainable range"):
+            _core.CpuRunner(configs, loss, opt, model.parameters, model.gradients, bad, slots, [])

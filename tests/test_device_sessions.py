@@ -57,8 +57,8 @@ class StandInDevicePlan:
             if self.fail_after < 0:
                 raise RuntimeError("simulated device failure")
 
-    def train_step(self, x, y, labels, sw, lr, step):
-        result = self.plan.train_step(x, y, labels, sw, lr, step)
+    def train_step(self, x, y, labels, sw, lr, step, output=False):
+        result = self.plan.train_step(x, y, labels, sw, lr, step, output=output)
         self._tick(1)  # a failure found when the results come back: the steps ran on the "device"
         return result
 
@@ -75,14 +75,14 @@ class StandInDevicePlan:
         x, y, labels, sw = (None if a is None else np.ascontiguousarray(a[order]) for a in self.dataset)
         return self.train_steps(x, y, labels, sw, batch_size, lrs, first_step)
 
-    def test_step(self, x, y, labels, sw):
-        return self.plan.test_step(x, y, labels, sw)
+    def test_step(self, x, y, labels, sw, output=False):
+        return self.plan.test_step(x, y, labels, sw, output=output)
 
     def predict(self, x):
         return self.plan.predict(x)
 
     def output(self):
-        return np.array(self.plan.output())
+        return self.plan.output()
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -47,17 +48,22 @@ class CpuRunner {
                                                   a.buffers, a.trainable, std::move(a.metrics));
   }
 
-  // (loss, (correct counts...)) for one batch.
+  // (loss, (correct counts...)) for one batch, and with `output` its predictions (copied in the same call,
+  // so no other thread's call comes between).
   py::tuple train_step(const py::array& x, const py::object& y_true, const py::object& labels,
-                       const py::object& sample_weight, double lr, int64_t step) {
+                       const py::object& sample_weight, double lr, int64_t step, bool output) {
     const Batch b = batch_args(x, y_true, labels, sample_weight);
     int64_t correct[kMaxCounted] = {0};
     double value;
+    py::array_t<float> y_pred = predictions(output ? b.rows : 0);
     {
-      const gradsmith::bindings::TrainingCall call;
+      const bindings::Exclusive call(mu_);
+      const gradsmith::cpu::DenormalsAreZero daz;
       value = step_on(b.x, b.y, b.labels, b.weights, b.rows, lr, step, correct);
+      batch_ = b.rows;
+      if (output) std::copy(plan_->output(), plan_->output() + y_pred.size(), y_pred.mutable_data());
     }
-    batch_ = b.rows;
+    if (output) return py::make_tuple(value, counts(correct), y_pred);
     return py::make_tuple(value, counts(correct));
   }
 
@@ -69,7 +75,8 @@ class CpuRunner {
     const i64 steps = (b.rows + batch_size - 1) / batch_size;
     const bindings::RunArrays run(lrs, steps, plan_->num_metrics());
     {
-      const gradsmith::bindings::TrainingCall call;
+      const bindings::Exclusive call(mu_);
+      const gradsmith::cpu::DenormalsAreZero daz;
       // Consecutive batches of batch_size rows (the last may be shorter); lr[s] is step s's learning rate
       // and first_step + s its Keras step.
       const i64 in = plan_->in_features(), out = plan_->out_features(), m = (i64)plan_->num_metrics();
@@ -79,26 +86,29 @@ class CpuRunner {
                                     b.weights ? b.weights + r : nullptr, n, run.lr[s], first_step + s,
                                     run.count_data + s * m);
       }
+      batch_ = b.rows - (steps - 1) * batch_size;
     }
-    batch_ = b.rows - (steps - 1) * batch_size;
     return run.result();
   }
 
-  // evaluate's step: (loss, (correct counts...)); the weights are not touched.
+  // evaluate's step: (loss, (correct counts...)[, predictions]); the weights are not touched.
   py::tuple test_step(const py::array& x, const py::object& y_true, const py::object& labels,
-                      const py::object& sample_weight) {
+                      const py::object& sample_weight, bool output) {
     const Batch b = batch_args(x, y_true, labels, sample_weight);
     int64_t correct[kMaxCounted] = {0};
     double value;
+    py::array_t<float> y_pred = predictions(output ? b.rows : 0);
     {
-      py::gil_scoped_release nogil;
+      const bindings::Exclusive call(mu_);
       const int64_t span = gradsmith::prof::enabled() ? gradsmith::prof::span_begin("test_step") : -1;
       double record[2];
       plan_->test_step(b.x, b.y, b.labels, b.weights, b.rows, record, correct);
       if (span >= 0) gradsmith::prof::span_end(span);
       value = record[0] + record[1];
+      batch_ = b.rows;
+      if (output) std::copy(plan_->output(), plan_->output() + y_pred.size(), y_pred.mutable_data());
     }
-    batch_ = b.rows;
+    if (output) return py::make_tuple(value, counts(correct), y_pred);
     return py::make_tuple(value, counts(correct));
   }
 
@@ -106,20 +116,28 @@ class CpuRunner {
   py::array_t<float> predict(const py::array& x) {
     const i64 rows = check_x(x);
     const float* X = gradsmith::bindings::data_of<float>(x, "x", false);
+    py::array_t<float> out = predictions(rows);
+    float* O = out.mutable_data();
     {
-      py::gil_scoped_release nogil;
+      const bindings::Exclusive call(mu_);
       plan_->predict(X, rows);
+      std::copy(plan_->output(), plan_->output() + rows * plan_->out_features(), O);
+      batch_ = rows;
     }
-    py::array_t<float> out({(py::ssize_t)rows, (py::ssize_t)plan_->out_features()});
-    std::copy(plan_->output(), plan_->output() + rows * plan_->out_features(), out.mutable_data());
-    batch_ = rows;
     return out;
   }
 
   i64 arena_size() const { return plan_->arena_size(); }
   uint64_t last_step_allocations() const { return last_step_allocations_; }
-  i64 batch() const { return batch_; }
-  const float* output() const { return plan_->output(); }
+  // The last step's predictions, copied. Locked with the GIL held, to size the array from the step that is
+  // there: safe, because no call that holds the lock ever waits for the GIL.
+  py::array_t<float> output() {
+    const std::lock_guard<std::mutex> lock(mu_);
+    if (batch_ == 0) throw py::value_error("no step has run yet");
+    py::array_t<float> out({(py::ssize_t)batch_, (py::ssize_t)plan_->out_features()});
+    std::copy(plan_->output(), plan_->output() + batch_ * plan_->out_features(), out.mutable_data());
+    return out;
+  }
   i64 out_features() const { return plan_->out_features(); }
 
  private:
@@ -132,7 +150,13 @@ class CpuRunner {
                                 sample_weight);
   }
 
+  // A (rows, out) array for predictions, made while the GIL is held.
+  py::array_t<float> predictions(i64 rows) const {
+    return py::array_t<float>({(py::ssize_t)rows, (py::ssize_t)plan_->out_features()});
+  }
+
   py::tuple counts(const int64_t* correct) const { return bindings::count_tuple(correct, plan_->num_metrics()); }
+
 
   // One training step (the GIL released): its loss value with the penalties; the counts to `correct`. The
   // step is a span in the profiler's trace, with its kernels inside; the operator new calls it made are
@@ -149,6 +173,7 @@ class CpuRunner {
   }
 
   std::unique_ptr<model::Plan<model::CpuBackend>> plan_;
+  std::mutex mu_;  // one call at a time (bindings::Exclusive)
   uint64_t last_step_allocations_ = 0;
   py::list keep_;  // the Python buffers the plan points into
   bool sparse_ = false;
@@ -165,23 +190,18 @@ void bind_cpu_runner(py::module_& m) {
            py::arg("layers"), py::arg("loss"), py::arg("optimizer"), py::arg("params"), py::arg("grads"),
            py::arg("trainable"), py::arg("slots"), py::arg("metrics"))
       .def("train_step", &CpuRunner::train_step, py::arg("x"), py::arg("y_true"), py::arg("labels"),
-           py::arg("sample_weight"), py::arg("lr"), py::arg("step"),
-           "One optimizer step; returns (loss, metric counts).")
+           py::arg("sample_weight"), py::arg("lr"), py::arg("step"), py::arg("output") = false,
+           "One optimizer step; returns (loss, metric counts), and the predictions with output=True.")
       .def("train_steps", &CpuRunner::train_steps, py::arg("x"), py::arg("y_true"), py::arg("labels"),
            py::arg("sample_weight"), py::arg("batch_size"), py::arg("lrs"), py::arg("first_step"),
            "Consecutive train_steps over the rows in batches: returns (losses, counts per step).")
       .def("test_step", &CpuRunner::test_step, py::arg("x"), py::arg("y_true"), py::arg("labels"),
-           py::arg("sample_weight"), "evaluate's step: returns (loss, metric counts); no weight changes.")
+           py::arg("sample_weight"), py::arg("output") = false,
+           "evaluate's step: returns (loss, metric counts[, predictions]); no weight changes.")
       .def("predict", &CpuRunner::predict, py::arg("x"), "Predictions for a batch, as a new array.")
-      .def("output", [](py::object self) {
-             // The last step's predictions as a read-only view that keeps the plan alive.
-             const CpuRunner& p = self.cast<const CpuRunner&>();
-             if (p.batch() == 0) throw py::value_error("no step has run yet");
-             py::array a(py::dtype::of<float>(), std::vector<py::ssize_t>{p.batch(), p.out_features()}, {},
-                         p.output(), self);
-             py::detail::array_proxy(a.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
-             return a;
-           }, "The last step's predictions, (batch, out): a read-only view, valid until the next step.")
+      .def("output", &CpuRunner::output,
+           "The last step's predictions, (batch, out), as a new array (the arena is the runner's: a view of it "
+           "would change with the next step, or dangle once the arena grows).")
       .def_property_readonly("arena_size", &CpuRunner::arena_size,
                              "Floats in the plan's activation arena; a steady state never changes it.")
       .def_property_readonly("last_step_allocations", &CpuRunner::last_step_allocations,

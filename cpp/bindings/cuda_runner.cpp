@@ -8,6 +8,7 @@
 #include <pybind11/stl.h>
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -41,11 +42,11 @@ class PyCudaRunner {
   }
 
   void upload() {
-    py::gil_scoped_release nogil;
+    const bindings::Exclusive call(mu_);
     plan_->upload(host_.params, host_.slots);
   }
   void download() {
-    py::gil_scoped_release nogil;
+    const bindings::Exclusive call(mu_);
     plan_->download(host_.params, host_.slots);
   }
 
@@ -56,28 +57,34 @@ class PyCudaRunner {
     const i64 steps = (b.rows + batch_size - 1) / batch_size;
     const bindings::RunArrays run(lrs, steps, plan_->num_metrics());
     {
-      py::gil_scoped_release nogil;
+      const bindings::Exclusive call(mu_);
       plan_->train_steps(rows_of(b), b.rows, batch_size, run.lr, first_step, run.value_data, run.count_data);
     }
     return run.result();
   }
 
+  // One step: (loss, counts), and with `output` its predictions, copied in the same locked call.
   py::tuple train_step(const py::array& x, const py::object& y_true, const py::object& labels,
-                       const py::object& sample_weight, double lr, int64_t step) {
-    py::array_t<double> lrs(1);
-    lrs.mutable_data()[0] = lr;
-    const i64 rows = bindings::check_x(plan_->in_features(), x);
-    const py::tuple r = train_steps(x, y_true, labels, sample_weight, rows, lrs, step);
-    const py::array_t<double> values = r[0].cast<py::array_t<double>>();
-    const py::array_t<int64_t> correct = r[1].cast<py::array_t<int64_t>>();
-    return py::make_tuple(values.at(0), counts(correct.data()));
+                       const py::object& sample_weight, double lr, int64_t step, bool output) {
+    const bindings::Batch b = batch_args(x, y_true, labels, sample_weight);
+    double value = 0.0;
+    int64_t correct[bindings::kMaxCountedMetrics] = {0};
+    py::array_t<float> y_pred({(py::ssize_t)(output ? b.rows : 0), (py::ssize_t)plan_->out_features()});
+    float* P = y_pred.mutable_data();
+    {
+      const bindings::Exclusive call(mu_);
+      plan_->train_steps(rows_of(b), b.rows, b.rows, &lr, step, &value, correct);
+      if (output) plan_->output(P);
+    }
+    if (output) return py::make_tuple(value, counts(correct), y_pred);
+    return py::make_tuple(value, counts(correct));
   }
 
   // Keep (x, y, sample_weight) on the device for train_steps_resident; checked like a batch.
   void set_dataset(const py::array& x, const py::object& y_true, const py::object& labels,
                    const py::object& sample_weight) {
     const bindings::Batch b = batch_args(x, y_true, labels, sample_weight);
-    py::gil_scoped_release nogil;
+    const bindings::Exclusive call(mu_);
     plan_->set_dataset(rows_of(b), b.rows);
     dataset_rows_ = b.rows;
   }
@@ -87,28 +94,32 @@ class PyCudaRunner {
     if (order.ndim() != 1) throw py::value_error("order: expected a 1-D array of row indices");
     const i64 n = order.shape(0);
     const int64_t* O = data_of<int64_t>(order, "order", false);
-    for (i64 i = 0; i < n; ++i)
-      if (O[i] < 0 || O[i] >= dataset_rows_)
-        throw py::value_error("order: row " + std::to_string(O[i]) + " is outside the dataset's " +
-                              std::to_string(dataset_rows_) + " rows");
     const i64 steps = (n + batch_size - 1) / batch_size;
     const bindings::RunArrays run(lrs, steps, plan_->num_metrics());
     {
-      py::gil_scoped_release nogil;
+      const bindings::Exclusive call(mu_);  // the rows checked against the dataset that is there now
+      for (i64 i = 0; i < n; ++i)
+        if (O[i] < 0 || O[i] >= dataset_rows_)
+          throw py::value_error("order: row " + std::to_string(O[i]) + " is outside the dataset's " +
+                                std::to_string(dataset_rows_) + " rows");
       plan_->train_steps_resident(O, n, batch_size, run.lr, first_step, run.value_data, run.count_data);
     }
     return run.result();
   }
 
   py::tuple test_step(const py::array& x, const py::object& y_true, const py::object& labels,
-                      const py::object& sample_weight) {
+                      const py::object& sample_weight, bool output) {
     const bindings::Batch b = batch_args(x, y_true, labels, sample_weight);
     int64_t correct[bindings::kMaxCountedMetrics] = {0};
     double value;
+    py::array_t<float> y_pred({(py::ssize_t)(output ? b.rows : 0), (py::ssize_t)plan_->out_features()});
+    float* P = y_pred.mutable_data();
     {
-      py::gil_scoped_release nogil;
+      const bindings::Exclusive call(mu_);
       value = plan_->test_step(rows_of(b), b.rows, correct);
+      if (output) plan_->output(P);
     }
+    if (output) return py::make_tuple(value, counts(correct), y_pred);
     return py::make_tuple(value, counts(correct));
   }
 
@@ -118,14 +129,17 @@ class PyCudaRunner {
     py::array_t<float> out({(py::ssize_t)rows, (py::ssize_t)plan_->out_features()});
     float* O = out.mutable_data();
     {
-      py::gil_scoped_release nogil;
+      const bindings::Exclusive call(mu_);
       plan_->predict(X, rows, O);
     }
     return out;
   }
 
   // The last step's predictions, copied to a new array.
-  py::array_t<float> output() const {
+  py::array_t<float> output() {
+    // Locked with the GIL held, to size the array from the step that is there: safe, because no call that
+    // holds the lock ever waits for the GIL.
+    const std::lock_guard<std::mutex> lock(mu_);
     if (plan_->last_rows() == 0) throw py::value_error("no step has run yet");
     py::array_t<float> out({(py::ssize_t)plan_->last_rows(), (py::ssize_t)plan_->out_features()});
     plan_->output(out.mutable_data());
@@ -142,6 +156,7 @@ class PyCudaRunner {
   py::tuple counts(const int64_t* correct) const { return bindings::count_tuple(correct, plan_->num_metrics()); }
 
   std::unique_ptr<cuda::CudaRunner> plan_;
+  std::mutex mu_;  // one call at a time (bindings::Exclusive)
   gradsmith::model::PlanBuffers host_;  // the model's host buffers (kept alive by keep_)
   py::list keep_;
   bool sparse_ = false;
@@ -160,7 +175,7 @@ void bind_cuda_runner(py::module_& m) {
       .def("upload", &PyCudaRunner::upload, "Copy the host weights and optimizer state to the device.")
       .def("download", &PyCudaRunner::download, "Copy the device weights and optimizer state to the host.")
       .def("train_step", &PyCudaRunner::train_step, py::arg("x"), py::arg("y_true"), py::arg("labels"),
-           py::arg("sample_weight"), py::arg("lr"), py::arg("step"))
+           py::arg("sample_weight"), py::arg("lr"), py::arg("step"), py::arg("output") = false)
       .def("train_steps", &PyCudaRunner::train_steps, py::arg("x"), py::arg("y_true"), py::arg("labels"),
            py::arg("sample_weight"), py::arg("batch_size"), py::arg("lrs"), py::arg("first_step"))
       .def("set_dataset", &PyCudaRunner::set_dataset, py::arg("x"), py::arg("y_true"), py::arg("labels"),
@@ -168,7 +183,7 @@ void bind_cuda_runner(py::module_& m) {
       .def("train_steps_resident", &PyCudaRunner::train_steps_resident, py::arg("order"),
            py::arg("batch_size"), py::arg("lrs"), py::arg("first_step"))
       .def("test_step", &PyCudaRunner::test_step, py::arg("x"), py::arg("y_true"), py::arg("labels"),
-           py::arg("sample_weight"))
+           py::arg("sample_weight"), py::arg("output") = false)
       .def("predict", &PyCudaRunner::predict, py::arg("x"))
       .def("output", &PyCudaRunner::output);
 }

@@ -9,6 +9,7 @@
 
 #include <array>
 #include <map>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -47,6 +48,8 @@ inline model::LayerConfig layer_config(const py::dict& d, py::list& keep) {
   if (size > 1099511627776.0) throw py::value_error(c.where() + "an input sample of more than 2^40 values");
   c.numbers = get<std::map<std::string, double>>(d, "numbers");
   if (d.contains("weights")) c.weights = d["weights"].cast<std::map<std::string, i64>>();
+  for (const auto& [weight, offset] : c.weights)
+    if (offset < 0) throw py::value_error(c.where() + "weight '" + weight + "' has a negative offset");
   if (d.contains("penalties")) c.penalties = d["penalties"].cast<std::map<std::string, std::pair<double, double>>>();
   if (d.contains("integers")) c.integers = d["integers"].cast<std::map<std::string, i64>>();
   if (d.contains("lists")) c.lists = d["lists"].cast<std::map<std::string, std::vector<i64>>>();
@@ -177,6 +180,18 @@ inline Batch batch_args(i64 in, i64 out, bool sparse, const py::array& x, const 
   }
   return b;
 }
+
+// A runner runs one call at a time: its arena, staging buffers and the model's buffers are shared by every
+// call, so predict from several Python threads (a web server's workers) must take turns. The GIL is
+// released first and the runner's lock taken after, so a thread that waits for the lock never holds the GIL.
+class Exclusive {
+ public:
+  explicit Exclusive(std::mutex& m) : lock_(m) {}
+
+ private:
+  py::gil_scoped_release nogil_;  // constructed first, destroyed last
+  std::lock_guard<std::mutex> lock_;
+};
 
 // One step's metric counts as a Python tuple of ints.
 inline py::tuple count_tuple(const int64_t* correct, size_t metrics) {

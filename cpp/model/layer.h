@@ -107,6 +107,15 @@ struct LayerConfig {
   std::string where() const { return "layer '" + name + "' (" + kind + "): "; }
 };
 
+// a * b for sizes (>= 0), or invalid_argument when it does not fit in 64 bits.
+inline i64 size_product(i64 a, i64 b, const std::string& what) {
+  if (a < 0 || b < 0 || (a > 0 && b > INT64_MAX / a)) throw std::invalid_argument(what + ": a size overflows");
+  return a * b;
+}
+
+// Whether [offset, offset + size) lies in [0, n), with no overflow whatever the values.
+inline bool within(i64 offset, i64 size, i64 n) { return offset >= 0 && size >= 0 && size <= n && offset <= n - size; }
+
 // One weight tensor of a layer in the flat buffers.
 struct WeightDecl {
   i64 offset, size;

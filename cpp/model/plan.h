@@ -25,6 +25,7 @@
 #include <algorithm>
 #include <memory>
 #include <stdexcept>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -49,15 +50,14 @@ class Plan {
                                     layers_.back()->output_shape().str() + " of the layer before");
       layers_.push_back(make_layer<Backend>(c));
       for (const WeightDecl& w : layers_.back()->weights()) {
-        if (w.offset < 0 || w.size < 0 || w.offset + w.size > buf_.n_params)
+        if (!within(w.offset, w.size, buf_.n_params))
           throw std::invalid_argument(c.where() + "a weight lies outside the parameter buffer");
         if (w.l1 != 0.0 || w.l2 != 0.0) penalties_.push_back({w.offset, w.size, w.l1, w.l2});
       }
     }
     for (const TrainableRange& r : trainable) {
       const bool has_state = buf_.slots[0] || buf_.slots[1] || buf_.slots[2];
-      if (r.size < 0 || r.param < 0 || r.param + r.size > buf_.n_params ||
-          (has_state && (r.slot < 0 || r.slot + r.size > buf_.n_slot)))
+      if (!within(r.param, r.size, buf_.n_params) || (has_state && !within(r.slot, r.size, buf_.n_slot)))
         throw std::invalid_argument("a trainable range lies outside its buffers");
     }
     be_.prepare(opt_, buf_, trainable, penalties_);
@@ -118,6 +118,12 @@ class Plan {
     if (batch <= capacity_) return;
     constexpr i64 kAlign = 16;  // floats: every buffer starts on a 64-byte line
     auto aligned = [](i64 n) { return (n + kAlign - 1) / kAlign * kAlign; };
+    // Every size below is batch times a per-sample size: first make sure none can overflow.
+    double floats = 0.0;
+    for (const auto& l : layers_)
+      floats += (double)batch * (3.0 * (double)l->input_shape().size() + 4.0 * (double)l->output_shape().size());
+    if (floats > 4.0e15)
+      throw std::length_error("a batch of " + std::to_string(batch) + " rows needs more activation memory than exists");
     i64 widest = 0, scratch = 0, total = 0;
     for (const auto& l : layers_) {
       widest = std::max(widest, std::max(batch * l->input_shape().size(), batch * l->output_shape().size()));

@@ -250,11 +250,12 @@ class CompiledStep:
             sw = np.ascontiguousarray(sw, dtype=np.float32).reshape(n)
         return x, t, sw
 
-    def _update_metrics(self, counts, n, y, sample_weight):
+    def _update_metrics(self, counts, n, y, sample_weight, y_pred=None):
+        """The counted metrics from the step's counts; the others from ``y_pred``, the step's predictions
+        (a new array, which a metric may keep)."""
         for (m, (kind, _)), correct in zip(self.counted, counts):
             m._add_counts(correct / self.out if kind == _COUNT_BINARY else correct, n)
         if self.other or self.weighted:
-            y_pred = self.plan.output()
             for m in self.other:
                 m.update_state(y, y_pred)
             for m in self.weighted:
@@ -269,10 +270,11 @@ class CompiledStep:
         opt = self.optimizer
         lr = float(opt._current_learning_rate())
         labels, t = (t, None) if self.sparse else (None, t)
+        want = bool(self.other or self.weighted)  # the predictions, for metrics counted in Python
         with self.session():
-            value, counts = self.plan.train_step(xb, t, labels, sw, lr, opt._iterations + 1)
+            value, counts, *y_pred = self.plan.train_step(xb, t, labels, sw, lr, opt._iterations + 1, output=want)
             opt._iterations += 1
-        self._update_metrics(counts, len(xb), y, sample_weight)
+        self._update_metrics(counts, len(xb), y, sample_weight, *y_pred)
         return value, len(xb)
 
     def _epoch_lrs(self, steps):
@@ -367,9 +369,10 @@ class CompiledStep:
             return None
         xb, t, sw = batch
         labels, t = (t, None) if self.sparse else (None, t)
+        want = bool(self.other or self.weighted)
         with self.session(training=False):
-            value, counts = self.plan.test_step(xb, t, labels, sw)
-        self._update_metrics(counts, len(xb), y, sample_weight)
+            value, counts, *y_pred = self.plan.test_step(xb, t, labels, sw, output=want)
+        self._update_metrics(counts, len(xb), y, sample_weight, *y_pred)
         return value, len(xb)
 
     def predict(self, x):

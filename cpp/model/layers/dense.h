@@ -26,13 +26,15 @@ class Dense : public Layer<Backend> {
     if (in_.dims.empty()) throw std::invalid_argument(c.where() + "needs inputs with a last axis");
     if (kernel_ < 0) throw std::invalid_argument(c.where() + "has no kernel");
     in_width_ = in_.last();
+    kernel_size_ = size_product(in_width_, units_, c.where() + "kernel");
+    size_product(in_.size() / in_width_, units_, c.where() + "output");
     out_.dims.back() = units_;
     kernel_penalty_ = c.penalty("kernel");
     bias_penalty_ = c.penalty("bias");
   }
 
   std::vector<WeightDecl> weights() const override {
-    std::vector<WeightDecl> w = {{kernel_, in_width_ * units_, kernel_penalty_.first, kernel_penalty_.second}};
+    std::vector<WeightDecl> w = {{kernel_, kernel_size_, kernel_penalty_.first, kernel_penalty_.second}};
     if (bias_ >= 0) w.push_back({bias_, units_, bias_penalty_.first, bias_penalty_.second});
     return w;
   }
@@ -63,7 +65,7 @@ class Dense : public Layer<Backend> {
   i64 units_;
   ActParams act_;
   i64 kernel_, bias_;
-  i64 in_width_ = 0;
+  i64 in_width_ = 0, kernel_size_ = 0;
   std::pair<double, double> kernel_penalty_, bias_penalty_;
 };
 
