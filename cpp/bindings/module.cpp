@@ -314,11 +314,26 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_isa", &cpu::set_isa, py::arg("name"), "Use another CPU path (scalar, avx2, avx512).");
   m.def("get_num_threads", &cpu::num_threads);
   m.def("allocation_count", &cpu::allocation_count, "operator new calls made by gradsmith's C++ code so far.");
-  m.def("set_num_threads", [](int n) {
-    if (n < 1) throw py::value_error("number of threads must be >= 1, got " + std::to_string(n));
-    py::gil_scoped_release nogil;
-    cpu::set_num_threads(n);
+  m.def("set_num_threads", [](int64_t n) {
+    if (n < 1 || n > cpu::kMaxThreads)
+      throw py::value_error("number of threads must be in [1, " + std::to_string(cpu::kMaxThreads) + "], got " +
+                            std::to_string(n));
+    int got;
+    {
+      py::gil_scoped_release nogil;
+      got = cpu::set_num_threads((int)n);
+    }
+    if (got < n)
+      throw py::value_error("only " + std::to_string(got) + " of " + std::to_string(n) +
+                            " threads could be started (the system refused more): gradsmith uses " +
+                            std::to_string(got));
   }, py::arg("n"));
+  m.def("startup_notes", [] {
+    py::list notes;
+    for (const std::string& s : {cpu::isa_note(), cpu::thread_pool_note()})
+      if (!s.empty()) notes.append(s);
+    return notes;
+  }, "Why GRADSMITH_CPU or OMP_NUM_THREADS were not followed at import, if they were not.");
   m.def("gemm_blocking", [] {
     const auto& b = cpu::kernels().gemm;
     py::dict d;

@@ -1,5 +1,7 @@
 #include "cpu/dispatch.h"
 
+#include <cctype>
+
 #include <atomic>
 #include <cstdlib>
 #include <stdexcept>
@@ -26,23 +28,42 @@ bool cpu_has_avx512() {
 #endif
 }
 
-const KernelTable* table_named(const std::string& name) {
+std::string lower(std::string s) {
+  for (char& c : s) c = (char)std::tolower((unsigned char)c);
+  return s;
+}
+
+// Why GRADSMITH_CPU was not followed (empty when it was, or is not set); gradsmith warns with it at import.
+std::string g_isa_note;
+
+const KernelTable* table_named(const std::string& given) {
+  const std::string name = lower(given);
   if (name == "scalar") return &table_scalar();
   if (name == "avx2" && cpu_has_avx2()) return &table_avx2();
   if (name == "avx512" && cpu_has_avx512()) return &table_avx512();
   return nullptr;
 }
 
+const KernelTable* best_table() {
+  if (cpu_has_avx512()) return &table_avx512();
+  if (cpu_has_avx2()) return &table_avx2();
+  return &table_scalar();
+}
+
 const KernelTable* initial_table() {
   const char* forced = std::getenv("GRADSMITH_CPU");
   if (forced != nullptr && *forced != '\0') {
     // An unusable request falls back to the best path rather than failing at
-    // import; gradsmith.cpu_info() shows what is in use.
+    // import; gradsmith warns, and gradsmith.cpu_info() shows what is in use.
     if (const KernelTable* t = table_named(forced)) return t;
+    const KernelTable* best = best_table();
+    std::string have;
+    for (const auto& s : supported_isas()) have += (have.empty() ? "" : ", ") + s;
+    g_isa_note = "GRADSMITH_CPU='" + std::string(forced) + "' is not a CPU path this machine supports (" + have +
+                 "): using " + best->name;
+    return best;
   }
-  if (cpu_has_avx512()) return &table_avx512();
-  if (cpu_has_avx2()) return &table_avx2();
-  return &table_scalar();
+  return best_table();
 }
 
 std::atomic<const KernelTable*>& current() {
@@ -53,6 +74,11 @@ std::atomic<const KernelTable*>& current() {
 }  // namespace
 
 const KernelTable& kernels() { return *current().load(std::memory_order_relaxed); }
+
+std::string isa_note() {
+  current();
+  return g_isa_note;
+}
 
 std::vector<std::string> supported_isas() {
   std::vector<std::string> out = {"scalar"};

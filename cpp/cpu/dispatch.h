@@ -18,6 +18,8 @@ const KernelTable& kernels();
 std::vector<std::string> supported_isas();
 // Switch paths; throws std::invalid_argument for an unknown or unsupported one.
 void set_isa(const std::string& name);
+// Why GRADSMITH_CPU was not followed at import (an unknown or unsupported path); empty when it was.
+std::string isa_note();
 
 }  // namespace cpu
 }  // namespace gradsmith

@@ -2,6 +2,7 @@
 
 #include "cpu/denormals.h"
 
+#include <errno.h>
 #include <sched.h>
 
 #include <atomic>
@@ -9,6 +10,8 @@
 #include <cstdlib>
 #include <mutex>
 #include <stdexcept>
+#include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -16,11 +19,11 @@ namespace gradsmith {
 namespace cpu {
 namespace {
 
-int default_threads() {
-  if (const char* env = std::getenv("OMP_NUM_THREADS")) {
-    int n = std::atoi(env);
-    if (n >= 1) return n;
-  }
+// Why the pool has fewer threads than asked for, or ignored OMP_NUM_THREADS (empty when it did neither);
+// gradsmith warns with it at import. Written only under the pool's region lock.
+std::string g_note;
+
+int cpu_count() {
 #if defined(__linux__)
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof(set), &set) == 0) {
@@ -32,25 +35,62 @@ int default_threads() {
   return n >= 1 ? (int)n : 1;
 }
 
+// OMP_NUM_THREADS when it is a whole number in [1, kMaxThreads] (a larger one is capped), else the CPUs
+// this process may run on.
+int default_threads() {
+  const char* env = std::getenv("OMP_NUM_THREADS");
+  if (env == nullptr || *env == '\0') return cpu_count();
+  errno = 0;
+  char* end = nullptr;
+  const long long n = std::strtoll(env, &end, 10);
+  if (errno != 0 || end == env || *end != '\0' || n < 1) {
+    g_note = "OMP_NUM_THREADS='" + std::string(env) + "' is not a whole number >= 1 that fits in 64 bits: " +
+             "it is ignored";
+    return cpu_count();
+  }
+  if (n > kMaxThreads) {
+    g_note = "OMP_NUM_THREADS=" + std::string(env) + " is more than " + std::to_string(kMaxThreads) +
+             " threads: gradsmith uses " + std::to_string(kMaxThreads);
+    return kMaxThreads;
+  }
+  return (int)n;
+}
+
 thread_local bool t_inside_task = false;
 
 class Pool {
  public:
-  Pool() { resize(default_threads()); }
+  Pool() {
+    const int want = default_threads();
+    const int got = resize(want);
+    if (got < want) g_note = "only " + std::to_string(got) + " of " + std::to_string(want) +
+                             " threads could be started (the system refused more): gradsmith uses " +
+                             std::to_string(got);
+  }
   ~Pool() { stop_workers(); }
 
   int size() const { return n_threads_; }
 
-  void resize(int n) {
-    if (n < 1) throw std::invalid_argument("number of threads must be >= 1, got " + std::to_string(n));
+  // Starts n - 1 workers and returns the pool's size: fewer than n when the system refuses to create more
+  // threads (a memory or process limit), never a half-made pool.
+  int resize(int n) {
+    if (n < 1 || n > kMaxThreads)
+      throw std::invalid_argument("number of threads must be in [1, " + std::to_string(kMaxThreads) + "], got " +
+                                  std::to_string(n));
     std::lock_guard<std::mutex> region(region_mutex_);
     stop_workers();
-    n_threads_ = n;
     stopping_ = false;
+    workers_.reserve((size_t)n);
     // A worker starts from the generation current now, not when its thread
     // first runs: a region begun in between must not be missed.
     const uint64_t gen = generation_.load();
-    for (int t = 1; t < n; ++t) workers_.emplace_back([this, t, gen] { worker_main(t, gen); });
+    int started = 1;
+    try {
+      for (int t = 1; t < n; ++t, ++started) workers_.emplace_back([this, t, gen] { worker_main(t, gen); });
+    } catch (const std::system_error&) {  // EAGAIN: keep the threads that did start
+    }
+    n_threads_ = started;
+    return started;
   }
 
   void run(int64_t n_tasks, const TaskFn& fn, int max_threads) {
@@ -174,7 +214,11 @@ Pool& pool() {
 }  // namespace
 
 int num_threads() { return pool().size(); }
-void set_num_threads(int n) { pool().resize(n); }
+int set_num_threads(int n) { return pool().resize(n); }
+std::string thread_pool_note() {
+  pool();
+  return g_note;
+}
 void parallel_for(int64_t n_tasks, const TaskFn& fn, int max_threads) { pool().run(n_tasks, fn, max_threads); }
 
 }  // namespace cpu

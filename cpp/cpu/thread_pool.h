@@ -12,6 +12,8 @@
 
 #include <stdint.h>
 
+#include <string>
+
 #include <type_traits>
 
 namespace gradsmith {
@@ -32,11 +34,16 @@ class TaskFn {
   void (*call_)(const void*, int64_t, int);
 };
 
+// The most threads a pool may have.
+constexpr int kMaxThreads = 1024;
 // Threads used by kernels (workers + the caller). Default: OMP_NUM_THREADS if
-// set, else the CPUs this process may run on.
+// set (a whole number, at most kMaxThreads), else the CPUs this process may run on.
 int num_threads();
-// Resize the pool; n >= 1.
-void set_num_threads(int n);
+// Resize the pool to n threads, 1 <= n <= kMaxThreads; returns the threads it has, fewer than n when the
+// system refused to create more.
+int set_num_threads(int n);
+// Why the pool has fewer threads than asked for at start, or ignored OMP_NUM_THREADS; empty otherwise.
+std::string thread_pool_note();
 // Run fn over [0, n_tasks) on up to max_threads threads (0: all).
 void parallel_for(int64_t n_tasks, const TaskFn& fn, int max_threads = 0);
 

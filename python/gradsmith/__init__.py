@@ -7,6 +7,8 @@
 ``gradsmith._core``; ``gradsmith.ops`` is their documented NumPy face.
 """
 
+import warnings
+
 from gradsmith import _core, ops
 from gradsmith import initializers, regularizers
 from gradsmith import layers
@@ -18,6 +20,11 @@ from gradsmith.config import device
 from gradsmith.layers import Input
 from gradsmith.models import Model, Sequential
 from gradsmith._version import __version__
+
+# GRADSMITH_CPU or OMP_NUM_THREADS that could not be followed (an unknown CPU path, a thread count that is
+# not a number, more threads than the system would start) are said once, here, not ignored.
+for _note in _core.startup_notes():
+    warnings.warn(f"gradsmith: {_note}", RuntimeWarning, stacklevel=2)
 
 __all__ = ["Sequential", "Model", "Input", "layers", "models", "optimizers", "losses", "metrics", "callbacks", "data",
            "initializers", "regularizers", "saving", "utils", "ops", "profiler", "machine", "cuda", "config", "device", "cpu_info", "set_num_threads", "get_num_threads",
@@ -42,7 +49,8 @@ def cpu_info():
 
 
 def set_num_threads(n):
-    """Use ``n`` threads (the caller plus ``n - 1`` workers) in every kernel."""
+    """Use ``n`` threads (the caller plus ``n - 1`` workers) in every kernel, 1 <= n <= 1024. When the
+    system refuses to start them all, raises ValueError saying how many it uses."""
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__}")
     _core.set_num_threads(n)
