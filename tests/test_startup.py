@@ -45,6 +45,11 @@ def test_omp_num_threads_is_followed_capped_or_said_to_be_ignored(value, threads
         assert "RuntimeWarning" in err and "OMP_NUM_THREADS" in err
 
 
+needs_plain_memory = pytest.mark.skipif(
+    bool(gradsmith._core.sanitizers), reason="a sanitizer build reserves more address space than the limit allows")
+
+
+@needs_plain_memory
 def test_threads_the_system_refuses_are_not_waited_for():
     """Under a memory limit the system starts only some of 1000 threads: the pool uses those, says so,
     and the kernels run (this used to hang at first use)."""
@@ -53,6 +58,7 @@ def test_threads_the_system_refuses_are_not_waited_for():
     assert 1 <= int(n) < 1000 and "could be started" in err and value == "64.0"
 
 
+@needs_plain_memory
 def test_set_num_threads_checks_its_range_and_says_when_the_system_refuses():
     before = gradsmith.get_num_threads()
     with pytest.raises(ValueError, match="1024"):

@@ -314,6 +314,12 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_isa", &cpu::set_isa, py::arg("name"), "Use another CPU path (scalar, avx2, avx512).");
   m.def("get_num_threads", &cpu::num_threads);
   m.def("allocation_count", &cpu::allocation_count, "operator new calls made by gradsmith's C++ code so far.");
+  m.attr("counts_allocations") = cpu::counts_allocations();
+#if defined(GS_SANITIZE)
+  m.attr("sanitizers") = GS_SANITIZE;  // a test build (GRADSMITH_SANITIZE): which sanitizers are in it
+#else
+  m.attr("sanitizers") = "";
+#endif
   m.def("set_num_threads", [](int64_t n) {
     if (n < 1 || n > cpu::kMaxThreads)
       throw py::value_error("number of threads must be in [1, " + std::to_string(cpu::kMaxThreads) + "], got " +

@@ -1,6 +1,8 @@
 // Counting replacements of the global operator new / delete (see
 // allocation_counter.h). They forward to malloc / free, as the C++ runtime's
-// own do, so memory may be freed by either side.
+// own do, so memory may be freed by either side. A sanitizer build
+// (GRADSMITH_SANITIZE) leaves operator new to the sanitizer's allocator and
+// counts nothing.
 #include "cpu/allocation_counter.h"
 
 #include <stdlib.h>
@@ -12,15 +14,23 @@ namespace gradsmith {
 namespace cpu {
 namespace {
 std::atomic<uint64_t> g_allocations{0};
+}  // namespace
 
+uint64_t allocation_count() { return g_allocations.load(std::memory_order_relaxed); }
+
+#if defined(GS_SANITIZE)
+bool counts_allocations() { return false; }
+}  // namespace cpu
+}  // namespace gradsmith
+#else
+bool counts_allocations() { return true; }
+
+namespace {
 void* counted_malloc(size_t n) {
   g_allocations.fetch_add(1, std::memory_order_relaxed);
   return malloc(n ? n : 1);
 }
 }  // namespace
-
-uint64_t allocation_count() { return g_allocations.load(std::memory_order_relaxed); }
-
 }  // namespace cpu
 }  // namespace gradsmith
 
@@ -40,3 +50,4 @@ void operator delete(void* p, size_t) noexcept { free(p); }
 void operator delete[](void* p, size_t) noexcept { free(p); }
 void operator delete(void* p, const std::nothrow_t&) noexcept { free(p); }
 void operator delete[](void* p, const std::nothrow_t&) noexcept { free(p); }
+#endif  // GS_SANITIZE

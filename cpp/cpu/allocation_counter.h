@@ -13,6 +13,9 @@ namespace gradsmith {
 namespace cpu {
 
 uint64_t allocation_count();
+// False in a sanitizer build (GRADSMITH_SANITIZE), where the sanitizer's allocator replaces operator new
+// and nothing is counted.
+bool counts_allocations();
 
 }  // namespace cpu
 }  // namespace gradsmith
