@@ -662,8 +662,13 @@ def _fuzz_main(n, seed, workdir):
     model, _, _ = trained_model()
     model.save("base.keras")
     model.save_weights("base.weights.h5")
-    base_entries = zip_entries("base.keras")
-    base_weights = open("base.weights.h5", "rb").read()
+    # our own files and Keras's (tests/data: the same architecture as small_model)
+    data_dir = os.path.join(HERE, "data")
+    keras_bases = [("base.keras", zip_entries("base.keras")),
+                   (os.path.join(data_dir, "keras_dense.keras"),
+                    zip_entries(os.path.join(data_dir, "keras_dense.keras")))]
+    weights_bases = [open(p, "rb").read() for p in ("base.weights.h5",
+                                                    os.path.join(data_dir, "keras_dense.weights.h5"))]
     target = small_model()
     snap = snapshot(target)
     rss_start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -672,8 +677,9 @@ def _fuzz_main(n, seed, workdir):
         kind = rng.choice(["keras", "keras", "weights"])
         if kind == "keras":
             path = f"case{case}.keras"
+            base_path, base_entries = rng.choice(keras_bases)
             if rng.random() < 0.15:
-                data = _byte_mutation(rng, open("base.keras", "rb").read())
+                data = _byte_mutation(rng, open(base_path, "rb").read())
                 open(path, "wb").write(data)
             else:
                 entries = _keras_mutation(rng, base_entries)
@@ -684,6 +690,7 @@ def _fuzz_main(n, seed, workdir):
                      ("load_weights", lambda: target.load_weights(path))]
         else:
             path = f"case{case}.weights.h5"
+            base_weights = rng.choice(weights_bases)
             data = _h5_mutation(rng, base_weights) if rng.random() < 0.6 else _byte_mutation(rng, base_weights)
             open(path, "wb").write(data)
             calls = [("load_weights", lambda: target.load_weights(path))]
