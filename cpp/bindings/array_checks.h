@@ -34,10 +34,19 @@ inline std::string shape_str(const py::array& a) {
   return s + ")";
 }
 
+// True when a's dtype is T's (native byte order). Compared by value, not by identity: an unpickled or
+// otherwise rebuilt array has an equal dtype object that is not NumPy's cached one.
+template <class T>
+inline bool has_dtype(const py::array& a) {
+  const py::dtype want = py::dtype::of<T>();
+  const py::dtype got = a.dtype();
+  return got.is(want) || py::detail::npy_api::get().PyArray_EquivTypes_(got.ptr(), want.ptr());
+}
+
 // Checks an array argument and returns its data pointer.
 template <class T>
 T* data_of(const py::array& a, const char* name, bool writable) {
-  if (!a.dtype().is(py::dtype::of<T>()))
+  if (!has_dtype<T>(a))
     throw py::type_error(std::string(name) + ": expected dtype " + std::string(py::str(py::dtype::of<T>())) +
                          ", got " + std::string(py::str(a.dtype())));
   if (!(a.flags() & py::array::c_style)) throw py::value_error(std::string(name) + ": array must be C-contiguous");

@@ -63,7 +63,7 @@ bool gemm_if_plain(const py::handle& a_h, const py::handle& b_h, const py::handl
   auto plain = [](const py::handle& h) {
     if (!py::isinstance<py::array>(h)) return false;
     const py::array a = py::reinterpret_borrow<py::array>(h);
-    return a.ndim() == 2 && a.dtype().is(py::dtype::of<float>()) && (a.flags() & py::array::c_style);
+    return a.ndim() == 2 && has_dtype<float>(a) && (a.flags() & py::array::c_style);
   };
   if (!plain(a_h) || !plain(b_h) || !plain(c_h)) return false;
   const py::array a = py::reinterpret_borrow<py::array>(a_h), b = py::reinterpret_borrow<py::array>(b_h);

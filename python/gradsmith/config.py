@@ -11,15 +11,25 @@ A device is 'cpu' or 'cuda' / 'cuda:N'. Asking for CUDA where it cannot be
 used raises RuntimeError with the reason (gradsmith.cuda.unavailable_reason()).
 The matmul precision applies to the GPU's tensor-core GEMMs; CPU products are
 always plain float32.
+
+    gradsmith.config.set_max_weights(2**33)        # the largest model (in float32 values) built or loaded
+
+A model whose weights would exceed ``get_max_weights()`` values (default 2**31,
+8 GiB of float32) is refused when it is built, before any of it is allocated;
+``load_model`` / ``load_weights`` take ``max_weights=`` for one call.
 """
 import contextlib
+import contextvars
 
 from gradsmith import _core
 
 __all__ = ["set_default_device", "get_default_device", "parse_device", "device", "set_matmul_precision",
-           "get_matmul_precision"]
+           "get_matmul_precision", "set_max_weights", "get_max_weights"]
 
-_state = {"device": ("cpu", 0), "matmul_precision": "highest"}
+DEFAULT_MAX_WEIGHTS = 2**31
+_state = {"device": ("cpu", 0), "matmul_precision": "highest", "max_weights": DEFAULT_MAX_WEIGHTS}
+# A per-call limit (load_model(..., max_weights=)) that overrides _state["max_weights"] in this thread.
+_max_weights_here = contextvars.ContextVar("gradsmith_max_weights", default=None)
 _PRECISIONS = _core.kinds.matmul_precisions  # name -> the kernels' number
 
 
@@ -77,3 +87,41 @@ def set_matmul_precision(precision):
 
 def get_matmul_precision():
     return _state["matmul_precision"]
+
+
+def _check_max_weights(n, what="max_weights"):
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        try:
+            import numpy as np
+
+            if isinstance(n, np.integer) and n >= 1:
+                return int(n)
+        except ImportError:  # pragma: no cover
+            pass
+        raise ValueError(f"{what}: expected a positive integer (a number of float32 values), got {n!r}")
+    return n
+
+
+def set_max_weights(n):
+    """The largest number of weight values (float32) a model may have when it is built or loaded from a
+    file (default 2**31, 8 GiB): a bigger model, or a file whose configuration implies one, raises
+    ValueError before anything is allocated."""
+    _state["max_weights"] = _check_max_weights(n)
+
+
+def get_max_weights():
+    """The limit in force: a per-call ``max_weights=`` given to load_model / load_weights, else
+    ``set_max_weights``'s value."""
+    here = _max_weights_here.get()
+    return here if here is not None else _state["max_weights"]
+
+
+@contextlib.contextmanager
+def max_weights(n):
+    """``with gradsmith.config.max_weights(2**33): ...``: the limit inside the block (this thread only);
+    None keeps the current one."""
+    token = _max_weights_here.set(None if n is None else _check_max_weights(n))
+    try:
+        yield get_max_weights()
+    finally:
+        _max_weights_here.reset(token)

@@ -9,8 +9,8 @@ and prediction come from the Trainer it inherits (gradsmith.trainer), as Keras
 """
 import numpy as np
 
-from gradsmith import layers as layers_mod, saving
-from gradsmith.layers.base import _check_float32, _dtype_policy, _shape_list
+from gradsmith import config as config_mod, layers as layers_mod, saving
+from gradsmith.layers.base import _check_float32, _dtype_policy, _shape_list, as_shape, implied_weights, is_builtin
 from gradsmith.trainer import Trainer
 
 __all__ = ["Sequential", "Model", "load_model"]
@@ -34,7 +34,7 @@ class Sequential(Trainer):
     def layers(self):
         return list(self._layers)
 
-    def add(self, layer):
+    def add(self, layer, _build_deferred=False):
         if isinstance(layer, layers_mod.InputLayer):
             if self._layers or self._input_layer is not None:
                 raise ValueError("Input must be the first entry of a Sequential model")
@@ -50,7 +50,7 @@ class Sequential(Trainer):
         self.built = False
         if len(self._layers) == 1 and self._input_layer is None and layer._declared_input_shape is not None:
             self._input_layer = layers_mod.InputLayer(batch_shape=layer._declared_input_shape)
-        if self._input_layer is not None:
+        if self._input_layer is not None and not _build_deferred:
             self.build(self._input_layer.shape)
 
     def pop(self):
@@ -79,6 +79,7 @@ class Sequential(Trainer):
                 raise ValueError("build() needs an input shape: give Input(shape=...) or input_shape=")
             input_shape = self._input_layer.shape
         input_shape = tuple(input_shape)
+        self._check_size(input_shape)
         if self._input_layer is None:
             self._input_layer = layers_mod.InputLayer(batch_shape=input_shape)
         shape = input_shape
@@ -89,6 +90,26 @@ class Sequential(Trainer):
             layer.output_shape = shape
         self._gather_weights()
         self.built = True
+
+    def _check_size(self, input_shape):
+        """Raise ValueError, allocating nothing, when the weights the model implies for ``input_shape``
+        exceed ``gradsmith.config.get_max_weights()``: the unbuilt layers are built with shapes only
+        (gradsmith's own layers; a user's layer is checked weight by weight as it builds)."""
+        limit = config_mod.get_max_weights()
+        total, shape = 0, tuple(input_shape)
+        for layer in self._layers:
+            if layer.built:
+                total += layer.count_params()
+                shape = layer.compute_output_shape(shape)
+            elif is_builtin(layer):
+                sizes, shape = implied_weights(layer, shape)
+                total += sum(sizes)
+            else:
+                break
+            if total > limit:
+                raise ValueError(f"model {self.name!r}: its weights would hold {total:,} values (at layer "
+                                 f"{layer.name!r}), more than the limit of {limit:,}; raise it with "
+                                 "gradsmith.config.set_max_weights (or max_weights= when loading a file)")
 
     def _gather_weights(self):
         """One flat buffer for the values and one for the gradients; each weight becomes a view."""
@@ -231,15 +252,22 @@ class Sequential(Trainer):
     def from_config(cls, config):
         """The model from ``get_config``'s dict (written by gradsmith or Keras 3), unbuilt when it has no
         input shape (no InputLayer and no build_input_shape: see ``build_from_config``)."""
+        if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
+            raise ValueError(f"a Sequential configuration is a dict with a list of layers, got {config!r:.200}")
+        if not isinstance(config.get("name"), (str, type(None))):
+            raise ValueError(f"the model's name must be a string, got {config.get('name')!r}")
         _check_float32(config.get("dtype"), "the model")
         model = cls(name=config.get("name"), trainable=bool(config.get("trainable", True)))
         layer_configs = list(config["layers"])
         starts_with_input = layer_configs and isinstance(layer_configs[0], dict) and \
             layer_configs[0].get("class_name") == "InputLayer"
         if not starts_with_input and config.get("build_input_shape") is not None:
-            model.add(layers_mod.InputLayer(batch_shape=tuple(config["build_input_shape"])))
+            model.add(layers_mod.InputLayer(batch_shape=config["build_input_shape"]))
+        # Every layer first, then one build: the total size is checked before any weight is allocated.
         for lc in layer_configs:
-            model.add(layers_mod.deserialize(lc))
+            model.add(layers_mod.deserialize(lc), _build_deferred=True)
+        if model._input_layer is not None and model._layers:
+            model.build(model._input_layer.shape)
         return model
 
     def get_build_config(self):
@@ -248,7 +276,18 @@ class Sequential(Trainer):
         return {"input_shape": _shape_list(self._input_layer.shape)}
 
     def build_from_config(self, config):
-        self.build(tuple(config["input_shape"]))
+        if not isinstance(config, dict) or not isinstance(config.get("input_shape"), (list, tuple)):
+            raise ValueError(f"build_config: expected {{'input_shape': [...]}}, got {config!r:.200}")
+        self.build(as_shape(config["input_shape"], "build_config: input_shape"))
+
+    def __reduce__(self):
+        """``pickle`` and ``copy.deepcopy``, as Keras 3: a built model travels as the bytes of its
+        ``.keras`` file (architecture, weights, compile configuration, optimizer state; the compiled
+        step is rebuilt on first use), an unbuilt one as its configuration (and compile configuration).
+        A functional Model comes back as the Sequential model of its layers, as from a file."""
+        if self.built:
+            return saving._unpickle_model, (saving._keras_bytes(self),)
+        return _unpickle_unbuilt, (self.get_config(), self.get_compile_config() if self.compiled else None)
 
     def save(self, filepath, overwrite=True):
         """Save architecture, weights, compile configuration and optimizer state to a ``.keras`` file,
@@ -259,9 +298,10 @@ class Sequential(Trainer):
         """Save the weights to ``filepath`` (see gradsmith.saving), written atomically."""
         saving.save_weights(self, filepath, overwrite=overwrite)
 
-    def load_weights(self, filepath):
-        """Load weights saved by save_weights or save; on any error the model is left as it was."""
-        saving.load_weights(self, filepath)
+    def load_weights(self, filepath, max_weights=None):
+        """Load weights saved by save_weights or save; on any error the model is left as it was.
+        ``max_weights``: the limit on a dataset's declared size for this call (see gradsmith.saving)."""
+        saving.load_weights(self, filepath, max_weights=max_weights)
 
 
 class Model(Sequential):
@@ -313,9 +353,17 @@ class Model(Sequential):
         return value
 
 
-def load_model(filepath, compile=True):
-    """Load a model saved by ``model.save`` (see gradsmith.saving)."""
-    return saving.load_model(filepath, compile=compile)
+def load_model(filepath, compile=True, max_weights=None):
+    """Load a model saved by ``model.save`` (see gradsmith.saving); ``max_weights`` raises the limit on
+    the model's size for this call (default ``gradsmith.config.get_max_weights()``, 2**31 values)."""
+    return saving.load_model(filepath, compile=compile, max_weights=max_weights)
+
+
+def _unpickle_unbuilt(config, compile_config):
+    model = Sequential.from_config(config)
+    if compile_config:
+        model.compile_from_config(compile_config)
+    return model
 
 
 # load_model rebuilds a saved "Sequential" with Sequential.from_config (a Model is saved as one).

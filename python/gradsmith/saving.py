@@ -27,24 +27,41 @@ model classes ``load_model`` can rebuild register themselves with
 ``register_model_class`` (gradsmith.models does), so this module never
 imports the models.
 
-Every file is written to a temporary name beside its destination and renamed
-into place, so a crash mid-save never leaves a broken file. Loading reads and
-checks the whole file before assigning anything: a truncated, corrupt or
-mismatched file raises ``ValueError`` naming the file and the problem, and the
-model is left as it was.
+Every file is written to a temporary name beside its destination
+(``.gradsmith-tmp-<random>.part``, created with the umask, then given the
+replaced file's mode) and renamed into place, so a crash mid-save never leaves
+a broken file; temporary files of ours that a killed process left behind (over
+``_STALE_TEMP_SECONDS`` old) are removed by the next save into that directory.
+
+Loading treats a file as hostile (README, "Loading files: the contract"): only
+regular files are read; no HDF5 link other than a hard link is followed, and
+datasets stored outside the file (external or virtual) are refused; every
+size is checked before it is read: the archive's entries by their declared
+uncompressed size, the model's total size (from config.json) against
+``gradsmith.config.get_max_weights()`` before anything is allocated, each
+weight's declared shape against the shape the model gives it. So memory stays
+within the model's own size plus a small constant. A truncated, corrupt,
+hostile or mismatched file raises ``ValueError`` naming the file and the
+problem, and the model is left as it was.
 """
+import contextlib
 import datetime
 import io
 import json
+import lzma
+import math
 import os
 import re
-import tempfile
+import secrets
+import stat
+import time
 import warnings
 import zipfile
+import zlib
 
 import numpy as np
 
-from gradsmith import optimizers
+from gradsmith import config as config_mod, optimizers
 from gradsmith._version import __version__
 from gradsmith.layers.base import _REGISTRY, _keras_object
 
@@ -57,6 +74,20 @@ _WEIGHTS = "model.weights.h5"
 _KERAS_FORMAT_VERSION = "3.0.0"
 # The model classes load_model rebuilds, by the class_name Keras writes ("Sequential").
 _MODEL_CLASSES = {}
+
+# --- limits of what loading reads (README, "Loading files: the contract")
+_JSON_LIMIT = 64 * 2**20       # bytes of config.json (Keras writes a few KB per layer)
+_ZIP_ENTRIES_LIMIT = 4096      # entries of a .keras archive (Keras writes 3, plus assets)
+_ZIP_DIRECTORY_LIMIT = 4 * 2**20  # bytes of its central directory
+_H5_MEMBERS_LIMIT = 100_000    # members of one HDF5 group
+_H5_STRUCTURE = 16 * 2**20     # bytes of HDF5 structure (groups, headers) a weights entry may hold beyond its data
+_H5_PER_WEIGHT = 64 * 2**10    # ... and per weight of the model
+_STATE_COPIES = 16             # copies of the weights (optimizer slots, float64 data) a weights entry may hold
+
+# --- temporary files of a save: ".gradsmith-tmp-<16 hex>.part" (short, whatever the target's name)
+_TMP_PREFIX = ".gradsmith-tmp-"
+_TMP_NAME = re.compile(r"\.gradsmith-tmp-[0-9a-f]{16}\.part\Z")
+_STALE_TEMP_SECONDS = 600      # older than this, a temporary file of ours belongs to a killed save
 
 
 def register_model_class(cls, class_name=None):
@@ -83,6 +114,12 @@ def save_model(model, filepath, overwrite=True):
         raise ValueError(f"Invalid `filepath` argument: expected a `.keras` extension. Received: filepath={filepath}")
     model._require_built("save")
     config = _model_config(model)  # raises before anything is written
+    _atomic_write(filepath, _keras_bytes(model, config), overwrite)
+
+
+def _keras_bytes(model, config=None):
+    """The bytes of the model's ``.keras`` file."""
+    config = _model_config(model) if config is None else config
     metadata = {"keras_version": _KERAS_FORMAT_VERSION,
                 "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
                 "saved_by": f"gradsmith {__version__}"}
@@ -92,7 +129,7 @@ def save_model(model, filepath, overwrite=True):
         zf.writestr(_METADATA, json.dumps(metadata))
         zf.writestr(_CONFIG, json.dumps(config, default=_json_default))
         zf.writestr(_WEIGHTS, weights)
-    _atomic_write(filepath, buf.getvalue(), overwrite)
+    return buf.getvalue()
 
 
 def save_weights(model, filepath, overwrite=True):
@@ -117,14 +154,23 @@ def _json_default(obj):
 
 def _atomic_write(path, data, overwrite=True):
     """Write to a temporary file beside ``path`` and rename it into place: a reader sees the old file or
-    the new one, never half of one. On any failure the temporary file is removed."""
+    the new one, never half of one. On any failure the temporary file is removed. The new file has the
+    mode of the file it replaces, or the umask's default for a new file (0666 & ~umask), as ``open``
+    would give it."""
     if not overwrite and os.path.exists(path):
         raise FileExistsError(f"{path} exists and overwrite=False")
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix="-" + os.path.basename(path))
+    _remove_stale_temp_files(directory, os.path.basename(path))
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode) & 0o777
+    except OSError:
+        mode = None
+    fd, tmp = _create_temp(directory)
     try:
         with os.fdopen(fd, "wb") as f:
+            if mode is not None:
+                os.fchmod(f.fileno(), mode)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -135,6 +181,44 @@ def _atomic_write(path, data, overwrite=True):
         except FileNotFoundError:
             pass
         raise
+
+
+def _create_temp(directory):
+    """(fd, path) of a new empty file ``.gradsmith-tmp-<16 hex>.part`` in ``directory``: created with mode
+    0666 so that the kernel applies the umask (mkstemp's 0600 would not), with a name of 36 characters
+    whatever the target's (a target name near NAME_MAX still works)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = os.path.join(directory, f"{_TMP_PREFIX}{secrets.token_hex(8)}.part")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"cannot create a temporary file in {directory}")
+
+
+def _remove_stale_temp_files(directory, target_name):
+    """Remove the temporary files a killed save left in ``directory``: regular files owned by this user,
+    named as ours (or as earlier gradsmith versions named them for ``target_name``:
+    ``.tmp-<8 characters>-<name>``), untouched for ``_STALE_TEMP_SECONDS`` (a save in progress writes its
+    file within moments of creating it)."""
+    legacy = re.compile(r"\.tmp-[a-z0-9_]{8}-" + re.escape(target_name) + r"\Z")
+    now, uid = time.time(), os.getuid() if hasattr(os, "getuid") else None
+    try:
+        entries = os.scandir(directory)
+    except OSError:
+        return
+    with entries:
+        for entry in entries:
+            if not (_TMP_NAME.match(entry.name) or legacy.match(entry.name)):
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+                if stat.S_ISREG(st.st_mode) and (uid is None or st.st_uid == uid) and \
+                        now - st.st_mtime > _STALE_TEMP_SECONDS:
+                    os.unlink(entry.path)
+            except OSError:  # gone already, or not ours to remove
+                pass
 
 
 # --------------------------------------------------------------------------- config.json
@@ -250,95 +334,157 @@ def _h5_bytes(model):
 
 # =========================================================================== loading
 class _Weights:
-    """Everything read from a model.weights.h5: {group name: [arrays]} for the layers, the optimizer's
-    variables (or None when the file has none)."""
+    """The checked structure of a model.weights.h5, nothing read yet: {group name: [h5py datasets]} for
+    the layers, the optimizer's datasets (or None when the file has none). Valid while the file is open."""
 
     def __init__(self, layers, optimizer):
         self.layers = layers
         self.optimizer = optimizer
 
 
-def _read_h5(data, filepath):
-    """Read every array of a Keras weights file (bytes) into memory, checking its structure."""
+@contextlib.contextmanager
+def _h5_errors(filepath, what="cannot read the weights (truncated or corrupt?)"):
+    """Whatever h5py raises on a broken file (OSError, KeyError, RuntimeError, TypeError, ...) becomes a
+    ValueError naming the file; a ValueError of ours passes as it is."""
+    try:
+        yield
+    except ValueError as e:
+        if str(e).startswith(filepath):
+            raise
+        raise ValueError(f"{filepath}: {what}: {e}") from None
+    except (OSError, LookupError, RuntimeError, TypeError, AttributeError, ArithmeticError, SystemError) as e:
+        raise ValueError(f"{filepath}: {what}: {type(e).__name__}: {e}") from None
+
+
+@contextlib.contextmanager
+def _open_h5(source, filepath):
+    """The HDF5 file of ``source`` (a file object), opened read-only, then its checked structure."""
     h5py = _h5py()
     try:
-        f = h5py.File(io.BytesIO(data), "r")
+        f = h5py.File(source, "r")
     except Exception as e:  # h5py raises OSError for a file that is not (or no longer) HDF5
         raise ValueError(f"{filepath}: the weights are not a readable HDF5 file (truncated or corrupt?): {e}") \
             from None
     try:
-        with f:
+        with _h5_errors(filepath, "unexpected layout of the weights file"):
             layers = {}
-            if "layers" in f:
-                group = f["layers"]
-                if not isinstance(group, h5py.Group):
-                    raise ValueError("'layers' is not a group")
-                for name in group:
-                    layers[name] = _read_vars(group[name], f"layers/{name}", h5py)
-            optimizer = _read_vars(f["optimizer"], "optimizer", h5py) if "optimizer" in f else None
-    except ValueError as e:
-        raise ValueError(f"{filepath}: unexpected layout of the weights file: {e}") from None
-    except Exception as e:  # corrupt data blocks surface as OSError / KeyError / RuntimeError
-        raise ValueError(f"{filepath}: cannot read the weights (truncated or corrupt?): "
-                         f"{type(e).__name__}: {e}") from None
-    return _Weights(layers, optimizer)
+            group = _member(f, "layers", "layers", h5py, group=True)
+            if group is not None:
+                for name in _names(group, "layers", h5py):
+                    layers[name] = _vars(_member(group, name, f"layers/{name}", h5py, group=True),
+                                         f"layers/{name}", h5py)
+            optimizer = _member(f, "optimizer", "optimizer", h5py, group=True)
+            optimizer = None if optimizer is None else _vars(optimizer, "optimizer", h5py)
+        with _h5_errors(filepath):
+            yield _Weights(layers, optimizer)
+    finally:
+        try:
+            f.close()
+        except Exception:  # closing a corrupt file may complain again; nothing is left to read
+            pass
 
 
-def _read_vars(group, path, h5py):
-    if not isinstance(group, h5py.Group):
-        raise ValueError(f"{path!r} is not a group")
-    if "vars" not in group:
+def _names(group, path, h5py):
+    n = len(group)
+    if n > _H5_MEMBERS_LIMIT:
+        raise ValueError(f"'{path}' has {n:,} members, more than the {_H5_MEMBERS_LIMIT:,} a weights file may hold")
+    return list(group.keys())
+
+
+def _member(parent, name, path, h5py, group):
+    """``parent[name]`` when it is there (else None), after checking that it is a hard link (a soft or
+    external link could point anywhere, in this file or another one: never followed) to a group or a
+    dataset as asked."""
+    link = parent.get(name, getlink=True)
+    if link is None:
+        return None
+    if not isinstance(link, h5py.HardLink):
+        raise ValueError(f"'{path}' is a {type(link).__name__}; gradsmith follows no links in a weights file")
+    obj = parent[name]
+    kind = h5py.Group if group else h5py.Dataset
+    if not isinstance(obj, kind):
+        raise ValueError(f"'{path}' is not a {'group' if group else 'dataset'}")
+    return obj
+
+
+def _vars(group, path, h5py):
+    """The datasets of ``<path>/vars``, named 0..n-1, each checked (_check_dataset); nothing read."""
+    vars_ = _member(group, "vars", f"{path}/vars", h5py, group=True)
+    if vars_ is None:
         return []
-    vars_ = group["vars"]
-    if not isinstance(vars_, h5py.Group):
-        raise ValueError(f"'{path}/vars' is not a group")
-    keys = list(vars_.keys())
+    keys = _names(vars_, f"{path}/vars", h5py)
     if sorted(keys, key=lambda k: (len(k), k)) != [str(i) for i in range(len(keys))]:
-        raise ValueError(f"'{path}/vars' holds {sorted(keys)}, expected datasets named 0..{len(keys) - 1}")
-    out = []
-    for i in range(len(keys)):
-        ds = vars_[str(i)]
-        if not isinstance(ds, h5py.Dataset):
-            raise ValueError(f"'{path}/vars/{i}' is not a dataset")
-        if ds.attrs.get("dtype") == "bfloat16" or ds.dtype.kind not in "biuf":
-            raise ValueError(f"'{path}/vars/{i}' has dtype {ds.attrs.get('dtype', ds.dtype)}; gradsmith reads "
-                             "numeric (float32) weights")
-        out.append(np.array(ds[()]))
-    return out
+        raise ValueError(f"'{path}/vars' holds {sorted(keys)[:20]}, expected datasets named 0..{len(keys) - 1}")
+    return [_check_dataset(_member(vars_, str(i), f"{path}/vars/{i}", h5py, group=False), f"{path}/vars/{i}", h5py)
+            for i in range(len(keys))]
+
+
+def _check_dataset(ds, path, h5py):
+    """A weight's dataset may be read only when its data lie in this file (not external, not virtual),
+    it is numeric, and its declared size is within the model size limit."""
+    plist = ds.id.get_create_plist()
+    layout = plist.get_layout()
+    if layout == h5py.h5d.VIRTUAL:
+        raise ValueError(f"'{path}' is a virtual dataset (its data would come from other files or datasets); "
+                         "gradsmith, like Keras, loads only data stored in the file itself")
+    if plist.get_external_count() > 0:
+        raise ValueError(f"'{path}' has external storage (its data would be read from another file on this "
+                         "machine); gradsmith, like Keras, loads only data stored in the file itself")
+    if ds.attrs.get("dtype") == "bfloat16" or ds.dtype.kind not in "biuf":
+        raise ValueError(f"'{path}' has dtype {ds.attrs.get('dtype', ds.dtype)}; gradsmith reads numeric (float32) "
+                         "weights")
+    if ds.shape is None:
+        raise ValueError(f"'{path}' is an empty (null) dataset")
+    size, limit = math.prod(ds.shape), config_mod.get_max_weights()
+    if size > limit:
+        raise ValueError(f"'{path}' declares shape {ds.shape} ({size:,} values), more than the limit of {limit:,} "
+                         "values (raise it with max_weights= or gradsmith.config.set_max_weights)")
+    if layout == h5py.h5d.CHUNKED:  # a chunk is read (and decompressed) whole: no bigger than the data
+        chunk = math.prod(plist.get_chunk()) * ds.dtype.itemsize
+        if chunk > max(size * ds.dtype.itemsize, 2**20):
+            raise ValueError(f"'{path}' has chunks of {chunk:,} bytes for {size:,} values")
+    return ds
+
+
+def _read(ds):
+    """The data of a checked dataset whose shape matched: the only place a weights file's data is read."""
+    return np.array(ds[()])
 
 
 def _match_layer_weights(model, weights, filepath):
-    """The arrays for model.set_weights, in model order, after checking every layer's count and shapes."""
-    arrays, used = [], set()
+    """The arrays for model.set_weights, in model order: every layer's count and declared shapes are
+    checked before any data is read."""
+    pending, used = [], set()
     for path, layer in _layer_paths(model):
         saved = weights.layers.get(path)
         if saved is None:
             if layer._weights:
                 raise ValueError(f"{filepath}: the file has no weights for layer {layer.name!r} "
                                  f"({type(layer).__name__}, stored as 'layers/{path}'); it holds "
-                                 f"{sorted(weights.layers) or 'no layers'}")
+                                 f"{sorted(weights.layers)[:20] or 'no layers'}")
             continue
         used.add(path)
         if len(saved) != len(layer._weights):
             raise ValueError(f"{filepath}: layer {layer.name!r} ({type(layer).__name__}) has "
                              f"{len(layer._weights)} weights, the file has {len(saved)} at 'layers/{path}'")
-        for i, (w, a) in enumerate(zip(layer._weights, saved)):
-            if a.shape != w.shape:
+        for i, (w, ds) in enumerate(zip(layer._weights, saved)):
+            if tuple(ds.shape) != w.shape:
                 raise ValueError(f"{filepath}: weight {w.name!r} has shape {w.shape}, the file's "
-                                 f"'layers/{path}/vars/{i}' has shape {a.shape}")
-            arrays.append(a)
+                                 f"'layers/{path}/vars/{i}' has shape {tuple(ds.shape)}")
+            pending.append(ds)
     extra = sorted(p for p in weights.layers if p not in used and weights.layers[p])
     if extra:
-        raise ValueError(f"{filepath}: the file has weights for layers the model does not have: {extra} "
+        raise ValueError(f"{filepath}: the file has weights for layers the model does not have: {extra[:20]} "
                          f"(the model's layers are stored as {[p for p, _ in _layer_paths(model)]})")
-    return arrays
+    return [_read(ds) for ds in pending]
 
 
 def _match_optimizer_state(model, saved, filepath):
     """The optimizer's saved variables as a ``set_state`` dict, checked against the layout this
     optimizer has (built: for the variables it was built with; not built: for the model's trainable
     weights, or for all its weights when layers were frozen after the optimizer was built). Returns
-    (state, variables to build the optimizer on, or None); raises ValueError when nothing fits."""
+    (state, variables to build the optimizer on, or None); raises ValueError when nothing fits. Every
+    declared shape is checked before any data is read."""
     optimizer = model.optimizer
     if optimizer.built:
         candidates = [(None, [tuple(s) for s in optimizer._shapes])]
@@ -364,11 +510,13 @@ def _match_optimizer_state(model, saved, filepath):
         raise ValueError(f"{filepath}: the saved optimizer has {len(saved)} variables, this model's "
                          f"{type(optimizer).__name__} has {len(head) + len(slots)} (or {len(head)} before "
                          "its first step)")
-    state, slot_parts = {}, {}
-    for j, ((what, shape), value) in enumerate(zip(layout, saved)):
-        if value.shape != tuple(shape):
-            raise ValueError(f"{filepath}: optimizer variable {j} ({_describe(what)}) has shape {value.shape} "
+    for j, ((what, shape), ds) in enumerate(zip(layout, saved)):
+        if tuple(ds.shape) != tuple(shape):
+            raise ValueError(f"{filepath}: optimizer variable {j} ({_describe(what)}) has shape {tuple(ds.shape)} "
                              f"in the file, expected {tuple(shape)}")
+    state, slot_parts = {}, {}
+    for (what, shape), ds in zip(layout, saved):
+        value = _read(ds)
         if what == "iterations":
             if value.dtype.kind not in "iu" or int(value) < 0:
                 raise ValueError(f"{filepath}: optimizer iterations must be a non-negative integer, got {value!r}")
@@ -397,97 +545,219 @@ def _apply_optimizer_state(model, state, build_on):
 
 
 # --------------------------------------------------------------------------- reading files
-def _read_keras_zip(filepath):
-    """(config dict, weights bytes) of a .keras file, or a ValueError saying what is wrong."""
-    if not os.path.exists(filepath):
-        raise ValueError(f"File not found: filepath={filepath}. Please ensure the file is an accessible "
-                         "`.keras` zip file.")
-    if not zipfile.is_zipfile(filepath):
-        raise ValueError(f"{filepath}: not a valid `.keras` file: it is not a zip archive (truncated or corrupt?)")
+def _open_regular(filepath, what):
+    """The file at ``filepath`` opened for reading, after checking (on the open file) that it is a
+    regular file: a device such as /dev/zero, a FIFO or a directory (or a link to one) is refused
+    before a byte is read. Opened non-blocking, so that a FIFO cannot hang the open itself."""
     try:
-        with zipfile.ZipFile(filepath) as zf:
+        fd = os.open(filepath, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise ValueError(f"File not found: filepath={filepath}. Please ensure the file is an accessible "
+                         f"{what}.") from None
+    except OSError as e:
+        raise ValueError(f"{filepath}: cannot open the file: {e}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"{filepath}: not a regular file (a device, pipe, socket or directory, or a link to "
+                             "one); gradsmith reads models and weights from regular files only")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+class _Archive:
+    """An open ``.keras`` zip archive whose entries are read with their declared sizes checked first."""
+
+    def __init__(self, zf, filepath):
+        self.zf, self.filepath = zf, filepath
+
+    def read(self, name, limit, what):
+        """A BytesIO of entry ``name``, refused from its declared uncompressed size when over ``limit``
+        (a zip bomb never inflates), and read up to that size only (zipfile stops there and checks the
+        CRC), a MiB at a time: zipfile inflates as much as one read asks before cutting it down."""
+        info = self.zf.getinfo(name)
+        if info.file_size > limit:
+            raise ValueError(f"{self.filepath}: {name} declares {info.file_size:,} bytes uncompressed, more than "
+                             f"{what} can need ({limit:,} bytes); refusing to inflate it")
+        out, left = io.BytesIO(), info.file_size
+        with _zip_errors(self.filepath):
+            with self.zf.open(info) as entry:
+                while left > 0:
+                    part = entry.read(min(left, 2**20))
+                    if not part:
+                        raise EOFError(f"{name} ends {left:,} bytes before its declared size")
+                    out.write(part)
+                    left -= len(part)
+                if entry.read(1):
+                    raise ValueError(f"{self.filepath}: {name} inflates past its declared size")
+        out.seek(0)
+        return out
+
+
+@contextlib.contextmanager
+def _zip_errors(filepath):
+    try:
+        yield
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, NotImplementedError, RuntimeError,
+            zlib.error, lzma.LZMAError, LookupError, UnicodeDecodeError, OverflowError, TypeError) as e:
+        raise ValueError(f"{filepath}: the zip archive is corrupt or truncated: {type(e).__name__}: {e}") from None
+
+
+def _check_zip_directory(f, filepath):
+    """Refuse an archive whose central directory is bigger than a model file's can be, before zipfile
+    reads it into memory (one object per entry)."""
+    try:
+        end = zipfile._EndRecData(f)
+    except (AttributeError, OSError):  # a private helper: no check if this Python lacks it
+        return
+    if end is None:
+        return
+    entries, size = end[zipfile._ECD_ENTRIES_TOTAL], end[zipfile._ECD_SIZE]
+    if entries > _ZIP_ENTRIES_LIMIT or size > _ZIP_DIRECTORY_LIMIT:
+        raise ValueError(f"{filepath}: the archive lists {entries:,} entries in {size:,} bytes; a `.keras` file "
+                         f"holds a handful (at most {_ZIP_ENTRIES_LIMIT:,})")
+
+
+@contextlib.contextmanager
+def _keras_archive(source, filepath):
+    """The open archive of a ``.keras`` file (a path, or a file object for bytes in memory), its
+    config.json and weights entry present."""
+    f = _open_regular(source, "`.keras` zip file") if isinstance(source, str) else source
+    try:
+        with _zip_errors(filepath):
+            if not zipfile.is_zipfile(f):
+                raise ValueError(f"{filepath}: not a valid `.keras` file: it is not a zip archive (truncated or "
+                                 "corrupt?)")
+            f.seek(0)
+            _check_zip_directory(f, filepath)
+            f.seek(0)
+            zf = zipfile.ZipFile(f)
+        with zf:
             names = zf.namelist()
             missing = [n for n in (_CONFIG, _WEIGHTS) if n not in names]
             if missing:
                 hint = " (model.weights.npz is not supported; save with h5 weights)" if \
                     "model.weights.npz" in names else ""
                 raise ValueError(f"{filepath}: not a Keras 3 `.keras` file: it has no {' or '.join(missing)} "
-                                 f"(it holds {names}){hint}")
-            config_bytes = zf.read(_CONFIG)
-            weights = zf.read(_WEIGHTS)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, NotImplementedError) as e:
-        raise ValueError(f"{filepath}: the zip archive is corrupt or truncated: {e}") from None
+                                 f"(it holds {names[:20]}){hint}")
+            yield _Archive(zf, filepath)
+    finally:
+        if f is not source:
+            f.close()
+
+
+def _read_config(archive):
+    """config.json of an archive, parsed and checked to be a model configuration."""
+    filepath = archive.filepath
+    config_bytes = archive.read(_CONFIG, _JSON_LIMIT, "a model configuration").getvalue()
     try:
         config = json.loads(config_bytes)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"{filepath}: config.json is not valid JSON: {e}") from None
+    except RecursionError:
+        raise ValueError(f"{filepath}: config.json is nested too deeply to be a model configuration") from None
     if not isinstance(config, dict):
         raise ValueError(f"{filepath}: config.json does not hold a model configuration")
     if config.get("format") == "gradsmith.keras":
         raise ValueError(f"{filepath} was written by gradsmith before it used Keras 3's file format; load it "
                          "with that gradsmith version and save it again")
-    return config, weights
+    return config
 
 
-def _read_weights_file(filepath):
-    """The weights of a ``.weights.h5`` file or of a ``.keras`` archive."""
+def _weights_entry_limit(model):
+    """The most bytes the model.weights.h5 of ``model`` can need: its weights, up to _STATE_COPIES copies
+    of them (the optimizer's slots, wider dtypes) and the HDF5 structure around them."""
+    n = sum(w.size for w in model._all_weights())
+    return 4 * n * (1 + _STATE_COPIES) + _H5_STRUCTURE + _H5_PER_WEIGHT * len(model._all_weights())
+
+
+def _read_weights_entry(archive, model):
+    return archive.read(_WEIGHTS, _weights_entry_limit(model), "the weights of this model")
+
+
+@contextlib.contextmanager
+def _weights_source(filepath, model):
+    """A file object over the HDF5 weights of a ``.weights.h5`` file or of a ``.keras`` archive (its
+    entry read into memory, bounded by the model's size)."""
     if filepath.endswith(".keras"):
-        _, data = _read_keras_zip(filepath)
+        with _keras_archive(filepath, filepath) as archive:
+            _read_config(archive)  # a file of the pre-Keras gradsmith format says so
+            source = _read_weights_entry(archive, model)
+        yield source
     elif filepath.endswith(".weights.h5"):
-        if not os.path.exists(filepath):
-            raise ValueError(f"File not found: filepath={filepath}")
-        with open(filepath, "rb") as f:
-            data = f.read()
+        with _open_regular(filepath, "`.weights.h5` file") as f:
+            yield f
     else:
         raise ValueError(f"File format not supported: filepath={filepath}. gradsmith supports Keras 3 "
                          "`.keras` files and `.weights.h5` files (legacy H5 `.h5` files are not supported).")
-    return _read_h5(data, filepath)
 
 
-def load_weights(model, filepath):
+def load_weights(model, filepath, max_weights=None):
     """Load the weights saved by ``save_weights`` (a ``.weights.h5`` file) or ``save`` (a ``.keras``
     file), by Keras 3 or gradsmith, and the optimizer's variables when the file has them and they fit
     the model's optimizer (otherwise they are skipped with a warning, as Keras does). Everything is
-    checked first: on any error the model is left as it was."""
+    checked first: on any error the model is left as it was. ``max_weights`` raises (or lowers) the
+    limit on any dataset's declared size for this call (default ``gradsmith.config.get_max_weights()``)."""
     filepath = os.fspath(filepath)
-    weights = _read_weights_file(filepath)
     model._require_built("load_weights")
-    arrays = _match_layer_weights(model, weights, filepath)
-    state = None
-    if model.optimizer is not None and weights.optimizer:
-        try:
-            state = _match_optimizer_state(model, weights.optimizer, filepath)
-        except ValueError as e:
-            warnings.warn(f"Skipping variable loading for optimizer {model.optimizer.name!r}: {e}", stacklevel=3)
+    with config_mod.max_weights(max_weights), _weights_source(filepath, model) as source, \
+            _open_h5(source, filepath) as weights:
+        arrays = _match_layer_weights(model, weights, filepath)
+        state = None
+        if model.optimizer is not None and weights.optimizer:
+            try:
+                state = _match_optimizer_state(model, weights.optimizer, filepath)
+            except ValueError as e:
+                warnings.warn(f"Skipping variable loading for optimizer {model.optimizer.name!r}: {e}",
+                              stacklevel=3)
     model.set_weights(arrays)
     if state is not None:
         _apply_optimizer_state(model, *state)
 
 
-def load_model(filepath, compile=True):
+def load_model(filepath, compile=True, max_weights=None):
     """Load a model from a Keras 3 ``.keras`` file (written by gradsmith or Keras): architecture,
-    weights and, with ``compile``, the compile configuration and optimizer state."""
+    weights and, with ``compile``, the compile configuration and optimizer state. A file whose
+    configuration implies more than ``max_weights`` weight values (default
+    ``gradsmith.config.get_max_weights()``, 2**31) is refused before anything is allocated."""
     filepath = os.fspath(filepath)
     if not filepath.endswith(".keras"):
         raise ValueError(f"File format not supported: filepath={filepath}. gradsmith's load_model reads Keras 3 "
                          "`.keras` files (legacy H5 `.h5` files and SavedModel directories are not supported).")
-    config, data = _read_keras_zip(filepath)
-    weights = _read_h5(data, filepath)
-    model = _model_from_config(config, filepath)
-    model.set_weights(_match_layer_weights(model, weights, filepath))
-    compile_config = config.get("compile_config")
-    if compile and compile_config:
-        _compile_from_config(model, compile_config, filepath)
-        if model.optimizer is not None and weights.optimizer:
-            _apply_optimizer_state(model, *_match_optimizer_state(model, weights.optimizer, filepath))
+    return _load_keras(filepath, filepath, compile, max_weights)
+
+
+def _load_keras(source, filepath, compile, max_weights):
+    with config_mod.max_weights(max_weights):
+        with _keras_archive(source, filepath) as archive:
+            config = _read_config(archive)
+            model = _model_from_config(config, filepath)
+            data = _read_weights_entry(archive, model)
+        with _open_h5(data, filepath) as weights:
+            model.set_weights(_match_layer_weights(model, weights, filepath))
+            compile_config = config.get("compile_config")
+            if compile and compile_config:
+                _compile_from_config(model, compile_config, filepath)
+                if model.optimizer is not None and weights.optimizer:
+                    _apply_optimizer_state(model, *_match_optimizer_state(model, weights.optimizer, filepath))
     return model
+
+
+# --------------------------------------------------------------------------- pickle and deepcopy
+def _unpickle_model(data):
+    """A model from ``_keras_bytes``'s bytes (how ``pickle`` and ``copy.deepcopy`` carry a built model)."""
+    return _load_keras(io.BytesIO(data), "<pickled model>", True, None)
 
 
 # --------------------------------------------------------------------------- Keras config -> gradsmith
 def _model_from_config(config, filepath):
     """The model of config.json, built by its class's from_config (registered with register_model_class)."""
     class_name = config.get("class_name")
-    cls = _MODEL_CLASSES.get(class_name)
+    cls = _MODEL_CLASSES.get(class_name) if isinstance(class_name, str) else None
     if cls is None:
         raise ValueError(f"{filepath}: the model is a {class_name!r}; gradsmith loads "
                          f"{', '.join(_MODEL_CLASSES)} models only")
@@ -503,7 +773,8 @@ def _model_from_config(config, filepath):
         if str(e).startswith(filepath):
             raise
         raise ValueError(f"{filepath}: cannot rebuild the model: {e}") from None
-    except (TypeError, KeyError, NotImplementedError) as e:
+    except (TypeError, LookupError, AttributeError, ArithmeticError, NotImplementedError, RecursionError) as e:
+        # a value of the wrong type somewhere in the config: a ValueError naming the file, like the rest
         raise ValueError(f"{filepath}: cannot rebuild the model: {type(e).__name__}: {e}") from None
     if not model.built:
         raise ValueError(f"{filepath}: the saved model has no input shape")
@@ -513,8 +784,11 @@ def _model_from_config(config, filepath):
 def _compile_from_config(model, cc, filepath):
     """``model.compile_from_config(compile_config)``; a config that does not compile names the file."""
     try:
+        if not isinstance(cc, dict):
+            raise ValueError(f"compile_config must be a dict, got {type(cc).__name__}")
         model.compile_from_config(cc)
-    except (ValueError, TypeError, KeyError) as e:
+    except (ValueError, TypeError, LookupError, AttributeError, ArithmeticError, NotImplementedError,
+            RecursionError) as e:
         raise ValueError(f"{filepath}: cannot compile the model from its saved compile configuration "
                          f"({type(e).__name__}: {e}); pass compile=False to load the architecture and weights "
                          "only") from None

@@ -14,7 +14,9 @@ buffer, so an optimizer updates every weight with one fused kernel call.
 Every subclass is registered under its class name when it is defined, so
 ``deserialize`` (and loading a saved model) finds it with no list to edit.
 """
+import contextvars
 import inspect
+import math
 import warnings
 
 import numpy as np
@@ -60,20 +62,55 @@ def _snake(name):
     return "".join(out)
 
 
+# True while ``implied_weights`` builds a layer for its weights' shapes only: a Weight made then
+# allocates nothing (value and grad stay None) and draws nothing from its initializer.
+_SHAPES_ONLY = contextvars.ContextVar("gradsmith_shapes_only", default=False)
+
+
+def as_dim(value, what):
+    """A shape entry or a count from a config: an integer >= 0 (an integral float such as 4.0 is taken
+    as 4; 4.5, a bool, a string... raise ValueError rather than being truncated)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer, float, np.floating)):
+        raise ValueError(f"{what}: expected a non-negative integer, got {value!r}")
+    if isinstance(value, (float, np.floating)):
+        if not math.isfinite(value) or value != math.floor(value):
+            raise ValueError(f"{what}: expected a non-negative integer, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{what}: expected a non-negative integer, got {value!r}")
+    return int(value)
+
+
+def as_shape(shape, what):
+    """A shape from a config (a list or tuple of integers >= 0 or None) as a tuple; anything else raises
+    ValueError."""
+    if isinstance(shape, (str, bytes, dict)) or not hasattr(shape, "__iter__"):
+        raise ValueError(f"{what}: expected a list of dimensions, got {shape!r}")
+    return tuple(None if d is None else as_dim(d, what) for d in shape)
+
+
 class Weight:
     """One weight: its value (a float32 array) and its gradient, plus how to make and penalise it."""
 
     def __init__(self, name, shape, initializer, regularizer=None, trainable=True):
         self.name = name
-        self.shape = tuple(int(d) for d in shape)
+        self.shape = tuple(as_dim(d, f"the shape of weight {name!r}") for d in shape)
         self.regularizer = regularizer
         self.trainable = trainable
+        if _SHAPES_ONLY.get():
+            self.value = self.grad = None
+            return
+        from gradsmith import config  # the caller's limit; imported here: config imports the extension
+
+        limit = config.get_max_weights()
+        if self.size > limit:
+            raise ValueError(f"weight {name!r} of shape {self.shape} has {self.size:,} values, more than the limit "
+                             f"of {limit:,} (raise it with gradsmith.config.set_max_weights)")
         self.value = np.asarray(initializer(self.shape), dtype=np.float32).reshape(self.shape)
         self.grad = np.zeros(self.shape, np.float32)
 
     @property
     def size(self):
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)  # a Python int: no int64 overflow for absurd shapes
 
     def numpy(self):
         return self.value.copy()
@@ -115,18 +152,21 @@ class Layer:
             raise TypeError(f"{type(self).__name__}: unexpected keyword argument(s) {', '.join(sorted(kwargs))}")
         if dtype not in (None, "float32", np.float32):
             raise ValueError(f"{type(self).__name__}: only float32 is supported, got dtype={dtype!r}")
+        if name is not None and not isinstance(name, str):
+            raise ValueError(f"{type(self).__name__}: name must be a string, got {name!r}")
         self.name = name if name is not None else _unique_name(_snake(type(self).__name__))
         self.trainable = bool(trainable)
         self.built = False
         self._weights = []
         self.input_shape = None
         self.output_shape = None
+        what = f"{type(self).__name__} {self.name!r}"
         if batch_input_shape is not None:
-            self._declared_input_shape = tuple(batch_input_shape)
+            self._declared_input_shape = as_shape(batch_input_shape, f"{what}: batch_input_shape")
         elif input_shape is not None:
-            self._declared_input_shape = (None,) + tuple(input_shape)
+            self._declared_input_shape = (None,) + as_shape(input_shape, f"{what}: input_shape")
         elif input_dim is not None:
-            self._declared_input_shape = (None, int(input_dim))
+            self._declared_input_shape = (None, as_dim(input_dim, f"{what}: input_dim"))
         else:
             self._declared_input_shape = None
 
@@ -239,6 +279,29 @@ class Layer:
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
 
 
+def implied_weights(layer, input_shape):
+    """(the sizes of the weights ``layer.build(input_shape)`` would make, the layer's output shape),
+    found by building the unbuilt layer with shapes only (nothing allocated, no initializer drawn)
+    and putting it back as it was: so a model can check its total size before allocating any of it."""
+    saved = dict(layer.__dict__)
+    saved["_weights"] = list(layer._weights)
+    token = _SHAPES_ONLY.set(True)
+    try:
+        layer.build(tuple(input_shape))
+        sizes = [w.size for w in layer._weights[len(saved["_weights"]):]]
+        output_shape = layer.compute_output_shape(tuple(input_shape))
+    finally:
+        _SHAPES_ONLY.reset(token)
+        layer.__dict__.clear()
+        layer.__dict__.update(saved)
+    return sizes, output_shape
+
+
+def is_builtin(layer):
+    """True for an instance of one of gradsmith's own layer classes (not a user's subclass)."""
+    return _REGISTRY.get(type(layer).__name__) is type(layer)
+
+
 class KerasTensor:
     """A symbolic tensor of the functional API: ``Dense(8)(Input(shape=(4,)))`` returns one. It knows
     its shape (batch axis None), the layer that made it and that layer's input, which is all
@@ -286,6 +349,8 @@ def deserialize(config):
     if not isinstance(config, dict) or not isinstance(config.get("config", {}), dict):
         raise ValueError(f"not a layer configuration: {config!r}")
     class_name, module = config.get("class_name"), config.get("module")
+    if not isinstance(class_name, str) or not isinstance(module, (str, type(None))):
+        raise ValueError(f"not a layer configuration: class_name={class_name!r}, module={module!r}")
     cls = _REGISTRY.get(class_name)
     if cls is None or module not in (None, "keras.layers", "keras"):
         name = (config.get("config") or {}).get("name")
@@ -355,14 +420,18 @@ def _sub_object(value, module, what):
     only the keys its class accepts (Keras adds keys across releases)."""
     if value is None or isinstance(value, str):
         return value
-    if not isinstance(value, dict) or "class_name" not in value:
+    if not isinstance(value, dict) or not isinstance(value.get("class_name"), str) or \
+            not isinstance(value.get("config") or {}, dict):
         raise ValueError(f"cannot read {what} {value!r}")
     table = module._BY_CLASS if hasattr(module, "_BY_CLASS") else module._BY_NAME
     cls = table.get(value["class_name"])
     if cls is None:
         raise ValueError(f"{what} {value['class_name']!r} is not supported by gradsmith")
     params = inspect.signature(cls.__init__).parameters
-    return cls(**{k: v for k, v in (value.get("config") or {}).items() if k in params})
+    try:
+        return cls(**{k: v for k, v in (value.get("config") or {}).items() if k in params})
+    except (TypeError, AttributeError) as e:  # a value of the wrong type for the class's argument
+        raise ValueError(f"cannot read {what} {value!r}: {e}") from None
 
 
 def _activation_of(value):

@@ -2,7 +2,7 @@
 import numpy as np
 
 from gradsmith import initializers, ops, regularizers, utils
-from gradsmith.layers.base import (Layer, NoCompiledForm, _initializer_config, _regularizer_config,
+from gradsmith.layers.base import (Layer, NoCompiledForm, _initializer_config, _regularizer_config, as_shape,
                                    compiled_penalties)
 
 __all__ = ["Dense", "Activation", "Dropout", "Flatten"]
@@ -164,9 +164,11 @@ class Dropout(Layer):
         if not 0.0 <= rate < 1.0:
             raise ValueError(f"Dropout: rate must be in [0, 1), got {rate}")
         if noise_shape is not None:
-            noise_shape = tuple(None if d is None else int(d) for d in noise_shape)
+            noise_shape = as_shape(noise_shape, "Dropout: noise_shape")
         self.noise_shape = noise_shape
         self.rate = rate
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+            raise ValueError(f"Dropout: seed must be an integer or None, got {seed!r}")
         self.seed = seed
         self._seed = int(seed) if seed is not None else int(utils.global_rng().integers(0, 2**63))
         # Training calls so far: the Philox offset of the next mask. An array, so the compiled

@@ -1,5 +1,5 @@
 """The input of a model: ``Input(shape=...)`` and the InputLayer a Sequential model starts from."""
-from gradsmith.layers.base import Layer, _check_float32, _shape_list, _unique_name
+from gradsmith.layers.base import Layer, _check_float32, _shape_list, _unique_name, as_dim, as_shape
 
 __all__ = ["InputLayer", "Input"]
 
@@ -13,13 +13,18 @@ class InputLayer(Layer):
         if shape is None and input_shape is not None:
             shape = input_shape
         if batch_shape is not None:
+            batch_shape = as_shape(batch_shape, "Input: batch_shape")
+            if not batch_shape:
+                raise ValueError("Input: batch_shape must have a batch axis, got ()")
             batch_size, shape = batch_shape[0], tuple(batch_shape[1:])
         if shape is None:
             raise ValueError("Input needs shape=, e.g. Input(shape=(20,))")
         if isinstance(shape, int):
             shape = (shape,)
+        shape = as_shape(shape, "Input: shape")
+        batch_size = None if batch_size is None else as_dim(batch_size, "Input: batch_size")
         super().__init__(name=name if name is not None else _unique_name("input_layer"), **kwargs)
-        self.shape = (batch_size,) + tuple(shape)
+        self.shape = (batch_size,) + shape
         self._declared_input_shape = self.shape
 
     def forward(self, x, training=False):
@@ -36,6 +41,8 @@ class InputLayer(Layer):
         shape = config.get("batch_shape") or config.get("batch_input_shape")
         if shape is None:
             raise ValueError("InputLayer without batch_shape")
+        if not isinstance(shape, (list, tuple)):
+            raise ValueError(f"InputLayer: batch_shape must be a list, got {shape!r}")
         if config.get("sparse") or config.get("ragged"):
             raise ValueError("sparse or ragged inputs are not supported")
         _check_float32(config.get("dtype"), f"input {config.get('name')!r}")

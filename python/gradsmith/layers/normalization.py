@@ -29,9 +29,11 @@ class BatchNormalization(Layer):
             if len(axis) != 1:
                 raise NotImplementedError("BatchNormalization: one axis (the last) is supported")
             axis = axis[0]
+        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+            raise ValueError(f"BatchNormalization: axis must be an integer, got {axis!r}")
         self.axis = int(axis)
-        self.momentum = float(momentum)
-        self.epsilon = float(epsilon)
+        self.momentum = _number(momentum, "momentum")
+        self.epsilon = _number(epsilon, "epsilon")
         if not self.epsilon > 0:
             raise ValueError(f"BatchNormalization: epsilon must be > 0, got {epsilon}")
         self.center, self.scale = bool(center), bool(scale)
@@ -138,3 +140,10 @@ class BatchNormalization(Layer):
                 "beta_regularizer": _regularizer_config(self.beta_regularizer, self),
                 "gamma_regularizer": _regularizer_config(self.gamma_regularizer, self),
                 "beta_constraint": None, "gamma_constraint": None, "synchronized": self.synchronized}
+
+
+def _number(value, what):
+    """A float argument from a config: a real number (a string or a list is a ValueError, not a TypeError)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"BatchNormalization: {what} must be a number, got {value!r}")
+    return float(value)
