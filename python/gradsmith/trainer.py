@@ -27,7 +27,7 @@ import warnings
 
 import numpy as np
 
-from gradsmith import _core, callbacks as callbacks_mod, compiled_step, config, epoch_iterator, losses
+from gradsmith import _core, callbacks as callbacks_mod, compiled_step, config, data_adapter, epoch_iterator, losses
 from gradsmith import metrics as metrics_mod, ops, optimizers, profiler
 
 __all__ = ["Trainer"]
@@ -514,6 +514,7 @@ class Trainer:
     # ------------------------------------------------------------------ one batch
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         self._check_compiled("train_on_batch")
+        _reject_masked(x, y, sample_weight)
         if class_weight is not None:
             sample_weight = epoch_iterator.class_sample_weights(y, sample_weight, class_weight)
         self._reset_metrics()
@@ -522,6 +523,7 @@ class Trainer:
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         self._check_compiled("test_on_batch")
+        _reject_masked(x, y, sample_weight)
         self._reset_metrics()
         value, n = self._test_step(x, y, sample_weight)
         return self._batch_result(value, n, return_dict)
@@ -550,6 +552,12 @@ def _check_validation_freq(freq):
         return [int(e) for e in freq]
     raise ValueError(f"Expected `validation_freq` to be a list or int. Received: validation_freq={freq!r} of the "
                      f"type {type(freq)}.")
+
+
+def _reject_masked(x, y, sample_weight):
+    for a, name in ((x, "x"), (y, "y"), (sample_weight, "sample_weight")):
+        if isinstance(a, np.ma.MaskedArray):
+            data_adapter.reject_masked(a, name)
 
 
 def _per_sample(shape):
