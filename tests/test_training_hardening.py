@@ -419,3 +419,43 @@ def test_masked_arrays_are_refused_not_unmasked_silently(rng):
         np.testing.assert_array_equal(got, want)
     # a masked array with nothing masked loses nothing: it is taken
     model.fit(np.ma.masked_array(x), y, verbose=0)
+
+
+# --------------------------------------------------------------------------- metrics on 1-D / 2-D / weighted inputs
+# (metric, batches of (y_true, y_pred[, sample_weight]), the result worked out by hand with Keras 3's
+# rules: accuracy and binary_accuracy are element-wise (keras-team/keras#19847), the Mean applies the
+# weights, then reduces each sample by its mean, weights included).
+METRIC_CASES = [
+    ("binary 1-D, two batches", keras.metrics.BinaryAccuracy,
+     [([1, 0, 1, 1], [0.9, 0.1, 0.2, 0.8]), ([1, 1], [0.9, 0.1])], 4 / 6),
+    ("binary 1-D weighted", keras.metrics.BinaryAccuracy,
+     [([1, 0, 1, 1], [0.9, 0.1, 0.2, 0.8], [1, 2, 3, 4])], (1 + 2 + 4) / 10),
+    ("binary 2-D", keras.metrics.BinaryAccuracy, [([[1, 0], [1, 1]], [[0.9, 0.1], [0.2, 0.8]])], 0.75),
+    ("binary 2-D, weight per sample", keras.metrics.BinaryAccuracy,
+     [([[1, 0], [1, 1]], [[0.9, 0.1], [0.2, 0.8]], [1, 3])], (1 * 1 + 0.5 * 3) / 4),
+    ("binary 2-D, weight per element", keras.metrics.BinaryAccuracy,
+     [([[1, 0], [1, 1]], [[0.9, 0.1], [0.2, 0.8]], [[1, 0], [1, 1]])], (0.5 + 0.5) / (0.5 + 1.0)),
+    ("binary (n, 1) is (n,)", keras.metrics.BinaryAccuracy,
+     [([[1], [0], [1], [1]], [[0.9], [0.1], [0.2], [0.8]]), ([1, 1], [0.9, 0.1])], 4 / 6),
+    ("accuracy 1-D, two batches", keras.metrics.Accuracy, [([1, 2, 3, 4], [0, 2, 3, 4]), ([1, 2], [1, 0])], 4 / 6),
+    ("accuracy, Keras's docstring", keras.metrics.Accuracy,
+     [([[1], [2], [3], [4]], [[0], [2], [3], [4]], [1, 1, 0, 0])], 0.5),
+    ("categorical, Keras's docstring", keras.metrics.CategoricalAccuracy,
+     [([[0, 0, 1], [0, 1, 0]], [[0.1, 0.9, 0.8], [0.05, 0.95, 0]], [0.7, 0.3])], 0.3),
+    ("sparse 1-D labels, weighted", keras.metrics.SparseCategoricalAccuracy,
+     [([2, 1], [[0.1, 0.6, 0.3], [0.05, 0.95, 0]], [0.7, 0.3])], 0.3),
+    ("mse 1-D is one sample per batch (mean over the last axis)", keras.metrics.MeanSquaredError,
+     [([0, 1], [1, 1]), ([0, 0, 0, 2], [0, 0, 0, 0])], (0.5 + 1.0) / 2),
+    ("mae 2-D weighted", keras.metrics.MeanAbsoluteError, [([[0, 1], [0, 0]], [[1, 1], [1, 0]], [1, 3])],
+     (0.5 * 1 + 0.5 * 3) / 4),
+]
+
+
+@pytest.mark.parametrize("case", METRIC_CASES, ids=[c[0] for c in METRIC_CASES])
+def test_metrics_match_keras_on_1d_2d_and_weighted_inputs(case):
+    _, cls, batches, expected = case
+    m = cls()
+    for batch in batches:
+        m.update_state(*[np.asarray(a, np.float32) for a in batch])
+    assert isinstance(m.result(), float)
+    assert m.result() == pytest.approx(expected, rel=1e-6)
