@@ -175,12 +175,13 @@ def test_binary_accuracy_multi_column_and_threshold(rng):
         M.BinaryAccuracy(threshold=1.0)
 
 
-def test_one_dimensional_batches_count_as_one_sample():
-    # Keras: binary_accuracy takes the mean over the last axis, so a 1-D batch is ONE value in the Mean
+def test_one_dimensional_batches_count_each_element():
+    # Keras >= 3.4 (keras-team/keras#19847): binary_accuracy is element-wise, so a 1-D batch of n
+    # predictions is n values in the Mean (before, the batch's mean was ONE value)
     m = M.BinaryAccuracy()
-    m.update_state([1, 0, 1, 1], [0.9, 0.1, 0.2, 0.8])  # 3/4
-    m.update_state([1, 1], [0.9, 0.1])  # 1/2
-    assert m.result() == pytest.approx((0.75 + 0.5) / 2)
+    m.update_state([1, 0, 1, 1], [0.9, 0.1, 0.2, 0.8])  # 3 of 4
+    m.update_state([1, 1], [0.9, 0.1])  # 1 of 2
+    assert m.result() == pytest.approx(4 / 6)
 
 
 def test_sparse_accuracy_with_out_of_range_labels_counts_no_match():

@@ -213,6 +213,8 @@ class CompiledStep:
                 y = y.reshape(n)
             if y.shape != (n,):
                 return None
+            if y.dtype.kind == "u" and y.size and y.max() >= self.out:
+                return None  # e.g. 2**64 - 1, which int64 reads as -1: the Python path names the label as given
             if y.dtype.kind != "i" or y.dtype != np.int64:
                 if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
                     return None  # NaN or infinite labels: the Python path explains

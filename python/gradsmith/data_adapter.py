@@ -5,10 +5,14 @@ lists, a ``gradsmith.data.Dataset`` (or any re-iterable of batches), and a
 Python generator of ``(x, y)`` or ``(x, y, sample_weight)`` batches.
 """
 import types
+import warnings
 
 import numpy as np
 
 from gradsmith import utils
+
+# The largest batch_size taken: batch offsets stay far from int64's limit in the kernels' arithmetic.
+_MAX_BATCH = 2 ** 62
 
 __all__ = ["ArrayBatches", "IterableBatches", "adapt", "split_validation", "unpack"]
 
@@ -16,10 +20,34 @@ __all__ = ["ArrayBatches", "IterableBatches", "adapt", "split_validation", "unpa
 def _as_array(a, name):
     if a is None:
         return None
+    reject_masked(a, name)
     arr = np.asarray(a)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name}: expected numeric data, got dtype {arr.dtype}")
     return arr
+
+
+def reject_masked(a, name):
+    """A NumPy masked array with masked entries is refused: the kernels read the values under the mask
+    (Keras 3 converts such arrays with the mask dropped, silently), so the user fills or drops them."""
+    if isinstance(a, np.ma.MaskedArray) and np.ma.getmask(a) is not np.ma.nomask and np.ma.getmask(a).any():
+        raise TypeError(f"{name}: a masked array with {int(np.ma.getmask(a).sum())} masked entries; masks are not "
+                        f"supported (they would be ignored): pass {name}.filled(value) or drop the masked rows")
+
+
+# Keras's warning when an epoch of steps_per_epoch steps finds the data exhausted.
+OUT_OF_DATA = ("Your input ran out of data; interrupting training. Make sure that your dataset or generator can "
+               "generate at least `steps_per_epoch * epochs` batches. You may need to use the `.repeat()` function "
+               "when building your dataset.")
+
+
+def check_steps(steps, name):
+    """``steps_per_epoch`` / ``validation_steps`` / ``steps``: None or an integer >= 1."""
+    if steps is None:
+        return None
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"{name} must be None or a positive integer, got {steps!r}")
+    return int(steps)
 
 
 def unpack(batch):
@@ -38,7 +66,7 @@ def unpack(batch):
 class ArrayBatches:
     """Batches of in-memory arrays; reshuffled every epoch when ``shuffle``."""
 
-    def __init__(self, x, y=None, sample_weight=None, batch_size=32, shuffle=False, seed=None):
+    def __init__(self, x, y=None, sample_weight=None, batch_size=32, shuffle=False, seed=None, steps=None):
         self.x = _as_array(x, "x")
         self.y = _as_array(y, "y")
         self.sample_weight = _as_array(sample_weight, "sample_weight")
@@ -50,13 +78,50 @@ class ArrayBatches:
                 raise ValueError(f"x and {name} must have the same number of samples, got {n} and {len(a)}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        self.batch_size = int(batch_size)
+        if batch_size > _MAX_BATCH:
+            raise ValueError(f"batch_size={batch_size} is too large (at most 2**62); a batch_size of at least the "
+                             f"number of samples ({n}) trains on all of them in one batch")
+        # Larger than the data is one batch of all of it (Keras); the kernels see the rows a batch has.
+        self.batch_size = int(min(batch_size, max(n, 1)))
         self.shuffle = shuffle
         self._rng = np.random.default_rng(seed) if seed is not None else utils.global_rng()
         self.num_samples = n
+        self.steps = check_steps(steps, "steps_per_epoch")
+        self._pass_order, self._pass_pos = None, 0  # with steps: the current pass over the data
 
     def num_batches(self):
+        """Batches per epoch: ``steps`` when given (Keras), else one pass."""
+        return self.steps if self.steps is not None else self.batches_per_pass()
+
+    def batches_per_pass(self):
         return (self.num_samples + self.batch_size - 1) // self.batch_size
+
+    def reset(self):
+        """The next epoch starts a new pass (evaluate's and predict's epochs always do, as Keras's)."""
+        self._pass_pos = 0
+
+    def _next_rows(self):
+        """This epoch's rows: a slice, or an index array when shuffled (the shuffle drawn as a pass starts).
+
+        Keras 3 (EpochIterator): with ``steps_per_epoch`` an epoch is the next ``steps`` batches of the
+        current pass, which continues across epochs; when the pass runs out first the epoch ends early,
+        with Keras's warning, and the next epoch starts a new pass (reshuffled)."""
+        n, bs = self.num_samples, self.batch_size
+        if self.steps is None or self._pass_pos == 0:
+            self._pass_order = self._rng.permutation(n) if self.shuffle else None
+        if self.steps is None:
+            start, stop = 0, n
+        else:
+            per_pass, first = self.batches_per_pass(), self._pass_pos
+            last = first + self.steps
+            if last > per_pass:
+                warnings.warn(OUT_OF_DATA, stacklevel=5)
+                last = per_pass
+            self._pass_pos = 0 if last >= per_pass else last
+            start, stop = first * bs, min(last * bs, n)
+        if self._pass_order is None:
+            return slice(start, stop)
+        return self._pass_order[start:stop]
 
     # Up to this size the arrays are gathered in shuffled order once per epoch, and batches are
     # views of that copy (one gather instead of one per batch); larger data is gathered per batch.
@@ -68,22 +133,19 @@ class ArrayBatches:
         arrays = (self.x, self.y, self.sample_weight)
         if self.shuffle and sum(a.nbytes for a in arrays if a is not None) > self._GATHER_ONCE_BYTES:
             return None
-        if self.shuffle:
-            order = self._rng.permutation(self.num_samples)
-            arrays = tuple(None if a is None else a[order] for a in arrays)
-        return arrays
+        rows = self._next_rows()
+        return tuple(None if a is None else a[rows] for a in arrays)
 
     def epoch_order(self):
         """This epoch's row order, drawing the shuffle now as ``epoch()`` does (for data kept on a GPU,
         gathered there in this order)."""
-        if self.shuffle:
-            return self._rng.permutation(self.num_samples)
-        return np.arange(self.num_samples)
+        rows = self._next_rows()
+        return np.arange(self.num_samples)[rows] if isinstance(rows, slice) else rows
 
     def batches(self, arrays):
         """The batches of an epoch's arrays (from epoch()): views, in order."""
         x, y, sw = arrays
-        for start in range(0, self.num_samples, self.batch_size):
+        for start in range(0, len(x), self.batch_size):
             sl = slice(start, start + self.batch_size)
             yield x[sl], None if y is None else y[sl], None if sw is None else sw[sl]
 
@@ -92,11 +154,10 @@ class ArrayBatches:
         if arrays is not None:
             yield from self.batches(arrays)
             return
-        n = self.num_samples
-        order = self._rng.permutation(n)
+        rows = self._next_rows()  # data too large to gather at once: one gather per batch
         x, y, sw = self.x, self.y, self.sample_weight
-        for start in range(0, n, self.batch_size):
-            sl = slice(start, start + self.batch_size) if order is None else order[start:start + self.batch_size]
+        for start in range(0, len(rows), self.batch_size):
+            sl = rows[start:start + self.batch_size]
             yield x[sl], None if y is None else y[sl], None if sw is None else sw[sl]
 
 
@@ -105,7 +166,7 @@ class IterableBatches:
 
     def __init__(self, source, steps=None):
         self.source = source
-        self.steps = steps
+        self.steps = check_steps(steps, "steps_per_epoch")
         self.is_generator = isinstance(source, types.GeneratorType) or (
             hasattr(source, "__next__") and iter(source) is source)
         self._iterator = None
@@ -119,6 +180,11 @@ class IterableBatches:
             return len(self.source)
         except TypeError:
             return None
+
+    def reset(self):
+        """The next epoch starts from the dataset's beginning (evaluate's epochs, as Keras's)."""
+        if not self.is_generator:
+            self._iterator = None
 
     def __iter__(self):
         if self.is_generator:
@@ -139,6 +205,8 @@ class IterableBatches:
                     self.exhausted = True
                 else:
                     self._iterator = None
+                if self.steps is not None and count:  # Keras: the epoch ends early, with its warning
+                    warnings.warn(OUT_OF_DATA, stacklevel=3)
                 return
             count += 1
             yield unpack(batch)
@@ -150,7 +218,7 @@ def adapt(x, y=None, sample_weight=None, batch_size=None, shuffle=False, steps=N
         raise ValueError("x is required")
     is_arraylike = isinstance(x, (np.ndarray, list, tuple)) and not isinstance(x, types.GeneratorType)
     if is_arraylike:
-        return ArrayBatches(x, y, sample_weight, 32 if batch_size is None else batch_size, shuffle, seed)
+        return ArrayBatches(x, y, sample_weight, 32 if batch_size is None else batch_size, shuffle, seed, steps)
     if y is not None:
         raise ValueError("y must not be given when x is a dataset or a generator (it yields (x, y) batches)")
     if not hasattr(x, "__iter__"):

@@ -54,6 +54,11 @@ class EpochIterator:
         """Batches per epoch, or None when unknown (a generator, an infinite dataset)."""
         return self._adapter.num_batches()
 
+    def reset(self):
+        """The next epoch starts from the data's beginning (evaluate's, each time fit validates)."""
+        if hasattr(self._adapter, "reset"):
+            self._adapter.reset()
+
     # -- in-memory arrays (``self.array_data`` is not None)
     @property
     def batch_size(self):
@@ -62,6 +67,10 @@ class EpochIterator:
     @property
     def num_samples(self):
         return self.array_data.num_samples
+
+    @property
+    def y(self):
+        return self.array_data.y
 
     def first_rows(self):
         """x's first row, as a batch (to build a model from its shape)."""

@@ -9,11 +9,16 @@ and prediction come from the Trainer it inherits (gradsmith.trainer), as Keras
 """
 import numpy as np
 
-from gradsmith import config as config_mod, layers as layers_mod, saving
-from gradsmith.layers.base import _check_float32, _dtype_policy, _shape_list, as_shape, implied_weights, is_builtin
+from gradsmith import config as config_mod, data_adapter, layers as layers_mod, saving
+from gradsmith.layers.base import (_check_float32, _dtype_policy, _shape_list, as_shape, implied_weights,
+                                   is_builtin)
 from gradsmith.trainer import Trainer
 
 __all__ = ["Sequential", "Model", "load_model"]
+
+# Gathers so far, over every model: a model whose last gather is the latest knows that its weights are
+# still in its own buffer (``Sequential._claim_weights``).
+_gathers = 0
 
 
 class Sequential(Trainer):
@@ -25,6 +30,7 @@ class Sequential(Trainer):
         self._layers = []
         self._input_layer = None
         self.built = False
+        self._home_weights, self._gathered_at = (), -1
         super().__init__()  # the Trainer's state: optimizer, loss, compiled, the compiled step
         for layer in layers or []:
             self.add(layer)
@@ -111,9 +117,17 @@ class Sequential(Trainer):
                                  f"{layer.name!r}), more than the limit of {limit:,}; raise it with "
                                  "gradsmith.config.set_max_weights (or max_weights= when loading a file)")
 
-    def _gather_weights(self):
-        """One flat buffer for the values and one for the gradients; each weight becomes a view."""
-        weights = [w for layer in self._layers for w in layer._weights]
+    def _gather_weights(self, keep_optimizer=False):
+        """One flat buffer for the values and one for the gradients; each weight becomes a view.
+
+        A layer may be in several models (transfer learning: ``Sequential(old.layers[:-1] + [Dense(3)])``).
+        Its weights are one set of values, living in the buffer of the model that gathered them last:
+        gathering copies their current values into this model's new buffer and re-points the views, and
+        the model they left re-gathers before its next use (``_claim_weights``), carrying the values back.
+        ``keep_optimizer`` (that re-gather: same weights, same order) keeps the optimizer's state, whose
+        slots are its own buffers indexed like the trainable weights; only its variable views move."""
+        global _gathers
+        weights = self._all_weights()
         total = sum(w.size for w in weights)
         params = np.zeros(total, np.float32)
         grads = np.zeros(total, np.float32)
@@ -123,12 +137,46 @@ class Sequential(Trainer):
             view[...] = w.value
             w.value = view
             w.grad = grads[offset:offset + w.size].reshape(w.shape)
+            w._home = params
             offset += w.size
-        self.parameters, self.gradients = params, grads
+        self._parameters, self._gradients = params, grads
+        self._home_weights = tuple(weights)
+        _gathers += 1
+        self._gathered_at = _gathers
         self._plan = self._plan_key = None
-        # An optimizer built for the old buffers would update stale views: start it afresh.
-        if self.optimizer is not None:
+        if self.optimizer is None:
+            return
+        if keep_optimizer:
+            if self.optimizer.built:
+                self.optimizer._trainable_variables = [w.value for w in self._trainable()]
+        else:
+            # An optimizer built for the old buffers would update stale views: start it afresh.
             self.optimizer = type(self.optimizer).from_config(self.optimizer.get_config())
+
+    def _claim_weights(self):
+        """Bring the layers' weights back into this model's buffer when a model sharing one of its layers
+        has gathered them since (see ``_gather_weights``). One integer compare when no model has gathered
+        since this one did."""
+        if not self.built or self._gathered_at == _gathers:
+            return
+        params = self._parameters
+        if all(w._home is params for w in self._home_weights) and \
+                self._home_weights == tuple(self._all_weights()):
+            self._gathered_at = _gathers
+            return
+        self._gather_weights(keep_optimizer=self._home_weights == tuple(self._all_weights()))
+
+    @property
+    def parameters(self):
+        """All weights as one flat float32 array (each layer's weights are views of it)."""
+        self._claim_weights()
+        return self._parameters
+
+    @property
+    def gradients(self):
+        """The gradients, laid out as ``parameters``."""
+        self._claim_weights()
+        return self._gradients
 
     def _trainable(self):
         if not self.trainable:
@@ -182,6 +230,7 @@ class Sequential(Trainer):
         return self.built
 
     def _prepare_batch(self, x, y, sw):
+        data_adapter.reject_masked(x, "x")
         x = np.asarray(x)
         if x.dtype.kind not in "biuf":
             raise TypeError(f"x: expected numeric data, got dtype {x.dtype}")

@@ -19,13 +19,16 @@ kernel steps batch by batch through ``_python_train_step``:
     -> optimizer.apply                     (one fused ops.*_step over every trainable weight)
 """
 import contextlib
+import signal
 import sys
+import threading
+import time
 import warnings
 
 import numpy as np
 
-from gradsmith import _core, callbacks as callbacks_mod, compiled_step, config, epoch_iterator, losses
-from gradsmith import metrics as metrics_mod, optimizers, profiler
+from gradsmith import _core, callbacks as callbacks_mod, compiled_step, config, data_adapter, epoch_iterator, losses
+from gradsmith import metrics as metrics_mod, ops, optimizers, profiler
 
 __all__ = ["Trainer"]
 
@@ -42,6 +45,7 @@ class Trainer:
         self._compile_config = None
         self._plan = self._plan_key = None  # the compiled training step (gradsmith.compiled_step)
         self._plan_reason = None
+        self._interrupts = _NO_DEFER  # fit's Ctrl-C guard (_DeferInterrupts)
 
     # ------------------------------------------------------------------ compile
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, weighted_metrics=None,
@@ -146,6 +150,7 @@ class Trainer:
     def _compiled_step(self):
         """The model's C++ training step (gradsmith.compiled_step), rebuilt when what it was built from
         changes; None when some part has no kernel (then steps run layer by layer)."""
+        self._claim_weights()  # a model sharing a layer may have moved the weights the plan points at
         key = self._plan_key_now()
         if self._plan_key != key:
             self._plan = compiled_step.build(self) if self.built else None
@@ -159,6 +164,7 @@ class Trainer:
         """The compiled step if training has built one that is still current, else None: evaluate and
         predict use it but never build one (building would build the optimizer, which Keras's evaluate
         does not)."""
+        self._claim_weights()
         if self._plan is not None and self._plan_key == self._plan_key_now():
             return self._plan
         return None
@@ -171,6 +177,7 @@ class Trainer:
     def _train_step(self, x, y, sw):
         """One optimizer step on a batch; returns (loss value: weighted loss + regularization, samples)."""
         if self._ensure_built_from(x):
+            self._claim_weights()
             step = self._compiled_step()
             if step is not None:
                 result = step.run(x, y, sw)
@@ -233,11 +240,18 @@ class Trainer:
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
             steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
-        """Train for ``epochs`` epochs; returns a History whose ``.history`` holds the per-epoch logs."""
+        """Train for ``epochs`` epochs; returns a History whose ``.history`` holds the per-epoch logs.
+
+        Everything that can be checked before the first step is (arguments, array labels against the
+        loss, validation arrays against the model), so a failed fit leaves the weights as they were.
+        Ctrl-C stops it between two steps: the weights and optimizer state are those after the last
+        step that ran, and ``optimizer.iterations`` counts exactly those steps."""
         self._check_compiled("fit")
+        validation_freq = _check_validation_freq(validation_freq)
         train, val = epoch_iterator.train_and_validation(
             x, y, sample_weight, batch_size, steps_per_epoch, shuffle, class_weight, validation_split,
             validation_data, validation_batch_size, validation_steps)
+        self._check_arrays_before_training(train, val)
         verbose = 1 if verbose == "auto" else int(verbose)
         history = callbacks_mod.History()
         cbs = callbacks_mod.CallbackList(callbacks, add_history=False, add_progbar=verbose != 0, model=self,
@@ -249,13 +263,27 @@ class Trainer:
         batch_hooks = cbs.implements_batch_hooks("train")  # else no per-batch logs are built
         # fit's own progress bar only redraws now and then: it is fed once per run of batches.
         progress_only = batch_hooks and cbs.batch_hooks_only_from("train", callbacks_mod.ProgbarLogger)
+        with _DeferInterrupts() as self._interrupts:
+            try:
+                self._fit_epochs(train, val, cbs, epochs, initial_epoch, validation_freq, batch_hooks, progress_only)
+            finally:
+                self._interrupts = _NO_DEFER
+                # Keras: with use_ema the trainable weights become their moving averages at the end of
+                # fit (its ``finally``, so also after an interrupt).
+                if self.optimizer is not None and epochs > initial_epoch and self.built:
+                    self.optimizer.finalize_variable_values([w.value for w in self._trainable()])
+        return history
+
+    def _fit_epochs(self, train, val, cbs, epochs, initial_epoch, validation_freq, batch_hooks, progress_only):
         cbs.on_train_begin()
+        logs = None
         for epoch in range(initial_epoch, epochs):
             self._reset_metrics()
             cbs.on_epoch_begin(epoch)
             loss_sum, count = 0.0, 0
-            # With no callback asking for batch hooks, the whole epoch is one call into the compiled step
-            # (runs of batches between progress-bar updates when that is the only hook).
+            # With no callback asking for batch hooks, the epoch goes to the compiled step in runs of
+            # batches (as long as a progress-bar update apart, or about _RUN_SECONDS each: Ctrl-C is
+            # looked at between runs).
             ran = arrays = None
             if train.array_data is not None:
                 if not batch_hooks or progress_only:
@@ -267,7 +295,8 @@ class Trainer:
             for step, (xb, yb, swb) in enumerate(() if ran is not None else train.batches(arrays)):
                 if batch_hooks:
                     cbs.on_train_batch_begin(step)
-                value, n = self._train_step(xb, yb, swb)
+                with self._interrupts.step():  # a step runs whole: Ctrl-C waits for its end
+                    value, n = self._train_step(xb, yb, swb)
                 loss_sum += value * n
                 count += n
                 if batch_hooks:
@@ -278,27 +307,102 @@ class Trainer:
                 print("Warning: your input ran out of data; training stops.", file=sys.stderr)
                 break
             logs = self._logs(loss_sum, count)
-            if val is not None and (epoch + 1) % validation_freq == 0:
+            if val is not None and _should_validate(epoch, validation_freq):
+                val.reset()  # Keras: each validation starts from the data's beginning
                 val_logs = self._evaluate_batches(val, cbs)
                 logs.update({"val_" + k: v for k, v in val_logs.items()})
             cbs.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
-        cbs.on_train_end()
-        return history
+        cbs.on_train_end(logs)
+
+    def _check_arrays_before_training(self, train, val):
+        """What fit can check of array data before any weight changes (Keras finds these at some batch):
+        labels the sparse loss cannot take anywhere in y (out of range, NaN, not integers), y or
+        validation data whose shape does not fit the model. Vectorized; the model is not built here
+        (building draws the initial weights after the first shuffle, as the epochs expect)."""
+        in_shape = self._input_layer.shape[1:] if getattr(self, "_input_layer", None) is not None else None
+        if train.array_data is not None and in_shape is None:
+            in_shape = train.array_data.x.shape[1:]
+        out_shape = self._output_shape_for(in_shape)
+        for what, data in (("y", train), ("validation_data", val)):
+            if data is None or data.array_data is None:
+                continue
+            arrays = data.array_data
+            if what == "validation_data" and in_shape is not None and (
+                    len(in_shape) != arrays.x.ndim - 1 or
+                    any(e is not None and e != d for e, d in zip(in_shape, arrays.x.shape[1:]))):
+                raise ValueError(f"validation_data: x of shape {arrays.x.shape} does not match the model's input "
+                                 f"shape {(None,) + tuple(in_shape)}")
+            if arrays.y is None or out_shape is None or len(arrays.y) == 0:
+                continue
+            label = "y" if what == "y" else "validation_data: y"
+            spec = self.loss._kernel_spec() if isinstance(self.loss, losses.Loss) else None
+            if spec is not None and spec[0] == "sparse_categorical_crossentropy" and len(out_shape) == 2:
+                labels, ignore = arrays.y, spec[1].get("ignore_class")
+                if ignore is not None and labels.dtype.kind in "iuf":
+                    labels = labels[labels.reshape(len(labels), -1)[:, 0] != ignore] if labels.ndim else labels
+                try:
+                    ops._sparse_labels(labels, len(labels), int(out_shape[-1]))
+                except (ValueError, TypeError) as e:
+                    raise type(e)(f"{label}: {str(e).removeprefix('y_true: ')} (nothing was trained)") from None
+                continue
+            # Any other loss: a bad y fails the first step, before any update; validation y must have
+            # the training y's per-sample shape (else that of the output, for a loss with a kernel, which
+            # takes y as the output's shape, or (n,) / (n, 1) for one output).
+            if what == "validation_data":
+                if train.array_data is not None and train.array_data.y is not None:
+                    want = _per_sample(train.array_data.y.shape)
+                elif spec is not None:
+                    want = _per_sample(out_shape)
+                else:
+                    continue
+                if _per_sample(arrays.y.shape) != want:
+                    raise ValueError(f"validation_data: y of shape {arrays.y.shape} does not match the training "
+                                     f"targets (per-sample shape {want}; the model's output shape is "
+                                     f"{(None,) + tuple(out_shape[1:])})")
+
+    def _output_shape_for(self, in_shape):
+        """The model's output shape for inputs of per-sample shape ``in_shape``, without building it;
+        None when a layer cannot tell."""
+        if in_shape is None or not self._layers:
+            return None
+        if self.built:
+            return tuple(self._layers[-1].output_shape)
+        shape = (None,) + tuple(in_shape)
+        try:
+            for layer in self._layers:
+                shape = layer.compute_output_shape(shape)
+        except Exception:  # noqa: BLE001 - an unbuilt layer that needs its build; the first step checks
+            return None
+        return tuple(shape) if shape is not None and all(d is not None for d in shape[1:]) else None
 
     # Batches per call into the compiled step while a progress bar is shown (it redraws at most every 50 ms).
     _PROGRESS_RUN = 16
+    # Without one, runs of about this many seconds: Ctrl-C is seen between runs. Ample next to the
+    # ~20 us a call costs, so one epoch of a small model is still one call.
+    _RUN_SECONDS = 0.25
+    _FIRST_RUN = 64  # batches in the first run of a step whose speed is not known yet
+
+    def _run_length(self, step, batch_size, n):
+        """Samples for the next call into the compiled step when no progress bar sets it: about
+        _RUN_SECONDS from the speed the last runs measured (``step._seconds_per_sample``)."""
+        per_sample = getattr(step, "_seconds_per_sample", None)
+        if per_sample is None:
+            return self._FIRST_RUN * batch_size
+        batches = int(self._RUN_SECONDS / max(per_sample * batch_size, 1e-9))
+        return max(1, batches) * batch_size
 
     def _train_epoch(self, train, progress=None):
         """An epoch of array data (an EpochIterator over arrays, whose shuffle this draws) through the
         compiled step: ((loss sum, samples), None), or (None, the epoch's arrays) when the model or the
-        data needs the batch-by-batch loop. With ``progress`` (the callbacks, whose only batch hook is the
-        progress bar), runs of batches, the bar fed after each. On a GPU the epoch is one session (weights
-        uploaded once, copied back at its end), and data that fits stays on the device across epochs,
-        each epoch's shuffle gathered there."""
+        data needs the batch-by-batch loop. The epoch goes in runs of batches: with ``progress`` (the
+        callbacks, whose only batch hook is the progress bar) the bar is fed after each; without, runs
+        of about _RUN_SECONDS, with Ctrl-C honoured between them. On a GPU the epoch is one session
+        (weights uploaded once, copied back at its end, also after Ctrl-C), and data that fits stays on
+        the device across epochs, each epoch's shuffle gathered there."""
         # On the CPU the shuffle is drawn before the model is built (building draws initial weights).
-        batch_size, n = train.batch_size, train.num_samples
+        batch_size = train.batch_size
         drawn = train.epoch_arrays() if self.device == "cpu" else None
         step = self._compiled_step() if self._ensure_built_from(train.first_rows()) else None
         order = None
@@ -308,12 +412,17 @@ class Trainer:
             drawn = train.epoch_arrays()
         if step is None or (drawn is None and order is None):
             return None, drawn
-        run = n if progress is None else self._PROGRESS_RUN * batch_size
+        n = len(order) if order is not None else len(drawn[0])
         steps = (n + batch_size - 1) // batch_size
         loss_sum, count = 0.0, 0
-        with step.session():
-            for start in range(0, n, run):
+        interrupts = self._interrupts
+        with interrupts.step(), step.session():  # Ctrl-C: the session ends normally, then it is raised
+            start = 0
+            while start < n and not interrupts.pending:
+                run = self._PROGRESS_RUN * batch_size if progress is not None else \
+                    self._run_length(step, batch_size, n)
                 part = slice(start, start + run)
+                t0 = time.perf_counter()
                 if order is not None:
                     done = step.run_epoch_resident(order[part], batch_size, loss_sum, count)
                 else:
@@ -321,10 +430,13 @@ class Trainer:
                     done = step.run_epoch(x, y, sw, batch_size, loss_sum, count)
                 if done is None:  # only the first run can refuse (the rest is the same data): nothing trained yet
                     return None, train.gather(order) if order is not None else drawn
+                ran = min(run, n - start)
+                if ran >= batch_size:
+                    step._seconds_per_sample = (time.perf_counter() - t0) / ran
                 loss_sum, count = done
+                start += run
                 if progress is not None:
-                    progress.on_train_batch_end(min(steps, (start + run) // batch_size) - 1,
-                                                self._logs(loss_sum, count))
+                    progress.on_train_batch_end(min(steps, start // batch_size) - 1, self._logs(loss_sum, count))
                     if self.stop_training:
                         break
         return (loss_sum, count), None
@@ -352,7 +464,9 @@ class Trainer:
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
                  callbacks=None, return_dict=False):
-        """Loss (and metrics) over the data: a float, a list [loss, metrics...], or a dict with return_dict."""
+        """Loss (and metrics) over the data: a float, a list [loss, metrics...], or a dict with return_dict.
+        ``callbacks`` get on_test_begin / on_test_batch_begin / on_test_batch_end (the running logs) /
+        on_test_end (the final logs), as Keras calls them."""
         self._check_compiled("evaluate")
         batches = epoch_iterator.EpochIterator(x, y, sample_weight, batch_size, steps_per_epoch=steps)
         verbose = 1 if verbose == "auto" else int(verbose)
@@ -365,17 +479,32 @@ class Trainer:
         return values[0] if len(values) == 1 else values
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
-        """Outputs for every sample of x, as one float32 NumPy array."""
+        """Outputs for every sample of x, as one float32 NumPy array. ``callbacks`` get on_predict_begin /
+        on_predict_batch_begin / on_predict_batch_end (logs ``{'outputs': the batch's predictions}``) /
+        on_predict_end, as Keras calls them."""
         batches = epoch_iterator.EpochIterator(x, None, None, batch_size, steps_per_epoch=steps)
+        verbose = 1 if verbose == "auto" else int(verbose)
+        cbs = None
+        if callbacks is not None:  # Keras adds no progress bar to predict's hooks unless asked
+            cbs = callbacks_mod.CallbackList(callbacks, model=self, verbose=verbose, epochs=1,
+                                             steps=batches.num_batches())
+            cbs.on_predict_begin()
+        batch_hooks = cbs is not None and cbs.implements_batch_hooks("predict")
         outs = []
         step = self._existing_compiled_step()
         with self._inference_session():
-            for xb, _, _ in batches:
+            for i, (xb, _, _) in enumerate(batches):
+                if batch_hooks:
+                    cbs.on_predict_batch_begin(i)
                 y_pred = step.predict(xb) if step is not None else None
                 if y_pred is None:
                     xb, _, _ = self._prepare_batch(xb, None, None)
                     y_pred = self._forward(xb, training=False)
                 outs.append(y_pred)
+                if batch_hooks:
+                    cbs.on_predict_batch_end(i, {"outputs": y_pred})
+        if cbs is not None:
+            cbs.on_predict_end()
         if not outs:  # zero rows: an empty array of the output's shape
             if not self.built:
                 raise ValueError("predict: no data, and the model has no input shape to size the output")
@@ -385,6 +514,7 @@ class Trainer:
     # ------------------------------------------------------------------ one batch
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         self._check_compiled("train_on_batch")
+        _reject_masked(x, y, sample_weight)
         if class_weight is not None:
             sample_weight = epoch_iterator.class_sample_weights(y, sample_weight, class_weight)
         self._reset_metrics()
@@ -393,6 +523,7 @@ class Trainer:
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         self._check_compiled("test_on_batch")
+        _reject_masked(x, y, sample_weight)
         self._reset_metrics()
         value, n = self._test_step(x, y, sample_weight)
         return self._batch_result(value, n, return_dict)
@@ -407,6 +538,92 @@ class Trainer:
     def predict_on_batch(self, x):
         x, _, _ = self._prepare_batch(x, None, None)
         return self._forward(x, training=False)
+
+
+def _check_validation_freq(freq):
+    """Keras's validation_freq: validate every ``freq`` epochs (an int >= 1), or after the (1-based)
+    epochs listed; anything else is refused before training."""
+    if isinstance(freq, (int, np.integer)) and not isinstance(freq, bool):
+        if freq < 1:
+            raise ValueError(f"validation_freq must be an integer >= 1 or a list of epochs, got {freq!r}")
+        return int(freq)
+    if isinstance(freq, (list, tuple)) and all(isinstance(e, (int, np.integer)) and not isinstance(e, bool)
+                                               for e in freq):
+        return [int(e) for e in freq]
+    raise ValueError(f"Expected `validation_freq` to be a list or int. Received: validation_freq={freq!r} of the "
+                     f"type {type(freq)}.")
+
+
+def _reject_masked(x, y, sample_weight):
+    for a, name in ((x, "x"), (y, "y"), (sample_weight, "sample_weight")):
+        if isinstance(a, np.ma.MaskedArray):
+            data_adapter.reject_masked(a, name)
+
+
+def _per_sample(shape):
+    """A target's per-sample shape, a trailing 1 dropped ((n,) and (n, 1) are the same targets)."""
+    shape = tuple(shape[1:])
+    return shape[:-1] if shape[-1:] == (1,) else shape
+
+
+def _should_validate(epoch, freq):
+    """Keras ``_should_eval``: the 1-based epoch is a multiple of an int ``freq``, or listed in it."""
+    epoch += 1
+    return epoch % freq == 0 if isinstance(freq, int) else epoch in freq
+
+
+class _DeferInterrupts:
+    """Ctrl-C during fit without a half-done step: while a step (or a run of steps in one C++ call)
+    runs, SIGINT only marks itself pending; KeyboardInterrupt is raised as the step ends, so the
+    weights, the optimizer state and ``iterations`` all stand after the same last step. Outside steps
+    (callbacks, data loading) it is raised at once, as usual. Installed only from the main thread and
+    only over Python's default handler (a handler of the user's is left alone)."""
+
+    def __init__(self):
+        self.pending = False
+        self._depth = 0
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+        return False
+
+    def _handle(self, signum, frame):
+        if self._depth:
+            self.pending = True
+        else:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def step(self):
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+        if self.pending and not self._depth:
+            self.pending = False
+            raise KeyboardInterrupt
+
+
+class _NoDefer:
+    """Outside fit: steps are not guarded."""
+
+    pending = False
+
+    def step(self):
+        return contextlib.nullcontext()
+
+
+_NO_DEFER = _NoDefer()
 
 
 def _is_serialized(obj):

@@ -107,6 +107,7 @@ class Weight:
                              f"of {limit:,} (raise it with gradsmith.config.set_max_weights)")
         self.value = np.asarray(initializer(self.shape), dtype=np.float32).reshape(self.shape)
         self.grad = np.zeros(self.shape, np.float32)
+        self._home = None  # the flat buffer of the model whose views value and grad are (models.py)
 
     @property
     def size(self):

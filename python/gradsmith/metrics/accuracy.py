@@ -14,22 +14,25 @@ __all__ = ["accuracy", "binary_accuracy", "categorical_accuracy", "sparse_catego
 
 
 def accuracy(y_true, y_pred):
-    """Per-sample ``mean(y_true == y_pred, axis=-1)``."""
+    """Element-wise ``float(y_true == y_pred)``.
+
+    Keras >= 3.4 (keras-team/keras#19847) no longer takes the mean over the last axis here: the Mean
+    metric reduces each sample after applying the sample weights, so a 1-D batch of n predictions is n
+    samples (not one), and weights shaped like y weigh each element."""
     y_pred = _f32(y_pred, "y_pred")
     y_true = _f32(y_true, "y_true")
     y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
-    # Keras: mean(equal(y_true, y_pred), axis=-1)
-    return np.asarray(np.mean((y_true == y_pred).astype(_F32), axis=-1), dtype=_F32)
+    return (y_true == y_pred).astype(_F32)
 
 
 def binary_accuracy(y_true, y_pred, threshold=0.5):
-    """Per-sample ``mean(y_true == float(y_pred > threshold), axis=-1)``."""
+    """Element-wise ``float(y_true == float(y_pred > threshold))`` (Keras >= 3.4: no mean over the last
+    axis; see ``accuracy``)."""
     y_pred = _f32(y_pred, "y_pred")
     y_true = _f32(y_true, "y_true")
     y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
-    # Keras: y_pred = cast(y_pred > threshold); mean(equal(y_true, y_pred), axis=-1)
     y_pred = (y_pred > _F32(threshold)).astype(_F32)
-    return np.asarray(np.mean((y_true == y_pred).astype(_F32), axis=-1), dtype=_F32)
+    return (y_true == y_pred).astype(_F32)
 
 
 def categorical_accuracy(y_true, y_pred):
