@@ -546,3 +546,23 @@ def test_paths_may_be_str_or_pathlike(tmp_path, rng):
     saving.load_weights(loaded, tmp_path / "w.weights.h5")
     shutil.copy(tmp_path / "m.keras", tmp_path / "copy.keras")
     keras.models.load_model(tmp_path / "copy.keras")
+
+
+def test_adamax_state_is_interleaved_per_variable_as_keras_writes_it(tmp_path, rng):
+    """Keras's Adamax makes momentum and norm in one add_optimizer_variables call: per variable,
+    momentum then norm (not all momenta, then all norms)."""
+    x = rng.standard_normal((32, 4)).astype(np.float32)
+    model = keras.Sequential([keras.layers.Dense(3, input_shape=(4,))])
+    model.compile(optimizer=keras.optimizers.Adamax(), loss="mse")
+    model.fit(x, x[:, :3], epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    tree = h5_tree(read_keras_file(tmp_path / "m.keras")[3])
+    slots = model.optimizer._slots
+    for i, shape in enumerate([(4, 3), (3,)]):
+        np.testing.assert_array_equal(tree[f"optimizer/vars/{2 + 2 * i}"], slots["momentum"][1][i])
+        np.testing.assert_array_equal(tree[f"optimizer/vars/{3 + 2 * i}"], slots["norm"][1][i])
+        assert tree[f"optimizer/vars/{2 + 2 * i}"].shape == shape
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    for kind in ("momentum", "norm"):
+        for a, b in zip(loaded.optimizer._slots[kind][1], slots[kind][1]):
+            np.testing.assert_array_equal(a, b)

@@ -278,9 +278,11 @@ def _slot_groups(optimizer):
     base = [k for k in ("average", "gradient_accumulator") if k in kinds]
     own = [k for k in kinds if k not in base]
     groups = [(k,) for k in base]
-    if isinstance(optimizer, optimizers.Adam) and own[:2] == ["momentum", "velocity"]:
-        groups.append(("momentum", "velocity"))
-        own = own[2:]
+    # Keras makes these two with one add_optimizer_variables call, which interleaves them per variable.
+    for cls, pair in ((optimizers.Adam, ["momentum", "velocity"]), (optimizers.Adamax, ["momentum", "norm"])):
+        if isinstance(optimizer, cls) and own[:2] == pair:
+            groups.append(tuple(pair))
+            own = own[2:]
     return groups + [(k,) for k in own]
 
 
