@@ -296,10 +296,11 @@ def test_record_function_spans_nest_around_kernels(idle_profiler, rng):
 
 
 def test_deep_nesting_is_bounded(idle_profiler, rng):
-    """Spans deeper than the per-thread frame stack (64) are not recorded; nothing breaks."""
+    """Spans deeper than the per-thread frame stack (64) are not recorded, but counted as dropped (stop()
+    warns); nothing breaks."""
     import contextlib
 
-    with profiler.profile() as prof:
+    with pytest.warns(RuntimeWarning, match="6 events were dropped"), profiler.profile() as prof:
         with contextlib.ExitStack() as stack:
             for i in range(70):
                 stack.enter_context(profiler.record_function(f"level{i}"))
@@ -307,7 +308,7 @@ def test_deep_nesting_is_bounded(idle_profiler, rng):
         ops.sum(f32(rng, 4))
     spans = [e for e in prof.events if e["cat"] == "user"]
     assert len(spans) == 64 and [e["name"] for e in spans] == [f"level{i}" for i in range(64)]
-    assert [e["name"] for e in prof.events if e["cat"] == "kernel"] == ["sum", "sum"]
+    assert [e["name"] for e in prof.events if e["cat"] == "kernel"] == ["sum", "sum"] and prof.dropped == 6
 
 
 # --------------------------------------------------------------------------- #
@@ -456,3 +457,32 @@ def test_layer_by_layer_steps_are_spans_too(idle_profiler, rng):
     assert [e["name"] for e in spans] == ["train_step"] * 2
     optimizer = [e for e in prof.events if e["name"] == "optimizer_step"]
     assert all(any(s["start_us"] <= e["start_us"] <= s["start_us"] + s["dur_us"] for s in spans) for e in optimizer)
+
+
+def test_a_profile_dropped_without_stop_does_not_block_later_ones():
+    import gc
+
+    from gradsmith import profiler
+
+    prof = profiler.profile()
+    prof.start()
+    del prof  # never stopped
+    gc.collect()
+    with profiler.profile() as again:
+        gradsmith.ops.activation_forward(np.ones((4, 4), np.float32), "relu")
+    assert any(e["name"] == "activation_forward" for e in again.events)
+
+
+def test_spans_left_open_are_forgotten_by_the_next_profile_and_too_deep_ones_are_counted():
+    from gradsmith import profiler
+
+    with pytest.warns(RuntimeWarning, match="dropped"):
+        with profiler.profile() as first:
+            for _ in range(70):  # entered, never exited: the last few are too deep to track
+                profiler.record_function("leak").__enter__()
+    assert first.dropped >= 6
+    with profiler.profile() as second:  # the leaked spans belong to the first profile: forgotten
+        with profiler.record_function("fresh"):
+            gradsmith.ops.activation_forward(np.ones((4, 4), np.float32), "relu")
+    names = [e["name"] for e in second.events]
+    assert "fresh" in names and "activation_forward" in names and second.dropped == 0

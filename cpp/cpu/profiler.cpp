@@ -134,9 +134,10 @@ Event* chunk(Buffer* b, int64_t c) noexcept {
   return b->chunks[c];
 }
 
-void record(ThreadState& ts, const Event& e) noexcept {
+// The thread's buffer, emptied if it last wrote in an earlier session; null when none can be had.
+Buffer* session_buffer(ThreadState& ts) noexcept {
   Buffer* b = ts.buf ? ts.buf : register_thread(ts);
-  if (!b) return;
+  if (!b) return nullptr;
   // Acquire: the reads of the last collect (before start's release) happen before these writes.
   const uint32_t session = g_session.load(std::memory_order_acquire);
   if (b->session.load(std::memory_order_relaxed) != session) {
@@ -144,6 +145,12 @@ void record(ThreadState& ts, const Event& e) noexcept {
     b->dropped.store(0, std::memory_order_relaxed);
     b->session.store(session, std::memory_order_release);
   }
+  return b;
+}
+
+void record(ThreadState& ts, const Event& e) noexcept {
+  Buffer* b = session_buffer(ts);
+  if (!b) return;
   const int64_t n = b->count.load(std::memory_order_relaxed);
   Event* c = n < g_capacity.load(std::memory_order_relaxed) ? chunk(b, n / kChunk) : nullptr;
   if (!c) {
@@ -227,7 +234,16 @@ const char* intern(const char* name) {
 int64_t span_begin(const char* name) {
   if (!enabled()) return -1;
   ThreadState& ts = t_state;
-  if (ts.frames >= kMaxDepth) return -1;
+  // Spans of an earlier session left open (entered, never exited) can never be recorded: they are
+  // forgotten, so they do not take this thread's frames forever. Kernel scopes always close.
+  const uint32_t session = g_session.load(std::memory_order_relaxed);
+  while (ts.frames > 0 && ts.frames <= kMaxDepth && ts.frame[ts.frames - 1].name &&
+         ts.frame[ts.frames - 1].session != session)
+    --ts.frames;
+  if (ts.frames >= kMaxDepth) {  // too deep to track: not recorded, but counted, so stop() says so
+    if (Buffer* b = session_buffer(ts)) b->dropped.fetch_add(1, std::memory_order_relaxed);
+    return -1;
+  }
   Frame& f = ts.frame[ts.frames++];
   f.child_ns = 0;
   f.name = name;

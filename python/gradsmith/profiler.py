@@ -26,6 +26,7 @@ import numbers
 import os
 import tempfile
 import threading
+import weakref
 import warnings
 
 import numpy as np
@@ -61,6 +62,8 @@ _SORT_KEYS = {
 
 _KIND_CATEGORY = ("kernel", "user")
 
+_recording = None  # a weak reference to the profile that is recording, if any
+
 
 class profile:
     """Record every kernel call between ``start()`` and ``stop()`` (or inside ``with``).
@@ -94,9 +97,13 @@ class profile:
     # ---- session -------------------------------------------------------- #
     def start(self):
         """Clear the previous events and start recording."""
+        global _recording
+        if not self._running and _recording is not None and _recording() is None:
+            _core.profiler_stop()  # the running profile was dropped without stop(): nobody can stop it now
         if self._running or not _core.profiler_start(self.max_events):
             raise RuntimeError("gradsmith.profiler: a profile is already running; profiles do not nest "
                                "(stop the running one first)")
+        _recording = weakref.ref(self)
         self._running = True
         self._raw = self._events = None
         self.dropped = 0
@@ -106,8 +113,10 @@ class profile:
         """Stop recording and fetch the events."""
         if not self._running:
             raise RuntimeError("gradsmith.profiler: this profile is not running")
+        global _recording
         _core.profiler_stop()
         self._running = False
+        _recording = None
         self._raw = _core.profiler_events()
         self._thread_names = {t.native_id: t.name for t in threading.enumerate()}
         self.dropped = int(self._raw["dropped"])
@@ -119,6 +128,14 @@ class profile:
 
     def __enter__(self):
         return self.start()
+
+    def __del__(self):
+        # A profile dropped while running (no stop(), no with) stops, so later profiles can start.
+        if getattr(self, "_running", False):
+            try:
+                _core.profiler_stop()
+            except Exception:  # noqa: BLE001 - interpreter shutdown
+                pass
 
     def __exit__(self, *exc):
         self.stop()
