@@ -468,6 +468,7 @@ def test_a_noise_shape_that_does_not_broadcast_takes_the_python_path_and_its_err
 def test_every_compiled_layer_kind_is_registered_by_its_keras_name():
     from gradsmith.layers.base import _REGISTRY
 
+    assert set(_core.kinds.layers) == {"Dense", "Activation", "Dropout", "Flatten", "BatchNormalization"}
     offset = lambda array: 0  # noqa: E731
     for name in ("Dense", "Activation", "Dropout", "Flatten", "BatchNormalization"):
         layer = _REGISTRY[name](**({"units": 2} if name == "Dense" else {"activation": "relu"}

@@ -7,6 +7,8 @@
 #include "core/optimizer.h"
 #include "math/elementwise.h"
 #include "math/rows.h"
+#include "model/cpu_backend.h"
+#include "model/layer.h"
 
 namespace py = pybind11;
 
@@ -41,4 +43,8 @@ void bind_kinds(py::module_& m) {
   kinds.attr("optimizers") = GS_KIND_TABLE(GS_OPTIMIZER_KINDS);
   kinds.attr("clips") = GS_KIND_TABLE(GS_CLIP_KINDS);
   kinds.attr("matmul_precisions") = GS_KIND_TABLE(GS_MATMUL_PRECISIONS);
+  // The layer kinds the compiled step has (cpp/model/layers/, registered by name): a tuple of names.
+  py::list layers;
+  for (const auto& entry : gradsmith::model::layer_registry<gradsmith::model::CpuBackend>()) layers.append(entry.first);
+  kinds.attr("layers") = py::tuple(layers);
 }

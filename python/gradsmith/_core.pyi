@@ -48,6 +48,7 @@ class kinds:
     optimizers: Mapping[str, int]  # enum OptimizerKind, core/optimizer.h
     clips: Mapping[str, int]  # enum ClipKind (none, clipvalue, clipnorm, global_clipnorm), core/optimizer.h
     matmul_precisions: Mapping[str, int]  # enum MatmulPrecision (highest, tf32, bf16), core/matmul_precision.h
+    layers: tuple[str, ...]  # the layer kinds of cpp/model/layers/, registered by Keras class name
 
 # Machine roofs (cpp/cpu/machine_peak.h), used by gradsmith.machine.
 def peak_flops_run(iters: int) -> tuple[float, float]: ...

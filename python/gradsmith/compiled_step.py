@@ -60,6 +60,8 @@ def _layer_configs(model, params):
             config = layer._compiled_config(tuple(int(d) for d in shape[1:]), offset)
         except L.NoCompiledForm as e:
             raise _NotPlannable(str(e)) from None
+        if config["kind"] not in _core.kinds.layers:
+            raise _NotPlannable(f"layer {layer.name!r}: the compiled step has no layer kind {config['kind']!r}")
         configs.append({**config, "name": layer.name, "input_shape": [int(d) for d in shape[1:]]})
         shape = layer.compute_output_shape(shape)
     if not configs or len(shape) != 2:
