@@ -30,6 +30,9 @@ import gradsmith as keras
 from gradsmith import config as gconfig, ops, saving
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# Where the gradsmith under test was imported from (an installed package, or the source tree with its
+# extension built in place): subprocesses import the same one.
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(keras.__file__)))
 
 
 # --------------------------------------------------------------------------- helpers
@@ -416,7 +419,7 @@ model.save({path!r})
 
 def test_a_save_killed_mid_write_leaves_a_temp_file_that_the_next_save_removes(tmp_path):
     target = tmp_path / "m.keras"
-    code = _KILLED_SAVE.format(python=os.path.join(os.path.dirname(HERE), "python"), path=str(target))
+    code = _KILLED_SAVE.format(python=PACKAGE_ROOT, path=str(target))
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "writing"
@@ -727,7 +730,7 @@ def _fuzz_main(n, seed, workdir):
 def test_fuzz_loading(tmp_path):
     n = int(os.environ.get("GRADSMITH_FUZZ_CASES", "300"))
     seed = int(os.environ.get("GRADSMITH_FUZZ_SEED", "1234"))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(os.path.dirname(HERE), "python"),
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([PACKAGE_ROOT,
                                                         os.environ.get("PYTHONPATH", "")]),
                OMP_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, __file__, "fuzz", str(n), str(seed), str(tmp_path)], env=env,
