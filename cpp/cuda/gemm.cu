@@ -18,6 +18,7 @@
 
 #include "cuda/gemm_internal.h"
 #include "cuda/kernels.h"
+#include "cuda/launch.h"
 #include "cuda/runtime.h"
 #include "math/elementwise.h"
 
@@ -115,7 +116,7 @@ void launch(bool ta, bool tb, i64 M, i64 N, i64 K, float alpha, const float* A, 
     return;
   }
   const dim3 grid((unsigned)((M + BM - 1) / BM), (unsigned)((N + BN - 1) / BN));
-  sgemm_kernel<<<grid, kThreads>>>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
+  GS_LAUNCH(sgemm_kernel, grid, kThreads, 0, 0)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
   const cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) throw Error(std::string("gemm kernel: ") + cudaGetErrorString(err));
 }

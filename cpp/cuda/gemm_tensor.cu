@@ -16,6 +16,7 @@
 #include <string>
 
 #include "cuda/gemm_internal.h"
+#include "cuda/launch.h"
 #include "cuda/runtime.h"
 #include "math/elementwise.h"
 
@@ -29,7 +30,7 @@ constexpr int BM = 128, BN = 128, kThreads = 256;
 struct Tf32 {};
 struct Bf16 {};
 
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+#if (defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800) || defined(GRADSMITH_CUDA_EMULATOR)
 template <class P> struct Wmma;
 template <> struct Wmma<Tf32> {
   using Stored = float;
@@ -50,7 +51,7 @@ __global__ void __launch_bounds__(kThreads, 2)  // two blocks per SM: at most 12
     tensor_gemm_kernel(bool ta, bool tb, i64 M, i64 N, i64 K, float alpha, const float* __restrict__ A, i64 lda,
                        const float* __restrict__ B, i64 ldb, float beta, float* __restrict__ C, i64 ldc,
                        EpilogueArgs ep) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+#if (defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800) || defined(GRADSMITH_CUDA_EMULATOR)
   using namespace nvcuda;
   using W = Wmma<P>;
   using S = typename W::Stored;
@@ -143,9 +144,9 @@ void launch_tensor_gemm(int precision, bool ta, bool tb, i64 M, i64 N, i64 K, fl
                         const float* B, i64 ldb, float beta, float* C, i64 ldc, EpilogueArgs ep) {
   const dim3 grid((unsigned)((M + BM - 1) / BM), (unsigned)((N + BN - 1) / BN));
   if (precision == kPrecisionBf16)
-    tensor_gemm_kernel<Bf16><<<grid, kThreads>>>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
+    GS_LAUNCH(tensor_gemm_kernel<Bf16>, grid, kThreads, 0, 0)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
   else
-    tensor_gemm_kernel<Tf32><<<grid, kThreads>>>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
+    GS_LAUNCH(tensor_gemm_kernel<Tf32>, grid, kThreads, 0, 0)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
   const cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) throw Error(std::string("tensor-core gemm kernel: ") + cudaGetErrorString(err));
 }
