@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <memory>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -145,10 +146,10 @@ cudaError_t cudaEventSynchronize(cudaEvent_t event);
 // parameter types once, and every emulated thread calls the kernel on its own copy of them.
 namespace gradsmith_emu {
 
-// Runs `thread(ctx)` once for every thread of the grid; a failure becomes the error that
-// cudaGetLastError() returns next, its string naming `name`.
+// Runs `thread(ctx)` once for every thread of the grid (now, or later on its stream: Settings::defer_streams);
+// a failure becomes the error that cudaGetLastError() returns, its string naming `name`.
 void launch(const char* name, dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
-            void (*thread)(void*), void* ctx);
+            void (*thread)(void*), std::shared_ptr<void> ctx);
 
 template <class... P>
 struct Launcher {
@@ -164,17 +165,16 @@ struct Launcher {
     using Args = std::tuple<std::decay_t<P>...>;
     struct Ctx {
       void (*kernel)(P...);
-      const Args* args;
+      Args args;
     };
-    const Args args(static_cast<std::decay_t<P>>(std::forward<A>(a))...);
-    Ctx ctx{kernel, &args};
+    auto ctx = std::make_shared<Ctx>(Ctx{kernel, Args(static_cast<std::decay_t<P>>(std::forward<A>(a))...)});
     launch(name, grid, block, shared_bytes, stream,
            [](void* p) {
              const Ctx& c = *static_cast<const Ctx*>(p);
-             Args own = *c.args;  // a thread's parameters are its own
+             Args own = c.args;  // a thread's parameters are its own
              std::apply(c.kernel, own);
            },
-           &ctx);
+           std::move(ctx));
   }
 };
 

@@ -3,7 +3,10 @@
 //
 // Execution. One launch runs at a time (a process-wide lock), on the thread that launches it, when it is
 // launched: a stream's work is always finished, events are always complete, and cudaStreamWaitEvent has
-// nothing to wait for. The grid's blocks run one after the other, in a shuffled order (settings().
+// nothing to wait for. Or, with Settings::defer_streams, work waits in per-stream queues until the host
+// waits for it, and the streams then run interleaved in a shuffled order that respects only stream order
+// and events (streams created without cudaStreamNonBlocking share the legacy stream's queue: a stricter
+// order than CUDA's, never a looser one). The grid's blocks run one after the other, in a shuffled order (settings().
 // shuffle_seed). The threads of a block are fibers on that one host thread (ucontext): each runs until it
 // reaches a barrier or returns, then the next runnable one (in a shuffled order again); when none can run,
 // the barrier they all wait at is released. Why fibers and not one OS thread per CUDA thread: a barrier is
@@ -30,6 +33,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <random>
@@ -63,6 +68,19 @@ constexpr unsigned char kGuardByte = 0xFD;
 constexpr unsigned char kPoisonByte = 0xFF;  // a NaN as float and as double, -1 as an integer
 constexpr size_t kStackBytes = 256 << 10;
 
+// One entry of a stream's queue: work to run, then an event to mark done; or a wait for an event.
+struct Op {
+  std::function<void()> run;
+  CUevent_st* record = nullptr;
+  uint64_t record_generation = 0;
+  CUevent_st* wait = nullptr;
+  uint64_t wait_generation = 0;
+};
+// Records of an event enqueued and done: cudaStreamWaitEvent waits for the latest record enqueued before it.
+struct EventState {
+  uint64_t enqueued = 0, done = 0;
+};
+
 struct Allocation {
   unsigned char* raw;  // kFrontGuard, then size bytes (+ kTailGuard)
   size_t size;
@@ -77,10 +95,15 @@ struct State {
   std::string detail;  // the full string of detail_error
   std::map<uintptr_t, Allocation> allocations;  // user address -> allocation
   size_t used = 0;
-  std::set<void*> host_blocks, streams, events;
+  std::set<void*> host_blocks;
+  std::map<CUstream_st*, unsigned> streams;  // stream -> flags
+  std::map<CUevent_st*, EventState> events;
+  std::map<CUstream_st*, std::deque<Op>> queues;  // null: the legacy default stream
+  std::mt19937_64 stream_rng{12345};
   uint64_t launches = 0;
 
   State() {
+    if (const char* s = getenv("GRADSMITH_EMULATOR_DEFER_STREAMS")) settings.defer_streams = atoi(s) != 0;
     if (const char* s = getenv("GRADSMITH_EMULATOR_SEED")) settings.shuffle_seed = strtoull(s, nullptr, 10);
     if (const char* s = getenv("GRADSMITH_EMULATOR_POISON")) settings.poison = atoi(s) != 0;
     if (const char* s = getenv("GRADSMITH_EMULATOR_MEMORY_MB")) settings.memory_bytes = strtoull(s, nullptr, 10) << 20;
@@ -140,6 +163,59 @@ bool guard_broken(const Allocation& al, long long* offset) {
       return true;
     }
   return false;
+}
+
+// ---- streams -------------------------------------------------------------------------------------------
+bool valid_stream(cudaStream_t st) { return !st || state().streams.count(st); }
+CUstream_st* queue_of(cudaStream_t st) {
+  return st && (state().streams[st] & cudaStreamNonBlocking) ? st : nullptr;
+}
+bool runnable(const Op& op) {
+  if (!op.wait) return true;
+  auto it = state().events.find(op.wait);
+  return it == state().events.end() || it->second.done >= op.wait_generation;
+}
+void execute(Op& op) {
+  if (op.run) op.run();
+  if (op.record) {
+    auto it = state().events.find(op.record);
+    if (it != state().events.end()) it->second.done = std::max(it->second.done, op.record_generation);
+  }
+}
+void enqueue(cudaStream_t st, Op op) {
+  State& s = state();
+  if (!s.settings.defer_streams) {
+    execute(op);
+    return;
+  }
+  s.queues[queue_of(st)].push_back(std::move(op));
+}
+// Runs queued work, a runnable stream head at a time in a shuffled order, until done() or nothing can run.
+template <class Done>
+void drain(Done done) {
+  State& s = state();
+  std::vector<CUstream_st*> ready;
+  while (!done()) {
+    ready.clear();
+    for (auto& kv : s.queues)
+      if (!kv.second.empty() && runnable(kv.second.front())) ready.push_back(kv.first);
+    if (ready.empty()) return;
+    CUstream_st* pick = ready[(size_t)(s.stream_rng() % ready.size())];
+    Op op = std::move(s.queues[pick].front());
+    s.queues[pick].pop_front();
+    execute(op);
+  }
+}
+void drain_all() {
+  drain([] {
+    for (auto& kv : state().queues)
+      if (!kv.second.empty()) return false;
+    return true;
+  });
+}
+void drain_stream(cudaStream_t st) {
+  CUstream_st* q = queue_of(st);
+  drain([q] { return state().queues[q].empty(); });
 }
 
 // ---- fibers ------------------------------------------------------------------------------------------------
@@ -307,8 +383,44 @@ bool run_block(const char* kernel) {
 }  // namespace
 
 // ---- kernel launches ------------------------------------------------------------------------------------
+namespace {
+void launch_now(const char* name, dim3 grid, dim3 block, void (*thread)(void*), void* ctx) {
+  State& s = state();
+  ++s.launches;
+  BlockRun& r = run();
+  r.thread = thread;
+  r.ctx = ctx;
+  r.rng.seed(s.settings.shuffle_seed ^ (s.launches * 0x9E3779B97F4A7C15ull));
+  gridDim = grid;
+  blockDim = block;
+  const unsigned long long blocks = (unsigned long long)grid.x * grid.y * grid.z;
+  std::vector<unsigned long long> order((size_t)blocks);
+  for (unsigned long long b = 0; b < blocks; ++b) order[(size_t)b] = b;
+  if (s.settings.shuffle_seed) std::shuffle(order.begin(), order.end(), r.rng);
+  g_in_kernel = true;
+  bool ok = true;
+  for (unsigned long long b : order) {
+    blockIdx = {(unsigned)(b % grid.x), (unsigned)(b / grid.x % grid.y),
+                (unsigned)(b / ((unsigned long long)grid.x * grid.y))};
+    if (!(ok = run_block(name))) break;
+  }
+  g_in_kernel = false;
+  // Guard zones, also after a failure: a block that wrote out of bounds may be why it failed.
+  for (auto& kv : s.allocations) {
+    long long offset = 0;
+    if (!guard_broken(kv.second, &offset)) continue;
+    write_guards(kv.second);  // reported once
+    if (ok)
+      fail(cudaErrorIllegalAddress, std::string("kernel ") + name + " wrote outside device memory: byte " +
+                                        std::to_string(offset) + " of a block of " +
+                                        std::to_string(kv.second.valid) + " bytes in use");
+    ok = false;
+  }
+}
+}  // namespace
+
 void launch(const char* name, dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
-            void (*thread)(void*), void* ctx) {
+            void (*thread)(void*), std::shared_ptr<void> ctx) {
   State& s = state();
   std::lock_guard<std::recursive_mutex> lock(s.mutex);
   const unsigned long long threads = (unsigned long long)block.x * block.y * block.z;
@@ -324,39 +436,13 @@ void launch(const char* name, dim3 grid, dim3 block, size_t shared_bytes, cudaSt
     fail(cudaErrorInvalidValue, std::string("kernel ") + name + ": dynamic shared memory is not emulated yet");
     return;
   }
-  if (stream && !s.streams.count(stream)) {
+  if (!valid_stream(stream)) {
     fail(cudaErrorInvalidResourceHandle, std::string("kernel ") + name + " launched on a stream that does not exist");
     return;
   }
-  ++s.launches;
-  BlockRun& r = run();
-  r.thread = thread;
-  r.ctx = ctx;
-  r.rng.seed(s.settings.shuffle_seed ^ (s.launches * 0x9E3779B97F4A7C15ull));
-  gridDim = grid;
-  blockDim = block;
-  const unsigned long long blocks = (unsigned long long)grid.x * grid.y * grid.z;
-  std::vector<unsigned long long> order((size_t)blocks);
-  for (unsigned long long b = 0; b < blocks; ++b) order[(size_t)b] = b;
-  if (s.settings.shuffle_seed) std::shuffle(order.begin(), order.end(), r.rng);
-  g_in_kernel = true;
-  bool ok = true;
-  for (unsigned long long b : order) {
-    blockIdx = {(unsigned)(b % grid.x), (unsigned)(b / grid.x % grid.y), (unsigned)(b / ((unsigned long long)grid.x * grid.y))};
-    if (!(ok = run_block(name))) break;
-  }
-  g_in_kernel = false;
-  // Guard zones, also after a failure: a block that wrote out of bounds may be why it failed.
-  for (auto& kv : s.allocations) {
-    long long offset = 0;
-    if (!guard_broken(kv.second, &offset)) continue;
-    write_guards(kv.second);  // reported once
-    if (ok)
-      fail(cudaErrorIllegalAddress, std::string("kernel ") + name + " wrote outside device memory: byte " +
-                                        std::to_string(offset) + " of a block of " +
-                                        std::to_string(kv.second.valid) + " bytes in use");
-    ok = false;
-  }
+  Op op;
+  op.run = [name, grid, block, thread, ctx] { launch_now(name, grid, block, thread, ctx.get()); };
+  enqueue(stream, std::move(op));
 }
 
 void warp_collective(WarpOp op, void* data, const void* key, long long key2) {
@@ -392,12 +478,20 @@ uint64_t launches() {
 void set_valid_bytes(void* p, size_t bytes) {
   State& s = state();
   std::lock_guard<std::recursive_mutex> lock(s.mutex);
-  auto it = s.allocations.find((uintptr_t)p);
-  if (it == s.allocations.end() || bytes > it->second.size) return;
-  Allocation& al = it->second;
-  al.valid = bytes;
-  if (s.settings.poison) memset(al.raw + kFrontGuard, kPoisonByte, bytes);
-  write_guards(al);
+  // In the legacy stream's order, where the caching allocator's blocks are ordered: work queued before still
+  // sees the block as it was. With nothing queued there, at once: a copy stream may write the block next.
+  Op op;
+  op.run = [p, bytes] {
+    State& st = state();
+    auto it = st.allocations.find((uintptr_t)p);
+    if (it == st.allocations.end() || bytes > it->second.size) return;
+    Allocation& al = it->second;
+    al.valid = bytes;
+    if (st.settings.poison) memset(al.raw + kFrontGuard, kPoisonByte, bytes);
+    write_guards(al);
+  };
+  if (s.queues[nullptr].empty()) execute(op);
+  else enqueue(nullptr, std::move(op));
 }
 
 }  // namespace gradsmith_emu
@@ -476,7 +570,14 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) 
   return fail(cudaErrorInvalidValue, "cudaDeviceGetAttribute: attribute not emulated");
 }
 
-cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }  // all work is done when it is enqueued
+// The error of queued work that failed (or of the call itself), as synchronizing calls report it.
+cudaError_t pending_error() { return state().last_error; }
+
+cudaError_t cudaDeviceSynchronize() {
+  std::lock_guard<std::recursive_mutex> lock(state().mutex);
+  gradsmith_emu::drain_all();
+  return pending_error();
+}
 
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
   std::lock_guard<std::recursive_mutex> lock(state().mutex);
@@ -511,6 +612,7 @@ cudaError_t cudaFree(void* ptr) {
   State& s = state();
   std::lock_guard<std::recursive_mutex> lock(s.mutex);
   if (!ptr) return cudaSuccess;
+  drain_all();  // cudaFree synchronizes the device
   auto it = s.allocations.find((uintptr_t)ptr);
   if (it == s.allocations.end()) return fail(cudaErrorInvalidValue, "cudaFree of a pointer cudaMalloc did not return");
   s.used -= it->second.size;
@@ -530,6 +632,7 @@ cudaError_t cudaHostAlloc(void** ptr, size_t bytes, unsigned) {
 cudaError_t cudaFreeHost(void* ptr) {
   std::lock_guard<std::recursive_mutex> lock(state().mutex);
   if (!ptr) return cudaSuccess;
+  gradsmith_emu::drain_all();
   if (!state().host_blocks.erase(ptr)) return fail(cudaErrorInvalidValue, "cudaFreeHost of a pointer cudaHostAlloc did not return");
   free(ptr);
   return cudaSuccess;
@@ -546,52 +649,78 @@ cudaError_t check_device_range(const void* p, size_t bytes, const char* what) {
 }
 }  // namespace
 
+namespace {
+// A copy as it runs (on its stream, maybe later): the device side must lie inside allocations' bytes in use.
+void copy_now(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+  if (kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice)
+    if (check_device_range(dst, bytes, "cudaMemcpy destination")) return;
+  if (kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice)
+    if (check_device_range(src, bytes, "cudaMemcpy source")) return;
+  if (bytes) memmove(dst, src, bytes);
+}
+gradsmith_emu::Op op_of(std::function<void()> run) {
+  gradsmith_emu::Op op;
+  op.run = std::move(run);
+  return op;
+}
+}  // namespace
+
+// On the legacy stream, and the host waits for it (and so for the work queued before it there).
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
   std::lock_guard<std::recursive_mutex> lock(state().mutex);
-  if (kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice)
-    if (cudaError_t e = check_device_range(dst, bytes, "cudaMemcpy destination")) return e;
-  if (kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice)
-    if (cudaError_t e = check_device_range(src, bytes, "cudaMemcpy source")) return e;
-  if (bytes) memmove(dst, src, bytes);
-  return cudaSuccess;
+  gradsmith_emu::enqueue(nullptr, op_of([=] { copy_now(dst, src, bytes, kind); }));
+  gradsmith_emu::drain_stream(nullptr);
+  return pending_error();
 }
 
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t stream) {
   std::lock_guard<std::recursive_mutex> lock(state().mutex);
-  if (stream && !state().streams.count(stream)) return fail(cudaErrorInvalidResourceHandle, "cudaMemcpyAsync stream");
-  return cudaMemcpy(dst, src, bytes, kind);
-}
-
-cudaError_t cudaMemset(void* ptr, int value, size_t bytes) {
-  std::lock_guard<std::recursive_mutex> lock(state().mutex);
-  if (cudaError_t e = check_device_range(ptr, bytes, "cudaMemset")) return e;
-  memset(ptr, value, bytes);
+  if (!gradsmith_emu::valid_stream(stream)) return fail(cudaErrorInvalidResourceHandle, "cudaMemcpyAsync stream");
+  gradsmith_emu::enqueue(stream, op_of([=] { copy_now(dst, src, bytes, kind); }));
   return cudaSuccess;
 }
-cudaError_t cudaMemsetAsync(void* ptr, int value, size_t bytes, cudaStream_t) { return cudaMemset(ptr, value, bytes); }
+
+cudaError_t cudaMemsetAsync(void* ptr, int value, size_t bytes, cudaStream_t stream) {
+  std::lock_guard<std::recursive_mutex> lock(state().mutex);
+  if (!gradsmith_emu::valid_stream(stream)) return fail(cudaErrorInvalidResourceHandle, "cudaMemsetAsync stream");
+  gradsmith_emu::enqueue(stream, op_of([=] {
+    if (!check_device_range(ptr, bytes, "cudaMemset")) memset(ptr, value, bytes);
+  }));
+  return cudaSuccess;
+}
+cudaError_t cudaMemset(void* ptr, int value, size_t bytes) { return cudaMemsetAsync(ptr, value, bytes, nullptr); }
 
 cudaError_t cudaStreamCreate(cudaStream_t* stream) { return cudaStreamCreateWithFlags(stream, cudaStreamDefault); }
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned flags) {
   std::lock_guard<std::recursive_mutex> lock(state().mutex);
   *stream = new CUstream_st{flags};
-  state().streams.insert(*stream);
+  state().streams[*stream] = flags;
   return cudaSuccess;
 }
 cudaError_t cudaStreamDestroy(cudaStream_t stream) {
   std::lock_guard<std::recursive_mutex> lock(state().mutex);
-  if (!state().streams.erase(stream)) return fail(cudaErrorInvalidResourceHandle, "cudaStreamDestroy");
+  if (!stream || !state().streams.count(stream)) return fail(cudaErrorInvalidResourceHandle, "cudaStreamDestroy");
+  gradsmith_emu::drain_stream(stream);  // its work still runs
+  state().queues.erase(stream);
+  state().streams.erase(stream);
   delete stream;
   return cudaSuccess;
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
   std::lock_guard<std::recursive_mutex> lock(state().mutex);
-  if (stream && !state().streams.count(stream)) return fail(cudaErrorInvalidResourceHandle, "cudaStreamSynchronize");
-  return cudaSuccess;
+  if (!gradsmith_emu::valid_stream(stream)) return fail(cudaErrorInvalidResourceHandle, "cudaStreamSynchronize");
+  gradsmith_emu::drain_stream(stream);
+  return pending_error();
 }
 cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned) {
   std::lock_guard<std::recursive_mutex> lock(state().mutex);
-  if (stream && !state().streams.count(stream)) return fail(cudaErrorInvalidResourceHandle, "cudaStreamWaitEvent stream");
-  if (!state().events.count(event)) return fail(cudaErrorInvalidResourceHandle, "cudaStreamWaitEvent event");
+  if (!gradsmith_emu::valid_stream(stream)) return fail(cudaErrorInvalidResourceHandle, "cudaStreamWaitEvent stream");
+  auto it = state().events.find(event);
+  if (it == state().events.end()) return fail(cudaErrorInvalidResourceHandle, "cudaStreamWaitEvent event");
+  gradsmith_emu::Op op;
+  op.wait = event;
+  op.wait_generation = it->second.enqueued;  // the latest record so far; none: nothing to wait for
+  gradsmith_emu::enqueue(stream, std::move(op));
   return cudaSuccess;
 }
 
@@ -599,23 +728,33 @@ cudaError_t cudaEventCreate(cudaEvent_t* event) { return cudaEventCreateWithFlag
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned flags) {
   std::lock_guard<std::recursive_mutex> lock(state().mutex);
   *event = new CUevent_st{flags};
-  state().events.insert(*event);
+  state().events[*event] = {};
   return cudaSuccess;
 }
 cudaError_t cudaEventDestroy(cudaEvent_t event) {
   std::lock_guard<std::recursive_mutex> lock(state().mutex);
-  if (!state().events.erase(event)) return fail(cudaErrorInvalidResourceHandle, "cudaEventDestroy");
+  if (!state().events.count(event)) return fail(cudaErrorInvalidResourceHandle, "cudaEventDestroy");
+  gradsmith_emu::drain_all();  // queued records and waits may name it
+  state().events.erase(event);
   delete event;
   return cudaSuccess;
 }
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
   std::lock_guard<std::recursive_mutex> lock(state().mutex);
-  if (!state().events.count(event)) return fail(cudaErrorInvalidResourceHandle, "cudaEventRecord event");
-  if (stream && !state().streams.count(stream)) return fail(cudaErrorInvalidResourceHandle, "cudaEventRecord stream");
+  auto it = state().events.find(event);
+  if (it == state().events.end()) return fail(cudaErrorInvalidResourceHandle, "cudaEventRecord event");
+  if (!gradsmith_emu::valid_stream(stream)) return fail(cudaErrorInvalidResourceHandle, "cudaEventRecord stream");
+  gradsmith_emu::Op op;
+  op.record = event;
+  op.record_generation = ++it->second.enqueued;
+  gradsmith_emu::enqueue(stream, std::move(op));
   return cudaSuccess;
 }
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
   std::lock_guard<std::recursive_mutex> lock(state().mutex);
-  if (!state().events.count(event)) return fail(cudaErrorInvalidResourceHandle, "cudaEventSynchronize");
-  return cudaSuccess;
+  auto it = state().events.find(event);
+  if (it == state().events.end()) return fail(cudaErrorInvalidResourceHandle, "cudaEventSynchronize");
+  gradsmith_emu::EventState* e = &it->second;
+  gradsmith_emu::drain([e] { return e->done >= e->enqueued; });
+  return pending_error();
 }

@@ -18,6 +18,13 @@ struct Settings {
   bool poison = true;
   // The emulated device's memory. Environment: GRADSMITH_EMULATOR_MEMORY_MB (default 512).
   size_t memory_bytes = size_t(512) << 20;
+  // Streams as CUDA allows them to run, not as they were enqueued: kernels, copies and event records wait in
+  // one queue per stream until the host waits for them (a synchronous copy, cudaEventSynchronize,
+  // cudaDeviceSynchronize, ...); then the streams' heads run in a shuffled order (shuffle_seed) that keeps
+  // each stream's order and cudaStreamWaitEvent's, and nothing else. A missing event wait shows as a copy
+  // that lands too late or too early. Off: everything runs when it is enqueued.
+  // Environment: GRADSMITH_EMULATOR_DEFER_STREAMS (default 0).
+  bool defer_streams = false;
 };
 Settings settings();
 void configure(const Settings& s);

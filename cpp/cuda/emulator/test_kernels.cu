@@ -2,6 +2,8 @@
 // tests/cuda/test_emulator.py: each shows that one of the emulator's checks catches its kind of bug.
 #include <cuda_runtime.h>
 
+#include <string.h>
+
 #include <string>
 
 #include "cuda/launch.h"
@@ -47,9 +49,50 @@ __global__ void unwritten_shared_kernel(float* y) {
   y[threadIdx.x] = s[threadIdx.x];
 }
 
+__global__ void copy_kernel(const float* x, float* y, int64_t n) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+    y[i] = x[i];
+}
+
+void check(cudaError_t err, const char* what) {
+  if (err == cudaSuccess) return;
+  cudaGetLastError();
+  throw Error(std::string(what) + ": " + cudaGetErrorString(err));
+}
+
+// x staged through pinned memory on a non-blocking copy stream, then read by a kernel on the default stream
+// that waits for the copy's event, or (missing_wait) does not.
+std::vector<float> staged_copy(const std::vector<float>& x, bool missing_wait) {
+  const size_t n = x.size(), bytes = sizeof(float) * (n ? n : 1);
+  cudaStream_t cs = nullptr;
+  cudaEvent_t copied = nullptr;
+  void* pinned = nullptr;
+  float* staged = static_cast<float*>(allocate(bytes));
+  float* out = static_cast<float*>(allocate(bytes));
+  std::vector<float> y(n);
+  check(cudaStreamCreateWithFlags(&cs, cudaStreamNonBlocking), "cudaStreamCreate");
+  check(cudaEventCreateWithFlags(&copied, cudaEventDisableTiming), "cudaEventCreate");
+  check(cudaHostAlloc(&pinned, bytes, cudaHostAllocDefault), "cudaHostAlloc");
+  memcpy(pinned, x.data(), sizeof(float) * n);
+  check(cudaMemcpyAsync(staged, pinned, sizeof(float) * n, cudaMemcpyHostToDevice, cs), "cudaMemcpyAsync");
+  check(cudaEventRecord(copied, cs), "cudaEventRecord");
+  if (!missing_wait) check(cudaStreamWaitEvent(0, copied, 0), "cudaStreamWaitEvent");
+  GS_LAUNCH(copy_kernel, 1, 64, 0, 0)(staged, out, (int64_t)n);
+  check_launch("copy_kernel");
+  copy_to_host(y.data(), out, sizeof(float) * n);
+  check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+  cudaFreeHost(pinned);
+  cudaEventDestroy(copied);
+  cudaStreamDestroy(cs);
+  release(staged);
+  release(out);
+  return y;
+}
+
 }  // namespace
 
 std::vector<float> run_emulator_test_kernel(const std::string& name, const std::vector<float>& x) {
+  if (name == "staged_copy" || name == "staged_copy_missing_wait") return staged_copy(x, name != "staged_copy");
   const size_t n = x.size(), bytes = sizeof(float) * (n ? n : 1);
   float* dx = static_cast<float*>(allocate(bytes));
   float* dy = static_cast<float*>(allocate(bytes));
