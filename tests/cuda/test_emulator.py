@@ -56,6 +56,11 @@ def test_a_divergent_barrier_fails_naming_the_kernel():
         _run("early_return", np.ones(256))
 
 
+def test_a_host_pointer_given_to_a_kernel_fails_naming_the_kernel():
+    with pytest.raises(RuntimeError, match="copy_kernel: pointer argument 0 .* is not device memory"):
+        _run("host_pointer", np.ones(10))
+
+
 def test_shared_memory_starts_as_nan():
     y = _run("unwritten_shared", np.zeros(256))
     assert (y[0::2] == 1).all() and np.isnan(y[1::2]).all()

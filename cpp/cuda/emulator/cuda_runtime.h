@@ -151,6 +151,15 @@ namespace gradsmith_emu {
 void launch(const char* name, dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
             void (*thread)(void*), std::shared_ptr<void> ctx);
 
+// A kernel's pointer parameters must be null or point into (or one past) a device allocation: a host pointer
+// handed to a kernel works here, on host memory, and faults on a GPU. False (the launch's error set) if not.
+bool device_pointer_argument(const char* kernel, int index, const void* p);
+template <class T>
+bool pointer_argument_ok(const char* kernel, int index, const T& v) {
+  if constexpr (std::is_pointer<T>::value) return device_pointer_argument(kernel, index, (const void*)v);
+  else return true;
+}
+
 template <class... P>
 struct Launcher {
   void (*kernel)(P...);
@@ -168,6 +177,13 @@ struct Launcher {
       Args args;
     };
     auto ctx = std::make_shared<Ctx>(Ctx{kernel, Args(static_cast<std::decay_t<P>>(std::forward<A>(a))...)});
+    const bool pointers_ok = std::apply(
+        [this](const auto&... v) {
+          int index = 0;
+          return (pointer_argument_ok(name, index++, v) && ...);
+        },
+        ctx->args);
+    if (!pointers_ok) return;
     launch(name, grid, block, shared_bytes, stream,
            [](void* p) {
              const Ctx& c = *static_cast<const Ctx*>(p);

@@ -445,6 +445,20 @@ void launch(const char* name, dim3 grid, dim3 block, size_t shared_bytes, cudaSt
   enqueue(stream, std::move(op));
 }
 
+bool device_pointer_argument(const char* kernel, int index, const void* p) {
+  State& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mutex);
+  if (!p) return true;
+  const uintptr_t a = (uintptr_t)p;
+  auto it = s.allocations.upper_bound(a);
+  if (it != s.allocations.begin() && a - std::prev(it)->first <= std::prev(it)->second.size) return true;
+  char buf[32];
+  snprintf(buf, sizeof buf, "%p", p);
+  fail(cudaErrorInvalidValue, std::string("kernel ") + kernel + ": pointer argument " + std::to_string(index) +
+                                  " (" + buf + ") is not device memory");
+  return false;
+}
+
 void warp_collective(WarpOp op, void* data, const void* key, long long key2) {
   BlockRun& r = run();
   if (r.current < 0) {

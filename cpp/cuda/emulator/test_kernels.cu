@@ -108,6 +108,8 @@ std::vector<float> run_emulator_test_kernel(const std::string& name, const std::
     } else if (name == "early_return") {
       if (n != 256) throw Error("early_return: 256 values");
       GS_LAUNCH(early_return_kernel, 1, 256, 0, 0)(dy);
+    } else if (name == "host_pointer") {  // the host vector where the device copy belongs
+      GS_LAUNCH(copy_kernel, 1, 64, 0, 0)(x.data(), dy, (int64_t)n);
     } else if (name == "unwritten_shared") {
       if (n != 256) throw Error("unwritten_shared: 256 values");
       GS_LAUNCH(unwritten_shared_kernel, 1, 256, 0, 0)(dy);
