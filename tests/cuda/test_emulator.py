@@ -61,6 +61,11 @@ def test_a_host_pointer_given_to_a_kernel_fails_naming_the_kernel():
         _run("host_pointer", np.ones(10))
 
 
+def test_a_misaligned_vector_load_fails_naming_the_kernel():
+    with pytest.raises(RuntimeError, match="misaligned address.*misaligned_load_kernel"):
+        _run("misaligned_load", np.ones(64))
+
+
 def test_shared_memory_starts_as_nan():
     y = _run("unwritten_shared", np.zeros(256))
     assert (y[0::2] == 1).all() and np.isnan(y[1::2]).all()

@@ -59,8 +59,16 @@ constexpr int warpSize = 32;
 // ---- device intrinsics --------------------------------------------------------------------------------
 void __syncthreads();
 void __syncwarp(unsigned mask = 0xffffffffu);
+namespace gradsmith_emu {
+// A fault a GPU would raise in the running thread (a misaligned load): the launch fails with it, naming the
+// kernel and the block, once all its blocks have run.
+void fault(int error, const char* what);
+}  // namespace gradsmith_emu
 template <class T>
-inline T __ldg(const T* p) { return *p; }
+inline T __ldg(const T* p) {
+  if ((uintptr_t)p % alignof(T)) gradsmith_emu::fault(716, "__ldg from an address not aligned to its type");
+  return *p;
+}
 // Round-to-nearest-even float operations, never contracted into an FMA (this file is compiled without
 // -ffp-contract=fast on x86-64's baseline, which has no FMA; volatile keeps it so anywhere).
 inline float __fmul_rn(float a, float b) { volatile float r = a * b; return r; }
@@ -78,6 +86,7 @@ enum cudaError_t {
   cudaErrorInvalidDevice = 101,
   cudaErrorInvalidResourceHandle = 400,
   cudaErrorIllegalAddress = 700,
+  cudaErrorMisalignedAddress = 716,
   cudaErrorLaunchFailure = 719,
 };
 enum cudaMemcpyKind {

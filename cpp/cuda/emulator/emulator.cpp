@@ -126,6 +126,7 @@ cudaError_t fail(cudaError_t err, const std::string& what) {
     case cudaErrorInvalidDevice: base = "invalid device ordinal"; break;
     case cudaErrorInvalidResourceHandle: base = "invalid resource handle"; break;
     case cudaErrorIllegalAddress: base = "an illegal memory access was encountered"; break;
+    case cudaErrorMisalignedAddress: base = "misaligned address"; break;
     case cudaErrorLaunchFailure: base = "unspecified launch failure"; break;
     default: base = "error"; break;
   }
@@ -243,6 +244,9 @@ BlockRun& run() {
   return *r;
 }
 bool g_in_kernel = false;
+// The first fault() of the running launch: its error, and where.
+cudaError_t g_fault = cudaSuccess;
+std::string g_fault_what;
 
 void* stack_of(int i) {
   BlockRun& r = run();
@@ -398,6 +402,7 @@ void launch_now(const char* name, dim3 grid, dim3 block, void (*thread)(void*), 
   for (unsigned long long b = 0; b < blocks; ++b) order[(size_t)b] = b;
   if (s.settings.shuffle_seed) std::shuffle(order.begin(), order.end(), r.rng);
   g_in_kernel = true;
+  g_fault = cudaSuccess;
   bool ok = true;
   for (unsigned long long b : order) {
     blockIdx = {(unsigned)(b % grid.x), (unsigned)(b / grid.x % grid.y),
@@ -405,6 +410,10 @@ void launch_now(const char* name, dim3 grid, dim3 block, void (*thread)(void*), 
     if (!(ok = run_block(name))) break;
   }
   g_in_kernel = false;
+  if (ok && g_fault != cudaSuccess) {
+    fail(g_fault, std::string("kernel ") + name + ", " + g_fault_what);
+    ok = false;
+  }
   // Guard zones, also after a failure: a block that wrote out of bounds may be why it failed.
   for (auto& kv : s.allocations) {
     long long offset = 0;
@@ -457,6 +466,14 @@ bool device_pointer_argument(const char* kernel, int index, const void* p) {
   fail(cudaErrorInvalidValue, std::string("kernel ") + kernel + ": pointer argument " + std::to_string(index) +
                                   " (" + buf + ") is not device memory");
   return false;
+}
+
+void fault(int error, const char* what) {
+  if (!g_in_kernel || g_fault != cudaSuccess) return;
+  g_fault = (cudaError_t)error;
+  g_fault_what = "block (" + std::to_string(blockIdx.x) + ", " + std::to_string(blockIdx.y) + ", " +
+                 std::to_string(blockIdx.z) + "), thread (" + std::to_string(threadIdx.x) + ", " +
+                 std::to_string(threadIdx.y) + ", " + std::to_string(threadIdx.z) + "): " + what;
 }
 
 void warp_collective(WarpOp op, void* data, const void* key, long long key2) {
@@ -541,6 +558,7 @@ const char* cudaGetErrorString(cudaError_t err) {
     case cudaErrorInvalidDevice: return "invalid device ordinal";
     case cudaErrorInvalidResourceHandle: return "invalid resource handle";
     case cudaErrorIllegalAddress: return "an illegal memory access was encountered";
+    case cudaErrorMisalignedAddress: return "misaligned address";
     case cudaErrorLaunchFailure: return "unspecified launch failure";
   }
   return "unknown error";

@@ -54,6 +54,12 @@ __global__ void copy_kernel(const float* x, float* y, int64_t n) {
     y[i] = x[i];
 }
 
+// A float4 load from x + 1: 4 bytes past a 16-byte boundary.
+__global__ void misaligned_load_kernel(const float* x, float* y) {
+  const float4 v = __ldg(reinterpret_cast<const float4*>(x + 1));
+  y[threadIdx.x] = v.x;
+}
+
 void check(cudaError_t err, const char* what) {
   if (err == cudaSuccess) return;
   cudaGetLastError();
@@ -108,6 +114,8 @@ std::vector<float> run_emulator_test_kernel(const std::string& name, const std::
     } else if (name == "early_return") {
       if (n != 256) throw Error("early_return: 256 values");
       GS_LAUNCH(early_return_kernel, 1, 256, 0, 0)(dy);
+    } else if (name == "misaligned_load") {
+      GS_LAUNCH(misaligned_load_kernel, 1, 32, 0, 0)(dx, dy);
     } else if (name == "host_pointer") {  // the host vector where the device copy belongs
       GS_LAUNCH(copy_kernel, 1, 64, 0, 0)(x.data(), dy, (int64_t)n);
     } else if (name == "unwritten_shared") {
