@@ -6,14 +6,16 @@
 // nothing to wait for. Or, with Settings::defer_streams, work waits in per-stream queues until the host
 // waits for it, and the streams then run interleaved in a shuffled order that respects only stream order
 // and events (streams created without cudaStreamNonBlocking share the legacy stream's queue: a stricter
-// order than CUDA's, never a looser one). The grid's blocks run one after the other, in a shuffled order (settings().
-// shuffle_seed). The threads of a block are fibers on that one host thread (ucontext): each runs until it
+// order than CUDA's, never a looser one). The grid's blocks run one after the other, in a shuffled order
+// (settings().shuffle_seed). The threads of a block are fibers on that one host thread: each runs until it
 // reaches a barrier or returns, then the next runnable one (in a shuffled order again); when none can run,
 // the barrier they all wait at is released. Why fibers and not one OS thread per CUDA thread: a barrier is
 // then a plain switch with no lock and no data race in the emulator itself, the order of the threads is
 // ours to choose (and to shuffle from a seed, so a run reproduces), and blocks of 256 threads cost 256 small
-// stacks, not 256 threads. ucontext over a hand-written switch: portable glibc, at the price of a signal
-// mask system call per switch, which is fine for test sizes.
+// stacks, not 256 threads. The switch itself is a few instructions of assembly on x86-64 (callee-saved
+// registers, MXCSR and the x87 control word: what the System V ABI asks a call to preserve), and ucontext
+// elsewhere (or with -DGS_EMULATOR_UCONTEXT), whose signal-mask system call per switch made tests/cuda
+// three times slower.
 //
 // Checks, each failing the launch with an error that names the kernel (cudaGetLastError returns it and
 // cudaGetErrorString explains it, so the code's own checks turn it into an exception):
@@ -222,8 +224,49 @@ void drain_stream(cudaStream_t st) {
 // ---- fibers ------------------------------------------------------------------------------------------------
 enum FiberState { kReady, kAtBlockBarrier, kAtWarp, kDone };
 
+#if defined(__x86_64__) && defined(__linux__) && !defined(GS_EMULATOR_UCONTEXT)
+#define GS_FAST_SWITCH 1
+// Saves the callee-saved registers, MXCSR and the x87 control word on the current stack, stores the stack
+// pointer in *save_sp, and resumes the stack load_sp saved the same way (or prepared by start_fiber).
+extern "C" void gs_emu_switch(void** save_sp, void* load_sp);
+asm(R"(
+  .text
+  .p2align 4
+  .globl gs_emu_switch
+  .hidden gs_emu_switch
+  .type gs_emu_switch, @function
+gs_emu_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  subq $8, %rsp
+  stmxcsr (%rsp)
+  fnstcw 4(%rsp)
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  ldmxcsr (%rsp)
+  fldcw 4(%rsp)
+  addq $8, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size gs_emu_switch, .-gs_emu_switch
+)");
+#endif
+
 struct Fiber {
+#if GS_FAST_SWITCH
+  void* sp;
+#else
   ucontext_t context;
+#endif
   FiberState state;
   uint3 index;
   WarpOp op;  // at a warp-collective: which one, and this lane's part
@@ -231,7 +274,11 @@ struct Fiber {
 };
 
 struct BlockRun {
+#if GS_FAST_SWITCH
+  void* scheduler;
+#else
   ucontext_t scheduler;
+#endif
   std::vector<Fiber> fibers;
   std::vector<void*> stacks;
   int current = -1;
@@ -269,7 +316,44 @@ void fiber_main() {
   BlockRun& r = run();
   r.thread(r.ctx);
   r.fibers[(size_t)r.current].state = kDone;
-  // returning resumes uc_link: the scheduler
+#if GS_FAST_SWITCH
+  gs_emu_switch(&r.fibers[(size_t)r.current].sp, r.scheduler);
+  __builtin_unreachable();
+#endif
+  // ucontext: returning resumes uc_link, the scheduler
+}
+
+// Fiber t, ready to run thread t from its start on stack `stack`.
+void start_fiber(Fiber& f, void* stack) {
+  BlockRun& r = run();
+#if GS_FAST_SWITCH
+  // The frame gs_emu_switch pops: MXCSR and control word (the launching thread's), six registers, then the
+  // return address fiber_main, entered with the stack 8 bytes off 16-byte alignment, as after a call.
+  uint32_t control[2];
+  asm volatile("stmxcsr %0\n\tfnstcw %1" : "=m"(control[0]), "=m"(control[1]));
+  void** sp = reinterpret_cast<void**>(static_cast<char*>(stack) + kStackBytes);
+  *--sp = nullptr;  // fiber_main's return address: it never returns
+  *--sp = reinterpret_cast<void*>(&fiber_main);
+  for (int i = 0; i < 6; ++i) *--sp = nullptr;
+  --sp;
+  memcpy(sp, control, sizeof control);
+  f.sp = sp;
+  (void)r;
+#else
+  getcontext(&f.context);
+  f.context.uc_stack.ss_sp = stack;
+  f.context.uc_stack.ss_size = kStackBytes;
+  f.context.uc_link = &r.scheduler;
+  makecontext(&f.context, fiber_main, 0);
+#endif
+}
+
+void resume_fiber(Fiber& f) {
+#if GS_FAST_SWITCH
+  gs_emu_switch(&run().scheduler, f.sp);
+#else
+  swapcontext(&run().scheduler, &f.context);
+#endif
 }
 
 void yield_to_scheduler(FiberState st) {
@@ -280,7 +364,11 @@ void yield_to_scheduler(FiberState st) {
   }
   Fiber& f = r.fibers[(size_t)r.current];
   f.state = st;
+#if GS_FAST_SWITCH
+  gs_emu_switch(&f.sp, r.scheduler);
+#else
   swapcontext(&f.context, &r.scheduler);
+#endif
 }
 
 std::string block_name(const char* kernel) {
@@ -303,11 +391,7 @@ bool run_block(const char* kernel) {
     f.index = {(unsigned)t % blockDim.x, (unsigned)t / blockDim.x % blockDim.y,
                (unsigned)t / (blockDim.x * blockDim.y)};
     f.op = nullptr;
-    getcontext(&f.context);
-    f.context.uc_stack.ss_sp = stack_of(t);
-    f.context.uc_stack.ss_size = kStackBytes;
-    f.context.uc_link = &r.scheduler;
-    makecontext(&f.context, fiber_main, 0);
+    start_fiber(f, stack_of(t));
   }
   std::vector<int> order;
   order.reserve((size_t)n);
@@ -319,7 +403,7 @@ bool run_block(const char* kernel) {
     for (int t : order) {
       r.current = t;
       threadIdx = r.fibers[(size_t)t].index;
-      swapcontext(&r.scheduler, &r.fibers[(size_t)t].context);
+      resume_fiber(r.fibers[(size_t)t]);
     }
     r.current = -1;
     int done = 0, at_block = 0, at_warp = 0;
@@ -665,7 +749,8 @@ cudaError_t cudaFreeHost(void* ptr) {
   std::lock_guard<std::recursive_mutex> lock(state().mutex);
   if (!ptr) return cudaSuccess;
   gradsmith_emu::drain_all();
-  if (!state().host_blocks.erase(ptr)) return fail(cudaErrorInvalidValue, "cudaFreeHost of a pointer cudaHostAlloc did not return");
+  if (!state().host_blocks.erase(ptr))
+    return fail(cudaErrorInvalidValue, "cudaFreeHost of a pointer cudaHostAlloc did not return");
   free(ptr);
   return cudaSuccess;
 }
