@@ -136,6 +136,7 @@ def test_out_of_memory_is_an_error_and_the_model_still_trains():
     x, y = _data(64, "binary_crossentropy")
     model.fit(x, y, batch_size=32, epochs=1, verbose=0)
     before = model.get_weights()
+    cuda.empty_cache()  # blocks other tests left in the cache are free memory too: the allocator gives them back
     free = cuda.mem_get_info()[0]
     # A batch whose activations (some 900 floats a row in this model) cannot fit, whose inputs (20) can.
     rows = int(free // (4 * 600))
