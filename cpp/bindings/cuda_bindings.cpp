@@ -191,6 +191,9 @@ const DeviceArray* optional(const py::object& o) { return o.is_none() ? nullptr 
 }  // namespace
 
 void bind_cuda_runner(py::module_& m);  // cuda_runner.cpp
+#if defined(GRADSMITH_CUDA_EMULATOR)
+void bind_emulator(py::module_& m);  // emulator_bindings.cpp
+#endif
 
 void bind_cuda(py::module_& m) {
   static py::exception<cuda::Error> cuda_error(m, "CudaError", PyExc_RuntimeError);
@@ -205,6 +208,12 @@ void bind_cuda(py::module_& m) {
     }
   });
   m.attr("cuda_built") = true;
+#if defined(GRADSMITH_CUDA_EMULATOR)
+  m.attr("cuda_emulated") = true;  // the kernels run on the CPU emulator (GRADSMITH_CUDA=EMULATE)
+  bind_emulator(m);
+#else
+  m.attr("cuda_emulated") = false;
+#endif
   m.def("cuda_available", &cuda::available);
   m.def("cuda_unavailable_reason", &cuda::unavailable_reason);
   m.def("cuda_device_count", &cuda::device_count);

@@ -8,6 +8,7 @@ namespace py = pybind11;
 
 void bind_cuda(py::module_& m) {
   m.attr("cuda_built") = false;
+  m.attr("cuda_emulated") = false;
   m.def("cuda_available", [] { return false; });
   m.def("cuda_unavailable_reason", [] {
     return std::string("gradsmith was built without CUDA: no CUDA toolkit was found when it was built "

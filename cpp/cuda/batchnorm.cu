@@ -76,10 +76,11 @@ __global__ void moving_average_kernel(float* moving, const float* value, float m
 void batch_norm_forward(const float* x, const float* gamma, const float* beta, float eps, bool training, float* mean,
                         float* var, float* y, i64 rows, i64 cols) {
   if (training) {
-    statistics_kernel<<<launch_blocks(cols), kLaunchThreads>>>(x, mean, var, rows, cols);
+    GS_LAUNCH(statistics_kernel, launch_blocks(cols), kLaunchThreads, 0, 0)(x, mean, var, rows, cols);
     check_launch("batch_norm statistics kernel");
   }
-  normalize_kernel<<<launch_blocks(rows * cols), kLaunchThreads>>>(x, mean, var, gamma, beta, eps, y, rows, cols);
+  GS_LAUNCH(normalize_kernel, launch_blocks(rows * cols), kLaunchThreads, 0, 0)(
+      x, mean, var, gamma, beta, eps, y, rows, cols);
   check_launch("batch_norm normalize kernel");
 }
 
@@ -87,18 +88,18 @@ void batch_norm_backward(const float* dy, const float* x, const float* mean, con
                          float eps, bool batch_statistics, float* dx, float* dgamma, float* dbeta, i64 rows,
                          i64 cols, float* column_sums) {
   float* sums = batch_statistics && dx ? column_sums : nullptr;
-  column_grads_kernel<<<launch_blocks(cols), kLaunchThreads>>>(dy, x, mean, var, eps, dgamma, dbeta, sums, rows,
-                                                               cols);
+  GS_LAUNCH(column_grads_kernel, launch_blocks(cols), kLaunchThreads, 0, 0)(
+      dy, x, mean, var, eps, dgamma, dbeta, sums, rows, cols);
   check_launch("batch_norm column gradient kernel");
   if (!dx) return;
-  input_grad_kernel<<<launch_blocks(rows * cols), kLaunchThreads>>>(dy, x, mean, var, gamma, eps, sums, dx, rows,
-                                                                    cols);
+  GS_LAUNCH(input_grad_kernel, launch_blocks(rows * cols), kLaunchThreads, 0, 0)(
+      dy, x, mean, var, gamma, eps, sums, dx, rows, cols);
   check_launch("batch_norm input gradient kernel");
 }
 
 void moving_average(float* moving, const float* value, double momentum, i64 n) {
-  moving_average_kernel<<<launch_blocks(n), kLaunchThreads>>>(moving, value, (float)momentum,
-                                                              (float)(1.0 - momentum), n);
+  GS_LAUNCH(moving_average_kernel, launch_blocks(n), kLaunchThreads, 0, 0)(
+      moving, value, (float)momentum, (float)(1.0 - momentum), n);
   check_launch("moving average kernel");
 }
 

@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "cuda/launch.h"
 #include "cuda/runtime.h"
 
 // Every layer kind of model/layers/, registered for the CUDA backend.
@@ -39,7 +40,7 @@ void gather_rows(const T* src, const int64_t* order, i64 n, i64 cols, T* dst) {
   if (total <= 0) return;
   i64 blocks = (total + 255) / 256;
   if (blocks > 65535 * 16) blocks = 65535 * 16;
-  gather_rows_kernel<T><<<(unsigned)blocks, 256>>>(src, order, n, cols, dst);
+  GS_LAUNCH(gather_rows_kernel<T>, (unsigned)blocks, 256, 0, 0)(src, order, n, cols, dst);
   check(cudaGetLastError(), "gather kernel");
 }
 

@@ -24,7 +24,7 @@ __global__ void broadcast_kernel(const float* x, float* y, const float* mask, ma
 
 void dropout_mask(float* mask, i64 n, double rate, uint64_t seed, uint64_t offset) {
   const uint32_t threshold = (uint32_t)ceil(rate * 16777216.0);  // as cpu::dropout: u >= rate, exactly
-  mask_kernel<<<launch_blocks(n), kLaunchThreads>>>(mask, n, threshold, seed, offset);
+  GS_LAUNCH(mask_kernel, launch_blocks(n), kLaunchThreads, 0, 0)(mask, n, threshold, seed, offset);
   check_launch("dropout mask kernel");
 }
 
@@ -32,7 +32,7 @@ void dropout_broadcast(const float* x, float* y, const float* mask, const math::
                        double rate) {
   i64 n = batch;
   for (int d = 0; d < s.rank; ++d) n *= s.dims[d];
-  broadcast_kernel<<<launch_blocks(n), kLaunchThreads>>>(x, y, mask, s, n, (float)(1.0 - rate));
+  GS_LAUNCH(broadcast_kernel, launch_blocks(n), kLaunchThreads, 0, 0)(x, y, mask, s, n, (float)(1.0 - rate));
   check_launch("dropout broadcast kernel");
 }
 

@@ -18,6 +18,7 @@
 
 #include "cuda/gemm_internal.h"
 #include "cuda/kernels.h"
+#include "cuda/launch.h"
 #include "cuda/runtime.h"
 #include "math/elementwise.h"
 
@@ -48,7 +49,8 @@ __global__ void __launch_bounds__(kThreads)
                  EpilogueArgs ep) {
   __shared__ float As[BK][BM];
   __shared__ float Bs[BK][BN];
-  const i64 row0 = (i64)blockIdx.x * BM, col0 = (i64)blockIdx.y * BN;  // rows on x: up to 2^31 - 1 tiles
+  const i64 row0 = (i64)blockIdx.x * BM, col0 = ((i64)blockIdx.z * gridDim.y + blockIdx.y) * BN;  // gemm_grid
+  if (col0 >= N) return;  // past the last column tile: the whole block, before any barrier
   const int tid = threadIdx.x;
   const int ty = tid / (BN / TN), tx = tid % (BN / TN);  // 16 x 16 threads, each TM x TN outputs
   float acc[TM][TN] = {};
@@ -114,8 +116,8 @@ void launch(bool ta, bool tb, i64 M, i64 N, i64 K, float alpha, const float* A, 
     launch_tensor_gemm(precision, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
     return;
   }
-  const dim3 grid((unsigned)((M + BM - 1) / BM), (unsigned)((N + BN - 1) / BN));
-  sgemm_kernel<<<grid, kThreads>>>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
+  const dim3 grid = gemm_grid(M, N, BM, BN);
+  GS_LAUNCH(sgemm_kernel, grid, kThreads, 0, 0)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
   const cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) throw Error(std::string("gemm kernel: ") + cudaGetErrorString(err));
 }

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "cuda/gemm_internal.h"
+#include "cuda/launch.h"
 #include "cuda/runtime.h"
 #include "math/elementwise.h"
 
@@ -29,7 +30,7 @@ constexpr int BM = 128, BN = 128, kThreads = 256;
 struct Tf32 {};
 struct Bf16 {};
 
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+#if (defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800) || defined(GRADSMITH_CUDA_EMULATOR)
 template <class P> struct Wmma;
 template <> struct Wmma<Tf32> {
   using Stored = float;
@@ -50,7 +51,7 @@ __global__ void __launch_bounds__(kThreads, 2)  // two blocks per SM: at most 12
     tensor_gemm_kernel(bool ta, bool tb, i64 M, i64 N, i64 K, float alpha, const float* __restrict__ A, i64 lda,
                        const float* __restrict__ B, i64 ldb, float beta, float* __restrict__ C, i64 ldc,
                        EpilogueArgs ep) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+#if (defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800) || defined(GRADSMITH_CUDA_EMULATOR)
   using namespace nvcuda;
   using W = Wmma<P>;
   using S = typename W::Stored;
@@ -59,7 +60,8 @@ __global__ void __launch_bounds__(kThreads, 2)  // two blocks per SM: at most 12
   __shared__ __align__(128) S As[BM * PA];  // op(A) tile, row-major (m, k)
   __shared__ __align__(128) S Bs[BK * PB];  // op(B) tile, row-major (k, n)
   __shared__ __align__(128) float Cs[kThreads / 32][16 * 16];
-  const i64 row0 = (i64)blockIdx.x * BM, col0 = (i64)blockIdx.y * BN;  // rows on x: up to 2^31 - 1 tiles
+  const i64 row0 = (i64)blockIdx.x * BM, col0 = ((i64)blockIdx.z * gridDim.y + blockIdx.y) * BN;  // gemm_grid
+  if (col0 >= N) return;  // past the last column tile: the whole block, before any barrier
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int wm = warp / 4, wn = warp % 4;  // the warp's 64 x 32 part: rows wm * 64, columns wn * 32
 
@@ -141,11 +143,11 @@ bool tensor_cores_supported() {
 
 void launch_tensor_gemm(int precision, bool ta, bool tb, i64 M, i64 N, i64 K, float alpha, const float* A, i64 lda,
                         const float* B, i64 ldb, float beta, float* C, i64 ldc, EpilogueArgs ep) {
-  const dim3 grid((unsigned)((M + BM - 1) / BM), (unsigned)((N + BN - 1) / BN));
+  const dim3 grid = gemm_grid(M, N, BM, BN);
   if (precision == kPrecisionBf16)
-    tensor_gemm_kernel<Bf16><<<grid, kThreads>>>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
+    GS_LAUNCH(tensor_gemm_kernel<Bf16>, grid, kThreads, 0, 0)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
   else
-    tensor_gemm_kernel<Tf32><<<grid, kThreads>>>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
+    GS_LAUNCH(tensor_gemm_kernel<Tf32>, grid, kThreads, 0, 0)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
   const cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) throw Error(std::string("tensor-core gemm kernel: ") + cudaGetErrorString(err));
 }

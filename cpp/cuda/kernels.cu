@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "cuda/launch.h"
 #include "cuda/runtime.h"
 #include "math/elementwise.h"
 #include "math/optimizer.h"
@@ -19,11 +20,6 @@ constexpr int kThreads = 256;
 int blocks_for(i64 n) {
   const i64 b = (n + kThreads - 1) / kThreads;
   return (int)(b < 65535 * 32 ? b : 65535 * 32);  // grid-stride loops cover the rest
-}
-
-void check_launch(const char* what) {
-  const cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess) throw Error(std::string(what) + ": " + cudaGetErrorString(err));
 }
 
 __global__ void activation_forward_kernel(ActParams act, const float* z, float* y, i64 n) {
@@ -64,26 +60,27 @@ __global__ void optimizer_kernel(OptimizerArgs a, i64 n) {
 
 void activation_forward(ActParams act, const float* z, float* y, i64 n) {
   if (n <= 0) return;
-  activation_forward_kernel<<<blocks_for(n), kThreads>>>(act, z, y, n);
+  GS_LAUNCH(activation_forward_kernel, blocks_for(n), kThreads, 0, 0)(act, z, y, n);
   check_launch("activation_forward kernel");
 }
 
 void activation_backward(ActParams act, const float* dy, const float* z, float* dz, i64 n) {
   if (n <= 0) return;
-  activation_backward_kernel<<<blocks_for(n), kThreads>>>(act, dy, z, dz, n);
+  GS_LAUNCH(activation_backward_kernel, blocks_for(n), kThreads, 0, 0)(act, dy, z, dz, n);
   check_launch("activation_backward kernel");
 }
 
 void dropout(const float* x, float* y, i64 n, double rate, uint64_t seed, uint64_t offset) {
   if (n <= 0) return;
   const uint32_t threshold = (uint32_t)ceil(rate * 16777216.0);  // as cpu::dropout
-  dropout_kernel<<<blocks_for((n + 3) / 4), kThreads>>>(x, y, n, threshold, (float)(1.0 - rate), seed, offset);
+  GS_LAUNCH(dropout_kernel, blocks_for((n + 3) / 4), kThreads, 0, 0)(
+      x, y, n, threshold, (float)(1.0 - rate), seed, offset);
   check_launch("dropout kernel");
 }
 
 void optimizer_step(const OptimizerArgs& args, i64 n) {
   if (n <= 0) return;
-  optimizer_kernel<<<blocks_for(n), kThreads>>>(args, n);
+  GS_LAUNCH(optimizer_kernel, blocks_for(n), kThreads, 0, 0)(args, n);
   check_launch("optimizer kernel");
 }
 
@@ -118,7 +115,7 @@ void dense_backward(const float* dy, const float* x, const float* W, const float
     softmax_backward(dy, z, dz_scratch, batch, units);
     if (db) col_sums(dz_scratch, db, batch, units);
   } else if (units > 0) {
-    dz_colsum_kernel<<<(unsigned)((units + 127) / 128), 128>>>(act, dy, z, dz_scratch, db, batch, units);
+    GS_LAUNCH(dz_colsum_kernel, (unsigned)((units + 127) / 128), 128, 0, 0)(act, dy, z, dz_scratch, db, batch, units);
     check_launch("dense backward dz kernel");
   }
   gemm(true, false, in, units, batch, 1.f, x, in, dz_scratch, units, 0.f, dW, units);
@@ -204,13 +201,13 @@ __global__ void col_sums_kernel(const float* x, float* out, i64 rows, i64 cols) 
 
 void softmax_forward(const float* z, float* y, i64 rows, i64 cols) {
   if (rows <= 0 || cols <= 0) return;
-  softmax_kernel<<<blocks_for(rows), kThreads>>>(z, y, rows, cols);
+  GS_LAUNCH(softmax_kernel, blocks_for(rows), kThreads, 0, 0)(z, y, rows, cols);
   check_launch("softmax kernel");
 }
 
 void softmax_backward(const float* dy, const float* z, float* dz, i64 rows, i64 cols) {
   if (rows <= 0 || cols <= 0) return;
-  softmax_backward_kernel<<<blocks_for(rows), kThreads>>>(dy, z, dz, rows, cols);
+  GS_LAUNCH(softmax_backward_kernel, blocks_for(rows), kThreads, 0, 0)(dy, z, dz, rows, cols);
   check_launch("softmax backward kernel");
 }
 
@@ -218,10 +215,10 @@ void loss_and_grad_into(const LossArgs& args, double weight, const float* y_true
                         const float* y_pred, const float* sample_weight, float* grad, i64 rows, i64 cols,
                         double* row_scratch, double* value) {
   if (rows <= 0) return;
-  loss_rows_kernel<<<blocks_for(rows), kThreads>>>(args, (float)weight, y_true, labels, y_pred, sample_weight, grad,
-                                                   row_scratch, rows, cols);
+  GS_LAUNCH(loss_rows_kernel, blocks_for(rows), kThreads, 0, 0)(
+      args, (float)weight, y_true, labels, y_pred, sample_weight, grad, row_scratch, rows, cols);
   check_launch("loss kernel");
-  sum_fixed_order_kernel<<<1, 256>>>(row_scratch, rows, (double)rows, weight, value);
+  GS_LAUNCH(sum_fixed_order_kernel, 1, 256, 0, 0)(row_scratch, rows, (double)rows, weight, value);
   check_launch("loss sum kernel");
 }
 
@@ -246,7 +243,7 @@ double sum_squares(const float* x, i64 n) {
   double* out = static_cast<double*>(allocate(sizeof(double)));
   double total = 0.0;
   try {
-    sum_squares_kernel<<<1, 256>>>(x, n, out);
+    GS_LAUNCH(sum_squares_kernel, 1, 256, 0, 0)(x, n, out);
     check_launch("sum of squares kernel");
     copy_to_host(&total, out, sizeof(double));
   } catch (...) {
@@ -259,7 +256,7 @@ double sum_squares(const float* x, i64 n) {
 
 void col_sums(const float* x, float* out, i64 rows, i64 cols) {
   if (cols <= 0) return;
-  col_sums_kernel<<<(unsigned)((cols + 127) / 128), 128>>>(x, out, rows, cols);
+  GS_LAUNCH(col_sums_kernel, (unsigned)((cols + 127) / 128), 128, 0, 0)(x, out, rows, cols);
   check_launch("column sums kernel");
 }
 

@@ -1,4 +1,5 @@
-// Launch helpers shared by the CUDA kernel files: grid sizes for grid-stride loops and the launch check.
+// Launch helpers shared by the CUDA kernel files: the launch itself, grid sizes for grid-stride loops and the
+// launch check.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -7,6 +8,15 @@
 #include <string>
 
 #include "cuda/runtime.h"
+
+// GS_LAUNCH(kernel, grid, block, shared_bytes, stream)(args...): kernel<<<grid, block, shared_bytes, stream>>>(args...)
+// under nvcc; in the emulated build (GRADSMITH_CUDA=EMULATE, cuda/emulator/) the same kernel runs on the CPU.
+#if defined(GRADSMITH_CUDA_EMULATOR)
+#define GS_LAUNCH(kernel, grid, block, shared_bytes, stream) \
+  ::gradsmith_emu::launcher(kernel, #kernel, grid, block, shared_bytes, stream)
+#else
+#define GS_LAUNCH(kernel, grid, block, shared_bytes, stream) kernel<<<grid, block, shared_bytes, stream>>>
+#endif
 
 namespace gradsmith {
 namespace cuda {

@@ -7,6 +7,7 @@
 
 #include "cuda/kernels.h"
 #include "cuda/layer_kernels.h"
+#include "cuda/launch.h"
 #include "cuda/runtime.h"
 #include "math/elementwise.h"
 #include "math/optimizer.h"
@@ -17,11 +18,6 @@ namespace cuda {
 namespace {
 
 constexpr int kThreads = 256;
-
-void check_launch(const char* what) {
-  const cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess) throw Error(std::string(what) + ": " + cudaGetErrorString(err));
-}
 
 // Block-wide sum of one value per thread, in a fixed tree: the same bits every run. All threads get it.
 template <class T>
@@ -110,7 +106,7 @@ __global__ void fused_update_kernel(OptimizerSpec spec, const double* lr, int64_
                                     int n_segs, i64 total, float* params, const float* grads, float* s0, float* s1,
                                     float* s2, const float* scale) {
   // Raw bytes: a __shared__ variable cannot have a constructor, and OptimizerArgs has default member values.
-  __shared__ alignas(OptimizerArgs) unsigned char block_args[sizeof(OptimizerArgs)];
+  __shared__ __align__(alignof(OptimizerArgs)) unsigned char block_args[sizeof(OptimizerArgs)];
   if (threadIdx.x == 0) {
     OptimizerArgs t;
     math::optimizer_hyperparameters(spec, *lr, step, &t);
@@ -255,7 +251,7 @@ void CudaBackend::loss_and_grad(const LossArgs& loss, double weight, const float
 
 void CudaBackend::count_correct(int kind, float threshold, const float* y_true, const int64_t* labels,
                                 const float* y_pred, i64 rows, i64 cols, int64_t* count) {
-  count_kernel<<<1, kThreads>>>(kind, threshold, y_true, labels, y_pred, rows, cols, count);
+  GS_LAUNCH(count_kernel, 1, kThreads, 0, 0)(kind, threshold, y_true, labels, y_pred, rows, cols, count);
   check_launch("metric count kernel");
 }
 
@@ -263,11 +259,11 @@ void CudaBackend::penalties(const model::PlanBuffers& b, const std::vector<model
                             bool add_gradients, double* value) {
   double* values = penalty_values_.as<double>();
   if (!terms.empty()) {
-    penalty_kernel<<<(unsigned)terms.size(), kThreads>>>(penalty_terms_.as<model::PenaltyTerm>(), b.params, b.grads,
-                                                          add_gradients, values);
+    GS_LAUNCH(penalty_kernel, (unsigned)terms.size(), kThreads, 0, 0)(
+        penalty_terms_.as<model::PenaltyTerm>(), b.params, b.grads, add_gradients, values);
     check_launch("penalty kernel");
   }
-  sum_in_order_kernel<<<1, 1>>>(values, (int)terms.size(), value);
+  GS_LAUNCH(sum_in_order_kernel, 1, 1, 0, 0)(values, (int)terms.size(), value);
   check_launch("penalty sum kernel");
 }
 
@@ -279,17 +275,19 @@ void CudaBackend::optimizer_step(const OptimizerSpec& spec, const double* lr, in
     scale = clip_scale_.as<float>();
     double* squares = clip_squares_.as<double>();
     const bool global = spec.clip_kind == kClipGlobalNorm;
-    segment_norm_kernel<<<(unsigned)n_segments_, kThreads>>>(segs, buf_.grads, global, spec.clip, scale, squares);
+    GS_LAUNCH(segment_norm_kernel, (unsigned)n_segments_, kThreads, 0, 0)(
+        segs, buf_.grads, global, spec.clip, scale, squares);
     check_launch("clip norm kernel");
     if (global) {
-      global_scale_kernel<<<1, 1>>>(squares, n_segments_, spec.clip, scale);
+      GS_LAUNCH(global_scale_kernel, 1, 1, 0, 0)(squares, n_segments_, spec.clip, scale);
       check_launch("global clip kernel");
     }
   }
   i64 blocks = (n_trainable_ + kThreads - 1) / kThreads;
   if (blocks > 65535 * 16) blocks = 65535 * 16;  // a grid-stride loop covers the rest
-  fused_update_kernel<<<(unsigned)blocks, kThreads>>>(spec, lr, step, segs, n_segments_, n_trainable_, buf_.params,
-                                                      buf_.grads, buf_.slots[0], buf_.slots[1], buf_.slots[2], scale);
+  GS_LAUNCH(fused_update_kernel, (unsigned)blocks, kThreads, 0, 0)(
+      spec, lr, step, segs, n_segments_, n_trainable_, buf_.params, buf_.grads, buf_.slots[0], buf_.slots[1],
+      buf_.slots[2], scale);
   check_launch("fused optimizer kernel");
 }
 

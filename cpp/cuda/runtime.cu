@@ -1,6 +1,9 @@
 #include "cuda/runtime.h"
 
 #include <cuda_runtime.h>
+#if defined(GRADSMITH_CUDA_EMULATOR)
+#include "emulator.h"
+#endif
 
 #include <map>
 #include <mutex>
@@ -55,6 +58,15 @@ Cache& cache() {
   return *c;
 }
 
+// A block handed out for `bytes`: the emulator guards the rest of it and poisons the bytes (cuda/emulator/).
+inline void handed_out(void* p, size_t bytes) {
+#if defined(GRADSMITH_CUDA_EMULATOR)
+  gradsmith_emu::set_valid_bytes(p, bytes);
+#else
+  (void)p, (void)bytes;
+#endif
+}
+
 }  // namespace
 
 bool available() { return probe().count > 0; }
@@ -88,6 +100,7 @@ void* allocate(size_t bytes) {
     c.cached -= got;
     c.live[p] = got;
     c.allocated += got;
+    handed_out(p, bytes);
     return p;
   }
   void* p = nullptr;
@@ -110,6 +123,7 @@ void* allocate(size_t bytes) {
   check(err, "cudaMalloc");
   c.live[p] = size;
   c.allocated += size;
+  handed_out(p, bytes);
   return p;
 }
 

@@ -112,6 +112,30 @@ def test_gemm_matches_the_cpu(rng, m, n, k, ta, tb):
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-4, atol=1e-4 * np.sqrt(k))
 
 
+@pytest.mark.parametrize("precision", ["highest", "tf32"])
+def test_gemm_with_more_column_tiles_than_a_grid_dimension_holds(rng, precision):
+    """N = 65535 * 128 + 5: more tiles of 128 columns than gridDim.y can count (65535)."""
+    from gradsmith import config
+
+    if precision != "highest" and getattr(_core, "cuda_emulated", False):
+        pytest.skip("65537 blocks of wmma take about 50 s on the CPU emulator; the float32 kernel's run covers the "
+                    "same grid code (gemm_grid) there")
+    a = rng.standard_normal((2, 3)).astype(np.float32)
+    b = rng.standard_normal((3, 65535 * 128 + 5)).astype(np.float32)
+    out = _poisoned((2, b.shape[1]))
+    config.set_matmul_precision(precision)
+    try:
+        if precision != "highest" and not _core.cuda_matmul_uses_tensor_cores():
+            pytest.skip("no TF32 tensor cores")
+        _core.cuda_gemm(_device(a), _device(b), out, False, False, 1.0, 0.0)
+    finally:
+        config.set_matmul_precision("highest")
+    # Errors relative to sum |a_ik b_kj|: float32 sums, or inputs rounded to TF32 (10 bits).
+    scale = np.abs(a).astype(np.float64) @ np.abs(b).astype(np.float64)
+    err = np.abs(out.numpy() - a.astype(np.float64) @ b.astype(np.float64)) / scale
+    assert err.max() <= (1e-6 if precision == "highest" else 2.0 ** -10 * 4)
+
+
 @pytest.mark.parametrize("activation", ["linear", "relu", "tanh", "gelu", "softmax"])
 def test_dense_forward_and_backward_match_the_cpu(rng, activation):
     batch, fan_in, units = 37, 50, 70
