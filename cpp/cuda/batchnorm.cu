@@ -1,7 +1,8 @@
 // Batch normalization on the GPU: the CPU's formulas (math/normalization.h) and order of summation.
 //
-//   statistics   one thread per column runs down the rows in order, summing in double: the CPU's sums,
-//                the same bits every run (for few columns this uses few threads: simple, not fast)
+//   statistics   one thread per column (grid-stride) runs down the rows in order, summing in double: the
+//                CPU's order, the same bits every run (for few columns this uses few threads: simple, not
+//                fast); nvcc may fuse the products into the double sums, so bits can differ from the CPU's
 //   y, dx        one thread per element
 #include <math.h>
 
@@ -14,18 +15,18 @@ namespace cuda {
 namespace {
 
 __global__ void statistics_kernel(const float* x, float* mean, float* var, i64 rows, i64 cols) {
-  const i64 j = blockIdx.x * (i64)blockDim.x + threadIdx.x;
-  if (j >= cols) return;
-  double acc = 0.0;
-  for (i64 i = 0; i < rows; ++i) acc += x[i * cols + j];
-  const float m = rows ? (float)(acc / (double)rows) : 0.f;
-  acc = 0.0;
-  for (i64 i = 0; i < rows; ++i) {
-    const double d = (double)x[i * cols + j] - (double)m;
-    acc += d * d;
+  for (i64 j = blockIdx.x * (i64)blockDim.x + threadIdx.x; j < cols; j += (i64)gridDim.x * blockDim.x) {
+    double acc = 0.0;
+    for (i64 i = 0; i < rows; ++i) acc += x[i * cols + j];
+    const float m = rows ? (float)(acc / (double)rows) : 0.f;
+    acc = 0.0;
+    for (i64 i = 0; i < rows; ++i) {
+      const double d = (double)x[i * cols + j] - (double)m;
+      acc += d * d;
+    }
+    mean[j] = m;
+    var[j] = rows ? (float)(acc / (double)rows) : 0.f;
   }
-  mean[j] = m;
-  var[j] = rows ? (float)(acc / (double)rows) : 0.f;
 }
 
 __global__ void normalize_kernel(const float* x, const float* mean, const float* var, const float* gamma,
@@ -42,18 +43,18 @@ __global__ void normalize_kernel(const float* x, const float* mean, const float*
 // sums[j] and sums[cols + j].
 __global__ void column_grads_kernel(const float* dy, const float* x, const float* mean, const float* var,
                                     float eps, float* dgamma, float* dbeta, float* sums, i64 rows, i64 cols) {
-  const i64 j = blockIdx.x * (i64)blockDim.x + threadIdx.x;
-  if (j >= cols) return;
-  const float rstd = math::bn_rstd(var[j], eps), m = mean[j];
-  double sum_dy = 0.0, sum_dy_xhat = 0.0;
-  for (i64 i = 0; i < rows; ++i) {
-    const float g = dy[i * cols + j], xhat = (x[i * cols + j] - m) * rstd;
-    sum_dy += g;
-    sum_dy_xhat += (double)g * (double)xhat;
+  for (i64 j = blockIdx.x * (i64)blockDim.x + threadIdx.x; j < cols; j += (i64)gridDim.x * blockDim.x) {
+    const float rstd = math::bn_rstd(var[j], eps), m = mean[j];
+    double sum_dy = 0.0, sum_dy_xhat = 0.0;
+    for (i64 i = 0; i < rows; ++i) {
+      const float g = dy[i * cols + j], xhat = (x[i * cols + j] - m) * rstd;
+      sum_dy += g;
+      sum_dy_xhat += (double)g * (double)xhat;
+    }
+    if (dbeta) dbeta[j] = (float)sum_dy;
+    if (dgamma) dgamma[j] = (float)sum_dy_xhat;
+    if (sums) sums[j] = (float)sum_dy, sums[cols + j] = (float)sum_dy_xhat;
   }
-  if (dbeta) dbeta[j] = (float)sum_dy;
-  if (dgamma) dgamma[j] = (float)sum_dy_xhat;
-  if (sums) sums[j] = (float)sum_dy, sums[cols + j] = (float)sum_dy_xhat;
 }
 
 __global__ void input_grad_kernel(const float* dy, const float* x, const float* mean, const float* var,
