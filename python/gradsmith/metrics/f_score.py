@@ -75,10 +75,12 @@ class FBetaScore(Metric):
 
         one = _F32(1.0)
         # Keras: tp += sum(p t), fp += sum(p (1 - t)), fn += sum((1 - p) t), weights += sum(t)
-        self.true_positives = (self.true_positives + weighted_sum(y_pred * y_true)).astype(_F32)
-        self.false_positives = (self.false_positives + weighted_sum(y_pred * (one - y_true))).astype(_F32)
-        self.false_negatives = (self.false_negatives + weighted_sum((one - y_pred) * y_true)).astype(_F32)
-        self.intermediate_weights = (self.intermediate_weights + weighted_sum(y_true)).astype(_F32)
+        # In place: with average='micro' the state is 0-d (axis=None sums to a NumPy scalar, which would
+        # replace the array and break reset_state and the variables' type).
+        self.true_positives += weighted_sum(y_pred * y_true)
+        self.false_positives += weighted_sum(y_pred * (one - y_true))
+        self.false_negatives += weighted_sum((one - y_pred) * y_true)
+        self.intermediate_weights += weighted_sum(y_true)
 
     def result(self):
         if not self._built:
