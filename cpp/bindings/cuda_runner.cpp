@@ -69,8 +69,13 @@ class PyCudaRunner {
     const bindings::Batch b = batch_args(x, y_true, labels, sample_weight);
     double value = 0.0;
     int64_t correct[bindings::kMaxCountedMetrics] = {0};
-    py::array_t<float> y_pred({(py::ssize_t)(output ? b.rows : 0), (py::ssize_t)plan_->out_features()});
-    float* P = y_pred.mutable_data();
+    py::object y_pred;  // made only when asked for
+    float* P = nullptr;
+    if (output) {
+      py::array_t<float> a({(py::ssize_t)b.rows, (py::ssize_t)plan_->out_features()});
+      P = a.mutable_data();
+      y_pred = std::move(a);
+    }
     {
       const bindings::Exclusive call(mu_);
       plan_->train_steps(rows_of(b), b.rows, b.rows, &lr, step, &value, correct);
@@ -112,8 +117,13 @@ class PyCudaRunner {
     const bindings::Batch b = batch_args(x, y_true, labels, sample_weight);
     int64_t correct[bindings::kMaxCountedMetrics] = {0};
     double value;
-    py::array_t<float> y_pred({(py::ssize_t)(output ? b.rows : 0), (py::ssize_t)plan_->out_features()});
-    float* P = y_pred.mutable_data();
+    py::object y_pred;  // made only when asked for
+    float* P = nullptr;
+    if (output) {
+      py::array_t<float> a({(py::ssize_t)b.rows, (py::ssize_t)plan_->out_features()});
+      P = a.mutable_data();
+      y_pred = std::move(a);
+    }
     {
       const bindings::Exclusive call(mu_);
       value = plan_->test_step(rows_of(b), b.rows, correct);

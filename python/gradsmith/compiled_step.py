@@ -274,11 +274,14 @@ class CompiledStep:
         opt = self.optimizer
         lr = float(opt._current_learning_rate())
         labels, t = (t, None) if self.sparse else (None, t)
-        want = bool(self.other or self.weighted)  # the predictions, for metrics counted in Python
         with self.session():
-            value, counts, *y_pred = self.plan.train_step(xb, t, labels, sw, lr, opt._iterations + 1, output=want)
+            if self.other or self.weighted:  # the predictions too, for the metrics counted in Python
+                value, counts, y_pred = self.plan.train_step(xb, t, labels, sw, lr, opt._iterations + 1, True)
+            else:  # positional arguments only: keywords cost a pybind11 call about a microsecond
+                value, counts = self.plan.train_step(xb, t, labels, sw, lr, opt._iterations + 1)
+                y_pred = None
             opt._iterations += 1
-        self._update_metrics(counts, len(xb), y, sample_weight, *y_pred)
+        self._update_metrics(counts, len(xb), y, sample_weight, y_pred)
         return value, len(xb)
 
     def _epoch_lrs(self, steps):
@@ -373,10 +376,13 @@ class CompiledStep:
             return None
         xb, t, sw = batch
         labels, t = (t, None) if self.sparse else (None, t)
-        want = bool(self.other or self.weighted)
         with self.session(training=False):
-            value, counts, *y_pred = self.plan.test_step(xb, t, labels, sw, output=want)
-        self._update_metrics(counts, len(xb), y, sample_weight, *y_pred)
+            if self.other or self.weighted:
+                value, counts, y_pred = self.plan.test_step(xb, t, labels, sw, True)
+            else:
+                value, counts = self.plan.test_step(xb, t, labels, sw)
+                y_pred = None
+        self._update_metrics(counts, len(xb), y, sample_weight, y_pred)
         return value, len(xb)
 
     def predict(self, x):

@@ -177,8 +177,7 @@ class Trainer:
     def _train_step(self, x, y, sw):
         """One optimizer step on a batch; returns (loss value: weighted loss + regularization, samples)."""
         if self._ensure_built_from(x):
-            self._claim_weights()
-            step = self._compiled_step()
+            step = self._compiled_step()  # which claims back the weights a model sharing a layer took
             if step is not None:
                 result = step.run(x, y, sw)
                 if result is not None:
@@ -514,7 +513,8 @@ class Trainer:
     # ------------------------------------------------------------------ one batch
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         self._check_compiled("train_on_batch")
-        _reject_masked(x, y, sample_weight)
+        if isinstance(x, _MASKED) or isinstance(y, _MASKED) or isinstance(sample_weight, _MASKED):
+            _reject_masked(x, y, sample_weight)
         if class_weight is not None:
             sample_weight = epoch_iterator.class_sample_weights(y, sample_weight, class_weight)
         self._reset_metrics()
@@ -554,10 +554,15 @@ def _check_validation_freq(freq):
                      f"type {type(freq)}.")
 
 
+_MASKED = np.ma.MaskedArray
+
+
 def _reject_masked(x, y, sample_weight):
-    for a, name in ((x, "x"), (y, "y"), (sample_weight, "sample_weight")):
-        if isinstance(a, np.ma.MaskedArray):
-            data_adapter.reject_masked(a, name)
+    # The common case (no masked array) is three isinstance calls: this runs on every *_on_batch call.
+    if isinstance(x, _MASKED) or isinstance(y, _MASKED) or isinstance(sample_weight, _MASKED):
+        for a, name in ((x, "x"), (y, "y"), (sample_weight, "sample_weight")):
+            if isinstance(a, _MASKED):
+                data_adapter.reject_masked(a, name)
 
 
 def _per_sample(shape):
