@@ -302,8 +302,10 @@ def run(seed, cases, time_limit):
 
 def _run_subprocess(seed, cases, time_limit):
     env = dict(os.environ, GRADSMITH_FUZZ_VERBOSE="1")
+    import gradsmith  # the subprocess imports the gradsmith under test: installed, or the source tree
+
     env["PYTHONPATH"] = os.pathsep.join(
-        [os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "python")]
+        [os.path.dirname(os.path.dirname(os.path.abspath(gradsmith.__file__)))]
         + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
     cmd = [sys.executable, os.path.abspath(__file__), "--seed", str(seed), "--cases", str(cases),
            "--time-limit", str(time_limit)]
