@@ -496,7 +496,10 @@ def _runner_args(model):
     (lambda c: c[0].update(input_shape=[2**30, 2**30]), "2\\^40"),
     (lambda c: c[1].update(kind="Conv9D"), "no compiled layer of this kind"),
     (lambda c: c[1].update(input_shape=[3]), "not the output shape"),
-], ids=["huge_offset", "negative_offset", "huge_units", "float_units", "huge_input", "unknown_kind", "no_chain"])
+    (lambda c: c[0]["numbers"].update(activation=999), "activation"),
+    (lambda c: c[0]["numbers"].update(activation=-1), "activation"),
+], ids=["huge_offset", "negative_offset", "huge_units", "float_units", "huge_input", "unknown_kind", "no_chain",
+        "huge_activation", "negative_activation"])
 def test_the_runner_checks_layer_descriptions_without_overflow(rng, change, message):
     model = _model("binary_crossentropy", OPTIMIZERS["adam"], 2)
     model.build((None, 9))

@@ -27,7 +27,6 @@ namespace py = pybind11;
 namespace cpu = gradsmith::cpu;
 namespace bindings = gradsmith::bindings;
 namespace model = gradsmith::model;
-using gradsmith::bindings::activation;
 using gradsmith::bindings::data_of;
 using gradsmith::bindings::expect_shape;
 using gradsmith::bindings::shape_str;
@@ -38,14 +37,14 @@ namespace {
 class CpuRunner {
  public:
   CpuRunner(const py::list& layers, const py::dict& loss, const py::dict& optimizer, const py::array& params,
-                 const py::array& grads, const std::vector<std::array<i64, 3>>& trainable, const py::list& slots,
-                 const std::vector<std::pair<int, float>>& metrics) {
+            const py::array& grads, const std::vector<std::array<i64, 3>>& trainable, const py::list& slots,
+            const std::vector<std::pair<int, float>>& metrics) {
     bindings::PlanArgs a = bindings::parse_plan_args(layers, loss, optimizer, params, grads, trainable, slots,
                                                      metrics);
     keep_ = a.keep;
     sparse_ = a.sparse;
-    plan_ = std::make_unique<model::Plan<model::CpuBackend>>(std::move(a.layers), a.loss, a.loss_weight, a.optimizer,
-                                                  a.buffers, a.trainable, std::move(a.metrics));
+    plan_ = std::make_unique<model::Plan<model::CpuBackend>>(a.layers, a.loss, a.loss_weight, a.optimizer, a.buffers,
+                                                             a.trainable, std::move(a.metrics));
   }
 
   // (loss, (correct counts...)) for one batch, and with `output` its predictions (copied in the same call,

@@ -28,8 +28,8 @@ namespace {
 class PyCudaRunner {
  public:
   PyCudaRunner(const py::list& layers, const py::dict& loss, const py::dict& optimizer, const py::array& params,
-                     const py::array& grads, const std::vector<std::array<i64, 3>>& trainable, const py::list& slots,
-                     const std::vector<std::pair<int, float>>& metrics) {
+               const py::array& grads, const std::vector<std::array<i64, 3>>& trainable, const py::list& slots,
+               const std::vector<std::pair<int, float>>& metrics) {
     bindings::PlanArgs a = bindings::parse_plan_args(layers, loss, optimizer, params, grads, trainable, slots,
                                                      metrics);
     keep_ = a.keep;

@@ -81,6 +81,13 @@ struct LayerConfig {
       throw std::invalid_argument(where() + "'" + key + "' must be a whole number in [1, 2^40]");
     return (i64)v;
   }
+  // The layer's activation ('activation', 'activation_param'), one of the kinds the kernels have.
+  ActParams activation() const {
+    const double kind = number("activation");
+    if (!(kind >= 0.0 && kind < (double)kNumActivations) || kind != (double)(int)kind)
+      throw std::invalid_argument(where() + "unknown activation kind");
+    return {(int)kind, (float)number_or("activation_param", 0.0)};
+  }
   double number_or(const std::string& key, double fallback) const {
     auto it = numbers.find(key);
     return it == numbers.end() ? fallback : it->second;

@@ -15,7 +15,7 @@ class Activation : public Layer<Backend> {
 
  public:
   explicit Activation(const LayerConfig& c)
-      : Layer<Backend>(c), act_{(int)c.number("activation"), (float)c.number_or("activation_param", 0.0)} {}
+      : Layer<Backend>(c), act_(c.activation()) {}
 
   const float* forward(Backend& be, const LayerIO& io) override {
     be.activation_forward(act_, io.x, io.y, rows(io.batch), in_.last());

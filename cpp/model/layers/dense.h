@@ -20,7 +20,7 @@ class Dense : public Layer<Backend> {
   explicit Dense(const LayerConfig& c)
       : Layer<Backend>(c),
         units_(c.size("units")),
-        act_(activation_of(c)),
+        act_(c.activation()),
         kernel_(c.weight("kernel")),
         bias_(c.weight("bias")) {
     if (in_.dims.empty()) throw std::invalid_argument(c.where() + "needs inputs with a last axis");
@@ -58,9 +58,6 @@ class Dense : public Layer<Backend> {
 
  private:
   i64 rows(i64 batch) const { return batch * (in_.size() / in_width_); }
-  static ActParams activation_of(const LayerConfig& c) {
-    return {(int)c.number("activation"), (float)c.number_or("activation_param", 0.0)};
-  }
 
   i64 units_;
   ActParams act_;
