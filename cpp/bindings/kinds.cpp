@@ -5,6 +5,7 @@
 
 #include "core/matmul_precision.h"
 #include "core/optimizer.h"
+#include "math/conv.h"
 #include "math/elementwise.h"
 #include "math/rows.h"
 #include "model/cpu_backend.h"
@@ -43,6 +44,8 @@ void bind_kinds(py::module_& m) {
   kinds.attr("optimizers") = GS_KIND_TABLE(GS_OPTIMIZER_KINDS);
   kinds.attr("clips") = GS_KIND_TABLE(GS_CLIP_KINDS);
   kinds.attr("matmul_precisions") = GS_KIND_TABLE(GS_MATMUL_PRECISIONS);
+  kinds.attr("pool_modes") = GS_KIND_TABLE(GS_POOL_MODES);
+  kinds.attr("paddings") = GS_KIND_TABLE(GS_PADDINGS);
   // The layer kinds the compiled step has (cpp/model/layers/, registered by name): a tuple of names.
   py::list layers;
   for (const auto& entry : gradsmith::model::layer_registry<gradsmith::model::CpuBackend>()) layers.append(entry.first);

@@ -28,6 +28,7 @@ void bind_bench(py::module_& m);
 void bind_cpu_runner(py::module_& m);
 void bind_cuda(py::module_& m);  // cuda_bindings.cpp, or cuda_unavailable.cpp without CUDA
 void bind_kinds(py::module_& m);  // kinds.cpp: _core.kinds
+void bind_conv(py::module_& m);   // conv_bindings.cpp: convolution and pooling
 using gradsmith::ActParams;
 using i64 = int64_t;
 
@@ -308,6 +309,7 @@ PYBIND11_MODULE(_core, m) {
   bind_cpu_runner(m);
   bind_cuda(m);
   bind_kinds(m);
+  bind_conv(m);
 
   m.def("supported_isas", &cpu::supported_isas, "CPU paths this machine can run, best last.");
   m.def("current_isa", [] { return std::string(cpu::kernels().name); }, "The CPU path in use.");

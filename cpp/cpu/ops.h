@@ -12,6 +12,7 @@
 #include "cpu/gemm.h"
 #include "cpu/kernel_table.h"
 #include "math/broadcast.h"
+#include "math/conv.h"
 #include "math/rows.h"
 
 namespace gradsmith {
@@ -31,6 +32,31 @@ void dense_forward(const float* x, const float* W, const float* b, ActParams act
 // dx and db may be null (not needed).
 void dense_backward(const float* dy, const float* x, const float* W, const float* z, ActParams act, float* dz_scratch,
                     float* dx, float* dW, float* db, i64 batch, i64 in, i64 units);
+
+// dz = dy * f'(z) (into dz_scratch, or dy itself when f is linear) and db = sum_rows dz (db may be null), over
+// (rows, cols); returns dz. The step both the dense and the convolution backward passes start with.
+const float* activation_grad_and_bias_sum(ActParams act, const float* dy, const float* z, float* dz_scratch, float* db,
+                                          i64 rows, i64 cols);
+
+// ---- 2-D convolution (conv.cpp), NHWC: x (batch, in_h, in_w, in_c), W (k_h, k_w, in_c, out_c), b (out_c,),
+// y and z (batch, out_h, out_w, out_c); the geometry (math/conv.h) checked by the caller.
+// z = conv(x, W) + b (saved when z != null) ; y = f(z)
+void conv_forward(const math::ConvGeometry& g, const float* x, const float* W, const float* b, ActParams act, float* y,
+                  float* z, i64 batch);
+// dz = dy * f'(z); db = sum dz; dW = sum_n col(x_n)^T dz_n; dx = col2im(dz W^T) (dx and db may be null).
+// scratch holds conv_backward_scratch(g, batch) floats.
+void conv_backward(const math::ConvGeometry& g, const float* dy, const float* x, const float* W, const float* z,
+                   ActParams act, float* scratch, float* dx, float* dW, float* db, i64 batch);
+i64 conv_backward_scratch(const math::ConvGeometry& g, i64 batch);
+// How many partial sums of dW backward makes (a function of the sizes only, so bits do not depend on threads).
+i64 conv_filter_groups(const math::ConvGeometry& g, i64 batch);
+
+// ---- pooling (pool.cpp), NHWC, per channel (math::pool_value / pool_input_grad): x (batch, in_h, in_w, c),
+// y (batch, out_h, out_w, c); arg (as y) receives the max's input pixel for backward (max mode; may be null
+// in inference).
+void pool_forward(const math::PoolGeometry& g, const float* x, float* y, float* arg, i64 batch);
+// dx (as x) = the gradient gathered from every window holding each input element.
+void pool_backward(const math::PoolGeometry& g, const float* dy, const float* arg, float* dx, i64 batch);
 
 // ---- losses (losses.cpp): value (mean over the batch, Keras 'sum_over_batch_size')
 // and gradient d value / d y_pred in one pass

@@ -15,7 +15,7 @@ namespace gradsmith {
 namespace cpu {
 
 enum ScratchSlot : int { kScratchPartialSums, kScratchLossPartials, kScratchClipScale, kScratchTaskBounds, kScratchGemvIn,
-                         kScratchGemvOut, kScratchNarrowC };
+                         kScratchGemvOut, kScratchNarrowC, kScratchIm2col };
 
 template <class T, int Slot>
 T* scratch(size_t n) {

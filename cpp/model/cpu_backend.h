@@ -44,6 +44,11 @@ class CpuBackend {
   static constexpr auto& batch_norm_forward = cpu::batch_norm_forward;
   static constexpr auto& batch_norm_backward = cpu::batch_norm_backward;
   static constexpr auto& moving_average = cpu::moving_average;
+  static constexpr auto& conv_forward = cpu::conv_forward;
+  static constexpr auto& conv_backward = cpu::conv_backward;
+  static constexpr auto& conv_backward_scratch = cpu::conv_backward_scratch;
+  static constexpr auto& pool_forward = cpu::pool_forward;
+  static constexpr auto& pool_backward = cpu::pool_backward;
 
   // *value = loss * weight (weight != 1 also scales the gradient, as the Python path does).
   void loss_and_grad(const LossArgs& loss, double weight, const float* y_true, const int64_t* labels,

@@ -88,6 +88,12 @@ struct LayerConfig {
       throw std::invalid_argument(where() + "unknown activation kind");
     return {(int)kind, (float)number_or("activation_param", 0.0)};
   }
+  // A choice among `count` options sent as a number (padding: 0 'valid', 1 'same', ...), or -1 when the
+  // number is not one of 0 .. count - 1 (including NaN).
+  int choice_or(const std::string& key, int count, int fallback) const {
+    const double v = number_or(key, fallback);
+    return v >= 0.0 && v < (double)count && v == (double)(int)v ? (int)v : -1;
+  }
   double number_or(const std::string& key, double fallback) const {
     auto it = numbers.find(key);
     return it == numbers.end() ? fallback : it->second;

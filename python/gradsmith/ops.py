@@ -33,6 +33,10 @@ __all__ = [
     "adagrad_step",
     "batch_norm_forward",
     "batch_norm_backward",
+    "conv2d_forward",
+    "conv2d_backward",
+    "pool2d_forward",
+    "pool2d_backward",
     "adamax_step",
     "lion_step",
     "global_norm",
@@ -447,6 +451,107 @@ def _epsilon(epsilon):
     if not epsilon > 0.0:
         raise ValueError(f"epsilon must be > 0, got {epsilon}")
     return epsilon
+
+
+# --------------------------------------------------------------------------- #
+# Convolution and pooling, NHWC (channels last, as Keras).
+# --------------------------------------------------------------------------- #
+def _pair(value, name):
+    """An int or a pair of ints >= 1 as a tuple of two Python ints."""
+    items = (value, value) if isinstance(value, (numbers.Integral, np.integer)) else value
+    try:
+        items = tuple(items)
+    except TypeError:
+        raise TypeError(f"{name}: expected an integer or a pair of integers, got {value!r}") from None
+    if len(items) != 2 or not all(isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, bool)
+                                  for v in items):
+        raise TypeError(f"{name}: expected an integer or a pair of integers, got {value!r}")
+    if not all(1 <= v <= 2 ** 20 for v in items):
+        raise ValueError(f"{name}: values must be in [1, 2^20], got {value!r}")
+    return int(items[0]), int(items[1])
+
+
+def _padding(padding, allowed=("valid", "same", "causal")):
+    if not isinstance(padding, str) or padding.lower() not in allowed:
+        raise ValueError(f"padding must be one of {', '.join(map(repr, allowed))}, got {padding!r}")
+    return _core.kinds.paddings[padding.lower()]
+
+
+def _as_4d(x, name):
+    x = _as_f32(x, name)
+    if x.ndim != 4:
+        raise ValueError(f"{name}: expected a 4-D (batch, height, width, channels) array, got shape {x.shape}")
+    return x
+
+
+def conv2d_forward(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, activation="linear", *,
+                   negative_slope=0.2, alpha=1.0, approximate=True, return_preactivation=False):
+    """``z = conv(x, kernel) + bias``; ``y = f(z)`` (Keras's Conv2D, channels last).
+
+    ``x`` (batch, height, width, in), ``kernel`` (kh, kw, in, filters), ``bias`` (filters,) or None;
+    ``padding`` 'valid', 'same' or (height 1) 'causal'. Returns ``y``, or ``(y, z)`` when
+    ``return_preactivation`` (what ``conv2d_backward`` needs).
+    """
+    kind, param = _activation(activation, negative_slope, alpha, approximate)
+    x, kernel = _as_4d(x, "x"), _as_4d(kernel, "kernel")
+    bias = None if bias is None else _as_f32(bias, "bias")
+    y, z = _core.conv_forward(x, kernel, bias, kind, param, _pair(strides, "strides"), _pair(dilation_rate,
+                              "dilation_rate"), _padding(padding), bool(return_preactivation))
+    return (y, z) if return_preactivation else y
+
+
+def conv2d_backward(dy, x, kernel, preactivation, strides=1, padding="valid", dilation_rate=1, activation="linear",
+                    *, use_bias=True, need_dx=True, negative_slope=0.2, alpha=1.0, approximate=True,
+                    dkernel_out=None, dbias_out=None):
+    """Gradients of ``conv2d_forward``: ``(dx or None, dkernel, dbias or None)``.
+
+    ``dz = dy * f'(z)``; ``dbias = sum dz``; ``dkernel = sum_n col(x_n)^T dz_n``; ``dx = col2im(dz kernel^T)``.
+    ``dkernel_out`` / ``dbias_out`` are optional output buffers.
+    """
+    kind, param = _activation(activation, negative_slope, alpha, approximate)
+    x, kernel, dy = _as_4d(x, "x"), _as_4d(kernel, "kernel"), _as_4d(dy, "dy")
+    z = None if preactivation is None else _as_4d(preactivation, "preactivation")
+    dkernel = _check_out(dkernel_out, kernel.shape)
+    dbias = _check_out(dbias_out, (kernel.shape[3],)) if use_bias else None
+    dx = _core.conv_backward(dy, x, kernel, z, kind, param, _pair(strides, "strides"),
+                             _pair(dilation_rate, "dilation_rate"), _padding(padding), bool(need_dx), dkernel, dbias)
+    return dx, dkernel, dbias
+
+
+def _pool_args(pool_size, strides, padding, global_pool):
+    if global_pool:
+        return (1, 1), (1, 1), 0
+    pool = _pair(pool_size, "pool_size")
+    return pool, pool if strides is None else _pair(strides, "strides"), _padding(padding, ("valid", "same"))
+
+
+def pool2d_forward(x, pool_size=2, strides=None, padding="valid", mode="max", *, global_pool=False,
+                   return_argmax=False):
+    """Max or average pooling over windows of each channel (Keras's MaxPooling2D / AveragePooling2D; with
+    ``global_pool`` one window the size of the image). ``strides`` None means ``pool_size``. Returns ``y``, or
+    ``(y, argmax)`` when ``return_argmax``: the input pixel of each maximum, what ``pool2d_backward`` needs
+    (None for average)."""
+    if mode not in _core.kinds.pool_modes:
+        raise ValueError(f"mode must be one of {', '.join(_core.kinds.pool_modes)}, got {mode!r}")
+    x = _as_4d(x, "x")
+    pool, step, pad = _pool_args(pool_size, strides, padding, global_pool)
+    y, arg = _core.pool_forward(x, _core.kinds.pool_modes[mode], bool(global_pool), pool, step, pad,
+                                bool(return_argmax))
+    return (y, arg) if return_argmax else y
+
+
+def pool2d_backward(dy, input_shape, argmax=None, pool_size=2, strides=None, padding="valid", mode="max", *,
+                    global_pool=False):
+    """dx of ``pool2d_forward`` for inputs of ``input_shape`` (batch, height, width, channels)."""
+    if mode not in _core.kinds.pool_modes:
+        raise ValueError(f"mode must be one of {', '.join(_core.kinds.pool_modes)}, got {mode!r}")
+    dy = _as_4d(dy, "dy")
+    if len(input_shape) != 4 or tuple(input_shape)[0::3] != (dy.shape[0], dy.shape[3]):
+        raise ValueError(f"input_shape {tuple(input_shape)} does not fit dy of shape {dy.shape}")
+    pool, step, pad = _pool_args(pool_size, strides, padding, global_pool)
+    arg = None if argmax is None else _as_4d(argmax, "argmax")
+    return _core.pool_backward(dy, arg, int(input_shape[1]), int(input_shape[2]), _core.kinds.pool_modes[mode],
+                               bool(global_pool), pool, step, pad)
 
 
 def batch_norm_forward(x, gamma=None, beta=None, *, epsilon=1e-3, mean=None, variance=None, out=None):

@@ -3,6 +3,7 @@
 Plain NumPy, no dependency on gradsmith; the math is written in the comments (Keras 3 conventions).
 """
 from .activations import ACTIVATIONS, activation_backward, activation_forward, sigmoid, softmax, softplus
+from .conv import conv2d_backward, conv2d_forward, pool2d_backward, pool2d_forward
 from .dense import dense_backward, dense_forward
 from .gemm import gemm
 from .normalization import batch_norm_backward, batch_norm_forward
@@ -14,7 +15,7 @@ from .reductions import binary_confusion, count_correct, sum, sum_rows, sum_squa
 
 __all__ = [
     "ACTIVATIONS", "activation_backward", "activation_forward", "sigmoid", "softmax", "softplus",
-    "dense_backward", "dense_forward", "gemm", "batch_norm_backward", "batch_norm_forward",
+    "conv2d_backward", "conv2d_forward", "pool2d_backward", "pool2d_forward", "dense_backward", "dense_forward", "gemm", "batch_norm_backward", "batch_norm_forward",
     "KERAS_EXAMPLES", "LOSSES", "loss_grad", "loss_inputs", "loss_value", "loss_value_and_grad", "sparse_labels",
     "adagrad", "adam", "adamax", "adamw", "lion", "clip_by_global_norm", "clip_by_norm", "clip_by_value", "clip_gradients",
     "global_norm", "rmsprop", "sgd",
