@@ -468,13 +468,20 @@ def test_a_noise_shape_that_does_not_broadcast_takes_the_python_path_and_its_err
 def test_every_compiled_layer_kind_is_registered_by_its_keras_name():
     from gradsmith.layers.base import _REGISTRY
 
-    assert set(_core.kinds.layers) == {"Dense", "Activation", "Dropout", "Flatten", "BatchNormalization"}
+    # Keras class -> (its arguments, the input shape, the compiled kind it runs as)
+    classes = {"Dense": ({"units": 2}, (3,), "Dense"), "Activation": ({"activation": "relu"}, (3,), "Activation"),
+               "Dropout": ({"rate": 0.5}, (3,), "Dropout"), "Flatten": ({}, (3,), "Flatten"),
+               "BatchNormalization": ({}, (3,), "BatchNormalization"), "Reshape": ({"target_shape": (3, 1)}, (3,), "Reshape"),
+               "Conv2D": ({"filters": 2, "kernel_size": 2}, (4, 4, 3), "Conv"),
+               "Conv1D": ({"filters": 2, "kernel_size": 2}, (4, 3), "Conv"),
+               "MaxPooling2D": ({}, (4, 4, 3), "Pooling"), "AveragePooling1D": ({}, (4, 3), "Pooling"),
+               "GlobalAveragePooling2D": ({}, (4, 4, 3), "Pooling"), "GlobalMaxPooling1D": ({}, (4, 3), "Pooling")}
+    assert set(_core.kinds.layers) == {kind for _, _, kind in classes.values()}
     offset = lambda array: 0  # noqa: E731
-    for name in ("Dense", "Activation", "Dropout", "Flatten", "BatchNormalization"):
-        layer = _REGISTRY[name](**({"units": 2} if name == "Dense" else {"activation": "relu"}
-                                   if name == "Activation" else {"rate": 0.5} if name == "Dropout" else {}))
-        layer.build((None, 3))
-        assert layer._compiled_config((3,), offset)["kind"] == name
+    for name, (args, shape, kind) in classes.items():
+        layer = _REGISTRY[name](**args)
+        layer.build((None, *shape))
+        assert layer._compiled_config(shape, offset)["kind"] == kind
 
 
 def _runner_args(model):

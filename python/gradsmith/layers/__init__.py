@@ -3,7 +3,8 @@
 ``base`` (Layer, its weights, the registry by class name, serialize /
 deserialize, Keras's config format that every layer's get_config /
 from_config speaks: the only description of a layer saving needs), ``input_layer`` (Input), ``core`` (Dense, Activation, Dropout,
-Flatten), ``normalization`` (BatchNormalization). A new layer is a new class
+Flatten), ``normalization`` (BatchNormalization), ``convolutional`` (Conv1D, Conv2D), ``pooling`` (max,
+average and global pooling), ``reshaping`` (Reshape). A new layer is a new class
 in its family's module: defining it registers it, so saved models find it.
 """
 from gradsmith.layers.base import KerasTensor, Layer, NoCompiledForm, Weight, assign_weights, deserialize, get, serialize
@@ -12,6 +13,15 @@ from gradsmith.layers.core import Activation, Dense, Dropout, Flatten
 from gradsmith.layers.core import _KERAS_ACTIVATION, _activation_name  # noqa: F401
 from gradsmith.layers.input_layer import Input, InputLayer
 from gradsmith.layers.normalization import BatchNormalization
+from gradsmith.layers.convolutional import Conv1D, Conv2D, Convolution1D, Convolution2D
+from gradsmith.layers.pooling import (AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D, GlobalAveragePooling1D,
+                                      GlobalAveragePooling2D, GlobalAvgPool1D, GlobalAvgPool2D, GlobalMaxPool1D,
+                                      GlobalMaxPool2D, GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPool1D, MaxPool2D,
+                                      MaxPooling1D, MaxPooling2D)
+from gradsmith.layers.reshaping import Reshape
 
 __all__ = ["Layer", "InputLayer", "Input", "KerasTensor", "Dense", "Activation", "Dropout", "Flatten",
-           "BatchNormalization", "get", "serialize", "deserialize"]
+           "BatchNormalization", "Conv1D", "Conv2D", "Convolution1D", "Convolution2D", "MaxPooling1D", "MaxPooling2D",
+           "AveragePooling1D", "AveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalAveragePooling1D",
+           "GlobalAveragePooling2D", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", "GlobalMaxPool1D",
+           "GlobalMaxPool2D", "GlobalAvgPool1D", "GlobalAvgPool2D", "Reshape", "get", "serialize", "deserialize"]

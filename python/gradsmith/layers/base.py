@@ -15,6 +15,7 @@ Every subclass is registered under its class name when it is defined, so
 ``deserialize`` (and loading a saved model) finds it with no list to edit.
 """
 import contextvars
+import re
 import inspect
 import math
 import warnings
@@ -54,12 +55,10 @@ def _unique_name(base):
 
 
 def _snake(name):
-    out = []
-    for i, ch in enumerate(name):
-        if ch.isupper() and i and not name[i - 1].isupper():
-            out.append("_")
-        out.append(ch.lower())
-    return "".join(out)
+    """Keras's to_snake_case: 'BatchNormalization' -> 'batch_normalization', 'Conv2D' -> 'conv2d',
+    'MaxPooling2D' -> 'max_pooling2d'."""
+    name = re.sub(r"(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 # True while ``implied_weights`` builds a layer for its weights' shapes only: a Weight made then

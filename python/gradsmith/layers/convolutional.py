@@ -1,0 +1,200 @@
+"""Convolution layers, channels last: Conv2D and Conv1D (Keras 3's arguments, weight shapes and numbers).
+
+Conv2D's kernel is (kh, kw, in, filters) and Conv1D's (k, in, filters), as Keras stores them; a Conv1D is a
+Conv2D over images one pixel high, so both run the same kernels (``ops.conv2d_forward`` / ``conv2d_backward``,
+cpp/cpu/conv.cpp) and the same compiled layer (cpp/model/layers/conv.h).
+"""
+import numpy as np
+
+from gradsmith import _core, initializers, ops, regularizers
+from gradsmith.layers.base import Layer, _initializer_config, _regularizer_config, compiled_penalties
+from gradsmith.layers.core import _KERAS_ACTIVATION, _activation_name, _activation_numbers
+
+__all__ = ["Conv1D", "Conv2D", "Convolution1D", "Convolution2D", "window_output", "as_tuple"]
+
+
+def as_tuple(value, rank, what, minimum=1):
+    """An int or a sequence of ``rank`` ints as a tuple (Keras's standardize_tuple)."""
+    items = (value,) * rank if isinstance(value, (int, np.integer)) and not isinstance(value, bool) else value
+    try:
+        items = tuple(items)
+    except TypeError:
+        raise ValueError(f"{what} must be an integer or a tuple of {rank} integers, got {value!r}") from None
+    if len(items) != rank or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in items):
+        raise ValueError(f"{what} must be an integer or a tuple of {rank} integers, got {value!r}")
+    if not all(minimum <= v <= 2 ** 20 for v in items):
+        raise ValueError(f"{what} values must be in [{minimum}, 2^20], got {value!r}")
+    return tuple(int(v) for v in items)
+
+
+def window_output(size, k, stride, dilation, padding):
+    """Output length along one axis (Keras / TensorFlow's rule; None stays None): 'valid' floor((size - span) /
+    stride) + 1, 'same' ceil(size / stride), 'causal' as 'valid' after (k - 1) * dilation of left padding."""
+    if size is None:
+        return None
+    span = (k - 1) * dilation + 1
+    if padding == "same":
+        return -(-size // stride)
+    if padding == "causal":
+        size += span - 1
+    if size < span:
+        raise ValueError(f"the window ({span}) is larger than the input ({size})")
+    return (size - span) // stride + 1
+
+
+def padding_name(padding, allowed, what):
+    if not isinstance(padding, str) or padding.lower() not in allowed:
+        raise ValueError(f"{what}: padding must be one of {', '.join(map(repr, allowed))}, got {padding!r}")
+    return padding.lower()
+
+
+def check_data_format(data_format, what):
+    if data_format not in (None, "channels_last"):
+        raise ValueError(f"{what}: data_format={data_format!r} is not supported; gradsmith is channels_last")
+
+
+class _Conv(Layer):
+    """The convolution of rank 1 or 2 (Keras's BaseConv)."""
+
+    rank = 2
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1, groups=1,
+                 activation=None, use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None, kernel_constraint=None,
+                 bias_constraint=None, **kwargs):
+        super().__init__(**kwargs)
+        what = type(self).__name__
+        if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or not 1 <= filters <= 2 ** 20:
+            raise ValueError(f"{what}: filters must be a positive integer, got {filters!r}")
+        check_data_format(data_format, what)
+        if groups != 1:
+            raise NotImplementedError(f"{what}: grouped convolutions (groups={groups!r}) are not supported")
+        if activity_regularizer is not None or kernel_constraint is not None or bias_constraint is not None:
+            raise NotImplementedError(f"{what}: activity regularizers and weight constraints are not supported")
+        self.filters = int(filters)
+        self.kernel_size = as_tuple(kernel_size, self.rank, f"{what}: kernel_size")
+        self.strides = as_tuple(strides, self.rank, f"{what}: strides")
+        self.dilation_rate = as_tuple(dilation_rate, self.rank, f"{what}: dilation_rate")
+        allowed = ("valid", "same", "causal") if self.rank == 1 else ("valid", "same")
+        self.padding = padding_name(padding, allowed, what)
+        if self.strides != (1,) * self.rank and self.dilation_rate != (1,) * self.rank:
+            raise ValueError(f"{what}: strides > 1 and dilation_rate > 1 cannot be combined (as in Keras)")
+        self.activation = _activation_name(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self._cache = None
+
+    # Conv1D runs as a Conv2D one pixel high: these give the 2-D view of its arguments.
+    def _pair(self, values):
+        return (1,) + tuple(values) if self.rank == 1 else tuple(values)
+
+    def build(self, input_shape):
+        what = f"{type(self).__name__} {self.name!r}"
+        if len(input_shape) != self.rank + 2:
+            raise ValueError(f"{what}: expected inputs of rank {self.rank + 2} (batch, "
+                             f"{'steps' if self.rank == 1 else 'height, width'}, channels), got {input_shape}")
+        channels = input_shape[-1]
+        if channels is None:
+            raise ValueError(f"{what}: the channel axis of the input must be known, got {input_shape}")
+        self.compute_output_shape(input_shape)  # raises when the kernel does not fit
+        self._kernel = self.add_weight("kernel", self.kernel_size + (channels, self.filters), self.kernel_initializer,
+                                       self.kernel_regularizer)
+        self._bias = (self.add_weight("bias", (self.filters,), self.bias_initializer, self.bias_regularizer)
+                      if self.use_bias else None)
+        super().build(input_shape)
+
+    @property
+    def kernel(self):
+        return self._kernel.value
+
+    @property
+    def bias(self):
+        return self._bias.value if self._bias is not None else None
+
+    def compute_output_shape(self, input_shape):
+        try:
+            sides = tuple(window_output(s, k, st, d, self.padding) for s, k, st, d in
+                          zip(input_shape[1:-1], self.kernel_size, self.strides, self.dilation_rate))
+        except ValueError as e:
+            raise ValueError(f"{type(self).__name__} {self.name!r}: {e} (inputs {tuple(input_shape)}, kernel_size "
+                             f"{self.kernel_size}, dilation_rate {self.dilation_rate})") from None
+        return (input_shape[0],) + sides + (self.filters,)
+
+    def flops(self, batch=1):
+        out = self.output_shape
+        pixels = int(np.prod(out[1:-1])) if out is not None else 0
+        patch = int(np.prod(self._kernel.shape[:-1]))
+        return batch * pixels * self.filters * (2 * patch + (1 if self.use_bias else 0))
+
+    def _as_images(self, x):
+        return x.reshape(x.shape[0], 1, x.shape[1], x.shape[2]) if self.rank == 1 else x
+
+    def _geometry(self):
+        return dict(strides=self._pair(self.strides), padding=self.padding, dilation_rate=self._pair(self.dilation_rate))
+
+    def forward(self, x, training=False):
+        if x.ndim != self.rank + 2 or x.shape[-1] != self._kernel.shape[-2]:
+            raise ValueError(f"{type(self).__name__} {self.name!r}: expected inputs of rank {self.rank + 2} with "
+                             f"{self._kernel.shape[-2]} channels, got shape {x.shape}")
+        images = self._as_images(np.ascontiguousarray(x, dtype=np.float32))
+        kernel = self.kernel.reshape(self._pair(self.kernel.shape[:-2]) + self.kernel.shape[-2:])
+        y, z = ops.conv2d_forward(images, kernel, self.bias, activation=self.activation,
+                                  return_preactivation=True, **self._geometry(), **_KERAS_ACTIVATION)
+        if training:
+            self._cache = (images, z, x.shape)
+        return y.reshape((y.shape[0],) + y.shape[2:]) if self.rank == 1 else y
+
+    def backward(self, dy, need_dx=True):
+        images, z, x_shape = self._cache
+        dy = np.ascontiguousarray(dy, dtype=np.float32).reshape(z.shape)
+        kernel = self.kernel.reshape(self._pair(self.kernel.shape[:-2]) + self.kernel.shape[-2:])
+        dx, _, _ = ops.conv2d_backward(
+            dy, images, kernel, z, activation=self.activation, use_bias=self.use_bias, need_dx=need_dx,
+            dkernel_out=self._kernel.grad.reshape(kernel.shape), dbias_out=self._bias.grad if self.use_bias else None,
+            **self._geometry(), **_KERAS_ACTIVATION)
+        self._add_regularization_grads()
+        self._cache = None
+        return None if dx is None else dx.reshape(x_shape)
+
+    def _compiled_config(self, input_shape, offset):
+        weights = {"kernel": offset(self.kernel)}
+        if self.use_bias:
+            weights["bias"] = offset(self.bias)
+        return {"kind": "Conv",
+                "numbers": {"filters": self.filters, "padding": _core.kinds.paddings[self.padding],
+                            **_activation_numbers(self.activation)},
+                "lists": {"kernel_size": list(self.kernel_size), "strides": list(self.strides),
+                          "dilation_rate": list(self.dilation_rate)},
+                "weights": weights,
+                "penalties": compiled_penalties(kernel=self.kernel_regularizer,
+                                                bias=self.bias_regularizer if self.use_bias else None)}
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
+                "strides": self.strides, "padding": self.padding, "data_format": "channels_last",
+                "dilation_rate": self.dilation_rate, "groups": 1, "activation": self.activation,
+                "use_bias": self.use_bias,
+                "kernel_initializer": _initializer_config(self.kernel_initializer, "GlorotUniform"),
+                "bias_initializer": _initializer_config(self.bias_initializer, "Zeros"),
+                "kernel_regularizer": _regularizer_config(self.kernel_regularizer, self),
+                "bias_regularizer": _regularizer_config(self.bias_regularizer, self),
+                "activity_regularizer": None, "kernel_constraint": None, "bias_constraint": None}
+
+
+class Conv2D(_Conv):
+    """2-D convolution over (batch, height, width, channels): ``y = activation(conv(x, kernel) + bias)``."""
+
+    rank = 2
+
+
+class Conv1D(_Conv):
+    """1-D convolution over (batch, steps, channels); ``padding='causal'`` pads on the left only."""
+
+    rank = 1
+
+
+Convolution1D = Conv1D
+Convolution2D = Conv2D
