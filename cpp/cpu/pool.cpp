@@ -1,5 +1,5 @@
 // Pooling, NHWC, per channel: max and average over windows (MaxPooling2D, AveragePooling2D) and over whole
-// images (the global poolings). The per-element formulas are math::pool_value and math::pool_input_grad,
+// images (the global poolings). The per-element formulas are math::pool_pixel and math::pool_pixel_grad,
 // which the CUDA kernels call too.
 //
 //   forward   y = max or mean of each window; for max, arg = the input pixel of the first maximum (a NaN in
@@ -21,14 +21,9 @@ void pool_forward(const math::PoolGeometry& g, const float* x, float* y, float* 
                    g.out_h * g.out_w, g.channels);
   parallel_for(batch * g.out_h, [&](int64_t task, int) {
     const i64 n = task / g.out_h, oy = task % g.out_h;
-    const float* xn = x + n * in;
     for (i64 ox = 0; ox < g.out_w; ++ox) {
       const i64 o = n * out + (oy * g.out_w + ox) * g.channels;
-      for (i64 c = 0; c < g.channels; ++c) {
-        int64_t at = 0;
-        y[o + c] = math::pool_value(g, xn, oy, ox, c, &at);
-        if (arg) arg[o + c] = (float)at;
-      }
+      math::pool_pixel(g, x + n * in, oy, ox, g.channels, y + o, arg ? arg + o : nullptr);
     }
   }, threads_for_elements(batch * out * window));
 }
@@ -45,8 +40,7 @@ void pool_backward(const math::PoolGeometry& g, const float* dy, const float* ar
     const float* dyn = dy + n * out;
     const float* argn = arg ? arg + n * out : nullptr;
     float* row = dx + n * in + iy * g.in_w * g.channels;
-    for (i64 ix = 0; ix < g.in_w; ++ix)
-      for (i64 c = 0; c < g.channels; ++c) row[ix * g.channels + c] = math::pool_input_grad(g, dyn, argn, iy, ix, c);
+    for (i64 ix = 0; ix < g.in_w; ++ix) math::pool_pixel_grad(g, dyn, argn, iy, ix, g.channels, row + ix * g.channels);
   }, threads_for_elements(batch * in));
 }
 

@@ -101,60 +101,86 @@ struct PoolGeometry {
   }
 };
 
-// One pooled value: channel c of output pixel (oy, ox) of image x (in_h, in_w, channels).
-//   max:     the window's maximum; *arg = the input pixel (iy * in_w + ix) of its first occurrence, and a NaN
-//            anywhere in the window is the result (its first occurrence)
-//   average: the mean over the window's pixels inside the image (TensorFlow's 'same' divides by those);
-//            *arg is not written
-GS_HD float pool_value(const PoolGeometry& g, const float* x, int64_t oy, int64_t ox, int64_t c, int64_t* arg) {
+// The pooled values of output pixel (oy, ox), channels [c0, c0 + n): x points at channel c0 of an image
+// (in_h, in_w, channels); y and arg receive n values each (arg may be null).
+//   max:     the window's maximum; arg = the input pixel (iy * in_w + ix) of its first occurrence, as a float
+//            (exact below 2^24 pixels); a NaN anywhere in the window is the result (its first occurrence)
+//   average: the mean over the window's pixels inside the image (TensorFlow's 'same' divides by those)
+// Channels are the inner loop: one pass over the window serves every channel (vectorizable on the CPU; a
+// CUDA thread takes n = 1).
+GS_HD void pool_pixel(const PoolGeometry& g, const float* x, int64_t oy, int64_t ox, int64_t n, float* y,
+                      float* arg) {
   int64_t y0, y1, x0, x1;
   g.rows_of(oy, &y0, &y1);
   g.cols_of(ox, &x0, &x1);
+  const float* first = x + (y0 * g.in_w + x0) * g.channels;
+  for (int64_t j = 0; j < n; ++j) y[j] = first[j];
   if (g.mode == kPoolAverage) {
-    float sum = 0.f;
     for (int64_t iy = y0; iy < y1; ++iy)
-      for (int64_t ix = x0; ix < x1; ++ix) sum += x[(iy * g.in_w + ix) * g.channels + c];
-    return sum / (float)((y1 - y0) * (x1 - x0));
-  }
-  float best = 0.f;
-  int64_t best_at = -1;
-  for (int64_t iy = y0; iy < y1; ++iy)
-    for (int64_t ix = x0; ix < x1; ++ix) {
-      const float v = x[(iy * g.in_w + ix) * g.channels + c];
-      if (v != v) {  // a NaN is the result, at its first occurrence
-        *arg = iy * g.in_w + ix;
-        return v;
+      for (int64_t ix = iy == y0 ? x0 + 1 : x0; ix < x1; ++ix) {
+        const float* p = x + (iy * g.in_w + ix) * g.channels;
+        for (int64_t j = 0; j < n; ++j) y[j] += p[j];
       }
-      if (best_at < 0 || v > best) best = v, best_at = iy * g.in_w + ix;
+    const float count = (float)((y1 - y0) * (x1 - x0));
+    for (int64_t j = 0; j < n; ++j) y[j] /= count;
+    return;
+  }
+  const float first_at = (float)(y0 * g.in_w + x0);
+  if (arg)
+    for (int64_t j = 0; j < n; ++j) arg[j] = first_at;
+  for (int64_t iy = y0; iy < y1; ++iy)
+    for (int64_t ix = iy == y0 ? x0 + 1 : x0; ix < x1; ++ix) {
+      const float* p = x + (iy * g.in_w + ix) * g.channels;
+      const float at = (float)(iy * g.in_w + ix);
+      for (int64_t j = 0; j < n; ++j) {
+        const float v = p[j], best = y[j];
+        // Take v when it is larger, or a NaN; once the best is a NaN it stays.
+        const bool take = best == best && (v > best || v != v);
+        y[j] = take ? v : best;
+        if (arg) arg[j] = take ? at : arg[j];
+      }
     }
-  *arg = best_at;
-  return best;
 }
 
-// The gradient reaching channel c of input pixel (iy, ix) of one image, gathered from every window that holds
-// it (so no two outputs write one element; the sum runs over oy, then ox, ascending):
-//   max:     sum of dy over the windows whose argmax (arg, as pool_value wrote it) is this pixel
+// The gradient reaching input pixel (iy, ix), channels [c0, c0 + n), of one image, gathered from every window
+// that holds it (so no two outputs write one element; the sum runs over oy, then ox, ascending). dy and arg
+// point at channel c0 of the image's outputs; dx receives n values.
+//   max:     sum of dy over the windows whose arg (as pool_pixel wrote it) is this pixel
 //   average: sum of dy / (pixels of that window inside the image)
-GS_HD float pool_input_grad(const PoolGeometry& g, const float* dy, const float* arg, int64_t iy, int64_t ix,
-                            int64_t c) {
+GS_HD void pool_pixel_grad(const PoolGeometry& g, const float* dy, const float* arg, int64_t iy, int64_t ix,
+                           int64_t n, float* dx) {
   int64_t oy0, oy1, ox0, ox1;
   g.outputs_of_row(iy, &oy0, &oy1);
   g.outputs_of_col(ix, &ox0, &ox1);
   const float here = (float)(iy * g.in_w + ix);
-  float sum = 0.f;
+  for (int64_t j = 0; j < n; ++j) dx[j] = 0.f;
   for (int64_t oy = oy0; oy < oy1; ++oy)
     for (int64_t ox = ox0; ox < ox1; ++ox) {
-      const int64_t o = (oy * g.out_w + ox) * g.channels + c;
+      const int64_t o = (oy * g.out_w + ox) * g.channels;
       if (g.mode == kPoolMax) {
-        if (arg[o] == here) sum += dy[o];
+        for (int64_t j = 0; j < n; ++j) dx[j] += arg[o + j] == here ? dy[o + j] : 0.f;
       } else {
         int64_t y0, y1, x0, x1;
         g.rows_of(oy, &y0, &y1);
         g.cols_of(ox, &x0, &x1);
-        sum += dy[o] / (float)((y1 - y0) * (x1 - x0));
+        const float count = (float)((y1 - y0) * (x1 - x0));
+        for (int64_t j = 0; j < n; ++j) dx[j] += dy[o + j] / count;
       }
     }
-  return sum;
+}
+
+// One channel c of each, as a CUDA thread computes it: the same arithmetic as a run of channels.
+GS_HD float pool_value(const PoolGeometry& g, const float* x, int64_t oy, int64_t ox, int64_t c, int64_t* arg) {
+  float y, at = 0.f;
+  pool_pixel(g, x + c, oy, ox, 1, &y, &at);
+  *arg = (int64_t)at;
+  return y;
+}
+GS_HD float pool_input_grad(const PoolGeometry& g, const float* dy, const float* arg, int64_t iy, int64_t ix,
+                            int64_t c) {
+  float dx;
+  pool_pixel_grad(g, dy + c, arg ? arg + c : nullptr, iy, ix, 1, &dx);
+  return dx;
 }
 
 // Padding modes, as the layers send them.

@@ -1,7 +1,7 @@
 // Pooling over windows of each channel, channels last: MaxPooling2D / AveragePooling2D (and their 1D forms,
 // one row of pixels), and GlobalMaxPooling / GlobalAveragePooling (one window the size of the image).
 //
-//   forward   y = max or mean of each window (cpu/pool.cpp, math::pool_value); max keeps the input pixel of
+//   forward   y = max or mean of each window (cpu/pool.cpp, math::pool_pixel); max keeps the input pixel of
 //             each maximum for backward
 //   backward  dx[i] = sum of dy over the windows holding i (max: those whose maximum is i; average: dy / the
 //             window's pixels inside the image)
