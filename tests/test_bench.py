@@ -74,6 +74,21 @@ def check_stats(s):
     assert s["min"] <= s["q1"] <= s["median"] <= s["q3"] <= s["max"]
 
 
+def test_quick_cnn_measures_the_seed_model_against_its_peers(tmp_path):
+    from gradsmith.bench import cnn
+
+    assert cnn.flops_per_sample(cnn.SEED) * 32 == pytest.approx(40.77e9, rel=1e-3)  # the 41 GFLOP a step
+    out = tmp_path / "bench.json"
+    proc = run_bench(["--quick", "--only", "cnn", "--json", str(out)])
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["group"] for r in rows] == ["cnn", "cnn"] and rows[0]["case"] == "seed CNN 40x40x3 b32"
+    assert rows[0]["peer"].startswith("torch") and rows[1]["peer"] == "keras/tensorflow"
+    for r in rows:
+        check_stats(r["gradsmith"])
+        assert r["unit"] == "samples/s" and 0 < r["peak_fraction"]
+
+
 def test_quick_gemm_writes_the_documented_json(tmp_path):
     out = tmp_path / "bench.json"
     proc = run_bench(["--quick", "--only", "gemm", "--json", str(out)])
