@@ -1,4 +1,5 @@
-"""``python -m gradsmith.demo``: train a binary classifier the way Keras users write it.
+"""``python -m gradsmith.demo``: train a binary classifier the way Keras users write it
+(``python -m gradsmith.demo cnn``: a convolutional classifier from a folder of images, gradsmith/demo_cnn.py).
 
 The data is scikit-learn's breast-cancer set (569 samples, 30 features) when
 scikit-learn is installed, otherwise a generated set of the same size. The
@@ -58,5 +59,16 @@ def main(epochs=20, seed=0):
     return 0
 
 
+def run(argv):
+    if argv == ["cnn"]:
+        from gradsmith import demo_cnn
+
+        return demo_cnn.main()
+    if argv:
+        print("usage: python -m gradsmith.demo [cnn]", file=sys.stderr)
+        return 2
+    return main()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(sys.argv[1:]))
