@@ -21,8 +21,10 @@ class BatchNormalization(Layer):
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
                  gamma_initializer="ones", moving_mean_initializer="zeros", moving_variance_initializer="ones",
                  beta_regularizer=None, gamma_regularizer=None, beta_constraint=None, gamma_constraint=None,
-                 synchronized=False, **kwargs):
+                 synchronized=False, renorm=False, renorm_clipping=None, renorm_momentum=0.99, **kwargs):
         super().__init__(**kwargs)
+        if renorm or renorm_clipping:
+            raise NotImplementedError("BatchNormalization: batch renormalization (renorm=True) is not supported")
         if beta_constraint is not None or gamma_constraint is not None:
             raise NotImplementedError("BatchNormalization: weight constraints are not supported")
         if isinstance(axis, (list, tuple)):
