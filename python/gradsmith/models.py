@@ -274,7 +274,12 @@ class Sequential(Trainer, layers_mod.Layer):
         return self._all_weights()
 
     def _plan_key_now(self):
-        return (self.trainable, self.optimizer, self.loss, tuple(l.trainable for l in self._walk()))
+        return (self.trainable, self.optimizer, self.loss, self._trainable_flags())
+
+    def _trainable_flags(self):
+        """Every layer's ``trainable``, nested models' layers included (what the compiled step depends on)."""
+        return tuple((l.trainable, l._trainable_flags()) if isinstance(l, Sequential) else l.trainable
+                     for l in self._layers)
 
     def count_params(self):
         self._require_built("count_params")

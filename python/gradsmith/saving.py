@@ -330,12 +330,16 @@ def _h5_bytes(model):
     with h5py.File(buf, "w") as f:
         _write_layers(f, model)
         if model.optimizer is not None:
-            group = f.create_group("optimizer").create_group("vars")
-            group.attrs["name"] = model.optimizer.name
-            for i, value in enumerate(_optimizer_variables(model)):
-                group.create_dataset(str(i), data=value)
+            _write_optimizer(f, model)
         f.create_group("vars").attrs["name"] = model.name
     return buf.getvalue()
+
+
+def _write_optimizer(parent, model):
+    group = parent.create_group("optimizer").create_group("vars")
+    group.attrs["name"] = model.optimizer.name
+    for i, value in enumerate(_optimizer_variables(model)):
+        group.create_dataset(str(i), data=value)
 
 
 def _write_layers(parent, model):
@@ -346,6 +350,8 @@ def _write_layers(parent, model):
         group = layers.create_group(path)
         if getattr(layer, "_is_model", False):
             _write_layers(group, layer)
+            if layer.optimizer is not None:  # a compiled inner model's own optimizer, as Keras writes it
+                _write_optimizer(group, layer)
             group.create_group("vars").attrs["name"] = layer.name
             continue
         group = group.create_group("vars")
