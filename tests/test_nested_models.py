@@ -382,3 +382,43 @@ def test_keras_weights_file_loads_and_gradsmith_writes_keras_layout(tmp_path):
         return sorted(n for n in out if n.startswith("layers/"))
 
     assert datasets(tmp_path / "w.weights.h5") == datasets(os.path.join(DATA, "keras_nested.weights.h5"))
+
+
+def test_a_keras_functional_model_holding_a_nested_model_loads():
+    io_ = np.load(os.path.join(DATA, "keras_nested_io.npz"))
+    model = keras.models.load_model(os.path.join(DATA, "keras_nested_functional.keras"))
+    assert type(model).__name__ == "Model" and model.name == "transfer"
+    assert [type(l).__name__ for l in model.layers] == ["Sequential", "Dense"]
+    assert not model.layers[0].trainable and len(model.trainable_weights) == 2
+    np.testing.assert_allclose(model.predict(io_["x"], verbose=0), io_["pred_functional"], rtol=1e-5, atol=1e-6)
+
+
+def test_functional_configs_that_are_not_one_chain_are_refused():
+    base = _base()
+    inp = keras.Input((8,))
+    config = keras.Model(inp, layers.Dense(2)(base(inp)))._functional_config()
+    json.dumps(config)
+    branch = json.loads(json.dumps(config))
+    branch["layers"].append({**branch["layers"][2], "name": "extra"})
+    with pytest.raises(NotImplementedError, match="branches"):
+        keras.Sequential.from_config({"name": "outer", "layers": [
+            {"module": "keras.src.models.functional", "class_name": "Functional", "config": branch}]})
+    twice = json.loads(json.dumps(config))
+    twice["layers"][2]["inbound_nodes"] *= 2
+    with pytest.raises(NotImplementedError, match="several times"):
+        keras.layers.deserialize({"module": "keras.src.models.functional", "class_name": "Functional",
+                                  "config": twice})
+
+
+def test_a_compiled_inner_models_optimizer_is_written_under_its_path_as_keras(rng, tmp_path):
+    # Keras 3.15's saving_lib writes a compiled nested model's optimizer at layers/<model>/optimizer/vars
+    # (seen in a Keras file; make_keras_nested_fixtures.py's history)
+    base = _base()
+    base.compile("sgd", "mse")
+    model = keras.Sequential([base, layers.Dense(1)])
+    model.save_weights(tmp_path / "w.weights.h5")
+    with h5py.File(tmp_path / "w.weights.h5", "r") as f:
+        assert sorted(f["layers/sequential/optimizer/vars"]) == ["0", "1"]  # iterations, learning_rate
+    again = keras.Sequential([_base(), layers.Dense(1)])
+    again.load_weights(tmp_path / "w.weights.h5")
+    _assert_same_weights(again, model)

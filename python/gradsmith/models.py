@@ -624,9 +624,12 @@ def _endpoint(value, what):
     return value[0]
 
 
-def _functional_from_config(config):
+def _functional_from_config(config, build=False):
     """A Keras 3 Functional config that is one chain (Input -> layer -> layer ...), as a gradsmith Model;
     branches, merges, shared layers and several inputs or outputs raise NotImplementedError."""
+    if "input_layers" not in config or "output_layers" not in config:
+        raise ValueError("a Functional configuration names its input_layers and output_layers; this one has none "
+                         "(a Sequential model's configuration?)")
     if not isinstance(config.get("name"), (str, type(None))):
         raise ValueError(f"the model's name must be a string, got {config.get('name')!r}")
     first, last = _endpoint(config.get("input_layers"), "input_layers"), _endpoint(config.get("output_layers"),
@@ -661,7 +664,7 @@ def _functional_from_config(config):
         raise NotImplementedError("the functional model has layers off its input-to-output chain (branches); "
                                   "not supported yet")
     return Model._from_chain(inputs, chain[::-1], config.get("name"), bool(config.get("trainable", True)),
-                             build=False)
+                             build=build)
 
 
 def load_model(filepath, compile=True, max_weights=None):
@@ -679,5 +682,17 @@ def _unpickle_unbuilt(config, compile_config):
 
 # load_model rebuilds a saved "Sequential" with Sequential.from_config (a Model is saved as one).
 saving.register_model_class(Sequential)
+
+
+class _KerasFunctional:
+    """load_model's reader of a file whose model is Keras's "Functional" (one chain of layers): a Model.
+    (gradsmith saves a Model as the Sequential model of its layers.)"""
+
+    @staticmethod
+    def from_config(config):
+        return _functional_from_config(config, build=True)
+
+
+saving.register_model_class(_KerasFunctional, "Functional")
 # A model nested in another one's layers is written as Keras writes it ("Sequential" / "Functional").
 layers_mod.base._MODEL_LAYERS.update(Sequential=_model_layer, Functional=_model_layer)

@@ -10,7 +10,9 @@ keras_nested.keras / keras_nested.weights.h5: three levels of models,
     base = Sequential([Input(8), Dense(16, relu), BatchNormalization(), Dense(8)])   frozen (base.trainable = False)
     head = Model(Input(8), Dense(6, tanh))                                           a functional model
     compiled with Adam(0.01) + categorical_crossentropy + ['accuracy'] and fitted a few steps.
-keras_nested_io.npz: x, y, Keras's predictions, outer.weights (Keras's order) after one more
+keras_nested_functional.keras: Model(Input(8), Dense(2)(base(Input))), a functional model holding the frozen
+    base, not compiled.
+keras_nested_io.npz: x, y, Keras's predictions (of keras_nested_functional.keras: pred_functional), outer.weights (Keras's order) after one more
     train_on_batch(x, y) (the optimizer state carried over), the trainable weight count, summary lines.
 """
 import os
@@ -29,9 +31,9 @@ def main():
     y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 24)]
     base = keras.Sequential([keras.Input(shape=(8,)), keras.layers.Dense(16, activation="relu"),
                              keras.layers.BatchNormalization(), keras.layers.Dense(8)], name="base")
-    base(x)  # moving statistics away from their initial values: predict is not training, so BN moves only in fit
-    base.compile(optimizer="sgd", loss="mse")
-    base.fit(x, rng.standard_normal((24, 8)).astype(np.float32), batch_size=8, epochs=1, verbose=0)
+    bn = base.layers[1]  # moving statistics away from their initial values
+    bn.set_weights([bn.gamma.numpy(), bn.beta.numpy(), rng.standard_normal(16).astype(np.float32) * 0.1,
+                    rng.uniform(0.5, 2.0, 16).astype(np.float32)])
     inp = keras.Input(shape=(8,))
     head = keras.Model(inp, keras.layers.Dense(6, activation="tanh")(inp), name="head")
     mid = keras.Sequential([base, head], name="mid")
@@ -46,7 +48,11 @@ def main():
     lines = []
     outer.summary(print_fn=lambda line, **_: lines.append(line))
     outer.train_on_batch(x, y)
+    inp = keras.Input(shape=(8,))
+    functional = keras.Model(inp, keras.layers.Dense(2)(base(inp)), name="transfer")
+    functional.save(os.path.join(HERE, "keras_nested_functional.keras"))
     np.savez(os.path.join(HERE, "keras_nested_io.npz"), x=x, y=y, pred=pred,
+             pred_functional=functional.predict(x, verbose=0),
              **{f"after_step_{i}": w.numpy() for i, w in enumerate(outer.weights)},
              n_trainable=np.array(len(outer.trainable_weights)), summary=np.array("\n".join(lines)),
              keras_version=np.array(keras.__version__))
