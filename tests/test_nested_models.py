@@ -422,3 +422,23 @@ def test_a_compiled_inner_models_optimizer_is_written_under_its_path_as_keras(rn
     again = keras.Sequential([_base(), layers.Dense(1)])
     again.load_weights(tmp_path / "w.weights.h5")
     _assert_same_weights(again, model)
+
+
+def test_the_fine_tuning_recipe(rng):
+    """Keras's transfer-learning guide: train the head on a frozen base, then unfreeze and recompile."""
+    base = _base(bn=True)
+    model = keras.Sequential([base, layers.Dense(3, activation="softmax")])
+    x, y = _data(rng)
+    base.trainable = False
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    frozen = base.get_weights()
+    model.fit(x, y, epochs=1, verbose=0)
+    for a, b in zip(base.get_weights(), frozen):
+        np.testing.assert_array_equal(a, b)
+    base.trainable = True
+    model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="categorical_crossentropy")
+    model.fit(x, y, epochs=1, verbose=0)
+    assert model._plan is not None, model._plan_reason
+    assert len(model.trainable_weights) == 8
+    moved = [not np.array_equal(a, b) for a, b in zip(base.get_weights(), frozen)]
+    assert all(moved)  # kernels, biases, gamma, beta and the moving statistics (trainable BN again)
