@@ -424,6 +424,34 @@ def test_a_compiled_inner_models_optimizer_is_written_under_its_path_as_keras(rn
     _assert_same_weights(again, model)
 
 
+def test_a_compiled_inner_models_optimizer_state_comes_back(rng, tmp_path):
+    base = _base()
+    base.compile(keras.optimizers.Adam(0.01), "mse")
+    x, _ = _data(rng)
+    target = rng.standard_normal((48, 8)).astype(np.float32)
+    base.fit(x, target, epochs=1, verbose=0)
+    model = keras.Sequential([base, layers.Dense(1)])
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    inner = loaded.layers[0]
+    assert inner.compiled and inner.optimizer.iterations == base.optimizer.iterations == 2
+    for a, b in zip(inner.optimizer.variables, base.optimizer.variables):
+        np.testing.assert_array_equal(a, b)
+    # both go on training alike
+    base.fit(x, target, epochs=1, shuffle=False, verbose=0)
+    inner.fit(x, target, epochs=1, shuffle=False, verbose=0)
+    _assert_same_weights(inner, base)
+    # load_weights too, into a compiled inner model that has not trained
+    fresh = _base()
+    fresh.compile(keras.optimizers.Adam(0.01), "mse")
+    other = keras.Sequential([fresh, layers.Dense(1)])
+    model.save_weights(tmp_path / "w.weights.h5")
+    other.load_weights(tmp_path / "w.weights.h5")
+    assert fresh.optimizer.iterations == base.optimizer.iterations == 4
+    for a, b in zip(fresh.optimizer.variables, base.optimizer.variables):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_the_fine_tuning_recipe(rng):
     """Keras's transfer-learning guide: train the head on a frozen base, then unfreeze and recompile."""
     base = _base(bn=True)

@@ -371,12 +371,13 @@ class _Weights:
 
 
 class _LayerGroup(list):
-    """The checked datasets of ``<path>/vars`` of one layer's group, and its ``layers`` subgroup (a nested
-    model's layers, read only when the model has a nested model there) or None."""
+    """The checked datasets of ``<path>/vars`` of one layer's group, its ``layers`` subgroup (a nested
+    model's layers, read only when the model has a nested model there) or None, and the checked datasets
+    of its ``optimizer/vars`` (a compiled nested model's optimizer) or None."""
 
-    def __init__(self, datasets, sublayers, path):
+    def __init__(self, datasets, sublayers, path, optimizer):
         super().__init__(datasets)
-        self.sublayers, self.path = sublayers, path
+        self.sublayers, self.path, self.optimizer = sublayers, path, optimizer
 
 
 def _layer_groups(group, path, h5py):
@@ -384,9 +385,11 @@ def _layer_groups(group, path, h5py):
     out = {}
     for name in _names(group, path, h5py):
         member = _member(group, name, f"{path}/{name}", h5py, group=True)
+        optimizer = _member(member, "optimizer", f"{path}/{name}/optimizer", h5py, group=True)
         out[name] = _LayerGroup(_vars(member, f"{path}/{name}", h5py),
                                 _member(member, "layers", f"{path}/{name}/layers", h5py, group=True),
-                                f"{path}/{name}/layers")
+                                f"{path}/{name}/layers",
+                                None if optimizer is None else _vars(optimizer, f"{path}/{name}/optimizer", h5py))
     return out
 
 
@@ -495,15 +498,18 @@ def _read(ds):
     return np.array(ds[()])
 
 
-def _match_layer_weights(model, weights, filepath):
+def _match_layer_weights(model, weights, filepath, nested_states=None):
     """The arrays for model.set_weights, in model order: every layer's count and declared shapes are
-    checked before any data is read."""
+    checked before any data is read. ``nested_states`` (a list) receives (nested model, its optimizer's
+    state) for each compiled nested model whose optimizer's variables the file holds and fit, as Keras
+    loads them (``_apply_optimizer_state`` them after set_weights); those that do not fit are skipped with
+    a warning."""
     pending = []
-    _match_groups(model, weights.layers, "layers", filepath, pending, _h5py())
+    _match_groups(model, weights.layers, "layers", filepath, pending, _h5py(), nested_states)
     return [_read(ds) for ds in pending]
 
 
-def _match_groups(model, groups, where, filepath, pending, h5py):
+def _match_groups(model, groups, where, filepath, pending, h5py, nested_states):
     """The datasets of ``model``'s layers in ``groups`` (the layer groups at ``where``) onto ``pending``, in
     model order; a nested model's from its group's ``layers``."""
     used = set()
@@ -519,7 +525,13 @@ def _match_groups(model, groups, where, filepath, pending, h5py):
         used.add(path)
         if nested:
             _match_groups(layer, _layer_groups(saved.sublayers, saved.path, h5py), saved.path, filepath, pending,
-                          h5py)
+                          h5py, nested_states)
+            if nested_states is not None and layer.optimizer is not None and saved.optimizer:
+                try:
+                    nested_states.append((layer, _match_optimizer_state(layer, saved.optimizer, filepath)))
+                except ValueError as e:
+                    warnings.warn(f"Skipping variable loading for optimizer {layer.optimizer.name!r} of model "
+                                  f"{layer.name!r}: {e}", stacklevel=4)
             continue
         if len(saved) != len(layer._weights):
             raise ValueError(f"{filepath}: layer {layer.name!r} ({type(layer).__name__}) has "
@@ -762,7 +774,8 @@ def load_weights(model, filepath, max_weights=None):
     model._require_built("load_weights")
     with config_mod.max_weights(max_weights), _weights_source(filepath, model) as source, \
             _open_h5(source, filepath) as weights:
-        arrays = _match_layer_weights(model, weights, filepath)
+        nested_states = []
+        arrays = _match_layer_weights(model, weights, filepath, nested_states)
         state = None
         if model.optimizer is not None and weights.optimizer:
             try:
@@ -771,6 +784,8 @@ def load_weights(model, filepath, max_weights=None):
                 warnings.warn(f"Skipping variable loading for optimizer {model.optimizer.name!r}: {e}",
                               stacklevel=3)
     model.set_weights(arrays)
+    for owner, owner_state in nested_states:
+        _apply_optimizer_state(owner, *owner_state)
     if state is not None:
         _apply_optimizer_state(model, *state)
 
@@ -794,7 +809,10 @@ def _load_keras(source, filepath, compile, max_weights):
             model = _model_from_config(config, filepath)
             data = _read_weights_entry(archive, model)
         with _open_h5(data, filepath) as weights:
-            model.set_weights(_match_layer_weights(model, weights, filepath))
+            nested_states = []
+            model.set_weights(_match_layer_weights(model, weights, filepath, nested_states))
+            for owner, owner_state in nested_states:
+                _apply_optimizer_state(owner, *owner_state)
             compile_config = config.get("compile_config")
             if compile and compile_config:
                 _compile_from_config(model, compile_config, filepath)
