@@ -199,7 +199,8 @@ def test_a_frozen_base_keeps_its_weights_and_its_batch_normalization_uses_moving
 
 # --------------------------------------------------------------------------- the compiled step
 def _nested_bn_model():
-    base = keras.Sequential([layers.Dense(12, activation="relu", input_shape=(9,)), layers.BatchNormalization(),
+    base = keras.Sequential([layers.Dense(12, activation="relu", input_shape=(9,), kernel_regularizer="l2"),
+                             layers.BatchNormalization(),
                              layers.Dropout(0.2), layers.Dense(6, activation="tanh")])
     inp = keras.Input((6,))
     head = keras.Model(inp, layers.Dense(4, activation="relu")(inp))
