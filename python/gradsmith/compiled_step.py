@@ -45,7 +45,9 @@ class _NotPlannable(Exception):
 
 def _layer_configs(model, params):
     """Each layer's description for the C++ plan (``layer._compiled_config``), with its kind, name and
-    per-sample input shape; the model's output must be (batch, features) for the loss kernels."""
+    per-sample input shape; the model's output must be (batch, features) for the loss kernels. A model
+    used as a layer contributes its own layers, in order (``_leaf_layers``): its weights are views of
+    this model's buffer like the others'."""
     shape = tuple(model._input_layer.shape)
     base = params.__array_interface__["data"][0]
 
@@ -53,7 +55,7 @@ def _layer_configs(model, params):
         return (array.__array_interface__["data"][0] - base) // 4
 
     configs = []
-    for layer in model._layers:
+    for layer in model._leaf_layers():
         if any(d is None for d in shape[1:]):
             raise _NotPlannable(f"layer {layer.name!r} sees inputs of shape {shape}, not known in full")
         try:

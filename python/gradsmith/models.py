@@ -21,15 +21,23 @@ __all__ = ["Sequential", "Model", "load_model"]
 _gathers = 0
 
 
-class Sequential(Trainer):
-    """A linear stack of layers: ``Sequential([Dense(64, activation='relu', input_shape=(20,)), Dense(1)])``."""
+class Sequential(Trainer, layers_mod.Layer):
+    """A linear stack of layers: ``Sequential([Dense(64, activation='relu', input_shape=(20,)), Dense(1)])``.
+
+    A model is also a layer, as in Keras 3 (``class Model(Trainer, Layer)``): ``Sequential([base, Dense(1)])``
+    or ``Dense(1)(base(Input((8,))))`` use a whole model as one layer. Its weights are the inner model's own
+    (one set of values, gathered into the buffer of whichever model uses them: ``_gather_weights``), and
+    ``base.trainable = False`` freezes them (and every layer in it) in the outer model's training."""
+
+    _is_model = True  # a Layer that is not in the layer registry (layers.base: models serialize themselves)
 
     def __init__(self, layers=None, name=None, trainable=True):
         self.name = name if name is not None else layers_mod._unique_name("sequential")
-        self.trainable = trainable
+        self._is_trainable = bool(trainable)  # as Keras's constructor: the layers keep their own flags
         self._layers = []
         self._input_layer = None
         self.built = False
+        self.input_shape = self.output_shape = None
         self._home_weights, self._gathered_at = (), -1
         super().__init__()  # the Trainer's state: optimizer, loss, compiled, the compiled step
         for layer in layers or []:
@@ -40,6 +48,41 @@ class Sequential(Trainer):
     def layers(self):
         return list(self._layers)
 
+    @property
+    def trainable(self):
+        return self._is_trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        """As Keras 3: setting a model's ``trainable`` sets every layer's, nested models' layers included (a
+        frozen base's BatchNormalization layers then normalize with their moving statistics)."""
+        value = bool(value)
+        self._is_trainable = value
+        for layer in self._layers:
+            layer.trainable = value
+
+    @property
+    def _declared_input_shape(self):
+        """The input shape a model that starts with this one takes (``Sequential([base, Dense(1)])``)."""
+        return None if self._input_layer is None else self._input_layer.shape
+
+    def _walk(self):
+        """Every layer of the model, nested models and their layers included, depth first."""
+        for layer in self._layers:
+            yield layer
+            if isinstance(layer, Sequential):
+                yield from layer._walk()
+
+    def _leaf_layers(self):
+        """The layers that compute, in order: nested models replaced by their own leaf layers."""
+        out = []
+        for layer in self._layers:
+            if isinstance(layer, Sequential):
+                out.extend(layer._leaf_layers())
+            else:
+                out.append(layer)
+        return out
+
     def add(self, layer, _build_deferred=False):
         if isinstance(layer, layers_mod.InputLayer):
             if self._layers or self._input_layer is not None:
@@ -48,16 +91,26 @@ class Sequential(Trainer):
             return
         if not isinstance(layer, layers_mod.Layer):
             raise TypeError(f"Sequential.add: expected a layer, got {type(layer).__name__}")
-        if any(existing is layer for existing in self._layers):
+        inside = [layer] + (list(layer._walk()) if isinstance(layer, Sequential) else [])
+        if any(existing is self for existing in inside):
+            raise ValueError(f"model {self.name!r} cannot be a layer of itself")
+        mine = {id(existing) for existing in self._walk()}
+        if any(id(l) in mine for l in inside):
             raise ValueError(f"layer {layer.name!r} is already in the model")
         if layer.name in {existing.name for existing in self._layers}:
             raise ValueError(f"the model already has a layer named {layer.name!r}; layer names must be unique")
+        before = (self._input_layer, self.built)
         self._layers.append(layer)
         self.built = False
         if len(self._layers) == 1 and self._input_layer is None and layer._declared_input_shape is not None:
             self._input_layer = layers_mod.InputLayer(batch_shape=layer._declared_input_shape)
         if self._input_layer is not None and not _build_deferred:
-            self.build(self._input_layer.shape)
+            try:
+                self.build(self._input_layer.shape)
+            except BaseException:  # the model as it was (a layer that does not fit its input, ...)
+                self._layers.pop()
+                self._input_layer, self.built = before
+                raise
 
     def pop(self):
         if not self._layers:
@@ -85,6 +138,8 @@ class Sequential(Trainer):
                 raise ValueError("build() needs an input shape: give Input(shape=...) or input_shape=")
             input_shape = self._input_layer.shape
         input_shape = tuple(input_shape)
+        if self._input_layer is not None:
+            self._check_input_shape(input_shape)
         self._check_size(input_shape)
         if self._input_layer is None:
             self._input_layer = layers_mod.InputLayer(batch_shape=input_shape)
@@ -95,7 +150,16 @@ class Sequential(Trainer):
             shape = layer.compute_output_shape(shape)
             layer.output_shape = shape
         self._gather_weights()
+        self.input_shape, self.output_shape = input_shape, shape
         self.built = True
+
+    def _check_input_shape(self, shape):
+        """Raise ValueError when inputs of shape ``shape`` do not fit the model's Input (None fits any size)."""
+        expected = tuple(self._input_layer.shape[1:])
+        got = tuple(shape)[1:]
+        if len(expected) != len(got) or any(e is not None and g is not None and e != g
+                                            for e, g in zip(expected, got)):
+            raise ValueError(f"model {self.name!r} takes inputs of shape {(None,) + expected}, got {tuple(shape)}")
 
     def _check_size(self, input_shape):
         """Raise ValueError, allocating nothing, when the weights the model implies for ``input_shape``
@@ -104,14 +168,10 @@ class Sequential(Trainer):
         limit = config_mod.get_max_weights()
         total, shape = 0, tuple(input_shape)
         for layer in self._layers:
-            if layer.built:
-                total += layer.count_params()
-                shape = layer.compute_output_shape(shape)
-            elif is_builtin(layer):
-                sizes, shape = implied_weights(layer, shape)
-                total += sum(sizes)
-            else:
+            sizes, shape = _implied_weights(layer, shape)
+            if sizes is None:
                 break
+            total += sum(sizes)
             if total > limit:
                 raise ValueError(f"model {self.name!r}: its weights would hold {total:,} values (at layer "
                                  f"{layer.name!r}), more than the limit of {limit:,}; raise it with "
@@ -181,7 +241,9 @@ class Sequential(Trainer):
     def _trainable(self):
         if not self.trainable:
             return []
-        return [w for layer in self._layers if layer.trainable for w in layer._weights if w.trainable]
+        return [w for layer in self._layers for w in
+                (layer._trainable() if isinstance(layer, Sequential) else
+                 layer._weights if layer.trainable else ()) if w.trainable]
 
     @property
     def weights(self):
@@ -197,7 +259,27 @@ class Sequential(Trainer):
         return [w.value for w in self._all_weights() if id(w) not in trainable]
 
     def _all_weights(self):
-        return [w for layer in self._layers for w in layer._weights]
+        """Every weight record, in Keras's ``model.weights`` order (layer by layer, nested models' layers in
+        place), each once."""
+        out, seen = [], set()
+        for layer in self._layers:
+            for w in layer._weights:
+                if id(w) not in seen:
+                    seen.add(id(w))
+                    out.append(w)
+        return out
+
+    @property
+    def _weights(self):  # the Layer protocol: a model's weights are its layers'
+        return self._all_weights()
+
+    def _plan_key_now(self):
+        return (self.trainable, self.optimizer, self.loss, self._trainable_flags())
+
+    def _trainable_flags(self):
+        """Every layer's ``trainable``, nested models' layers included (what the compiled step depends on)."""
+        return tuple((l.trainable, l._trainable_flags()) if isinstance(l, Sequential) else l.trainable
+                     for l in self._layers)
 
     def count_params(self):
         self._require_built("count_params")
@@ -257,15 +339,59 @@ class Sequential(Trainer):
         return sum(layer.regularization_loss() for layer in self._layers)
 
     def __call__(self, x, training=False):
+        if isinstance(x, layers_mod.KerasTensor) or getattr(x, "_is_graph_input", False):
+            return layers_mod.Layer.__call__(self, x, training=training)  # functional API: record only
         x, _, _ = self._prepare_batch(x, None, None)
         return self._forward(x, training=training)
+
+    # ------------------------------------------------------------------ as a layer of another model
+    def forward(self, x, training=False):
+        return self._forward(x, training=training)
+
+    def backward(self, dy, need_dx=True):
+        for i in range(len(self._layers) - 1, -1, -1):
+            dy = self._layers[i].backward(dy, need_dx=need_dx or i > 0)
+        return dy
+
+    def compute_output_shape(self, input_shape):
+        shape = tuple(input_shape)
+        if self._input_layer is not None:
+            self._check_input_shape(shape)
+        for layer in self._layers:
+            shape = layer.compute_output_shape(shape)
+        return shape
+
+    def regularization_loss(self):
+        return self._regularization()
+
+    def flops(self, batch=1):
+        return sum(layer.flops(batch) for layer in self._layers)
+
+    def _serialize_as_layer(self):
+        """The model as an entry of another model's layers, as Keras 3 writes it: a Sequential model as
+        ``{"module": "keras", "class_name": "Sequential", ...}``, a functional one as Keras's "Functional"
+        (its layers with their inbound nodes), each with build_config and compile_config."""
+        cls = type(self)
+        if cls is Model:
+            out = {"module": "keras.src.models.functional", "class_name": "Functional",
+                   "config": self._functional_config(), "registered_name": "Functional",
+                   "build_config": {"input_shape": None}}
+        else:
+            builtin = cls is Sequential
+            out = {"module": "keras" if builtin else cls.__module__, "class_name": cls.__name__,
+                   "config": self.get_config(), "registered_name": None if builtin else cls.__name__}
+            if self.built:
+                out["build_config"] = self.get_build_config()
+        out["compile_config"] = self.get_compile_config() if self.compiled else {}
+        return out
 
     # ------------------------------------------------------------------ summary
     def summary(self, print_fn=None):
         """Prints each layer's type, output shape and parameter count, then the totals and forward FLOPs."""
         self._require_built("summary")
         print_fn = print_fn or print
-        rows = [(f"{l.name} ({type(l).__name__})", str(l.output_shape), f"{l.count_params():,}")
+        rows = [(f"{l.name} ({vars(type(l)).get('_keras_class_name', type(l).__name__)})", str(l.output_shape),
+                 f"{l.count_params():,}")
                 for l in self._layers]
         widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
                   for i, h in enumerate(("Layer (type)", "Output Shape", "Param #"))]
@@ -301,6 +427,12 @@ class Sequential(Trainer):
     def from_config(cls, config):
         """The model from ``get_config``'s dict (written by gradsmith or Keras 3), unbuilt when it has no
         input shape (no InputLayer and no build_input_shape: see ``build_from_config``)."""
+        return cls._from_config(config, build=True)
+
+    @classmethod
+    def _from_config(cls, config, build):
+        """``from_config``; ``build=False`` (a model nested in the model being loaded) leaves the building to
+        the outer model, which checks the size of everything before allocating any of it."""
         if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
             raise ValueError(f"a Sequential configuration is a dict with a list of layers, got {config!r:.200}")
         if not isinstance(config.get("name"), (str, type(None))):
@@ -315,7 +447,7 @@ class Sequential(Trainer):
         # Every layer first, then one build: the total size is checked before any weight is allocated.
         for lc in layer_configs:
             model.add(layers_mod.deserialize(lc), _build_deferred=True)
-        if model._input_layer is not None and model._layers:
+        if build and model._input_layer is not None and model._layers:
             model.build(model._input_layer.shape)
         return model
 
@@ -367,6 +499,8 @@ class Model(Sequential):
     subclassing Model with a ``call`` method are not supported yet and say so.
     """
 
+    _keras_class_name = "Functional"  # Keras 3's class of a functional model (summary, a nested model's entry)
+
     def __init__(self, inputs=None, outputs=None, name=None, trainable=True, **kwargs):
         if kwargs:
             raise TypeError(f"Model: unexpected keyword argument(s) {', '.join(sorted(kwargs))}")
@@ -391,6 +525,36 @@ class Model(Sequential):
         """A model saved from Model(inputs, outputs) is a Sequential config: it comes back as Sequential."""
         return Sequential.from_config(config)
 
+    def _functional_config(self):
+        """Keras 3's Functional config of this chain: each layer with its name and its one inbound node (the
+        previous layer's output), the input and output layers by name."""
+        inp = self._input_layer
+        entries = [{**layers_mod.serialize(inp), "name": inp.name, "inbound_nodes": []}]
+        previous, shape = inp.name, tuple(inp.shape)
+        for layer in self._layers:
+            tensor = {"class_name": "__keras_tensor__",
+                      "config": {"shape": _shape_list(shape), "dtype": "float32", "keras_history": [previous, 0, 0]}}
+            kwargs = {"mask": None} if isinstance(layer, Sequential) else {}
+            entries.append({**layers_mod.serialize(layer), "name": layer.name,
+                            "inbound_nodes": [{"args": [tensor], "kwargs": kwargs}]})
+            previous, shape = layer.name, layer.compute_output_shape(shape)
+        return {"name": self.name, "trainable": self.trainable, "layers": entries,
+                "input_layers": [inp.name, 0, 0], "output_layers": [previous, 0, 0]}
+
+    @classmethod
+    def _from_chain(cls, inputs, chain, name, trainable, build=True):
+        """The functional model of ``chain`` (layers called one after another on ``inputs``), without calling
+        the layers (so nothing is built unless ``build``)."""
+        model = cls.__new__(cls)
+        Sequential.__init__(model, name=name, trainable=trainable)
+        model.add(inputs)
+        for layer in chain:
+            model.add(layer, _build_deferred=True)
+        if build and chain:
+            model.build(inputs.shape)
+        model.inputs, model.outputs = [inputs], []
+        return model
+
     @staticmethod
     def _single(value, what):
         if isinstance(value, (list, tuple)):
@@ -400,6 +564,107 @@ class Model(Sequential):
         if isinstance(value, dict):
             raise NotImplementedError(f"Model: {what} given as a dict are not supported yet")
         return value
+
+
+def _implied_weights(layer, shape):
+    """(the sizes of the weights ``layer`` has or would have for inputs of ``shape``, its output shape), nothing
+    allocated; (None, None) for a user's unbuilt layer, whose weights only its build knows."""
+    if layer.built:
+        return [layer.count_params()], layer.compute_output_shape(shape)
+    if isinstance(layer, Sequential):
+        if layer._input_layer is not None:
+            layer._check_input_shape(shape)
+        sizes = []
+        for inner in layer._layers:
+            more, shape = _implied_weights(inner, shape)
+            if more is None:
+                return None, None
+            sizes += more
+        return sizes, shape
+    if is_builtin(layer):
+        return implied_weights(layer, shape)
+    return None, None
+
+
+def _model_layer(entry):
+    """A model from its entry in another model's layers (``layers.deserialize``), as Keras writes it: a
+    "Sequential" or a "Functional" that is one chain. Left unbuilt: the model it is loaded into builds it."""
+    config = entry.get("config")
+    if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
+        raise ValueError(f"a nested {entry.get('class_name')} configuration is a dict with a list of layers, got "
+                         f"{config!r:.200}")
+    if entry.get("class_name") == "Functional":
+        model = _functional_from_config(config)
+    else:
+        model = Sequential._from_config(config, build=False)
+    compile_config = entry.get("compile_config")
+    if compile_config:  # as Keras's deserialize_keras_object
+        model.compile_from_config(compile_config)
+    return model
+
+
+def _history_name(tensor):
+    """The layer name of a Keras 3 ``__keras_tensor__`` argument (its keras_history: [name, node, index])."""
+    if isinstance(tensor, dict) and tensor.get("class_name") == "__keras_tensor__":
+        history = (tensor.get("config") or {}).get("keras_history")
+        if isinstance(history, list) and len(history) == 3 and isinstance(history[0], str) and \
+                history[1:] == [0, 0]:
+            return history[0]
+    raise ValueError(f"gradsmith reads functional models whose layers each take the previous layer's output once; "
+                     f"got the argument {tensor!r:.200}")
+
+
+def _endpoint(value, what):
+    """The one layer name of Keras's input_layers / output_layers (["name", 0, 0] or [["name", 0, 0]])."""
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], list):
+        value = value[0]
+    if not (isinstance(value, list) and len(value) == 3 and isinstance(value[0], str) and value[1:] == [0, 0]):
+        raise NotImplementedError(f"a functional model's {what} must name one layer (several inputs or outputs are "
+                                  f"not supported yet); got {value!r:.200}")
+    return value[0]
+
+
+def _functional_from_config(config, build=False):
+    """A Keras 3 Functional config that is one chain (Input -> layer -> layer ...), as a gradsmith Model;
+    branches, merges, shared layers and several inputs or outputs raise NotImplementedError."""
+    if "input_layers" not in config or "output_layers" not in config:
+        raise ValueError("a Functional configuration names its input_layers and output_layers; this one has none "
+                         "(a Sequential model's configuration?)")
+    if not isinstance(config.get("name"), (str, type(None))):
+        raise ValueError(f"the model's name must be a string, got {config.get('name')!r}")
+    first, last = _endpoint(config.get("input_layers"), "input_layers"), _endpoint(config.get("output_layers"),
+                                                                                   "output_layers")
+    by_name, parent = {}, {}
+    for entry in config["layers"]:
+        if not isinstance(entry, dict):
+            raise ValueError(f"not a layer configuration: {entry!r:.200}")
+        name = entry.get("name", (entry.get("config") or {}).get("name"))
+        if not isinstance(name, str) or name in by_name:
+            raise ValueError(f"a functional model's layers need distinct names, got {name!r}")
+        nodes = entry.get("inbound_nodes") or []
+        if not isinstance(nodes, list) or len(nodes) > 1:
+            raise NotImplementedError(f"layer {name!r} is called several times; gradsmith's functional models are "
+                                      "one chain of layers, each called once")
+        if nodes:
+            args = nodes[0].get("args") if isinstance(nodes[0], dict) else None
+            if not isinstance(args, list) or len(args) != 1:
+                raise NotImplementedError(f"layer {name!r} takes several inputs; not supported yet")
+            parent[name] = _history_name(args[0])
+        by_name[name] = layers_mod.deserialize({k: v for k, v in entry.items() if k not in ("name", "inbound_nodes")})
+    chain, at = [], last
+    while at != first:
+        if at not in parent or len(chain) > len(by_name):
+            raise ValueError(f"the functional model's output {last!r} is not computed from its input {first!r}")
+        chain.append(by_name[at])
+        at = parent[at]
+    inputs = by_name.get(first)
+    if not isinstance(inputs, layers_mod.InputLayer):
+        raise ValueError(f"the functional model's input {first!r} is not an InputLayer")
+    if len(chain) + 1 != len(by_name):
+        raise NotImplementedError("the functional model has layers off its input-to-output chain (branches); "
+                                  "not supported yet")
+    return Model._from_chain(inputs, chain[::-1], config.get("name"), bool(config.get("trainable", True)),
+                             build=build)
 
 
 def load_model(filepath, compile=True, max_weights=None):
@@ -417,3 +682,17 @@ def _unpickle_unbuilt(config, compile_config):
 
 # load_model rebuilds a saved "Sequential" with Sequential.from_config (a Model is saved as one).
 saving.register_model_class(Sequential)
+
+
+class _KerasFunctional:
+    """load_model's reader of a file whose model is Keras's "Functional" (one chain of layers): a Model.
+    (gradsmith saves a Model as the Sequential model of its layers.)"""
+
+    @staticmethod
+    def from_config(config):
+        return _functional_from_config(config, build=True)
+
+
+saving.register_model_class(_KerasFunctional, "Functional")
+# A model nested in another one's layers is written as Keras writes it ("Sequential" / "Functional").
+layers_mod.base._MODEL_LAYERS.update(Sequential=_model_layer, Functional=_model_layer)

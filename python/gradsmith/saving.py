@@ -63,7 +63,7 @@ import numpy as np
 
 from gradsmith import config as config_mod, optimizers
 from gradsmith._version import __version__
-from gradsmith.layers.base import _REGISTRY, _keras_object
+from gradsmith.layers.base import _MODEL_LAYERS, _REGISTRY, _keras_object
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "register_model_class"]
 
@@ -232,14 +232,22 @@ def _class_name_of(model):
                      f"{', '.join(_MODEL_CLASSES) or 'no'} models")
 
 
+def _check_saveable(entries):
+    """Every layer entry, nested models' included, must be one Keras can rebuild: a built-in layer, or a
+    Sequential / Functional model (Keras writes the latter with registered_name "Functional")."""
+    for entry in entries:
+        if entry.get("class_name") in _MODEL_LAYERS and str(entry.get("module")).startswith("keras"):
+            _check_saveable(entry["config"]["layers"])
+        elif entry.get("registered_name") is not None:
+            raise ValueError(f"cannot save layer {entry['config'].get('name')!r} of class {entry['class_name']}: the "
+                             "Keras file format holds gradsmith's built-in layers "
+                             f"({', '.join(sorted(_REGISTRY))}) and Sequential / functional models of them")
+
+
 def _model_config(model):
     """config.json's content: Keras 3's serialization of the model, from its own get_config."""
     config = model.get_config()
-    for entry in config["layers"]:
-        if entry.get("registered_name") is not None:
-            raise ValueError(f"cannot save layer {entry['config'].get('name')!r} of class {entry['class_name']}: the "
-                             "Keras file format holds gradsmith's built-in layers "
-                             f"({', '.join(sorted(_REGISTRY))})")
+    _check_saveable(config["layers"])
     out = _keras_object("keras", _class_name_of(model), config)
     out["build_config"] = model.get_build_config()
     if model.compiled:
@@ -256,10 +264,11 @@ def _to_snake_case(name):
 
 
 def _layer_paths(model):
-    """[(h5 group name, layer)]: Keras names each layer's group after its class, made unique in order."""
+    """[(h5 group name, layer)]: Keras names each layer's group after its class ("Functional" for a functional
+    model used as a layer), made unique in order. A nested model's layers are under ``<its group>/layers``."""
     used, out = {}, []
     for layer in model._layers:
-        name = _to_snake_case(type(layer).__name__)
+        name = _to_snake_case(vars(type(layer)).get("_keras_class_name", type(layer).__name__))
         if name in used:
             used[name] += 1
             name = f"{name}_{used[name]}"
@@ -319,19 +328,36 @@ def _h5_bytes(model):
     h5py = _h5py()
     buf = io.BytesIO()
     with h5py.File(buf, "w") as f:
-        layers = f.create_group("layers")
-        for path, layer in _layer_paths(model):
-            group = layers.create_group(path).create_group("vars")
-            group.attrs["name"] = layer.name
-            for i, w in enumerate(layer._weights):
-                group.create_dataset(str(i), data=np.asarray(w.value, np.float32))
+        _write_layers(f, model)
         if model.optimizer is not None:
-            group = f.create_group("optimizer").create_group("vars")
-            group.attrs["name"] = model.optimizer.name
-            for i, value in enumerate(_optimizer_variables(model)):
-                group.create_dataset(str(i), data=value)
+            _write_optimizer(f, model)
         f.create_group("vars").attrs["name"] = model.name
     return buf.getvalue()
+
+
+def _write_optimizer(parent, model):
+    group = parent.create_group("optimizer").create_group("vars")
+    group.attrs["name"] = model.optimizer.name
+    for i, value in enumerate(_optimizer_variables(model)):
+        group.create_dataset(str(i), data=value)
+
+
+def _write_layers(parent, model):
+    """``<parent>/layers/<path>/vars/<i>`` for each layer; a nested model's layers under
+    ``<parent>/layers/<path>/layers/...`` and an empty ``vars`` of its own, as Keras's saving_lib."""
+    layers = parent.create_group("layers")
+    for path, layer in _layer_paths(model):
+        group = layers.create_group(path)
+        if getattr(layer, "_is_model", False):
+            _write_layers(group, layer)
+            if layer.optimizer is not None:  # a compiled inner model's own optimizer, as Keras writes it
+                _write_optimizer(group, layer)
+            group.create_group("vars").attrs["name"] = layer.name
+            continue
+        group = group.create_group("vars")
+        group.attrs["name"] = layer.name
+        for i, w in enumerate(layer._weights):
+            group.create_dataset(str(i), data=np.asarray(w.value, np.float32))
 
 
 # =========================================================================== loading
@@ -342,6 +368,29 @@ class _Weights:
     def __init__(self, layers, optimizer):
         self.layers = layers
         self.optimizer = optimizer
+
+
+class _LayerGroup(list):
+    """The checked datasets of ``<path>/vars`` of one layer's group, its ``layers`` subgroup (a nested
+    model's layers, read only when the model has a nested model there) or None, and the checked datasets
+    of its ``optimizer/vars`` (a compiled nested model's optimizer) or None."""
+
+    def __init__(self, datasets, sublayers, path, optimizer):
+        super().__init__(datasets)
+        self.sublayers, self.path, self.optimizer = sublayers, path, optimizer
+
+
+def _layer_groups(group, path, h5py):
+    """{name: _LayerGroup} of the layer groups under ``group`` (at ``path`` in the file)."""
+    out = {}
+    for name in _names(group, path, h5py):
+        member = _member(group, name, f"{path}/{name}", h5py, group=True)
+        optimizer = _member(member, "optimizer", f"{path}/{name}/optimizer", h5py, group=True)
+        out[name] = _LayerGroup(_vars(member, f"{path}/{name}", h5py),
+                                _member(member, "layers", f"{path}/{name}/layers", h5py, group=True),
+                                f"{path}/{name}/layers",
+                                None if optimizer is None else _vars(optimizer, f"{path}/{name}/optimizer", h5py))
+    return out
 
 
 @contextlib.contextmanager
@@ -369,12 +418,8 @@ def _open_h5(source, filepath):
             from None
     try:
         with _h5_errors(filepath, "unexpected layout of the weights file"):
-            layers = {}
             group = _member(f, "layers", "layers", h5py, group=True)
-            if group is not None:
-                for name in _names(group, "layers", h5py):
-                    layers[name] = _vars(_member(group, name, f"layers/{name}", h5py, group=True),
-                                         f"layers/{name}", h5py)
+            layers = {} if group is None else _layer_groups(group, "layers", h5py)
             optimizer = _member(f, "optimizer", "optimizer", h5py, group=True)
             optimizer = None if optimizer is None else _vars(optimizer, "optimizer", h5py)
         with _h5_errors(filepath):
@@ -453,32 +498,53 @@ def _read(ds):
     return np.array(ds[()])
 
 
-def _match_layer_weights(model, weights, filepath):
+def _match_layer_weights(model, weights, filepath, nested_states=None):
     """The arrays for model.set_weights, in model order: every layer's count and declared shapes are
-    checked before any data is read."""
-    pending, used = [], set()
+    checked before any data is read. ``nested_states`` (a list) receives (nested model, its optimizer's
+    state) for each compiled nested model whose optimizer's variables the file holds and fit, as Keras
+    loads them (``_apply_optimizer_state`` them after set_weights); those that do not fit are skipped with
+    a warning."""
+    pending = []
+    _match_groups(model, weights.layers, "layers", filepath, pending, _h5py(), nested_states)
+    return [_read(ds) for ds in pending]
+
+
+def _match_groups(model, groups, where, filepath, pending, h5py, nested_states):
+    """The datasets of ``model``'s layers in ``groups`` (the layer groups at ``where``) onto ``pending``, in
+    model order; a nested model's from its group's ``layers``."""
+    used = set()
     for path, layer in _layer_paths(model):
-        saved = weights.layers.get(path)
-        if saved is None:
+        saved = groups.get(path)
+        nested = getattr(layer, "_is_model", False)
+        if saved is None or (nested and saved.sublayers is None):
             if layer._weights:
                 raise ValueError(f"{filepath}: the file has no weights for layer {layer.name!r} "
-                                 f"({type(layer).__name__}, stored as 'layers/{path}'); it holds "
-                                 f"{sorted(weights.layers)[:20] or 'no layers'}")
+                                 f"({type(layer).__name__}, stored as '{where}/{path}'); it holds "
+                                 f"{sorted(groups)[:20] or 'no layers'}")
             continue
         used.add(path)
+        if nested:
+            _match_groups(layer, _layer_groups(saved.sublayers, saved.path, h5py), saved.path, filepath, pending,
+                          h5py, nested_states)
+            if nested_states is not None and layer.optimizer is not None and saved.optimizer:
+                try:
+                    nested_states.append((layer, _match_optimizer_state(layer, saved.optimizer, filepath)))
+                except ValueError as e:
+                    warnings.warn(f"Skipping variable loading for optimizer {layer.optimizer.name!r} of model "
+                                  f"{layer.name!r}: {e}", stacklevel=4)
+            continue
         if len(saved) != len(layer._weights):
             raise ValueError(f"{filepath}: layer {layer.name!r} ({type(layer).__name__}) has "
-                             f"{len(layer._weights)} weights, the file has {len(saved)} at 'layers/{path}'")
+                             f"{len(layer._weights)} weights, the file has {len(saved)} at '{where}/{path}'")
         for i, (w, ds) in enumerate(zip(layer._weights, saved)):
             if tuple(ds.shape) != w.shape:
                 raise ValueError(f"{filepath}: weight {w.name!r} has shape {w.shape}, the file's "
-                                 f"'layers/{path}/vars/{i}' has shape {tuple(ds.shape)}")
+                                 f"'{where}/{path}/vars/{i}' has shape {tuple(ds.shape)}")
             pending.append(ds)
-    extra = sorted(p for p in weights.layers if p not in used and weights.layers[p])
+    extra = sorted(p for p in groups if p not in used and (groups[p] or groups[p].sublayers is not None and len(groups[p].sublayers)))
     if extra:
         raise ValueError(f"{filepath}: the file has weights for layers the model does not have: {extra[:20]} "
                          f"(the model's layers are stored as {[p for p, _ in _layer_paths(model)]})")
-    return [_read(ds) for ds in pending]
 
 
 def _match_optimizer_state(model, saved, filepath):
@@ -708,7 +774,8 @@ def load_weights(model, filepath, max_weights=None):
     model._require_built("load_weights")
     with config_mod.max_weights(max_weights), _weights_source(filepath, model) as source, \
             _open_h5(source, filepath) as weights:
-        arrays = _match_layer_weights(model, weights, filepath)
+        nested_states = []
+        arrays = _match_layer_weights(model, weights, filepath, nested_states)
         state = None
         if model.optimizer is not None and weights.optimizer:
             try:
@@ -717,6 +784,8 @@ def load_weights(model, filepath, max_weights=None):
                 warnings.warn(f"Skipping variable loading for optimizer {model.optimizer.name!r}: {e}",
                               stacklevel=3)
     model.set_weights(arrays)
+    for owner, owner_state in nested_states:
+        _apply_optimizer_state(owner, *owner_state)
     if state is not None:
         _apply_optimizer_state(model, *state)
 
@@ -740,7 +809,10 @@ def _load_keras(source, filepath, compile, max_weights):
             model = _model_from_config(config, filepath)
             data = _read_weights_entry(archive, model)
         with _open_h5(data, filepath) as weights:
-            model.set_weights(_match_layer_weights(model, weights, filepath))
+            nested_states = []
+            model.set_weights(_match_layer_weights(model, weights, filepath, nested_states))
+            for owner, owner_state in nested_states:
+                _apply_optimizer_state(owner, *owner_state)
             compile_config = config.get("compile_config")
             if compile and compile_config:
                 _compile_from_config(model, compile_config, filepath)

@@ -326,14 +326,22 @@ _REGISTRY = {}
 def _register(cls):
     """Called for every Layer subclass as it is defined: ``deserialize`` finds gradsmith's own layers by
     class name (a user's subclass is not registered, so it cannot shadow a built-in one by its name)."""
-    if cls.__module__.startswith("gradsmith."):
+    if cls.__module__.startswith("gradsmith.") and not getattr(cls, "_is_model", False):
         _REGISTRY[cls.__name__] = cls
+
+
+# Models used as layers (``Sequential([base_model, Dense(1)])``), by the class name Keras writes for them
+# ("Sequential", "Functional"): {class name: a function from the layer entry to the model}, filled by
+# gradsmith.models. A model serializes itself (``_serialize_as_layer``): Keras's module is not keras.layers.
+_MODEL_LAYERS = {}
 
 
 def serialize(layer):
     """A layer as Keras 3 serializes it: ``{"module": "keras.layers", "class_name", "config",
     "registered_name": None}``, plus ``build_config`` (the input shape) for a built layer with weights.
     A class that is not one of gradsmith's layers gets its own module and ``registered_name``."""
+    if getattr(layer, "_is_model", False):
+        return layer._serialize_as_layer()
     cls = type(layer)
     builtin = _REGISTRY.get(cls.__name__) is cls
     out = {"module": "keras.layers" if builtin else cls.__module__, "class_name": cls.__name__,
@@ -351,6 +359,8 @@ def deserialize(config):
     class_name, module = config.get("class_name"), config.get("module")
     if not isinstance(class_name, str) or not isinstance(module, (str, type(None))):
         raise ValueError(f"not a layer configuration: class_name={class_name!r}, module={module!r}")
+    if class_name in _MODEL_LAYERS and (module is None or module == "keras" or module.startswith("keras.")):
+        return _MODEL_LAYERS[class_name](config)
     cls = _REGISTRY.get(class_name)
     if cls is None or module not in (None, "keras.layers", "keras"):
         name = (config.get("config") or {}).get("name")

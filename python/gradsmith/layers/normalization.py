@@ -143,6 +143,11 @@ class BatchNormalization(Layer):
                 "gamma_regularizer": _regularizer_config(self.gamma_regularizer, self),
                 "beta_constraint": None, "gamma_constraint": None, "synchronized": self.synchronized}
 
+    @classmethod
+    def from_config(cls, config):
+        # Keras 3.4+ writes renorm_momentum beside renorm; it matters only with renorm, which is refused when set.
+        return super().from_config({k: v for k, v in config.items() if k != "renorm_momentum"})
+
 
 def _number(value, what):
     """A float argument from a config: a real number (a string or a list is a ValueError, not a TypeError)."""
