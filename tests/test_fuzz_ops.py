@@ -186,6 +186,25 @@ def _valid(rng, name, ops):
             "epsilon": 1e-3, "batch_statistics": bool(rng.integers(2)), "need_dx": bool(rng.integers(2))}
     if name == "global_norm":
         return [[_f(rng, n, m), _f(rng, k)]], {}
+    if name in ("conv2d_forward", "conv2d_backward"):
+        h, w, c, f = (int(rng.integers(1, 6)) for _ in range(4))
+        kh, kw = int(rng.integers(1, h + 1)), int(rng.integers(1, w + 1))
+        geometry = {"strides": (int(rng.integers(1, 3)), 1), "padding": ["valid", "same"][rng.integers(2)]}
+        x, kernel = _f(rng, n, h, w, c), _f(rng, kh, kw, c, f)
+        y, z = ops.conv2d_forward(x, kernel, activation=act, return_preactivation=True, **geometry)
+        if name == "conv2d_forward":
+            return [x, kernel, _f(rng, f)], {**geometry, "activation": act}
+        return [_f(rng, *y.shape), x, kernel, z], {**geometry, "activation": act,
+                                                   "dkernel_out": np.zeros(kernel.shape, np.float32)}
+    if name in ("pool2d_forward", "pool2d_backward"):
+        h, w, c = (int(rng.integers(1, 6)) for _ in range(3))
+        geometry = {"pool_size": (int(rng.integers(1, h + 1)), int(rng.integers(1, w + 1))),
+                    "padding": ["valid", "same"][rng.integers(2)], "mode": ["max", "average"][rng.integers(2)]}
+        x = _f(rng, n, h, w, c)
+        if name == "pool2d_forward":
+            return [x], {**geometry, "return_argmax": True}
+        y, arg = ops.pool2d_forward(x, **geometry, return_argmax=True)
+        return [_f(rng, *y.shape), x.shape, arg], geometry
     if name in ("dropout_forward", "dropout_backward"):
         return [_f(rng, n, m), 0.3, int(rng.integers(0, 2 ** 63))], {"offset": 1, "out": np.zeros((n, m), np.float32)}
     if name == "dropout_mask":
