@@ -366,7 +366,11 @@ def deserialize(config):
         name = (config.get("config") or {}).get("name")
         raise ValueError(f"layer {name!r} is a {class_name!r} (module {module!r}), which gradsmith cannot build; "
                          f"gradsmith's layers: {', '.join(sorted(_REGISTRY))}")
-    return cls.from_config(config.get("config") or {})
+    try:
+        return cls.from_config(config.get("config") or {})
+    except TypeError as e:  # a missing or unknown argument: say which layer
+        name = (config.get("config") or {}).get("name")
+        raise TypeError(f"layer {name!r} ({class_name}): {e}") from None
 
 
 def get(identifier):
