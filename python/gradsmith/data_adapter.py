@@ -219,7 +219,13 @@ class IterableBatches:
 
 def _num_batches(ds):
     """A PyDataset's batches per epoch, or None when endless."""
-    n = getattr(ds, "num_batches", None) if isinstance(ds, py_dataset.PyDataset) else len(ds)
+    if isinstance(ds, py_dataset.PyDataset):
+        try:
+            n = ds.num_batches
+        except NotImplementedError:
+            n = None
+    else:
+        n = len(ds)
     if n is None:
         return None
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:

@@ -63,14 +63,24 @@ def resize(img, size, interpolation="bilinear"):
                                   f"{', '.join(_DONE)})")
     ly, uy, fy = _bilinear_axis(h, oh)
     lx, ux, fx = _bilinear_axis(w, ow)
-    img = img.astype(np.float32, copy=False)
+    # The four neighbours gathered in the source dtype, then TensorFlow's float32 lerps in its order:
+    # top = tl + (tr - tl) * fx, bottom likewise, out = top + (bottom - top) * fy (in place).
     top_rows, bottom_rows = img[ly], img[uy]
+    top = top_rows[:, lx].astype(np.float32)
+    bottom = bottom_rows[:, lx].astype(np.float32)
     fx = fx[None, :, None]
-    top_left, top_right = top_rows[:, lx], top_rows[:, ux]
-    top = top_left + (top_right - top_left) * fx
-    bottom_left, bottom_right = bottom_rows[:, lx], bottom_rows[:, ux]
-    bottom = bottom_left + (bottom_right - bottom_left) * fx
-    return top + (bottom - top) * fy[:, None, None]
+    right = top_rows[:, ux].astype(np.float32)
+    right -= top
+    right *= fx
+    top += right
+    right = bottom_rows[:, ux].astype(np.float32)
+    right -= bottom
+    right *= fx
+    bottom += right
+    bottom -= top
+    bottom *= fy[:, None, None]
+    bottom += top
+    return bottom
 
 
 def _crop_to_aspect(img, size):
