@@ -572,3 +572,24 @@ def test_legacy_iteration_is_endless(tmp_path):
     it = ImageDataGenerator().flow_from_directory(root, target_size=(4, 4), batch_size=2, class_mode="sparse")
     sizes = [len(next(it)[0]) for _ in range(5)]
     assert sizes == [2, 1, 2, 1, 2]
+
+
+def test_threads_stop_when_fit_is_interrupted_or_the_step_fails(tmp_path):
+    root = _two_class_folder(tmp_path / "d", 24)
+    it = ImageDataGenerator(rescale=1. / 255).flow_from_directory(root, target_size=(16, 16), batch_size=4,
+                                                                 class_mode="binary")
+    model = _dense_model((16, 16, 3))
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            assert all(t.daemon for t in prefetch_threads())
+            if batch == 1:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(it, epochs=2, callbacks=[Interrupt()], verbose=0)
+    assert prefetch_threads() == []
+    wrong = _dense_model((8, 8, 3))  # the batches do not fit the model
+    with pytest.raises(ValueError):
+        wrong.fit(it, epochs=1, verbose=0)
+    assert prefetch_threads() == []
