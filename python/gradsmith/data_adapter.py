@@ -267,8 +267,10 @@ class PyDatasetBatches:
         return self.steps if self.steps is not None else _num_batches(self.ds)
 
     def reset(self):
-        """The next epoch starts a new pass."""
+        """The next epoch starts a new pass; the dataset's ``on_epoch_end`` is called, as Keras's
+        ``EpochIterator.reset`` calls it (at the start of fit and of every evaluate, validations included)."""
         self._remaining = None
+        self.ds.on_epoch_end()
 
     def _pass(self, n):
         order = list(range(n))

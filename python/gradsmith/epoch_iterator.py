@@ -118,6 +118,7 @@ def train_and_validation(x, y, sample_weight, batch_size, steps_per_epoch, shuff
         (x, y, sample_weight), validation_data = data_adapter.split_validation(x, y, sample_weight, validation_split)
     train = EpochIterator(x, y, sample_weight, batch_size, steps_per_epoch, shuffle=bool(shuffle),
                           class_weight=class_weight)
+    train.reset()  # Keras resets fit's iterator before the first epoch (a PyDataset's on_epoch_end)
     val = None
     if validation_data is not None:
         val = EpochIterator.from_batches(validation_data, validation_batch_size or batch_size, validation_steps)
