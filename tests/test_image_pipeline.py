@@ -594,3 +594,44 @@ def test_threads_stop_when_fit_is_interrupted_or_the_step_fails(tmp_path):
     with pytest.raises(ValueError):
         wrong.fit(it, epochs=1, verbose=0)
     assert prefetch_threads() == []
+
+
+def test_ctrl_c_while_batches_load_stops_the_threads():
+    """A real SIGINT while fit waits for a batch being made: KeyboardInterrupt, and no thread left."""
+    import subprocess
+    import sys
+    import textwrap
+    script = textwrap.dedent("""
+        import os, signal, threading, time
+        import numpy as np
+        import gradsmith as keras
+
+        class Slow(keras.utils.PyDataset):
+            def __init__(self):
+                super().__init__(workers=2)
+
+            def __len__(self):
+                return 50
+
+            def __getitem__(self, i):
+                if i == 3:
+                    os.kill(os.getpid(), signal.SIGINT)
+                    time.sleep(0.3)
+                return np.ones((2, 3), np.float32), np.ones((2, 1), np.float32)
+
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        model.compile(optimizer="sgd", loss="mse")
+        try:
+            model.fit(Slow(), epochs=1, shuffle=False, verbose=0)
+            print("not interrupted")
+        except KeyboardInterrupt:
+            left = [t.name for t in threading.enumerate() if t.name.startswith("gradsmith-prefetch")]
+            print("interrupted", left, int(model.optimizer.iterations))
+    """)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (os.path.dirname(keras.__path__[0]), env.get("PYTHONPATH")) if p)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    words = out.stdout.split()
+    assert words[:2] == ["interrupted", "[]"], out.stdout
+    assert int(words[2]) < 50
