@@ -15,6 +15,7 @@ from gradsmith import layers
 from gradsmith import losses, metrics, optimizers
 from gradsmith import callbacks, data
 from gradsmith import models, saving, utils
+from gradsmith import preprocessing
 from gradsmith import config, cuda, machine, profiler
 from gradsmith.config import device
 from gradsmith.layers import Input
@@ -27,7 +28,7 @@ for _note in _core.startup_notes():
     warnings.warn(f"gradsmith: {_note}", RuntimeWarning, stacklevel=2)
 
 __all__ = ["Sequential", "Model", "Input", "layers", "models", "optimizers", "losses", "metrics", "callbacks", "data",
-           "initializers", "regularizers", "saving", "utils", "ops", "profiler", "machine", "cuda", "config", "device", "cpu_info", "set_num_threads", "get_num_threads",
+           "initializers", "regularizers", "saving", "utils", "preprocessing", "ops", "profiler", "machine", "cuda", "config", "device", "cpu_info", "set_num_threads", "get_num_threads",
            "__version__"]
 
 

@@ -1,20 +1,25 @@
 """Turns what fit / evaluate / predict receive into batches of NumPy arrays.
 
 Accepted, as Keras accepts them: NumPy arrays (any float or int dtype) or
-lists, a ``gradsmith.data.Dataset`` (or any re-iterable of batches), and a
-Python generator of ``(x, y)`` or ``(x, y, sample_weight)`` batches.
+lists, a ``gradsmith.data.Dataset`` (or any re-iterable of batches), a
+Python generator of ``(x, y)`` or ``(x, y, sample_weight)`` batches, and a
+``PyDataset`` / ``Sequence`` (batches by index: ``len`` + ``__getitem__`` +
+``on_epoch_end``, as the iterators of ``gradsmith.preprocessing.image`` are),
+whose next batches are read ahead in background threads.
 """
+import os
+import random
 import types
 import warnings
 
 import numpy as np
 
-from gradsmith import utils
+from gradsmith import _prefetch, py_dataset, utils
 
 # The largest batch_size taken: batch offsets stay far from int64's limit in the kernels' arithmetic.
 _MAX_BATCH = 2 ** 62
 
-__all__ = ["ArrayBatches", "IterableBatches", "adapt", "split_validation", "unpack"]
+__all__ = ["ArrayBatches", "IterableBatches", "PyDatasetBatches", "adapt", "split_validation", "unpack"]
 
 
 def _as_array(a, name):
@@ -212,10 +217,148 @@ class IterableBatches:
             yield unpack(batch)
 
 
-def adapt(x, y=None, sample_weight=None, batch_size=None, shuffle=False, steps=None, seed=None):
+def _num_batches(ds):
+    """A PyDataset's batches per epoch, or None when endless."""
+    if isinstance(ds, py_dataset.PyDataset):
+        try:
+            n = ds.num_batches
+        except NotImplementedError:
+            n = None
+    else:
+        n = len(ds)
+    if n is None:
+        return None
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"{type(ds).__name__}: the number of batches must be an integer >= 0, got {n!r}")
+    return int(n)
+
+
+# Threads reading ahead for a PyDataset made by gradsmith (the image iterators), whose batches can be
+# made in any order: their random draws are taken in order, in the consumer's thread.
+DEFAULT_WORKERS = max(1, min(4, os.cpu_count() or 1))
+
+
+class PyDatasetBatches:
+    """Batches of a PyDataset (or a Keras 2 ``Sequence``-shaped object), as Keras 3's PyDatasetAdapter and
+    EpochIterator take them.
+
+    An epoch asks for batches ``0 .. len - 1`` (in a random order when fit shuffles: Keras shuffles the
+    batch indices with Python's ``random``), calls ``on_epoch_begin`` before and ``on_epoch_end`` after.
+    With ``steps_per_epoch`` an epoch is the next ``steps`` batches of the current pass, which goes on
+    across epochs; a pass that ends first ends the epoch early, with Keras's warning, and the next epoch
+    starts a new pass. The next batches are made in background threads while the current one trains (see
+    ``gradsmith._prefetch``): the dataset's ``workers`` threads (gradsmith's image iterators: a few),
+    at most ``max_queue_size`` batches ahead. An exception making a batch is raised in fit, naming the
+    batch."""
+
+    def __init__(self, ds, steps=None, shuffle=False, class_weight=None):
+        self.ds = ds
+        self.steps = check_steps(steps, "steps_per_epoch")
+        self.shuffle = bool(shuffle)
+        self.class_weight = class_weight
+        self._remaining = None  # with steps: the batch indices left in the current pass
+        self._count = 0  # an endless dataset's next index
+        n = _num_batches(ds)
+        if n is None and self.steps is None:
+            raise ValueError(f"{type(ds).__name__} has no length (num_batches is None): pass steps_per_epoch "
+                             f"(or steps) to say how many batches an epoch is")
+
+    def num_batches(self):
+        return self.steps if self.steps is not None else _num_batches(self.ds)
+
+    def reset(self):
+        """The next epoch starts a new pass; the dataset's ``on_epoch_end`` is called, as Keras's
+        ``EpochIterator.reset`` calls it (at the start of fit and of every evaluate, validations included)."""
+        self._remaining = None
+        self.ds.on_epoch_end()
+
+    def _pass(self, n):
+        order = list(range(n))
+        if self.shuffle:
+            random.shuffle(order)
+        return order
+
+    def _epoch_indices(self):
+        n = _num_batches(self.ds)
+        if n is None:  # endless: the next `steps` indices
+            first, self._count = self._count, self._count + self.steps
+            return list(range(first, first + self.steps))
+        if self.steps is None:
+            return self._pass(n)
+        if not self._remaining:
+            self._remaining = self._pass(n)
+        take, self._remaining = self._remaining[:self.steps], self._remaining[self.steps:]
+        if len(take) < self.steps:
+            warnings.warn(OUT_OF_DATA, stacklevel=4)
+        return take
+
+    def _settings(self):
+        ds = self.ds
+        if hasattr(type(ds), "_batch_task"):
+            workers = getattr(ds, "_prefetch_workers", None) or DEFAULT_WORKERS
+        else:
+            workers = ds.workers if isinstance(ds, py_dataset.PyDataset) else 1
+        depth = ds.max_queue_size if isinstance(ds, py_dataset.PyDataset) else 10
+        workers = max(1, int(workers or 1))
+        return workers, max(1, min(int(depth or 1), 2 * workers + 2))
+
+    def _tasks(self, indices):
+        ds = self.ds
+        own = getattr(ds, "_batch_task", None)
+        for i in indices:
+            if own is not None:
+                yield own(i)
+            else:
+                yield (lambda i=i: ds[i])
+
+    def _standardize(self, batch, index):
+        if isinstance(batch, list):
+            batch = tuple(batch)
+        if isinstance(batch, tuple) and len(batch) not in (1, 2, 3):
+            raise ValueError(f"{type(self.ds).__name__}.__getitem__({index}) must return x, (x,), (x, y) or "
+                             f"(x, y, sample_weight); got a tuple of {len(batch)} items")
+        x, y, sw = unpack(batch)
+        if self.class_weight is not None:
+            if sw is not None:
+                raise ValueError("You cannot specify `class_weight` and `sample_weight` at the same time.")
+            if y is not None:
+                from gradsmith.epoch_iterator import class_sample_weights
+                sw = class_sample_weights(y, None, self.class_weight)
+        return x, y, sw
+
+    def __iter__(self):
+        ds = self.ds
+        indices = self._epoch_indices()
+        if hasattr(ds, "on_epoch_begin"):
+            ds.on_epoch_begin()
+        workers, depth = self._settings()
+        batches = _prefetch.ordered(self._tasks(indices), workers, depth)
+        try:
+            for index in indices:
+                try:
+                    batch = next(batches)
+                except StopIteration:
+                    return
+                except Exception as e:
+                    if hasattr(e, "add_note"):
+                        e.add_note(f"(while making batch {index} of {type(ds).__name__})")
+                    raise
+                yield self._standardize(batch, index)
+        finally:
+            batches.close()
+        ds.on_epoch_end()
+
+
+def adapt(x, y=None, sample_weight=None, batch_size=None, shuffle=False, steps=None, seed=None,
+          class_weight=None):
     """The batch source for fit / evaluate / predict."""
     if x is None:
         raise ValueError("x is required")
+    if py_dataset.is_py_dataset(x):
+        for name, given in (("y", y), ("sample_weight", sample_weight)):
+            if given is not None:
+                raise ValueError(f"{name} must not be given when x is a PyDataset (it returns (x, y) batches)")
+        return PyDatasetBatches(x, steps, shuffle, class_weight)
     is_arraylike = isinstance(x, (np.ndarray, list, tuple)) and not isinstance(x, types.GeneratorType)
     if is_arraylike:
         return ArrayBatches(x, y, sample_weight, 32 if batch_size is None else batch_size, shuffle, seed, steps)

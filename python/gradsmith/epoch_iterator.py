@@ -12,7 +12,7 @@ yields the epoch's ``(x, y, sample_weight)`` batches one by one (Keras 3's
 """
 import numpy as np
 
-from gradsmith import data_adapter
+from gradsmith import data_adapter, py_dataset
 
 __all__ = ["EpochIterator", "class_sample_weights", "train_and_validation"]
 
@@ -35,9 +35,15 @@ class EpochIterator:
 
     def __init__(self, x, y=None, sample_weight=None, batch_size=None, steps_per_epoch=None, shuffle=False,
                  class_weight=None):
-        if class_weight is not None:
-            sample_weight = class_sample_weights(y, sample_weight, class_weight)
-        self._adapter = data_adapter.adapt(x, y, sample_weight, batch_size, shuffle=shuffle, steps=steps_per_epoch)
+        if class_weight is not None and py_dataset.is_py_dataset(x):
+            # Batches by index: each batch's labels are weighed as it comes (Keras's PyDatasetAdapter).
+            self._adapter = data_adapter.adapt(x, y, sample_weight, batch_size, shuffle=shuffle,
+                                               steps=steps_per_epoch, class_weight=class_weight)
+        else:
+            if class_weight is not None:
+                sample_weight = class_sample_weights(y, sample_weight, class_weight)
+            self._adapter = data_adapter.adapt(x, y, sample_weight, batch_size, shuffle=shuffle,
+                                               steps=steps_per_epoch)
         # In-memory arrays (an epoch can go to the compiled step whole, or its rows to the GPU once);
         # None for a Dataset or a generator.
         self.array_data = self._adapter if isinstance(self._adapter, data_adapter.ArrayBatches) else None
@@ -112,6 +118,7 @@ def train_and_validation(x, y, sample_weight, batch_size, steps_per_epoch, shuff
         (x, y, sample_weight), validation_data = data_adapter.split_validation(x, y, sample_weight, validation_split)
     train = EpochIterator(x, y, sample_weight, batch_size, steps_per_epoch, shuffle=bool(shuffle),
                           class_weight=class_weight)
+    train.reset()  # Keras resets fit's iterator before the first epoch (a PyDataset's on_epoch_end)
     val = None
     if validation_data is not None:
         val = EpochIterator.from_batches(validation_data, validation_batch_size or batch_size, validation_steps)

@@ -468,6 +468,7 @@ class Trainer:
         on_test_end (the final logs), as Keras calls them."""
         self._check_compiled("evaluate")
         batches = epoch_iterator.EpochIterator(x, y, sample_weight, batch_size, steps_per_epoch=steps)
+        batches.reset()  # as Keras's evaluate (a PyDataset's on_epoch_end)
         verbose = 1 if verbose == "auto" else int(verbose)
         cbs = callbacks_mod.CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose,
                                          epochs=1, steps=batches.num_batches())

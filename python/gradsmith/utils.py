@@ -1,5 +1,7 @@
-"""gradsmith.utils: ``set_random_seed`` (one seed for everything random in training), and Keras's
-array helpers ``to_categorical`` and ``normalize``.
+"""gradsmith.utils: ``set_random_seed`` (one seed for everything random in training), Keras's
+array helpers ``to_categorical`` and ``normalize``, ``PyDataset`` / ``Sequence`` (data by batch index),
+and the image helpers ``image_dataset_from_directory``, ``load_img``, ``img_to_array``, ``array_to_img``,
+``save_img`` (from ``gradsmith.preprocessing``).
 
 After ``set_random_seed(s)``, unseeded initializers, Dropout layers without a
 seed and fit's shuffling all draw from one generator seeded with ``s`` (and
@@ -11,7 +13,10 @@ import random
 
 import numpy as np
 
-__all__ = ["set_random_seed", "to_categorical", "normalize"]
+from gradsmith.py_dataset import PyDataset, Sequence
+
+__all__ = ["set_random_seed", "to_categorical", "normalize", "PyDataset", "Sequence", "image_dataset_from_directory",
+           "load_img", "img_to_array", "array_to_img", "save_img"]
 
 _global = {"rng": np.random.default_rng()}
 
@@ -68,3 +73,31 @@ def normalize(x, axis=-1, order=2):
     norm = np.atleast_1d(np.linalg.norm(x, order, axis))
     norm[norm == 0] = 1
     return x / np.expand_dims(norm, axis or -1)
+
+
+def image_dataset_from_directory(directory, **kwargs):
+    """Keras 3's ``keras.utils.image_dataset_from_directory``; see
+    ``gradsmith.preprocessing.image_dataset``."""
+    from gradsmith.preprocessing.image_dataset import image_dataset_from_directory as build
+    return build(directory, **kwargs)
+
+
+def load_img(path, color_mode="rgb", target_size=None, interpolation="nearest", keep_aspect_ratio=False):
+    """Keras's ``load_img`` (Pillow); see ``gradsmith.preprocessing.image.load_img``."""
+    from gradsmith.preprocessing import image
+    return image.load_img(path, color_mode, target_size, interpolation, keep_aspect_ratio)
+
+
+def img_to_array(img, data_format=None, dtype=None):
+    from gradsmith.preprocessing import image
+    return image.img_to_array(img, data_format, dtype)
+
+
+def array_to_img(x, data_format=None, scale=True, dtype=None):
+    from gradsmith.preprocessing import image
+    return image.array_to_img(x, data_format, scale, dtype)
+
+
+def save_img(path, x, data_format=None, file_format=None, scale=True, **kwargs):
+    from gradsmith.preprocessing import image
+    return image.save_img(path, x, data_format, file_format, scale, **kwargs)
