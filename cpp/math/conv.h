@@ -108,8 +108,9 @@ struct PoolGeometry {
 //   average: the mean over the window's pixels inside the image (TensorFlow's 'same' divides by those)
 // Channels are the inner loop: one pass over the window serves every channel (vectorizable on the CPU; a
 // CUDA thread takes n = 1).
-GS_HD void pool_pixel(const PoolGeometry& g, const float* x, int64_t oy, int64_t ox, int64_t n, float* y,
-                      float* arg) {
+// (Outputs never overlap inputs; __restrict__ lets the compiler vectorize the channel loops.)
+GS_HD void pool_pixel(const PoolGeometry& g, const float* __restrict__ x, int64_t oy, int64_t ox, int64_t n,
+                      float* __restrict__ y, float* __restrict__ arg) {
   int64_t y0, y1, x0, x1;
   g.rows_of(oy, &y0, &y1);
   g.cols_of(ox, &x0, &x1);
@@ -132,12 +133,19 @@ GS_HD void pool_pixel(const PoolGeometry& g, const float* x, int64_t oy, int64_t
     for (int64_t ix = iy == y0 ? x0 + 1 : x0; ix < x1; ++ix) {
       const float* p = x + (iy * g.in_w + ix) * g.channels;
       const float at = (float)(iy * g.in_w + ix);
-      for (int64_t j = 0; j < n; ++j) {
-        const float v = p[j], best = y[j];
-        // Take v when it is larger, or a NaN; once the best is a NaN it stays.
-        const bool take = best == best && (v > best || v != v);
-        y[j] = take ? v : best;
-        if (arg) arg[j] = take ? at : arg[j];
+      // Take v when it is larger, or a NaN; once the best is a NaN it stays.
+      if (arg) {
+        for (int64_t j = 0; j < n; ++j) {
+          const float v = p[j], best = y[j];
+          const bool take = (best == best) & ((v > best) | (v != v));  // no branches: the loop vectorizes
+          y[j] = take ? v : best;
+          arg[j] = take ? at : arg[j];
+        }
+      } else {
+        for (int64_t j = 0; j < n; ++j) {
+          const float v = p[j], best = y[j];
+          y[j] = (best == best) & ((v > best) | (v != v)) ? v : best;
+        }
       }
     }
 }
@@ -147,8 +155,8 @@ GS_HD void pool_pixel(const PoolGeometry& g, const float* x, int64_t oy, int64_t
 // point at channel c0 of the image's outputs; dx receives n values.
 //   max:     sum of dy over the windows whose arg (as pool_pixel wrote it) is this pixel
 //   average: sum of dy / (pixels of that window inside the image)
-GS_HD void pool_pixel_grad(const PoolGeometry& g, const float* dy, const float* arg, int64_t iy, int64_t ix,
-                           int64_t n, float* dx) {
+GS_HD void pool_pixel_grad(const PoolGeometry& g, const float* __restrict__ dy, const float* __restrict__ arg,
+                           int64_t iy, int64_t ix, int64_t n, float* __restrict__ dx) {
   int64_t oy0, oy1, ox0, ox1;
   g.outputs_of_row(iy, &oy0, &oy1);
   g.outputs_of_col(ix, &ox0, &ox1);
@@ -158,7 +166,10 @@ GS_HD void pool_pixel_grad(const PoolGeometry& g, const float* dy, const float* 
     for (int64_t ox = ox0; ox < ox1; ++ox) {
       const int64_t o = (oy * g.out_w + ox) * g.channels;
       if (g.mode == kPoolMax) {
-        for (int64_t j = 0; j < n; ++j) dx[j] += arg[o + j] == here ? dy[o + j] : 0.f;
+        for (int64_t j = 0; j < n; ++j) {
+          const float d = dy[o + j];  // read unconditionally: the loop vectorizes
+          dx[j] += arg[o + j] == here ? d : 0.f;
+        }
       } else {
         int64_t y0, y1, x0, x1;
         g.rows_of(oy, &y0, &y1);
