@@ -28,6 +28,11 @@ GEOMETRIES = [
     (1, 4, 4, 1, 17, (4, 4), (1, 1), "valid", (1, 1)),      # the kernel covers the image
     (33, 12, 12, 8, 16, (3, 3), (1, 1), "valid", (1, 1)),   # several dW groups and tiles
     (2, 40, 40, 30, 7, (3, 3), (1, 1), "same", (1, 1)),     # K = 270: several tiles per image
+    # stride 1, kernel rows of >= 32 floats: the rows path (no im2col; dx by the turned kernel)
+    (3, 9, 11, 16, 5, (2, 4), (1, 1), "same", (1, 1)),      # 'same' with an even kernel
+    (2, 60, 70, 33, 20, (5, 3), (1, 1), "valid", (1, 1)),   # several row tiles forward and backward
+    (1, 6, 5, 40, 3, (6, 1), (1, 1), "valid", (1, 1)),      # the kernel as tall as the image
+    (2, 1, 30, 32, 4, (1, 5), (1, 1), "causal", (1, 1)),    # Conv1D, causal
 ]
 IDS = [f"{g[0]}x{g[1]}x{g[2]}x{g[3]}-f{g[4]}-k{g[5][0]}{g[5][1]}-s{g[6][0]}{g[6][1]}-{g[7]}-d{g[8][0]}{g[8][1]}"
        for g in GEOMETRIES]
@@ -72,8 +77,7 @@ def test_conv_forward_and_backward_match_the_reference(rng, geometry, activation
     assert_within(dx, want_dx, 4 * f * K * EPS32 * mag_dx + err_dx, "dx")
 
 
-@pytest.mark.parametrize("geometry", [GEOMETRIES[1], GEOMETRIES[9], GEOMETRIES[10], GEOMETRIES[4]],
-                         ids=[IDS[1], IDS[9], IDS[10], IDS[4]])
+@pytest.mark.parametrize("geometry", [GEOMETRIES[i] for i in (1, 4, 9, 10, 12)], ids=[IDS[i] for i in (1, 4, 9, 10, 12)])
 def test_conv_bits_do_not_depend_on_the_thread_count(rng, geometry):
     n, h, w, c, f, k, s, pad, d = geometry
     x, kernel, bias = _conv_inputs(rng, n, h, w, c, f, k)
@@ -236,7 +240,7 @@ def _image_data(rng, n=48, size=12, channels=3, classes=3):
 
 
 CNNS = {
-    "seed-like": lambda: [layers.Conv2D(6, 3, activation="relu", input_shape=(12, 12, 3)), layers.MaxPooling2D(),
+    "seed-like": lambda: [layers.Conv2D(16, 3, activation="relu", input_shape=(12, 12, 3)), layers.MaxPooling2D(),
                           layers.Conv2D(8, (2, 2), activation="relu"), layers.MaxPooling2D(2, 2), layers.Flatten(),
                           layers.Dense(16, activation="relu"), layers.Dropout(0.5),
                           layers.Dense(3, activation="softmax")],

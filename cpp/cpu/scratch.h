@@ -15,7 +15,8 @@ namespace gradsmith {
 namespace cpu {
 
 enum ScratchSlot : int { kScratchPartialSums, kScratchLossPartials, kScratchClipScale, kScratchTaskBounds, kScratchGemvIn,
-                         kScratchGemvOut, kScratchNarrowC, kScratchIm2col };
+                         kScratchGemvOut, kScratchNarrowC, kScratchIm2col, kScratchConvWide,
+                   kScratchConvKernel };
 
 template <class T, int Slot>
 T* scratch(size_t n) {

@@ -79,9 +79,13 @@ def versions():
     """Versions of everything measured ('not installed' for missing peers), read
     from the installed distributions without importing them."""
     out = {"gradsmith": gradsmith.__version__, "numpy": np.__version__, "python": platform.python_version()}
-    for name in ("torch", "tensorflow", "keras"):
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = NOT_INSTALLED
+    # TensorFlow's CPU-only wheel is another distribution of the same module.
+    for name, dists in (("torch", ("torch",)), ("tensorflow", ("tensorflow", "tensorflow-cpu")), ("keras", ("keras",))):
+        out[name] = NOT_INSTALLED
+        for dist in dists:
+            try:
+                out[name] = importlib.metadata.version(dist)
+                break
+            except importlib.metadata.PackageNotFoundError:
+                pass
     return out
