@@ -33,9 +33,17 @@ namespace {
 
 using math::ConvGeometry;
 
+#if defined(GRADSMITH_CUDA_EMULATOR)
+// The emulated build (tests/cuda on the CPU, tiny images) cuts the batch into small chunks and groups, so the
+// tests cross chunk boundaries inside an image and sum dW over several groups. dx and y do not depend on the
+// chunks (each element is summed in the same order either way); dW's groups change its rounding only.
+constexpr i64 kChunkFloats = (i64)1 << 12;
+constexpr i64 kGroupRows = 64;
+#else
 constexpr i64 kChunkFloats = (i64)1 << 23;  // im2col rows per chunk: about this many floats (32 MB)
-constexpr i64 kSumRows = 256;               // rows per partial column sum of db
 constexpr i64 kGroupRows = 1024;            // rows per group of dW's partial sums, at least
+#endif
+constexpr i64 kSumRows = 256;               // rows per partial column sum of db
 constexpr i64 kPartialFloats = (i64)1 << 22;  // at most this many floats of dW partial sums (16 MB) ...
 constexpr i64 kMaxGroups = 65535;             // ... and groups (gridDim.z)
 
