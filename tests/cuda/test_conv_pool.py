@@ -216,6 +216,7 @@ def _train_cnn(device, x, y, steps):
         plan.upload()
     losses = []
     batch = 8
+    x = x.reshape(len(x), -1)  # the runner takes rows of features
     for epoch in range(steps):
         values, _ = plan.train_steps(x, y, None, None, batch, np.full(len(x) // batch, 0.01), epoch * (len(x) // batch)
                                      + 1)
