@@ -89,6 +89,26 @@ def test_conv_forward_and_backward_match_the_cpu_and_repeat_bit_for_bit(rng, cas
         np.testing.assert_array_equal(again[name], gpu[name], err_msg=name)
 
 
+@pytest.mark.skipif(getattr(_core, "cuda_emulated", False),
+                    reason="the emulated build cuts the tiny shapes above into chunks and groups already; this one "
+                           "takes some 20 s there")
+def test_conv_across_the_devices_chunks_and_groups(rng):
+    """On a GPU the im2col chunks hold about 8M floats and dW is summed over groups of 1024+ rows: 3x3 taps over
+    256 channels make chunks of 3584 rows, which end inside the second 48x48 image, and 4608 rows make 5
+    groups."""
+    case = (2, 48, 48, 256, (3, 3), 8, (1, 1), "same", (1, 1), "relu")
+    x, kernel, bias, y, z, dy = _conv_inputs(rng, case)
+    gpu = _gpu_conv(case, x, kernel, bias, dy)
+    dx, dkernel, dbias = ops.conv2d_backward(dy, x, kernel, z, (1, 1), "same", (1, 1), "relu", approximate=False)
+    for name, want in {"y": y, "z": z, "dx": dx, "dkernel": dkernel, "dbias": dbias}.items():
+        # dW and db sum 4608 products each: a looser absolute bound than the small cases'.
+        tol = 1e-3 if name in ("dkernel", "dbias") else 1e-4
+        np.testing.assert_allclose(gpu[name], want, rtol=tol, atol=tol, err_msg=name)
+    again = _gpu_conv(case, x, kernel, bias, dy)
+    for name in gpu:
+        np.testing.assert_array_equal(again[name], gpu[name], err_msg=name)
+
+
 def test_conv_backward_without_dx_or_bias(rng):
     case = CONV_CASES[4]
     x, kernel, bias, _, z, dy = _conv_inputs(rng, case)
