@@ -19,7 +19,7 @@
 //                    earlier one's
 //
 // Every chunk and group is chosen from the sizes alone and every sum runs in a fixed order: the same bits on
-// every run and every device.
+// every run.
 #include <cuda_runtime.h>
 
 #include "cuda/kernels.h"
