@@ -98,6 +98,18 @@ __global__ void im2col_kernel(ConvGeometry g, const float* x, i64 r0, i64 n_rows
   }
 }
 
+// The output index o with o * stride = t along one axis, if there is one in [0, out) (stride 1, the common
+// case, with no division: 64-bit divisions are long on the GPU).
+__device__ __forceinline__ bool output_at(i64 t, i64 stride, i64 out, i64* o) {
+  if (t < 0) return false;
+  if (stride != 1) {
+    if (t % stride != 0) return false;
+    t /= stride;
+  }
+  *o = t;
+  return t < out;
+}
+
 // dx for the input elements of images [n0, n0 + total / image) from dcol, the rows [r0, r1) of dz W^T: each
 // element sums the dcol entries of the output pixels in [r0, r1) that read it, in ascending pixel order, onto
 // 0 when its image starts in this chunk, else onto what the chunks before wrote.
@@ -108,15 +120,11 @@ __global__ void col2im_kernel(ConvGeometry g, const float* dcol, i64 r0, i64 r1,
     const i64 pixel = rest / C, c = rest - pixel * C, iy = pixel / g.in_w, ix = pixel - iy * g.in_w;
     float sum = n * P >= r0 ? 0.f : dx[at];
     for (i64 ky = g.k_h - 1; ky >= 0; --ky) {  // ky down: oy up
-      const i64 ty = iy + g.pad_top - ky * g.dil_h;
-      if (ty < 0 || ty % g.stride_h != 0) continue;
-      const i64 oy = ty / g.stride_h;
-      if (oy >= g.out_h) continue;
+      i64 oy;
+      if (!output_at(iy + g.pad_top - ky * g.dil_h, g.stride_h, g.out_h, &oy)) continue;
       for (i64 kx = g.k_w - 1; kx >= 0; --kx) {
-        const i64 tx = ix + g.pad_left - kx * g.dil_w;
-        if (tx < 0 || tx % g.stride_w != 0) continue;
-        const i64 ox = tx / g.stride_w;
-        if (ox >= g.out_w) continue;
+        i64 ox;
+        if (!output_at(ix + g.pad_left - kx * g.dil_w, g.stride_w, g.out_w, &ox)) continue;
         const i64 p = n * P + oy * g.out_w + ox;
         if (p < r0 || p >= r1) continue;
         sum += dcol[(p - r0) * K + (ky * g.k_w + kx) * C + c];
