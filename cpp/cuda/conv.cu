@@ -21,6 +21,7 @@
 // Every chunk and group is chosen from the sizes alone and every sum runs in a fixed order: the same bits on
 // every run.
 #include <cuda_runtime.h>
+#include <stdint.h>
 
 #include "cuda/kernels.h"
 #include "cuda/launch.h"
@@ -86,15 +87,54 @@ BackwardScratch backward_scratch(const ConvGeometry& g, i64 batch) {
   return s;
 }
 
-// col (n_rows, K) = the patches of rows [r0, r0 + n_rows) of the batch; taps outside the image are 0.
+// V consecutive floats, moved as one float4 when V = 4 (16-byte aligned: the callers check).
+template <int V>
+struct Lanes {
+  float v[V];
+};
+template <int V>
+__device__ __forceinline__ Lanes<V> load_lanes(const float* p) {
+  Lanes<V> l;
+  if constexpr (V == 4) {
+    const float4 f = *reinterpret_cast<const float4*>(p);
+    l.v[0] = f.x, l.v[1] = f.y, l.v[2] = f.z, l.v[3] = f.w;
+  } else {
+    for (int j = 0; j < V; ++j) l.v[j] = p[j];
+  }
+  return l;
+}
+template <int V>
+__device__ __forceinline__ void store_lanes(float* p, const Lanes<V>& l) {
+  if constexpr (V == 4) {
+    *reinterpret_cast<float4*>(p) = make_float4(l.v[0], l.v[1], l.v[2], l.v[3]);
+  } else {
+    for (int j = 0; j < V; ++j) p[j] = l.v[j];
+  }
+}
+
+// Whether the kernels below can move 4 channels at a time: channels a multiple of 4 and 16-byte aligned
+// buffers (then every run of 4 channels of one tap is aligned in x, col, dcol and dx alike).
+bool four_channels(const ConvGeometry& g, const float* a, const float* b) {
+  return g.in_c % 4 == 0 && (uintptr_t)a % 16 == 0 && (uintptr_t)b % 16 == 0;
+}
+
+// col (n_rows, K) = the patches of rows [r0, r0 + n_rows) of the batch; taps outside the image are 0. Each
+// thread moves V channels of one tap (V divides the channels).
+template <int V>
 __global__ void im2col_kernel(ConvGeometry g, const float* x, i64 r0, i64 n_rows, float* col) {
-  const i64 K = g.patch(), P = g.out_pixels(), C = g.in_c, total = n_rows * K;
+  const i64 K = g.patch(), KV = K / V, P = g.out_pixels(), C = g.in_c, total = n_rows * KV;
   for (i64 e = blockIdx.x * (i64)blockDim.x + threadIdx.x; e < total; e += (i64)gridDim.x * blockDim.x) {
-    const i64 r = e / K, k = e - r * K, p = r0 + r;
+    const i64 r = e / KV, k = (e - r * KV) * V, p = r0 + r;
     const i64 n = p / P, pixel = p - n * P, oy = pixel / g.out_w, ox = pixel - oy * g.out_w;
     const i64 tap = k / C, c = k - tap * C, ky = tap / g.k_w, kx = tap - ky * g.k_w;
     const i64 iy = g.input_row(oy, ky), ix = g.input_col(ox, kx);
-    col[e] = iy >= 0 && iy < g.in_h && ix >= 0 && ix < g.in_w ? x[((n * g.in_h + iy) * g.in_w + ix) * C + c] : 0.f;
+    Lanes<V> v;
+    if (iy >= 0 && iy < g.in_h && ix >= 0 && ix < g.in_w) {
+      v = load_lanes<V>(x + ((n * g.in_h + iy) * g.in_w + ix) * C + c);
+    } else {
+      for (int j = 0; j < V; ++j) v.v[j] = 0.f;
+    }
+    store_lanes<V>(col + r * K + k, v);
   }
 }
 
@@ -112,13 +152,20 @@ __device__ __forceinline__ bool output_at(i64 t, i64 stride, i64 out, i64* o) {
 
 // dx for the input elements of images [n0, n0 + total / image) from dcol, the rows [r0, r1) of dz W^T: each
 // element sums the dcol entries of the output pixels in [r0, r1) that read it, in ascending pixel order, onto
-// 0 when its image starts in this chunk, else onto what the chunks before wrote.
+// 0 when its image starts in this chunk, else onto what the chunks before wrote. Each thread sums V channels
+// of one input pixel (V divides the channels), each in the same order as one channel alone.
+template <int V>
 __global__ void col2im_kernel(ConvGeometry g, const float* dcol, i64 r0, i64 r1, i64 n0, float* dx, i64 total) {
   const i64 K = g.patch(), P = g.out_pixels(), C = g.in_c, image = g.in_pixels() * C;
-  for (i64 e = blockIdx.x * (i64)blockDim.x + threadIdx.x; e < total; e += (i64)gridDim.x * blockDim.x) {
-    const i64 at = n0 * image + e, n = at / image, rest = at - n * image;
+  for (i64 e = blockIdx.x * (i64)blockDim.x + threadIdx.x; e < total / V; e += (i64)gridDim.x * blockDim.x) {
+    const i64 at = n0 * image + e * V, n = at / image, rest = at - n * image;
     const i64 pixel = rest / C, c = rest - pixel * C, iy = pixel / g.in_w, ix = pixel - iy * g.in_w;
-    float sum = n * P >= r0 ? 0.f : dx[at];
+    Lanes<V> sum;
+    if (n * P >= r0) {
+      for (int j = 0; j < V; ++j) sum.v[j] = 0.f;
+    } else {
+      sum = load_lanes<V>(dx + at);
+    }
     for (i64 ky = g.k_h - 1; ky >= 0; --ky) {  // ky down: oy up
       i64 oy;
       if (!output_at(iy + g.pad_top - ky * g.dil_h, g.stride_h, g.out_h, &oy)) continue;
@@ -127,10 +174,11 @@ __global__ void col2im_kernel(ConvGeometry g, const float* dcol, i64 r0, i64 r1,
         if (!output_at(ix + g.pad_left - kx * g.dil_w, g.stride_w, g.out_w, &ox)) continue;
         const i64 p = n * P + oy * g.out_w + ox;
         if (p < r0 || p >= r1) continue;
-        sum += dcol[(p - r0) * K + (ky * g.k_w + kx) * C + c];
+        const Lanes<V> d = load_lanes<V>(dcol + (p - r0) * K + (ky * g.k_w + kx) * C + c);
+        for (int j = 0; j < V; ++j) sum.v[j] += d.v[j];
       }
     }
-    dx[at] = sum;
+    store_lanes<V>(dx + at, sum);
   }
 }
 
@@ -255,9 +303,11 @@ void conv_forward(const ConvGeometry& g, const float* x, const float* W, const f
   } else {
     const i64 chunk = chunk_rows(g, batch);
     float* col = scratch + backward_scratch(g, batch).dcol;
+    const bool vec = four_channels(g, x, col);
     for (i64 r0 = 0; r0 < rows; r0 += chunk) {
       const i64 n = rows - r0 < chunk ? rows - r0 : chunk;
-      GS_LAUNCH(im2col_kernel, launch_blocks(n * K), kLaunchThreads, 0, 0)(g, x, r0, n, col);
+      if (vec) GS_LAUNCH(im2col_kernel<4>, launch_blocks(n * K / 4), kLaunchThreads, 0, 0)(g, x, r0, n, col);
+      else GS_LAUNCH(im2col_kernel<1>, launch_blocks(n * K), kLaunchThreads, 0, 0)(g, x, r0, n, col);
       check_launch("conv im2col kernel");
       dense_forward(col, W, b, ep_act, y + r0 * F, z ? z + r0 * F : nullptr, n, K, F);
     }
@@ -313,12 +363,16 @@ void conv_backward(const ConvGeometry& g, const float* dy, const float* x, const
   }
   const i64 chunk = chunk_rows(g, batch), image = g.in_pixels() * g.in_c;
   float* dcol = scratch + s.dcol;
+  const bool vec = four_channels(g, dcol, dx);
   for (i64 r0 = 0; r0 < rows; r0 += chunk) {
     const i64 n = rows - r0 < chunk ? rows - r0 : chunk;
     gemm(false, true, n, K, F, 1.f, dz + r0 * F, F, W, F, 0.f, dcol, K);
     const i64 n0 = r0 / P, n1 = (r0 + n - 1) / P + 1;  // the images these rows belong to
-    GS_LAUNCH(col2im_kernel, launch_blocks((n1 - n0) * image), kLaunchThreads, 0, 0)(
-        g, dcol, r0, r0 + n, n0, dx, (n1 - n0) * image);
+    const i64 total = (n1 - n0) * image;
+    if (vec)
+      GS_LAUNCH(col2im_kernel<4>, launch_blocks(total / 4), kLaunchThreads, 0, 0)(g, dcol, r0, r0 + n, n0, dx, total);
+    else
+      GS_LAUNCH(col2im_kernel<1>, launch_blocks(total), kLaunchThreads, 0, 0)(g, dcol, r0, r0 + n, n0, dx, total);
     check_launch("conv col2im kernel");
   }
 }

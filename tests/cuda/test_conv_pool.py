@@ -36,9 +36,11 @@ CONV_CASES = [
     (2, 5, 5, 2, (3, 3), 70, (1, 1), "same", (1, 1), "softmax"),    # 70 filters: two filter tiles; softmax
     (2, 1, 9, 3, (1, 3), 4, (1, 1), "causal", (1, 2), "elu"),       # Conv1D, causal
     (3, 7, 7, 3, (3, 3), 4, (1, 1), "same", (1, 1), "sigmoid"),     # emulated build: chunks cut image 2
+    (2, 6, 5, 8, (3, 3), 6, (2, 1), "same", (1, 2), "relu"),        # 8 channels: moved 4 at a time
+    (3, 7, 7, 4, (3, 3), 3, (1, 1), "same", (1, 1), "linear"),      # 4 at a time, and chunks cut image 2
 ]
 CONV_IDS = ["1x1-image", "pointwise-17ch", "1x1-stride2", "5x5", "stride2-same", "even-same", "dilated",
-            "70-filters-softmax", "causal-1d", "chunked"]
+            "70-filters-softmax", "causal-1d", "chunked", "4-channels", "4-channels-chunked"]
 
 
 def _conv_inputs(rng, case):
