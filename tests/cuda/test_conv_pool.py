@@ -188,75 +188,90 @@ def test_pooling_in_inference_writes_no_argmax(rng):
                                    _core.kinds.pool_modes["max"], False, [2, 2], [2, 2], 0)
 
 
-def _cnn_plan(runner, params, slots):
-    """A compiled step over (7, 6, 2) images: Conv2D 3x3 'same' relu (L2 on its kernel), MaxPooling2D 2x2 'same',
-    Conv2D 2x2 tanh, AveragePooling2D 2x2 stride 1, Reshape, Dense sigmoid; Adam, binary cross-entropy. Built from
-    the layer descriptions the Python layers send (the plan level: every kind of cpp/model/layers/ it uses runs
-    on the backend under test)."""
+def _conv(name, shape, filters, k, padding, activation, kernel, bias, dilation=None, l2=0.0):
+    kind, param = ops._activation(activation, 0.2, 1.0, False)
+    return {"kind": "Conv", "name": name, "input_shape": list(shape),
+            "numbers": {"filters": filters, "padding": PADDINGS[padding], "activation": kind,
+                        "activation_param": float(param)},
+            "lists": {"kernel_size": list(k), "strides": [1] * len(k), "dilation_rate": dilation or [1] * len(k)},
+            "weights": {"kernel": kernel, "bias": bias}, "penalties": {"kernel": (0.0, l2)}}
+
+
+def _pool(name, shape, mode, size=None, strides=None, padding="valid"):
+    config = {"kind": "Pooling", "name": name, "input_shape": list(shape),
+              "numbers": {"mode": _core.kinds.pool_modes[mode], "padding": PADDINGS[padding]}}
+    if size is None:
+        config["numbers"]["global"] = 1.0
+    else:
+        config["lists"] = {"pool_size": list(size), "strides": list(strides)}
+    return config
+
+
+def _head(shape, kernel, bias):
+    kind, param = ops._activation("sigmoid", 0.2, 1.0, False)
+    return {"kind": "Dense", "name": "head", "input_shape": list(shape),
+            "numbers": {"units": 1, "activation": kind, "activation_param": float(param)},
+            "weights": {"kernel": kernel, "bias": bias}}
+
+
+# The layer descriptions the Python layers send, and the model's parameter count: the plan level, so every kind
+# of cpp/model/layers/ these use runs on the backend under test.
+CNNS = {
+    # (7, 6, 2) images: Conv2D 3x3 'same' relu (L2 on its kernel), MaxPooling2D 2x2 'same', Conv2D 2x2 tanh,
+    # AveragePooling2D 2x2 stride 1, Reshape, Dense sigmoid
+    "2d": ((7, 6, 2), [_conv("conv_a", (7, 6, 2), 4, (3, 3), "same", "relu", 0, 72, l2=1e-3),
+                       _pool("max", (7, 6, 4), "max", (2, 2), (2, 2), "same"),
+                       _conv("conv_b", (4, 3, 4), 3, (2, 2), "valid", "tanh", 76, 124),
+                       _pool("average", (3, 2, 3), "average", (2, 2), (1, 1)),
+                       {"kind": "Reshape", "name": "reshape", "input_shape": [2, 1, 3], "numbers": {},
+                        "lists": {"target_shape": [6]}},
+                       _head((6,), 127, 133)], 134),
+    # (9, 3) sequences: Conv1D causal, kernel 3, dilation 2, elu; AveragePooling1D 2 'same' stride 1;
+    # GlobalMaxPooling1D; Dense sigmoid
+    "1d": ((9, 3), [_conv("conv", (9, 3), 4, (3,), "causal", "elu", 0, 36, dilation=[2]),
+                    _pool("average", (9, 4), "average", (2,), (1,), "same"),
+                    _pool("global_max", (9, 4), "max"),
+                    _head((4,), 40, 44)], 45),
+}
+
+
+def _train_cnn(device, name, x, y, epochs):
+    """Adam, binary cross-entropy, batches of 8: the losses, the weights and the predictions after `epochs`."""
     from gradsmith import compiled_step, optimizers
 
-    def conv(name, shape, filters, k, padding, activation, kernel, bias, l2=0.0):
-        kind, param = ops._activation(activation, 0.2, 1.0, False)
-        return {"kind": "Conv", "name": name, "input_shape": list(shape),
-                "numbers": {"filters": filters, "padding": PADDINGS[padding], "activation": kind,
-                            "activation_param": float(param)},
-                "lists": {"kernel_size": list(k), "strides": [1, 1], "dilation_rate": [1, 1]},
-                "weights": {"kernel": kernel, "bias": bias}, "penalties": {"kernel": (0.0, l2)}}
-
-    def pool(name, shape, mode, size, strides, padding):
-        return {"kind": "Pooling", "name": name, "input_shape": list(shape),
-                "numbers": {"mode": _core.kinds.pool_modes[mode], "padding": PADDINGS[padding]},
-                "lists": {"pool_size": list(size), "strides": list(strides)}}
-
-    sigmoid = ops._activation("sigmoid", 0.2, 1.0, False)
-    layers = [conv("conv_a", (7, 6, 2), 4, (3, 3), "same", "relu", 0, 72, l2=1e-3),
-              pool("max", (7, 6, 4), "max", (2, 2), (2, 2), "same"),
-              conv("conv_b", (4, 3, 4), 3, (2, 2), "valid", "tanh", 76, 124),
-              pool("average", (3, 2, 3), "average", (2, 2), (1, 1), "valid"),
-              {"kind": "Reshape", "name": "reshape", "input_shape": [2, 1, 3], "numbers": {},
-               "lists": {"target_shape": [6]}},
-              {"kind": "Dense", "name": "head", "input_shape": [6],
-               "numbers": {"units": 1, "activation": sigmoid[0], "activation_param": float(sigmoid[1])},
-               "weights": {"kernel": 127, "bias": 133}}]
+    _, layers, n = CNNS[name]
+    rng = np.random.default_rng(11)
+    params = (rng.standard_normal(n) * 0.4).astype(np.float32)
+    slots = [np.zeros(n, np.float32), np.zeros(n, np.float32), None]
     loss = {"kind": ops._LOSS_KINDS["binary_crossentropy"], "from_logits": False, "label_smoothing": 0.0,
             "delta": 1.0, "weight": 1.0}
     opt = {"kind": compiled_step._KINDS[optimizers.Adam], "weight_decay": 0.0, "momentum": 0.0, "beta_1": 0.9,
            "beta_2": 0.999, "epsilon": 1e-7, "rho": 0.9, "nesterov": False, "clip_kind": 0, "clip": 0.0}
-    grads = np.zeros_like(params)
-    return runner(layers, loss, opt, params, grads, [(0, 0, params.size)], slots, [])
-
-
-CNN_PARAMS = 134
-
-
-def _train_cnn(device, x, y, steps):
-    rng = np.random.default_rng(11)
-    params = (rng.standard_normal(CNN_PARAMS) * 0.4).astype(np.float32)
-    slots = [np.zeros(CNN_PARAMS, np.float32), np.zeros(CNN_PARAMS, np.float32), None]
-    plan = _cnn_plan(_core.CudaRunner if device == "cuda" else _core.CpuRunner, params, slots)
+    runner = _core.CudaRunner if device == "cuda" else _core.CpuRunner
+    plan = runner(layers, loss, opt, params, np.zeros_like(params), [(0, 0, n)], slots, [])
     if device == "cuda":
         plan.upload()
-    losses = []
-    batch = 8
     x = x.reshape(len(x), -1)  # the runner takes rows of features
-    for epoch in range(steps):
-        values, _ = plan.train_steps(x, y, None, None, batch, np.full(len(x) // batch, 0.01), epoch * (len(x) // batch)
-                                     + 1)
+    batch, losses = 8, []
+    steps = len(x) // batch
+    for epoch in range(epochs):
+        values, _ = plan.train_steps(x, y, None, None, batch, np.full(steps, 0.01), epoch * steps + 1)
         losses.extend(values.tolist())
     if device == "cuda":
         plan.download()
     return np.array(losses), params, plan.predict(x)
 
 
-def test_a_small_cnn_trains_on_the_gpu_as_on_the_cpu(rng):
-    x = rng.standard_normal((16, 7, 6, 2)).astype(np.float32)
-    y = (x[..., 0].mean(axis=(1, 2)) > 0).astype(np.float32)[:, None]
-    cpu_loss, cpu_w, cpu_p = _train_cnn("cpu", x, y, 3)
-    gpu_loss, gpu_w, gpu_p = _train_cnn("cuda", x, y, 3)
+@pytest.mark.parametrize("name", sorted(CNNS))
+def test_a_small_cnn_trains_on_the_gpu_as_on_the_cpu(rng, name):
+    x = rng.standard_normal((16,) + CNNS[name][0]).astype(np.float32)
+    y = (x[..., 0].mean(axis=tuple(range(1, x.ndim - 1))) > 0).astype(np.float32)[:, None]
+    cpu_loss, cpu_w, cpu_p = _train_cnn("cpu", name, x, y, 3)
+    gpu_loss, gpu_w, gpu_p = _train_cnn("cuda", name, x, y, 3)
     np.testing.assert_allclose(gpu_loss, cpu_loss, rtol=1e-4)
     np.testing.assert_allclose(gpu_w, cpu_w, rtol=1e-3, atol=1e-5)
     np.testing.assert_allclose(gpu_p, cpu_p, rtol=1e-3, atol=1e-5)
     assert cpu_loss[-1] < cpu_loss[0]  # it learns
-    again_loss, again_w, _ = _train_cnn("cuda", x, y, 3)
+    again_loss, again_w, _ = _train_cnn("cuda", name, x, y, 3)
     np.testing.assert_array_equal(again_loss, gpu_loss)  # a GPU run repeats bit for bit
     np.testing.assert_array_equal(again_w, gpu_w)
