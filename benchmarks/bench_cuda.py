@@ -14,7 +14,11 @@ of interleaved runs, timed with a device synchronization on both sides):
     torch.optim.Adam(fused=True);
   * training throughput (samples/s) of model.fit on the GPU against a PyTorch
     loop on the same GPU with its data already there (fused Adam): the seed
-    MLP 20-128-64-1 at batch 32, and 784-1024-1024-10 at batch 128.
+    MLP 20-128-64-1 at batch 32, and 784-1024-1024-10 at batch 128;
+  * the seed CNN's second convolution (32 images 74x74x32 -> 72x72x64, 3x3,
+    relu) forward and backward, as TFLOP/s, against torch's conv2d (cuDNN,
+    channels last, TF32 off), and 2x2 max pooling of its output forward and
+    backward, as GB/s, against torch's max_pool2d.
 Needs a CUDA device and PyTorch built with CUDA; without them it says so and
 exits 0.
 """
@@ -26,7 +30,7 @@ import time
 import numpy as np
 
 import gradsmith
-from gradsmith import _core, cuda
+from gradsmith import _core, cuda, ops
 
 
 def timed(fn, sync):
@@ -110,11 +114,68 @@ def main(argv=None):
         row(f"adam {n // 1_000_000}M", "GB/s", nbytes / ours / 1e9, "device copy (28 B/p)", 2 * 4 * 7 * n / copy / 1e9)
         del w, g, m, v
         cuda.empty_cache()
+    conv_and_pool(torch, rng, args.repeats)
     for sizes, batch, n, epochs in (((20, 128, 64, 1), 32, 8000, 3), ((784, 1024, 1024, 10), 128, 16384, 2)):
         ours, theirs = train_throughput(torch, sizes, batch, n, epochs, args.repeats)
         name = "-".join(map(str, sizes))
         row(f"fit {name} b{batch}", "samples/s", ours, "torch loop (GPU)", theirs)
     return 0
+
+
+def conv_and_pool(torch, rng, repeats):
+    """The seed CNN's second convolution and a 2x2 max pooling, forward and backward, against torch (cuDNN)."""
+    torch.backends.cudnn.allow_tf32 = False
+    sync = torch.cuda.synchronize
+    n, h, w, c, f, k = 32, 74, 74, 32, 64, 3
+    x = rng.standard_normal((n, h, w, c), dtype=np.float32)
+    kernel = (rng.standard_normal((k, k, c, f), dtype=np.float32) / np.sqrt(k * k * c)).astype(np.float32)
+    bias = rng.standard_normal(f, dtype=np.float32)
+    oh, ow = h - k + 1, w - k + 1
+    dy = rng.standard_normal((n, oh, ow, f), dtype=np.float32)
+    dev = cuda.DeviceArray.from_numpy
+    dx_, dk_, db_, ddy = dev(x), dev(kernel), dev(bias), dev(dy)
+    y, z = cuda.DeviceArray([n, oh, ow, f]), cuda.DeviceArray([n, oh, ow, f])
+    gx, gk, gb = cuda.DeviceArray([n, h, w, c]), cuda.DeviceArray([k, k, c, f]), cuda.DeviceArray([f])
+    relu = ops._activation("relu", 0.2, 1.0, False)[0]
+
+    def ours():
+        _core.cuda_conv2d_forward(dx_, dk_, db_, y, z, relu, 0.0, [1, 1], [1, 1], 0)
+        _core.cuda_conv2d_backward(ddy, dx_, dk_, z, relu, 0.0, [1, 1], [1, 1], 0, gx, gk, gb)
+
+    tx = torch.from_numpy(x).cuda().permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+    tx.requires_grad_(True)
+    tw = torch.from_numpy(kernel).cuda().permute(3, 2, 0, 1).contiguous(memory_format=torch.channels_last)
+    tw.requires_grad_(True)
+    tb = torch.from_numpy(bias).cuda().requires_grad_(True)
+    tdy = torch.from_numpy(dy).cuda().permute(0, 3, 1, 2)
+
+    def theirs():
+        out = torch.relu(torch.nn.functional.conv2d(tx, tw, tb))
+        out.backward(tdy)
+
+    a, b = interleave(ours, theirs, sync, repeats)
+    flops = 3 * 2.0 * n * oh * ow * f * k * k * c  # forward, dW and dx: three GEMMs of the same size
+    row("conv 74x74x32->64 b32", "TFLOP/s", flops / a / 1e12, "torch conv2d (cuDNN)", flops / b / 1e12)
+
+    ph, pw = oh // 2, ow // 2
+    py_, parg, pdx = cuda.DeviceArray([n, ph, pw, f]), cuda.DeviceArray([n, ph, pw, f]), cuda.DeviceArray(
+        [n, oh, ow, f])
+    pdy = dev(rng.standard_normal((n, ph, pw, f), dtype=np.float32))
+    mode = _core.kinds.pool_modes["max"]
+
+    def ours_pool():
+        _core.cuda_pool2d_forward(y, py_, parg, mode, False, [2, 2], [2, 2], 0)
+        _core.cuda_pool2d_backward(pdy, parg, pdx, mode, False, [2, 2], [2, 2], 0)
+
+    ty = torch.randn((n, f, oh, ow), device="cuda").contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    tpdy = torch.randn((n, f, ph, pw), device="cuda").contiguous(memory_format=torch.channels_last)
+
+    def theirs_pool():
+        torch.nn.functional.max_pool2d(ty, 2).backward(tpdy)
+
+    a, b = interleave(ours_pool, theirs_pool, sync, repeats)
+    nbytes = 4.0 * (2 * n * oh * ow * f + 4 * n * ph * pw * f)  # x, dx; y, arg written and read, dy
+    row("maxpool 2x2 72x72x64 b32", "GB/s", nbytes / a / 1e9, "torch max_pool2d", nbytes / b / 1e9)
 
 
 def train_throughput(torch, sizes, batch, n, epochs, repeats):

@@ -6,12 +6,14 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
 #include "bindings/array_checks.h"
 #include "bindings/optimizer_args.h"
 #include "cuda/kernels.h"
+#include "cuda/layer_kernels.h"
 #include "cuda/runtime.h"
 
 namespace py = pybind11;
@@ -187,6 +189,47 @@ void expect2(const DeviceArray& a, const char* name, i64 rows, i64 cols) {
 }
 
 const DeviceArray* optional(const py::object& o) { return o.is_none() ? nullptr : &o.cast<const DeviceArray&>(); }
+
+// Shape (a, b, c, d) of a 4-D DeviceArray, checked.
+std::vector<i64> dims4(const DeviceArray& a, const char* name) {
+  if (a.shape().size() != 4) throw py::value_error(std::string(name) + ": expected a 4-D DeviceArray");
+  return a.shape();
+}
+
+void expect4(const DeviceArray& a, const char* name, i64 n, i64 h, i64 w, i64 c) {
+  if (dims4(a, name) != std::vector<i64>{n, h, w, c})
+    throw py::value_error(std::string(name) + ": expected shape (" + std::to_string(n) + ", " + std::to_string(h) +
+                          ", " + std::to_string(w) + ", " + std::to_string(c) + ")");
+}
+
+std::pair<i64, i64> pair_of(const std::vector<i64>& v, const char* name) {
+  if (v.size() != 2) throw py::value_error(std::string(name) + ": expected two values");
+  return {v[0], v[1]};
+}
+
+// The convolution of x (n, h, w, cin) by W (kh, kw, cin, filters), checked by math::conv_geometry.
+gradsmith::math::ConvGeometry conv_geometry(const DeviceArray& x, const DeviceArray& W, const std::vector<i64>& strides,
+                                            const std::vector<i64>& dilation, int padding) {
+  const std::vector<i64> xs = dims4(x, "x"), ws = dims4(W, "kernel");
+  if (xs[3] != ws[2]) throw py::value_error("conv: x's channels and the kernel's input channels differ");
+  const auto s = pair_of(strides, "strides"), d = pair_of(dilation, "dilation_rate");
+  gradsmith::math::ConvGeometry g;
+  const std::string why = gradsmith::math::conv_geometry(xs[1], xs[2], xs[3], ws[3], ws[0], ws[1], s.first, s.second,
+                                                         d.first, d.second, padding, &g);
+  if (!why.empty()) throw py::value_error("conv: " + why);
+  return g;
+}
+
+gradsmith::math::PoolGeometry pool_geometry(const std::vector<i64>& in, int mode, bool global,
+                                            const std::vector<i64>& pool, const std::vector<i64>& strides,
+                                            int padding) {
+  const auto p = pair_of(pool, "pool_size"), s = pair_of(strides, "strides");
+  gradsmith::math::PoolGeometry g;
+  const std::string why = gradsmith::math::pool_geometry(in[1], in[2], in[3], mode, global, p.first, p.second,
+                                                         s.first, s.second, padding, &g);
+  if (!why.empty()) throw py::value_error("pooling: " + why);
+  return g;
+}
 
 }  // namespace
 
@@ -396,4 +439,64 @@ void bind_cuda(py::module_& m) {
     py::gil_scoped_release nogil;
     return cuda::sum_squares(x.data(), x.size());
   }, py::arg("x"), "sum x^2 in double, in a fixed order (the same bits every run); waits for the result.");
+
+  // The convolution and pooling kernels of the compiled layers (cuda/conv.cu, cuda/pool.cu) on DeviceArrays,
+  // NHWC, for the tests against the CPU's; the scratch comes from the allocator, as the plan's arena does.
+  m.def("cuda_conv2d_forward", [](const DeviceArray& x, const DeviceArray& W, const py::object& bias,
+                                  DeviceArray& out, const py::object& preact, int kind, float param,
+                                  const std::vector<i64>& strides, const std::vector<i64>& dilation, int padding) {
+    const gradsmith::math::ConvGeometry g = conv_geometry(x, W, strides, dilation, padding);
+    const i64 n = x.shape()[0];
+    const DeviceArray* b = optional(bias);
+    if (b && b->shape() != std::vector<i64>{g.out_c}) throw py::value_error("bias: expected shape (filters,)");
+    expect4(out, "out", n, g.out_h, g.out_w, g.out_c);
+    const DeviceArray* z = optional(preact);
+    if (z) expect4(*z, "preactivation", n, g.out_h, g.out_w, g.out_c);
+    DeviceArray scratch({std::max<i64>(cuda::conv_scratch(g, n), 1)});
+    cuda::conv_forward(g, x.data(), W.data(), b ? b->data() : nullptr, gradsmith::bindings::activation(kind, param),
+                       out.data(), z ? z->data() : nullptr, scratch.data(), n);
+    cuda::synchronize();  // the scratch goes back to the allocator when this returns
+  });
+  m.def("cuda_conv2d_backward", [](const DeviceArray& dy, const DeviceArray& x, const DeviceArray& W,
+                                   const py::object& preact, int kind, float param, const std::vector<i64>& strides,
+                                   const std::vector<i64>& dilation, int padding, const py::object& dx,
+                                   DeviceArray& dW, const py::object& db) {
+    const gradsmith::math::ConvGeometry g = conv_geometry(x, W, strides, dilation, padding);
+    const i64 n = x.shape()[0];
+    expect4(dy, "dy", n, g.out_h, g.out_w, g.out_c);
+    const gradsmith::ActParams act = gradsmith::bindings::activation(kind, param);
+    const DeviceArray* z = optional(preact);
+    if (z) expect4(*z, "preactivation", n, g.out_h, g.out_w, g.out_c);
+    else if (act.kind != gradsmith::kLinear) throw py::value_error("conv: the pre-activation is needed");
+    expect4(dW, "dkernel", g.k_h, g.k_w, g.in_c, g.out_c);
+    const DeviceArray* dxa = optional(dx);
+    if (dxa) expect4(*dxa, "dx", n, g.in_h, g.in_w, g.in_c);
+    const DeviceArray* dba = optional(db);
+    if (dba && dba->shape() != std::vector<i64>{g.out_c}) throw py::value_error("dbias: expected shape (filters,)");
+    DeviceArray scratch({std::max<i64>(cuda::conv_scratch(g, n), 1)});
+    cuda::conv_backward(g, dy.data(), x.data(), W.data(), z ? z->data() : dy.data(), act, scratch.data(),
+                        dxa ? dxa->data() : nullptr, dW.data(), dba ? dba->data() : nullptr, n);
+    cuda::synchronize();
+  });
+  m.def("cuda_pool2d_forward", [](const DeviceArray& x, DeviceArray& out, const py::object& argmax, int mode,
+                                  bool global, const std::vector<i64>& pool, const std::vector<i64>& strides,
+                                  int padding) {
+    const gradsmith::math::PoolGeometry g = pool_geometry(dims4(x, "x"), mode, global, pool, strides, padding);
+    const i64 n = x.shape()[0];
+    expect4(out, "out", n, g.out_h, g.out_w, g.channels);
+    const DeviceArray* arg = optional(argmax);
+    if (arg) expect4(*arg, "argmax", n, g.out_h, g.out_w, g.channels);
+    cuda::pool_forward(g, x.data(), out.data(), arg ? arg->data() : nullptr, n);
+  });
+  m.def("cuda_pool2d_backward", [](const DeviceArray& dy, const py::object& argmax, DeviceArray& dx, int mode,
+                                   bool global, const std::vector<i64>& pool, const std::vector<i64>& strides,
+                                   int padding) {
+    const gradsmith::math::PoolGeometry g = pool_geometry(dims4(dx, "dx"), mode, global, pool, strides, padding);
+    const i64 n = dx.shape()[0];
+    expect4(dy, "dy", n, g.out_h, g.out_w, g.channels);
+    const DeviceArray* arg = optional(argmax);
+    if (arg) expect4(*arg, "argmax", n, g.out_h, g.out_w, g.channels);
+    else if (mode == gradsmith::math::kPoolMax) throw py::value_error("pooling: max needs the argmax");
+    cuda::pool_backward(g, dy.data(), arg ? arg->data() : nullptr, dx.data(), n);
+  });
 }

@@ -1,11 +1,13 @@
 // CUDA twins of the CPU kernels the layer kinds of model/layers/ call beyond dense and activations
-// (cpu/ops.h): batch normalization and Dropout with a noise shape. Device pointers, default stream; the
-// formulas are the CPU's, from math/normalization.h and math/broadcast.h.
+// (cpu/ops.h): batch normalization, Dropout with a noise shape, convolution and pooling. Device pointers,
+// default stream; the formulas are the CPU's, from math/normalization.h, math/broadcast.h and math/conv.h.
 #pragma once
 
 #include <stdint.h>
 
 #include "math/broadcast.h"
+#include "math/conv.h"
+#include "math/elementwise.h"
 
 namespace gradsmith {
 namespace cuda {
@@ -26,6 +28,23 @@ void moving_average(float* moving, const float* value, double momentum, i64 n);
 void dropout_mask(float* mask, i64 n, double rate, uint64_t seed, uint64_t offset);
 void dropout_broadcast(const float* x, float* y, const float* mask, const math::NoiseShape& s, i64 batch,
                        double rate);
+
+// As cpu::conv_forward / conv_backward (cuda/conv.cu), NHWC: x (batch, in_h, in_w, in_c), W (k_h, k_w, in_c,
+// out_c), y, z, dy (batch, out_h, out_w, out_c). Both take `scratch`, conv_scratch(g, batch) floats of
+// device memory (the plan's arena): forward im2col's a fixed number of output pixels at a time into it for
+// the GEMM with the bias and activation in its epilogue; backward keeps dz, the partial sums of db and dW and
+// the im2col-shaped dx rows there. dx and db may be null; z is y itself when act is linear. Every sum runs in
+// an order fixed by the sizes alone: the same bits on every run.
+void conv_forward(const math::ConvGeometry& g, const float* x, const float* W, const float* b, ActParams act, float* y,
+                  float* z, float* scratch, i64 batch);
+void conv_backward(const math::ConvGeometry& g, const float* dy, const float* x, const float* W, const float* z,
+                   ActParams act, float* scratch, float* dx, float* dW, float* db, i64 batch);
+i64 conv_scratch(const math::ConvGeometry& g, i64 batch);
+
+// As cpu::pool_forward / pool_backward (cuda/pool.cu): one thread per output (math::pool_value) and per
+// input element (math::pool_input_grad, a gather: no atomics), so the CPU's bits. arg null in inference.
+void pool_forward(const math::PoolGeometry& g, const float* x, float* y, float* arg, i64 batch);
+void pool_backward(const math::PoolGeometry& g, const float* dy, const float* arg, float* dx, i64 batch);
 
 }  // namespace cuda
 }  // namespace gradsmith

@@ -242,6 +242,28 @@ void CudaBackend::activation_backward(ActParams act, const float* dy, const floa
   else cuda::activation_backward(act, dy, x, dx, rows * cols);
 }
 
+void CudaBackend::conv_forward(const math::ConvGeometry& g, const float* x, const float* W, const float* b,
+                               ActParams act, float* y, float* z, float* scratch, i64 batch) {
+  cuda::conv_forward(g, x, W, b, act, y, z, scratch, batch);
+}
+
+void CudaBackend::conv_backward(const math::ConvGeometry& g, const float* dy, const float* x, const float* W,
+                                const float* z, ActParams act, float* scratch, float* dx, float* dW, float* db,
+                                i64 batch) {
+  cuda::conv_backward(g, dy, x, W, z, act, scratch, dx, dW, db, batch);
+}
+
+i64 CudaBackend::conv_scratch(const math::ConvGeometry& g, i64 batch) { return cuda::conv_scratch(g, batch); }
+
+void CudaBackend::pool_forward(const math::PoolGeometry& g, const float* x, float* y, float* arg, i64 batch) {
+  cuda::pool_forward(g, x, y, arg, batch);
+}
+
+void CudaBackend::pool_backward(const math::PoolGeometry& g, const float* dy, const float* arg, float* dx,
+                                i64 batch) {
+  cuda::pool_backward(g, dy, arg, dx, batch);
+}
+
 void CudaBackend::loss_and_grad(const LossArgs& loss, double weight, const float* y_true, const int64_t* labels,
                                 const float* y_pred, const float* sample_weight, float* grad, i64 rows, i64 cols,
                                 double* value) {

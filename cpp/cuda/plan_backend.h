@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "math/broadcast.h"
+#include "math/conv.h"
 #include "model/plan_spec.h"
 
 namespace gradsmith {
@@ -70,6 +71,14 @@ class CudaBackend {
   void dense_backward(const float* dy, const float* x, const float* W, const float* z, ActParams act, float* dz,
                       float* dx, float* dW, float* db, i64 batch, i64 in, i64 units);
   void activation_backward(ActParams act, const float* dy, const float* x, float* dx, i64 rows, i64 cols);
+  // Convolution and pooling (cuda/conv.cu, cuda/pool.cu); scratch: conv_scratch(g, batch) floats of the arena.
+  void conv_forward(const math::ConvGeometry& g, const float* x, const float* W, const float* b, ActParams act,
+                    float* y, float* z, float* scratch, i64 batch);
+  void conv_backward(const math::ConvGeometry& g, const float* dy, const float* x, const float* W, const float* z,
+                     ActParams act, float* scratch, float* dx, float* dW, float* db, i64 batch);
+  static i64 conv_scratch(const math::ConvGeometry& g, i64 batch);
+  void pool_forward(const math::PoolGeometry& g, const float* x, float* y, float* arg, i64 batch);
+  void pool_backward(const math::PoolGeometry& g, const float* dy, const float* arg, float* dx, i64 batch);
   void loss_and_grad(const LossArgs& loss, double weight, const float* y_true, const int64_t* labels,
                      const float* y_pred, const float* sample_weight, float* grad, i64 rows, i64 cols,
                      double* value);

@@ -44,9 +44,14 @@ class CpuBackend {
   static constexpr auto& batch_norm_forward = cpu::batch_norm_forward;
   static constexpr auto& batch_norm_backward = cpu::batch_norm_backward;
   static constexpr auto& moving_average = cpu::moving_average;
-  static constexpr auto& conv_forward = cpu::conv_forward;
+  // The CPU's forward takes its im2col tiles from each thread's own scratch (cpu/scratch.h), not the arena's:
+  // the layer's scratch is what backward needs.
+  static void conv_forward(const math::ConvGeometry& g, const float* x, const float* W, const float* b, ActParams act,
+                           float* y, float* z, float* /*scratch*/, i64 batch) {
+    cpu::conv_forward(g, x, W, b, act, y, z, batch);
+  }
   static constexpr auto& conv_backward = cpu::conv_backward;
-  static constexpr auto& conv_backward_scratch = cpu::conv_backward_scratch;
+  static constexpr auto& conv_scratch = cpu::conv_backward_scratch;
   static constexpr auto& pool_forward = cpu::pool_forward;
   static constexpr auto& pool_backward = cpu::pool_backward;
 

@@ -67,12 +67,13 @@ class Conv : public Layer<Backend> {
   }
   // The pre-activation z, kept for f'(z) (with no activation f' = 1 never reads it).
   i64 saved_floats(i64 batch) const override { return act_.kind == kLinear ? 0 : batch * out_.size(); }
-  // dz and the partial sums of dW.
-  i64 scratch_floats(i64 batch) const override { return Backend::conv_backward_scratch(g_, batch); }
+  // What forward and backward need inside one call (the backend says: dz and the partial sums of dW; the GPU's
+  // im2col chunks too).
+  i64 scratch_floats(i64 batch) const override { return Backend::conv_scratch(g_, batch); }
 
   const float* forward(Backend& be, const LayerIO& io) override {
     be.conv_forward(g_, io.x, io.params + kernel_, bias_ >= 0 ? io.params + bias_ : nullptr, act_, io.y,
-                    io.training ? io.saved : nullptr, io.batch);
+                    io.training ? io.saved : nullptr, io.scratch, io.batch);
     return io.y;
   }
 
