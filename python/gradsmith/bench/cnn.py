@@ -3,7 +3,8 @@
 The model is the README's CNN program (three Conv2D 3x3 + MaxPooling2D 2x2 blocks of 32, 64 and 128 filters
 on 150x150x3 images, Flatten, Dense 512 relu, Dropout 0.5, Dense 1 sigmoid; binary crossentropy, Adam, batch
 32). Data are in-memory arrays (the image pipeline is measured on its own, benchmarks/bench_images.py), the
-same for every contender; each trains ``steps`` batches of a fresh model, and only that is timed.
+same for every contender. Each contender builds its model once and takes one warm-up step (Keras traces its
+step function then), and each sample times one epoch of ``steps`` batches on that model.
 
 Peers: PyTorch with its own CPU convolutions, NCHW and channels_last, with gradsmith's thread count and with
 one thread (its best is the row's figure, each layout and count kept in the JSON), and Keras on TensorFlow
@@ -61,16 +62,18 @@ def gradsmith_model(spec):
     return model
 
 
-def gradsmith_fit(spec, x, y):
+def gradsmith_trainer(spec, x, y):
     model = gradsmith_model(spec)
-    model.train_on_batch(x[: spec["batch"]], y[: spec["batch"]])  # builds the plan and the optimizer
-    t0 = time.perf_counter()
-    model.fit(x, y, batch_size=spec["batch"], epochs=1, shuffle=False, verbose=0)
-    return time.perf_counter() - t0
+    model.fit(x[: spec["batch"]], y[: spec["batch"]], batch_size=spec["batch"], verbose=0)  # builds the plan
+
+    def epoch():
+        t0 = time.perf_counter()
+        model.fit(x, y, batch_size=spec["batch"], epochs=1, shuffle=False, verbose=0)
+        return time.perf_counter() - t0
+    return epoch
 
 
-def torch_fit(torch, threads, channels_last, spec, x, y):
-    torch.set_num_threads(threads)
+def torch_trainer(torch, threads, channels_last, spec, x, y):
     nn = torch.nn
     body, cin = [], 3
     for f in spec["filters"]:
@@ -94,24 +97,32 @@ def torch_fit(torch, threads, channels_last, spec, x, y):
         loss.backward()
         opt.step()
 
+    torch.set_num_threads(threads)
     step(0)
-    t0 = time.perf_counter()
-    for i in range(0, len(xt), b):
-        step(i)
-    return time.perf_counter() - t0
+
+    def epoch():
+        torch.set_num_threads(threads)
+        t0 = time.perf_counter()
+        for i in range(0, len(xt), b):
+            step(i)
+        return time.perf_counter() - t0
+    return epoch
 
 
-def keras_fit(k, spec, x, y):
+def keras_trainer(k, spec, x, y):
     body = [k.Input((spec["size"], spec["size"], 3))]
     for f in spec["filters"]:
         body += [k.layers.Conv2D(f, (3, 3), activation="relu"), k.layers.MaxPooling2D(2, 2)]
     model = k.Sequential(body + [k.layers.Flatten(), k.layers.Dense(spec["dense"], activation="relu"),
                                  k.layers.Dropout(0.5), k.layers.Dense(1, activation="sigmoid")])
     model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
-    model.train_on_batch(x[: spec["batch"]], y[: spec["batch"]])  # traces the step
-    t0 = time.perf_counter()
-    model.fit(x, y, batch_size=spec["batch"], epochs=1, shuffle=False, verbose=0)
-    return time.perf_counter() - t0
+    model.fit(x[: spec["batch"]], y[: spec["batch"]], batch_size=spec["batch"], verbose=0)  # traces the step
+
+    def epoch():
+        t0 = time.perf_counter()
+        model.fit(x, y, batch_size=spec["batch"], epochs=1, shuffle=False, verbose=0)
+        return time.perf_counter() - t0
+    return epoch
 
 
 def run(settings):
@@ -124,18 +135,18 @@ def run(settings):
     progress(f"  {spec['name']}: {spec['steps']} steps of {spec['batch']} images of {spec['size']}x{spec['size']}")
     x, y = make_data(spec, n)
     torch = peers.torch()
-    contenders = [("gradsmith", lambda: gradsmith_fit(spec, x, y))]
+    contenders = [("gradsmith", gradsmith_trainer(spec, x, y))]
     torch_variants = []
     if torch:
         for threads in sorted({settings.threads, 1}, reverse=True):
             for layout in ("NCHW", "channels_last"):
                 label = f"torch {layout} {threads} thread{'s' if threads > 1 else ''}"
                 torch_variants.append(label)
-                contenders.append((label, lambda t=threads, cl=layout != "NCHW": torch_fit(torch, t, cl, spec, x, y)))
+                contenders.append((label, torch_trainer(torch, threads, layout != "NCHW", spec, x, y)))
     k = peers.keras()
     if k:
-        contenders.append(("keras/tensorflow", lambda: keras_fit(k, spec, x, y)))
-    times = interleave([fit for _, fit in contenders], rounds)
+        contenders.append(("keras/tensorflow", keras_trainer(k, spec, x, y)))
+    times = interleave([epoch for _, epoch in contenders], rounds)
     peers.set_threads(settings.threads)
     rates = {label: [n / t for t in ts] for (label, _), ts in zip(contenders, times)}
     fps = flops_per_sample(spec)
