@@ -116,14 +116,12 @@ class Accuracy(_FnMetric):
 
 
 class BinaryAccuracy(_FnMetric):
-    """How often ``float(y_pred > threshold) == y_true``."""
+    """How often ``float(y_pred > threshold) == y_true``. Any float threshold is taken, as in Keras 3
+    (logits with ``threshold=0.0``; below 0 every prediction is positive, from 1 up none of [0, 1] is)."""
 
     _config_keys = ("threshold",)
 
     def __init__(self, name="binary_accuracy", dtype=None, threshold=0.5):
-        if threshold is not None and (threshold <= 0 or threshold >= 1):
-            raise ValueError("Invalid value for argument `threshold`. Expected a value in interval (0, 1). "
-                             f"Received: threshold={threshold}")
         super().__init__(binary_accuracy, name=name, dtype=dtype, threshold=threshold)
         self.threshold = threshold
 
