@@ -3,9 +3,9 @@ percentage and log-cosh errors), the root mean squared error and the cosine simi
 import numpy as np
 
 from gradsmith import losses
-from gradsmith.losses import squeeze_or_expand_to_same_rank
+from gradsmith.losses import EPSILON, squeeze_or_expand_to_same_rank
 from gradsmith.losses.reduction import _f32
-from gradsmith.metrics.base import Mean, _FnMetric, _divide_no_nan
+from gradsmith.metrics.base import _F32, Mean, _FnMetric, _divide_no_nan
 
 __all__ = ["MeanSquaredError", "MeanAbsoluteError", "MeanSquaredLogarithmicError", "MeanAbsolutePercentageError",
            "LogCoshError", "RootMeanSquaredError", "CosineSimilarity"]
@@ -62,16 +62,33 @@ class RootMeanSquaredError(Mean):
 
 
 def cosine_similarity(y_true, y_pred, axis=-1):
-    """Per-sample ``sum(l2_normalize(y_true) * l2_normalize(y_pred), axis=-1)`` (the metric: +1 for the same
-    direction; the loss is its negative)."""
-    return -losses.cosine_similarity(y_true, y_pred, axis=axis)
+    """Per-sample ``sum(l2_normalize(y_true) * l2_normalize(y_pred), axis)`` (the metric: +1 for the same
+    direction; the loss is its negative). ``axis`` other than the last normalizes and sums along that axis,
+    as Keras's metric function does (``axis=0`` on (n, k) gives k values)."""
+    t, p = squeeze_or_expand_to_same_rank(_f32(y_true, "y_true"), _f32(y_pred, "y_pred"))
+    if axis in (-1, p.ndim - 1) or p.ndim == 0:
+        return -losses.cosine_similarity(y_true, y_pred)
+
+    def normalize(x):  # Keras ops.normalize: x / max(||x||, eps) along the axis
+        norm = np.sqrt(np.sum(np.square(x.astype(np.float64)), axis=axis, keepdims=True))
+        return (x / np.maximum(norm, EPSILON)).astype(_F32)
+
+    return np.asarray(np.sum(normalize(t) * normalize(p), axis=axis), dtype=_F32)
 
 
 class CosineSimilarity(_FnMetric):
-    """Mean cosine similarity between targets and predictions, along the last axis."""
+    """Mean cosine similarity between targets and predictions, along ``axis`` (the last by default)."""
 
     _config_keys = ("axis",)
 
     def __init__(self, name="cosine_similarity", dtype=None, axis=-1):
         super().__init__(cosine_similarity, name=name, dtype=dtype, axis=axis)
         self.axis = axis
+
+    def get_config(self):
+        # Keras's config is only name and dtype; a non-default axis is kept so that from_config rebuilds it
+        # (Keras's constructor takes it too).
+        config = super().get_config()
+        if self.axis == -1:
+            del config["axis"]
+        return config
