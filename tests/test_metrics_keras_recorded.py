@@ -61,6 +61,7 @@ def _check(got, expected, where):
 # An empty 1-D batch through a loss that averages the last axis is NaN in Keras too; NumPy warns on the way.
 @pytest.mark.filterwarnings("ignore:Mean of empty slice:RuntimeWarning")
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:More independent predictors:UserWarning")  # R2Score, as Keras warns
 @pytest.mark.parametrize("entry,scenario", RUNS, ids=[f"{_label(e)}-{s}" for e, s in RUNS])
 def test_metric_matches_recorded_keras(entry, scenario):
     m = _make(entry)
@@ -181,3 +182,38 @@ def test_top_k_on_one_sample():
     m.update_state(np.array([1, 0, 0, 0], np.float32), np.array([0.1, 0.5, 0.3, 0.1], np.float32))
     assert m.result() == pytest.approx(0.5)
     assert keras.metrics.sparse_top_k_categorical_accuracy(2, np.array([0.1, 0.5, 0.3]), k=2).shape == ()
+
+
+@pytest.mark.parametrize("cls,bound,weights,plain,weighted", [
+    ("SensitivityAtSpecificity", 0.5, [1, 1, 2, 2, 1], 0.5, 1 / 3),
+    ("SpecificityAtSensitivity", 0.5, [1, 1, 2, 2, 2], 2 / 3, 0.5),
+    ("PrecisionAtRecall", 0.5, [2, 2, 2, 1, 1], 0.5, 1 / 3),
+])
+def test_rate_at_bound_examples(cls, bound, weights, plain, weighted):
+    """Keras's documented examples: the best rate over the 200 thresholds where the other meets the bound."""
+    m = getattr(keras.metrics, cls)(bound)
+    m.update_state([0, 0, 0, 1, 1], [0, 0.3, 0.8, 0.3, 0.8])
+    assert m.result() == pytest.approx(plain, rel=1e-5)
+    m.reset_state()
+    m.update_state([0, 0, 0, 1, 1], [0, 0.3, 0.8, 0.3, 0.8], sample_weight=weights)
+    assert m.result() == pytest.approx(weighted, rel=1e-5)
+    again = type(m).from_config(m.get_config())
+    assert again.get_config() == m.get_config() and again.num_thresholds == 200
+
+
+def test_recall_at_precision_and_r2_examples():
+    m = keras.metrics.RecallAtPrecision(0.8)
+    m.update_state([0, 0, 1, 1], [0, 0.5, 0.3, 0.9])
+    assert m.result() == pytest.approx(0.5)
+    m.reset_state()
+    m.update_state([0, 0, 1, 1], [0, 0.5, 0.3, 0.9], sample_weight=[1, 0, 0, 1])
+    assert m.result() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="precision"):
+        keras.metrics.RecallAtPrecision(1.5)
+    r2 = keras.metrics.R2Score()
+    r2.update_state(np.array([[1], [4], [3]], np.float32), np.array([[2], [4], [4]], np.float32))
+    assert r2.result() == pytest.approx(0.57142854, rel=1e-6)
+    assert keras.metrics.get("R2Score").get_config() == {"name": "r2_score", "dtype": "float32",
+                                                        "class_aggregation": "uniform_average", "num_regressors": 0}
+    with pytest.raises(ValueError, match="2D"):
+        keras.metrics.R2Score().update_state(np.ones(3, np.float32), np.ones(3, np.float32))
