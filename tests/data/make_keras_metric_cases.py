@@ -83,6 +83,8 @@ def scenarios():
     s["bin_empty"] = ("binary", [(arr(np.zeros(0)), arr(np.zeros(0)), None), (b(4), p(4), None),
                                  (arr(np.zeros(0)), arr(np.zeros(0)), arr(np.zeros(0)))])
     s["bin_1d_wcol"] = ("binary", [(b(6), p(6), w(6, 1)), (b(5), p(5), None)])
+    s["bin_wscalar"] = ("binary", [(b(6), p(6), arr(2.0)), (b(4, 3), p(4, 3), arr(0.5)), (b(3, 1), p(3, 1), arr(1.5))])
+    s["bin_bool"] = ("binary", [(b(6, dtype="bool"), p(6), None), (b(4, 3, dtype="bool"), p(4, 3), w(4))])
     s["bin_float_labels"] = ("binary", [(arr([0.0, 1.0, 0.0, 1.0, 1.0]), p(5), None),
                                         (arr([[1.0], [0.0], [1.0]]), p(3, 1), None)])
     # equality: labels and predictions from the same small set (Accuracy)
@@ -107,6 +109,7 @@ def scenarios():
                                       None)])
     s["cat_empty"] = ("categorical", [(arr(np.zeros((0, 3))), arr(np.zeros((0, 3))), None),
                                       (onehot(3, 3), probs(3, 3), None)])
+    s["cat_wscalar"] = ("categorical", [(onehot(4, 3), probs(4, 3), arr(2.0)), (onehot(3, 3), probs(3, 3), None)])
     s["cat_k5"] = ("categorical", [(onehot(6, 7), probs(6, 7), None), (onehot(4, 7), probs(4, 7), w(4))])
     # multilabel: several 0/1 labels per row (F-scores)
     s["ml"] = ("multilabel", [(b(5, 3), p(5, 3), None), (b(4, 3), p(4, 3), None), "reset", (b(3, 3), p(3, 3), None)])
@@ -123,6 +126,7 @@ def scenarios():
     s["sp_zero_w"] = ("sparse", [(labels(4, 3), probs(4, 3), arr(np.zeros(4)))])
     s["sp_k5"] = ("sparse", [(labels(6, 7), probs(6, 7), None), (labels(4, 7), probs(4, 7), w(4))])
     s["sp_empty"] = ("sparse", [(arr(np.zeros(0), "int32"), arr(np.zeros((0, 3))), None), (labels(3, 3), probs(3, 3), None)])
+    s["sp_wscalar"] = ("sparse", [(labels(4, 3), probs(4, 3), arr(2.0)), (labels(3, 3), probs(3, 3), None)])
     s["sp_ties"] = ("sparse", [(arr([1, 2, 0, 1], "int32"),
                                 arr([[0.4, 0.4, 0.2], [0.3, 0.3, 0.4], [0.2, 0.4, 0.4], [0.5, 0.25, 0.25]]), None)])
     # sorted ids: labels and the ids of the top classes, best first (SparseTopKCategoricalAccuracy)
@@ -138,6 +142,7 @@ def scenarios():
                                  (pos(3, 3), pos(3, 3), None)])
     s["reg_k_welem"] = ("regression", [(pos(5, 3), pos(5, 3), w(5, 3)), (pos(4, 3), pos(4, 3), w(4, 1))])
     s["reg_zero_w"] = ("regression", [(pos(5), pos(5), arr(np.zeros(5))), (pos(3, 2), pos(3, 2), arr(np.zeros(3)))])
+    s["reg_wscalar"] = ("regression", [(pos(5), pos(5), arr(2.0)), (pos(3, 2), pos(3, 2), arr(0.5))])
     s["reg_int"] = ("regression", [(arr(rng.integers(1, 5, 6), "int32"), pos(6), None),
                                    (arr(rng.integers(1, 5, (4, 2)), "int32"), pos(4, 2), w(4))])
     # values: Mean / Sum
@@ -146,6 +151,7 @@ def scenarios():
                               (pos(3, 2), None, w(3, 1))])
     s["val_scalar"] = ("values", [(arr(2.5), None, None), (arr(1.5), None, arr(3.0)), (pos(2), None, None)])
     s["val_zero_w"] = ("values", [(pos(4), None, arr(np.zeros(4)))])
+    s["val_wscalar"] = ("values", [(pos(4), None, arr(2.0)), (pos(3, 2), None, arr(1.5))])
     s["val_int"] = ("values", [(arr([1, 2, 3, 4], "int32"), None, None), (arr([[1, 2], [3, 4]], "int32"), None, None)])
     s["val_empty"] = ("values", [(arr(np.zeros(0)), None, None), (pos(3), None, None)])
     s["val_3d"] = ("values", [(pos(2, 2, 2), None, w(2)), (pos(2, 2, 2), None, w(2, 2))])
@@ -235,6 +241,7 @@ METRICS = [
     ("RecallAtPrecision", {"precision": 0.5, "class_id": 0, "num_thresholds": 10}, ("multilabel",)),
     ("AUC", {}, BIN),
     ("AUC", {"num_thresholds": 3}, BIN_FEW),
+    ("AUC", {"num_thresholds": 2, "curve": "PR"}, BIN_FEW),
     ("AUC", {"num_thresholds": 11, "summation_method": "minoring"}, BIN_FEW),
     ("AUC", {"summation_method": "majoring"}, BIN_FEW),
     ("AUC", {"curve": "PR"}, BIN_FEW),
