@@ -217,3 +217,14 @@ def test_recall_at_precision_and_r2_examples():
                                                         "class_aggregation": "uniform_average", "num_regressors": 0}
     with pytest.raises(ValueError, match="2D"):
         keras.metrics.R2Score().update_state(np.ones(3, np.float32), np.ones(3, np.float32))
+
+
+def test_correlation_examples():
+    """Keras's documented examples (PearsonCorrelation, ConcordanceCorrelation), configs with axis."""
+    y_true = [[0, 1, 0.5], [1, 1, 0.2]]
+    y_pred = [[0.1, 0.9, 0.5], [1, 0.9, 0.2]]
+    for cls, want in (("PearsonCorrelation", 0.9966996338993913), ("ConcordanceCorrelation", 0.9816320385426076)):
+        m = getattr(keras.metrics, cls)(axis=-1)
+        m.update_state(y_true, y_pred)
+        assert m.result() == pytest.approx(want, rel=1e-5), cls
+        assert sorted(m.get_config()) == ["axis", "dtype", "name"]

@@ -24,7 +24,8 @@ One module per family: ``base`` (Metric, Sum, Mean, MeanMetricWrapper),
 similarity, R2Score), ``probabilistic`` (cross-entropies, KL divergence, Poisson),
 ``hinge``, ``confusion_metrics`` (true/false positives/negatives, Precision,
 Recall, SensitivityAtSpecificity, SpecificityAtSensitivity, PrecisionAtRecall,
-RecallAtPrecision, AUC), ``f_score`` (FBetaScore, F1Score). This module re-exports them
+RecallAtPrecision, AUC), ``f_score`` (FBetaScore, F1Score), ``correlation`` (PearsonCorrelation,
+ConcordanceCorrelation). This module re-exports them
 and holds the lookup: ``get`` / ``serialize`` / ``deserialize``, and
 ``resolve`` (what ``compile(metrics=[...])`` makes of an identifier).
 """
@@ -41,6 +42,8 @@ from gradsmith.metrics.base import Mean, MeanMetricWrapper, Metric, Sum
 from gradsmith.metrics.confusion_metrics import (AUC, FalseNegatives, FalsePositives, Precision, PrecisionAtRecall,
                                                  Recall, RecallAtPrecision, SensitivityAtSpecificity,
                                                  SpecificityAtSensitivity, TrueNegatives, TruePositives)
+from gradsmith.metrics.correlation import (ConcordanceCorrelation, PearsonCorrelation, concordance_correlation,
+                                           pearson_correlation)
 from gradsmith.metrics.f_score import F1Score, FBetaScore
 from gradsmith.metrics.hinge import CategoricalHinge, Hinge, SquaredHinge
 from gradsmith.metrics.probabilistic import (BinaryCrossentropy, CategoricalCrossentropy, KLDivergence, Poisson,
@@ -54,11 +57,13 @@ __all__ = [
     "Metric", "Mean", "Sum", "MeanMetricWrapper", "Accuracy", "BinaryAccuracy", "CategoricalAccuracy",
     "SparseCategoricalAccuracy", "TopKCategoricalAccuracy", "SparseTopKCategoricalAccuracy", "Precision", "Recall",
     "AUC", "TruePositives", "FalsePositives", "TrueNegatives", "FalseNegatives", "SensitivityAtSpecificity",
-    "SpecificityAtSensitivity", "PrecisionAtRecall", "RecallAtPrecision", "R2Score", "F1Score", "FBetaScore",
+    "SpecificityAtSensitivity", "PrecisionAtRecall", "RecallAtPrecision", "R2Score", "PearsonCorrelation",
+    "ConcordanceCorrelation", "F1Score", "FBetaScore",
     "MeanSquaredError", "MeanAbsoluteError", "RootMeanSquaredError", "BinaryCrossentropy",
     "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "accuracy", "binary_accuracy",
     "categorical_accuracy", "sparse_categorical_accuracy", "top_k_categorical_accuracy",
-    "sparse_top_k_categorical_accuracy", "get", "resolve", "serialize", "deserialize",
+    "sparse_top_k_categorical_accuracy", "pearson_correlation", "concordance_correlation", "get", "resolve",
+    "serialize", "deserialize",
 ]
 
 ALL_OBJECTS = {Metric, Mean, Sum, MeanMetricWrapper, MeanSquaredError, RootMeanSquaredError, MeanAbsoluteError,
@@ -67,7 +72,8 @@ ALL_OBJECTS = {Metric, Mean, Sum, MeanMetricWrapper, MeanSquaredError, RootMeanS
                CategoricalAccuracy, SparseCategoricalAccuracy, TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy,
                F1Score, FBetaScore, MeanSquaredLogarithmicError, MeanAbsolutePercentageError, LogCoshError, Hinge,
                SquaredHinge, Poisson, KLDivergence, CategoricalHinge, CosineSimilarity, SensitivityAtSpecificity,
-               SpecificityAtSensitivity, PrecisionAtRecall, RecallAtPrecision, R2Score}
+               SpecificityAtSensitivity, PrecisionAtRecall, RecallAtPrecision, R2Score, PearsonCorrelation,
+               ConcordanceCorrelation}
 ALL_OBJECTS_DICT = {cls.__name__: cls for cls in ALL_OBJECTS}
 ALL_OBJECTS_DICT.update({_to_snake_case(cls.__name__): cls for cls in ALL_OBJECTS})
 ALL_OBJECTS_DICT.update({"bce": BinaryCrossentropy, "BCE": BinaryCrossentropy, "mse": MeanSquaredError,
