@@ -62,6 +62,7 @@ def _check(got, expected, where):
 @pytest.mark.filterwarnings("ignore:Mean of empty slice:RuntimeWarning")
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 @pytest.mark.filterwarnings("ignore:More independent predictors:UserWarning")  # R2Score, as Keras warns
+@pytest.mark.filterwarnings("ignore:You are passing weight as `float`:UserWarning")  # int IoU, as Keras warns
 @pytest.mark.parametrize("entry,scenario", RUNS, ids=[f"{_label(e)}-{s}" for e, s in RUNS])
 def test_metric_matches_recorded_keras(entry, scenario):
     m = _make(entry)
@@ -228,3 +229,30 @@ def test_correlation_examples():
         m.update_state(y_true, y_pred)
         assert m.result() == pytest.approx(want, rel=1e-5), cls
         assert sorted(m.get_config()) == ["axis", "dtype", "name"]
+
+
+def test_iou_examples_and_int_state():
+    """Keras 3.15 keeps the IoU confusion matrix in int32 unless dtype says otherwise: fractional weights
+    truncate (with Keras's warning), so its documented weighted examples need dtype='float32'."""
+    m = keras.metrics.MeanIoU(num_classes=2)
+    assert m.get_config() == {"num_classes": 2, "name": "mean_io_u", "dtype": "int32", "ignore_class": None,
+                              "sparse_y_true": True, "sparse_y_pred": True, "axis": -1}
+    m.update_state([0, 0, 1, 1], [0, 1, 0, 1])
+    assert m.result() == pytest.approx(1 / 3, rel=1e-6)
+    m.reset_state()
+    with pytest.warns(UserWarning, match="weight as `float`"):
+        m.update_state([0, 0, 1, 1], [0, 1, 0, 1], sample_weight=np.array([0.3, 0.3, 0.3, 0.1]))
+    assert m.result() == 0.0 and m.total_cm.dtype == np.int32
+    m = keras.metrics.MeanIoU(num_classes=2, dtype="float32")
+    m.update_state([0, 0, 1, 1], [0, 1, 0, 1], sample_weight=[0.3, 0.3, 0.3, 0.1])
+    assert m.result() == pytest.approx(0.23809525, rel=1e-5)
+    m = keras.metrics.BinaryIoU(target_class_ids=[0, 1], threshold=0.3, dtype="float32")
+    m.update_state([0, 1, 0, 1], [0.1, 0.2, 0.4, 0.7], sample_weight=[0.2, 0.3, 0.4, 0.1])
+    assert m.result() == pytest.approx(0.17361112, rel=1e-5)
+    m = keras.metrics.OneHotIoU(num_classes=3, target_class_ids=[0, 2], dtype="float32")
+    m.update_state(np.array([[0, 0, 1], [1, 0, 0], [0, 1, 0], [1, 0, 0]]),
+                   np.array([[0.2, 0.3, 0.5], [0.1, 0.2, 0.7], [0.5, 0.3, 0.1], [0.1, 0.4, 0.5]]),
+                   sample_weight=[0.1, 0.2, 0.3, 0.4])
+    assert m.result() == pytest.approx((0 / 0.9 + 0.1 / 0.7) / 2, rel=1e-5)
+    with pytest.raises(ValueError, match="out of range"):
+        keras.metrics.IoU(num_classes=2, target_class_ids=[2])

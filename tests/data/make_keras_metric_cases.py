@@ -133,6 +133,17 @@ def scenarios():
     s["ids"] = ("sorted_ids", [(labels(5, 6), arr(np.argsort(-rng.uniform(0, 1, (5, 6)), -1)[:, :3], "int32"), None),
                                (labels(4, 6).reshape(4, 1), arr(np.argsort(-rng.uniform(0, 1, (4, 6)), -1)[:, :3],
                                                                 "int32"), w(4))])
+    # class ids: integer labels and predicted ids (IoU); segmentation-like 2-D maps, ids out of range
+    s["ids"] = ("classids", [(labels(6, 3), labels(6, 3), None), (labels(5, 3), labels(5, 3), None), "reset",
+                             (labels(4, 3), labels(4, 3), None)])
+    s["ids_w"] = ("classids", [(labels(6, 3), labels(6, 3), arr(rng.integers(0, 3, 6), "int32")),
+                               (labels(5, 3).reshape(5, 1), labels(5, 3).reshape(5, 1), w(5, 1))])
+    s["ids_map"] = ("classids", [(arr(rng.integers(0, 3, (3, 4)), "int32"), arr(rng.integers(0, 3, (3, 4)), "int32"),
+                                  None),
+                                 (arr(rng.integers(0, 3, (2, 4)), "int32"), arr(rng.integers(0, 3, (2, 4)), "int32"),
+                                  arr(rng.integers(0, 3, (2, 4)), "int32"))])
+    s["ids_out"] = ("classids", [(arr([0, 1, 2, -1, 3, 1], "int32"), arr([0, 2, 2, 1, 1, 5], "int32"), None),
+                                 (arr([0.0, 1.0, 2.0, 1.0]), arr([0.0, 1.7, 2.2, 0.9]), None)])
     # regression: positive targets and predictions
     s["reg_1d"] = ("regression", [(pos(6), pos(6), None), (pos(5), pos(5), None), "reset", (pos(4), pos(4), None)])
     s["reg_1d_w"] = ("regression", [(pos(6), pos(6), w(6)), (pos(5), pos(5), w(5))])
@@ -260,6 +271,16 @@ METRICS = [
     ("AUC", {"multi_label": True, "num_labels": 3, "label_weights": [0.5, 1.0, 2.0]}, ("multilabel",)),
     ("AUC", {"multi_label": True, "curve": "PR"}, ("multilabel",)),
     ("AUC", {"label_weights": [0.5, 1.0, 2.0]}, ("multilabel",)),
+    ("IoU", {"num_classes": 3, "target_class_ids": [0, 2]}, ("classids",)),
+    ("IoU", {"num_classes": 3, "target_class_ids": [1], "ignore_class": 0}, ("classids",)),
+    ("IoU", {"num_classes": 3, "target_class_ids": [0, 1], "sparse_y_pred": False}, ("sparse",)),
+    ("MeanIoU", {"num_classes": 3}, ("classids",)),
+    ("MeanIoU", {"num_classes": 3, "dtype": "float32"}, ("classids",)),
+    ("BinaryIoU", {}, ("binary",)),
+    ("BinaryIoU", {"target_class_ids": [1], "threshold": 0.3, "dtype": "float32"}, BIN_FEW),
+    ("OneHotIoU", {"num_classes": 3, "target_class_ids": [0, 2]}, ("categorical",)),
+    ("OneHotMeanIoU", {"num_classes": 3}, ("categorical",)),
+    ("OneHotMeanIoU", {"num_classes": 3, "ignore_class": 1, "dtype": "float32"}, ("categorical",)),
     ("F1Score", {}, ("categorical", "multilabel")),
     ("F1Score", {"average": "micro", "threshold": 0.5}, ("categorical", "multilabel")),
     ("F1Score", {"average": "macro"}, ("categorical", "multilabel")),

@@ -25,7 +25,7 @@ similarity, R2Score), ``probabilistic`` (cross-entropies, KL divergence, Poisson
 ``hinge``, ``confusion_metrics`` (true/false positives/negatives, Precision,
 Recall, SensitivityAtSpecificity, SpecificityAtSensitivity, PrecisionAtRecall,
 RecallAtPrecision, AUC), ``f_score`` (FBetaScore, F1Score), ``correlation`` (PearsonCorrelation,
-ConcordanceCorrelation). This module re-exports them
+ConcordanceCorrelation), ``iou`` (IoU, BinaryIoU, MeanIoU, OneHotIoU, OneHotMeanIoU). This module re-exports them
 and holds the lookup: ``get`` / ``serialize`` / ``deserialize``, and
 ``resolve`` (what ``compile(metrics=[...])`` makes of an identifier).
 """
@@ -45,6 +45,7 @@ from gradsmith.metrics.confusion_metrics import (AUC, FalseNegatives, FalsePosit
 from gradsmith.metrics.correlation import (ConcordanceCorrelation, PearsonCorrelation, concordance_correlation,
                                            pearson_correlation)
 from gradsmith.metrics.f_score import F1Score, FBetaScore
+from gradsmith.metrics.iou import BinaryIoU, IoU, MeanIoU, OneHotIoU, OneHotMeanIoU
 from gradsmith.metrics.hinge import CategoricalHinge, Hinge, SquaredHinge
 from gradsmith.metrics.probabilistic import (BinaryCrossentropy, CategoricalCrossentropy, KLDivergence, Poisson,
                                              SparseCategoricalCrossentropy)
@@ -58,7 +59,7 @@ __all__ = [
     "SparseCategoricalAccuracy", "TopKCategoricalAccuracy", "SparseTopKCategoricalAccuracy", "Precision", "Recall",
     "AUC", "TruePositives", "FalsePositives", "TrueNegatives", "FalseNegatives", "SensitivityAtSpecificity",
     "SpecificityAtSensitivity", "PrecisionAtRecall", "RecallAtPrecision", "R2Score", "PearsonCorrelation",
-    "ConcordanceCorrelation", "F1Score", "FBetaScore",
+    "ConcordanceCorrelation", "IoU", "BinaryIoU", "MeanIoU", "OneHotIoU", "OneHotMeanIoU", "F1Score", "FBetaScore",
     "MeanSquaredError", "MeanAbsoluteError", "RootMeanSquaredError", "BinaryCrossentropy",
     "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "accuracy", "binary_accuracy",
     "categorical_accuracy", "sparse_categorical_accuracy", "top_k_categorical_accuracy",
@@ -73,7 +74,7 @@ ALL_OBJECTS = {Metric, Mean, Sum, MeanMetricWrapper, MeanSquaredError, RootMeanS
                F1Score, FBetaScore, MeanSquaredLogarithmicError, MeanAbsolutePercentageError, LogCoshError, Hinge,
                SquaredHinge, Poisson, KLDivergence, CategoricalHinge, CosineSimilarity, SensitivityAtSpecificity,
                SpecificityAtSensitivity, PrecisionAtRecall, RecallAtPrecision, R2Score, PearsonCorrelation,
-               ConcordanceCorrelation}
+               ConcordanceCorrelation, IoU, BinaryIoU, MeanIoU, OneHotIoU, OneHotMeanIoU}
 ALL_OBJECTS_DICT = {cls.__name__: cls for cls in ALL_OBJECTS}
 ALL_OBJECTS_DICT.update({_to_snake_case(cls.__name__): cls for cls in ALL_OBJECTS})
 ALL_OBJECTS_DICT.update({"bce": BinaryCrossentropy, "BCE": BinaryCrossentropy, "mse": MeanSquaredError,
