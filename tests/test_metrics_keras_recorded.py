@@ -256,3 +256,13 @@ def test_iou_examples_and_int_state():
     assert m.result() == pytest.approx((0 / 0.9 + 0.1 / 0.7) / 2, rel=1e-5)
     with pytest.raises(ValueError, match="out of range"):
         keras.metrics.IoU(num_classes=2, target_class_ids=[2])
+
+
+def test_every_keras_metric_class_is_recorded():
+    """Every metric class gradsmith.metrics exports (all of Keras 3.15's) has recorded Keras cases, and the
+    loss functions Keras also exports as keras.metrics.<name> are there."""
+    classes = {n for n in keras.metrics.__all__ if isinstance(getattr(keras.metrics, n), type)
+               and issubclass(getattr(keras.metrics, n), keras.metrics.Metric)}
+    assert classes - {e["class"] for e in RECORDED["metrics"]} == {"Metric"}
+    for name in ("mean_squared_error", "binary_crossentropy", "hinge", "kl_divergence", "poisson", "log_cosh"):
+        assert getattr(keras.metrics, name) is getattr(keras.losses, name)

@@ -53,6 +53,13 @@ from gradsmith.metrics.regression import (CosineSimilarity, LogCoshError, MeanAb
                                           MeanAbsolutePercentageError, MeanSquaredError, MeanSquaredLogarithmicError,
                                           R2Score, RootMeanSquaredError)
 from gradsmith.metrics.regression import cosine_similarity  # noqa: F401 (a module-level function before the split)
+# Keras 3 also exports the per-sample loss functions as keras.metrics.<name> (for MeanMetricWrapper, or
+# compile(metrics=[fn])); the same functions as gradsmith.losses'. After the submodule imports: the function
+# ``hinge`` takes the place of the submodule name, as in gradsmith.losses.
+from gradsmith.losses import (binary_crossentropy, categorical_crossentropy, categorical_hinge, hinge,  # noqa: E402
+                              huber, kl_divergence, log_cosh, mean_absolute_error, mean_absolute_percentage_error,
+                              mean_squared_error, mean_squared_logarithmic_error, poisson,
+                              sparse_categorical_crossentropy, squared_hinge)
 
 __all__ = [
     "Metric", "Mean", "Sum", "MeanMetricWrapper", "Accuracy", "BinaryAccuracy", "CategoricalAccuracy",
@@ -63,8 +70,11 @@ __all__ = [
     "MeanSquaredError", "MeanAbsoluteError", "RootMeanSquaredError", "BinaryCrossentropy",
     "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "accuracy", "binary_accuracy",
     "categorical_accuracy", "sparse_categorical_accuracy", "top_k_categorical_accuracy",
-    "sparse_top_k_categorical_accuracy", "pearson_correlation", "concordance_correlation", "get", "resolve",
-    "serialize", "deserialize",
+    "sparse_top_k_categorical_accuracy", "pearson_correlation", "concordance_correlation", "binary_crossentropy",
+    "categorical_crossentropy", "sparse_categorical_crossentropy", "categorical_hinge", "hinge", "squared_hinge",
+    "huber", "kl_divergence", "log_cosh", "mean_absolute_error", "mean_absolute_percentage_error",
+    "mean_squared_error", "mean_squared_logarithmic_error", "poisson", "get", "resolve", "serialize",
+    "deserialize",
 ]
 
 ALL_OBJECTS = {Metric, Mean, Sum, MeanMetricWrapper, MeanSquaredError, RootMeanSquaredError, MeanAbsoluteError,
