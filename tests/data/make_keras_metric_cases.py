@@ -13,9 +13,10 @@ TensorFlow, and gradsmith, take the lower one first) and its ``normalize`` turns
 It writes tests/data/keras_metric_cases.json.gz (gzip-compressed JSON):
   "keras_version", "backend";
   "inputs": scenario name -> list of steps; a step is "reset" or [y_true, y_pred, sample_weight] where each
-      array is {"a": nested list, "dtype": str} ("shape" too when it is empty; sample_weight may be null). Inputs come from seeded NumPy and
-      cover 1-D (n,), 2-D (n, 1) and (n, k) batches, 1-D / (n, 1) / per-element weights, all-zero weights,
-      empty batches, integer and float labels and predictions exactly on a threshold;
+      array is {"a": nested list, "dtype": str} ("shape" too when it is empty; sample_weight may be null).
+      Inputs come from seeded NumPy and cover 1-D (n,), 2-D (n, 1) and (n, k) batches, scalar / 1-D /
+      (n, 1) / per-element weights, all-zero weights, empty batches, integer, float and boolean labels,
+      class-id maps and predictions exactly on a threshold;
   "metrics": list of {"class", "kwargs", "config", "runs"}: "config" is Keras's ``get_config()`` (without
       "fn"); "runs" maps a scenario name to its results, where result i is what Keras's ``result()`` gave after
       step i, as [value (float or nested list), shape, dtype], or {"error": exception name} when that step
@@ -125,7 +126,8 @@ def scenarios():
                                 (labels(4, 3, "float32").reshape(4, 1), probs(4, 3), w(4, 1))])
     s["sp_zero_w"] = ("sparse", [(labels(4, 3), probs(4, 3), arr(np.zeros(4)))])
     s["sp_k5"] = ("sparse", [(labels(6, 7), probs(6, 7), None), (labels(4, 7), probs(4, 7), w(4))])
-    s["sp_empty"] = ("sparse", [(arr(np.zeros(0), "int32"), arr(np.zeros((0, 3))), None), (labels(3, 3), probs(3, 3), None)])
+    s["sp_empty"] = ("sparse", [(arr(np.zeros(0), "int32"), arr(np.zeros((0, 3))), None),
+                                (labels(3, 3), probs(3, 3), None)])
     s["sp_wscalar"] = ("sparse", [(labels(4, 3), probs(4, 3), arr(2.0)), (labels(3, 3), probs(3, 3), None)])
     s["sp_ties"] = ("sparse", [(arr([1, 2, 0, 1], "int32"),
                                 arr([[0.4, 0.4, 0.2], [0.3, 0.3, 0.4], [0.2, 0.4, 0.4], [0.5, 0.25, 0.25]]), None)])
