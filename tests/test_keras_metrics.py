@@ -171,8 +171,27 @@ def test_binary_accuracy_multi_column_and_threshold(rng):
     p = rng.uniform(0, 1, (6, 3)).astype(np.float32)
     want = np.mean(np.mean(((p > 0.7).astype(np.float32) == t), axis=-1))
     assert result_of(M.BinaryAccuracy(threshold=0.7), (t, p)) == pytest.approx(want, rel=1e-6)
-    with pytest.raises(ValueError, match="threshold"):
-        M.BinaryAccuracy(threshold=1.0)
+
+
+@pytest.mark.parametrize("threshold", [0.0, 1.0, -0.5, 1.5, 3])
+def test_binary_accuracy_takes_any_threshold(rng, threshold):
+    """Keras 3.15 takes any float threshold (no (0, 1) check): y_pred > threshold is the prediction, so
+    logits work with threshold 0.0; the class, the function, the compiled 'binary_accuracy' and a config
+    round trip all agree."""
+    t = rng.integers(0, 2, (6, 3)).astype(np.float32)
+    p = rng.normal(0, 1.5, (6, 3)).astype(np.float32)
+    hits = ((p > np.float32(threshold)).astype(np.float32) == t).astype(np.float32)
+    m = M.BinaryAccuracy(threshold=threshold)
+    assert m.threshold == threshold and m.get_config()["threshold"] == threshold
+    assert result_of(m, (t, p)) == pytest.approx(hits.mean(), rel=1e-6)
+    assert result_of(M.BinaryAccuracy.from_config(m.get_config()), (t[:, 0], p[:, 0]), (t, p)) == \
+        pytest.approx(np.concatenate([hits[:, 0], hits.mean(-1)]).mean(), rel=1e-6)  # 6 + 6 samples
+    np.testing.assert_array_equal(M.binary_accuracy(t, p, threshold=threshold), hits)
+    w = rng.uniform(0, 2, 6).astype(np.float32)
+    assert result_of(M.BinaryAccuracy(threshold=threshold), (t, p, w)) == \
+        pytest.approx(np.sum(hits.mean(-1) * w) / np.sum(w), rel=1e-6)
+    wrapped = M.MeanMetricWrapper(M.binary_accuracy, threshold=threshold)
+    assert result_of(wrapped, (t, p)) == pytest.approx(hits.mean(), rel=1e-6)
 
 
 def test_one_dimensional_batches_count_each_element():

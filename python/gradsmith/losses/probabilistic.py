@@ -6,8 +6,7 @@ import warnings
 import numpy as np
 
 from gradsmith.losses.base import Loss, LossFunctionWrapper, _kernel_function, _simple_loss_class
-from gradsmith.losses.reduction import (EPSILON, _F32, _check_axis, _check_labels, _f32, _regression_pair,
-                                        _same_shape, _sparse_labels)
+from gradsmith.losses.reduction import EPSILON, _F32, _broadcast_pair, _check_axis, _check_labels, _f32, _sparse_labels
 
 __all__ = ["binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy", "kl_divergence",
            "poisson", "kld", "KLD", "BinaryCrossentropy", "CategoricalCrossentropy",
@@ -24,7 +23,8 @@ def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, 
     """Per-sample binary cross-entropy, ``mean(..., axis=-1)``.
 
     Probabilities are clipped to ``[eps, 1 - eps]`` (eps = 1e-7, in float32);
-    logits use ``max(x, 0) - x t + log1p(exp(-|x|))``.
+    logits use ``max(x, 0) - x t + log1p(exp(-|x|))``. As in Keras, y_true and y_pred must have the same
+    shape (no rank rule here: the BinaryCrossentropy loss class squeezes (N, 1) against (N,) first).
     """
     _check_axis(axis, "binary_crossentropy")
     y_pred = _f32(y_pred, "y_pred")
@@ -32,7 +32,9 @@ def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, 
     if label_smoothing:
         # Keras: y_true = y_true * (1 - label_smoothing) + 0.5 * label_smoothing
         y_true = y_true * _F32(1.0 - label_smoothing) + _F32(0.5 * label_smoothing)
-    y_true, y_pred = _same_shape(y_true, y_pred, "binary_crossentropy", broadcast=False)
+    if y_true.shape != y_pred.shape:
+        raise ValueError("Arguments `target` and `output` must have the same shape. Received: "
+                         f"target.shape={y_true.shape}, output.shape={y_pred.shape}")
     if from_logits:
         # Keras (sigmoid_cross_entropy_with_logits): max(x, 0) - x t + log(1 + exp(-|x|))
         per_elem = np.maximum(y_pred, _F32(0.0)) - y_pred * y_true + np.log1p(np.exp(-np.abs(y_pred)))
@@ -108,8 +110,9 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_cl
 
 @_kernel_function('kld', 'KLD')
 def kl_divergence(y_true, y_pred):
-    """Per-sample ``sum(t * log(t / p), axis=-1)`` with t and p clipped to [eps, 1] (Keras 3)."""
-    y_true, y_pred = _regression_pair(y_true, y_pred, "kl_divergence")
+    """Per-sample ``sum(t * log(t / p), axis=-1)`` with t and p clipped to [eps, 1] (Keras 3); the shapes
+    broadcast, as in Keras's function."""
+    y_true, y_pred = _broadcast_pair(y_true, y_pred, "kl_divergence")
     t = np.clip(y_true, _F32(EPSILON), _F32(1.0))
     p = np.clip(y_pred, _F32(EPSILON), _F32(1.0))
     return np.asarray(np.sum(t * np.log(t / p), axis=-1), dtype=_F32)
@@ -117,8 +120,9 @@ def kl_divergence(y_true, y_pred):
 
 @_kernel_function()
 def poisson(y_true, y_pred):
-    """Per-sample ``mean(y_pred - y_true * log(y_pred + eps), axis=-1)``."""
-    y_true, y_pred = _regression_pair(y_true, y_pred, "poisson")
+    """Per-sample ``mean(y_pred - y_true * log(y_pred + eps), axis=-1)``; the shapes broadcast, as in
+    Keras's function."""
+    y_true, y_pred = _broadcast_pair(y_true, y_pred, "poisson")
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.asarray(np.mean(y_pred - y_true * np.log(y_pred + _F32(EPSILON)), axis=-1), dtype=_F32)
 

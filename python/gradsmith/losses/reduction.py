@@ -52,6 +52,19 @@ def _same_shape(y_true, y_pred, what, broadcast=True):
     return y_true, y_pred
 
 
+def _broadcast_pair(y_true, y_pred, what):
+    """float32 y_true and y_pred for a function that Keras writes as plain arithmetic, with no rank rule:
+    the shapes broadcast against each other (labels (N,) with predictions (N, 1) give an (N, N) grid, as
+    in Keras). The Loss classes apply the rank rule before they call the function."""
+    y_true, y_pred = _f32(y_true, "y_true"), _f32(y_pred, "y_pred")
+    try:
+        np.broadcast_shapes(y_true.shape, y_pred.shape)
+    except ValueError:
+        raise ValueError(f"{what}: y_true of shape {y_true.shape} and y_pred of shape {y_pred.shape} do not "
+                         "broadcast") from None
+    return y_true, y_pred
+
+
 def _regression_pair(y_true, y_pred, name):
     return _same_shape(_f32(y_true, "y_true"), _f32(y_pred, "y_pred"), name)
 

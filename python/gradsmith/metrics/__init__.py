@@ -21,9 +21,11 @@ Keras 3 definitions kept (keras/src/metrics/*.py):
 
 One module per family: ``base`` (Metric, Sum, Mean, MeanMetricWrapper),
 ``accuracy``, ``regression`` (means of the regression losses, RMSE, cosine
-similarity), ``probabilistic`` (cross-entropies, KL divergence, Poisson),
+similarity, R2Score), ``probabilistic`` (cross-entropies, KL divergence, Poisson),
 ``hinge``, ``confusion_metrics`` (true/false positives/negatives, Precision,
-Recall, AUC), ``f_score`` (FBetaScore, F1Score). This module re-exports them
+Recall, SensitivityAtSpecificity, SpecificityAtSensitivity, PrecisionAtRecall,
+RecallAtPrecision, AUC), ``f_score`` (FBetaScore, F1Score), ``correlation`` (PearsonCorrelation,
+ConcordanceCorrelation), ``iou`` (IoU, BinaryIoU, MeanIoU, OneHotIoU, OneHotMeanIoU). This module re-exports them
 and holds the lookup: ``get`` / ``serialize`` / ``deserialize``, and
 ``resolve`` (what ``compile(metrics=[...])`` makes of an identifier).
 """
@@ -37,25 +39,42 @@ from gradsmith.metrics.accuracy import (Accuracy, BinaryAccuracy, CategoricalAcc
                                         binary_accuracy, categorical_accuracy, sparse_categorical_accuracy,
                                         sparse_top_k_categorical_accuracy, top_k_categorical_accuracy)
 from gradsmith.metrics.base import Mean, MeanMetricWrapper, Metric, Sum
-from gradsmith.metrics.confusion_metrics import (AUC, FalseNegatives, FalsePositives, Precision, Recall,
-                                                 TrueNegatives, TruePositives)
+from gradsmith.metrics.confusion_metrics import (AUC, FalseNegatives, FalsePositives, Precision, PrecisionAtRecall,
+                                                 Recall, RecallAtPrecision, SensitivityAtSpecificity,
+                                                 SpecificityAtSensitivity, TrueNegatives, TruePositives)
+from gradsmith.metrics.correlation import (ConcordanceCorrelation, PearsonCorrelation, concordance_correlation,
+                                           pearson_correlation)
 from gradsmith.metrics.f_score import F1Score, FBetaScore
+from gradsmith.metrics.iou import BinaryIoU, IoU, MeanIoU, OneHotIoU, OneHotMeanIoU
 from gradsmith.metrics.hinge import CategoricalHinge, Hinge, SquaredHinge
 from gradsmith.metrics.probabilistic import (BinaryCrossentropy, CategoricalCrossentropy, KLDivergence, Poisson,
                                              SparseCategoricalCrossentropy)
 from gradsmith.metrics.regression import (CosineSimilarity, LogCoshError, MeanAbsoluteError,
                                           MeanAbsolutePercentageError, MeanSquaredError, MeanSquaredLogarithmicError,
-                                          RootMeanSquaredError)
+                                          R2Score, RootMeanSquaredError)
 from gradsmith.metrics.regression import cosine_similarity  # noqa: F401 (a module-level function before the split)
+# Keras 3 also exports the per-sample loss functions as keras.metrics.<name> (for MeanMetricWrapper, or
+# compile(metrics=[fn])); the same functions as gradsmith.losses'. After the submodule imports: the function
+# ``hinge`` takes the place of the submodule name, as in gradsmith.losses.
+from gradsmith.losses import (binary_crossentropy, categorical_crossentropy, categorical_hinge, hinge,  # noqa: E402
+                              huber, kl_divergence, log_cosh, mean_absolute_error, mean_absolute_percentage_error,
+                              mean_squared_error, mean_squared_logarithmic_error, poisson,
+                              sparse_categorical_crossentropy, squared_hinge)
 
 __all__ = [
     "Metric", "Mean", "Sum", "MeanMetricWrapper", "Accuracy", "BinaryAccuracy", "CategoricalAccuracy",
     "SparseCategoricalAccuracy", "TopKCategoricalAccuracy", "SparseTopKCategoricalAccuracy", "Precision", "Recall",
-    "AUC", "TruePositives", "FalsePositives", "TrueNegatives", "FalseNegatives", "F1Score", "FBetaScore",
+    "AUC", "TruePositives", "FalsePositives", "TrueNegatives", "FalseNegatives", "SensitivityAtSpecificity",
+    "SpecificityAtSensitivity", "PrecisionAtRecall", "RecallAtPrecision", "R2Score", "PearsonCorrelation",
+    "ConcordanceCorrelation", "IoU", "BinaryIoU", "MeanIoU", "OneHotIoU", "OneHotMeanIoU", "F1Score", "FBetaScore",
     "MeanSquaredError", "MeanAbsoluteError", "RootMeanSquaredError", "BinaryCrossentropy",
     "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "accuracy", "binary_accuracy",
     "categorical_accuracy", "sparse_categorical_accuracy", "top_k_categorical_accuracy",
-    "sparse_top_k_categorical_accuracy", "get", "resolve", "serialize", "deserialize",
+    "sparse_top_k_categorical_accuracy", "pearson_correlation", "concordance_correlation", "binary_crossentropy",
+    "categorical_crossentropy", "sparse_categorical_crossentropy", "categorical_hinge", "hinge", "squared_hinge",
+    "huber", "kl_divergence", "log_cosh", "mean_absolute_error", "mean_absolute_percentage_error",
+    "mean_squared_error", "mean_squared_logarithmic_error", "poisson", "get", "resolve", "serialize",
+    "deserialize",
 ]
 
 ALL_OBJECTS = {Metric, Mean, Sum, MeanMetricWrapper, MeanSquaredError, RootMeanSquaredError, MeanAbsoluteError,
@@ -63,7 +82,9 @@ ALL_OBJECTS = {Metric, Mean, Sum, MeanMetricWrapper, MeanSquaredError, RootMeanS
                BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy, Accuracy, BinaryAccuracy,
                CategoricalAccuracy, SparseCategoricalAccuracy, TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy,
                F1Score, FBetaScore, MeanSquaredLogarithmicError, MeanAbsolutePercentageError, LogCoshError, Hinge,
-               SquaredHinge, Poisson, KLDivergence, CategoricalHinge, CosineSimilarity}
+               SquaredHinge, Poisson, KLDivergence, CategoricalHinge, CosineSimilarity, SensitivityAtSpecificity,
+               SpecificityAtSensitivity, PrecisionAtRecall, RecallAtPrecision, R2Score, PearsonCorrelation,
+               ConcordanceCorrelation, IoU, BinaryIoU, MeanIoU, OneHotIoU, OneHotMeanIoU}
 ALL_OBJECTS_DICT = {cls.__name__: cls for cls in ALL_OBJECTS}
 ALL_OBJECTS_DICT.update({_to_snake_case(cls.__name__): cls for cls in ALL_OBJECTS})
 ALL_OBJECTS_DICT.update({"bce": BinaryCrossentropy, "BCE": BinaryCrossentropy, "mse": MeanSquaredError,

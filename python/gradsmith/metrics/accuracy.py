@@ -79,10 +79,13 @@ def _in_top_k(targets, predictions, k):
 
 
 def top_k_categorical_accuracy(y_true, y_pred, k=5):
-    """Per-sample: ``argmax(y_true)`` is among the ``k`` largest predictions."""
+    """Per-sample: ``argmax(y_true)`` is among the ``k`` largest predictions (a 1-D pair is one sample, and
+    gives a scalar, as in Keras)."""
     y_pred = _f32(y_pred, "y_pred")
     y_true = np.argmax(np.asarray(y_true), axis=-1)
     org_shape = y_true.shape
+    if y_pred.ndim == 1:
+        return _in_top_k(np.reshape(y_true, (1,)), y_pred[None], k).astype(_F32).reshape(org_shape)
     if y_pred.ndim > 2:
         y_pred = y_pred.reshape(-1, y_pred.shape[-1])
     reshape = y_true.ndim > 1
@@ -92,13 +95,17 @@ def top_k_categorical_accuracy(y_true, y_pred, k=5):
 
 def sparse_top_k_categorical_accuracy(y_true, y_pred, k=5, from_sorted_ids=False):
     """Per-sample: the label is among the ``k`` largest predictions (or, ``from_sorted_ids``, among
-    the first ``k`` ids of ``y_pred``)."""
+    the first ``k`` ids of ``y_pred``); a 1-D ``y_pred`` with a scalar label is one sample."""
     y_pred = np.asarray(y_pred) if from_sorted_ids else _f32(y_pred, "y_pred")
     y_true = np.asarray(y_true)
     org_shape = y_true.shape
-    if y_pred.ndim > 2:
-        y_pred = y_pred.reshape(-1, y_pred.shape[-1])
-    reshape = y_true.ndim > 1
+    if y_pred.ndim == 1 and y_true.ndim == 0:
+        y_pred = y_pred[None]
+        reshape = True
+    else:
+        if y_pred.ndim > 2:
+            y_pred = y_pred.reshape(-1, y_pred.shape[-1])
+        reshape = y_true.ndim > 1
     y_true = y_true.reshape(-1)
     if from_sorted_ids:
         matches = np.any(y_true[:, None] == y_pred[:, :k], axis=1)
@@ -116,14 +123,12 @@ class Accuracy(_FnMetric):
 
 
 class BinaryAccuracy(_FnMetric):
-    """How often ``float(y_pred > threshold) == y_true``."""
+    """How often ``float(y_pred > threshold) == y_true``. Any float threshold is taken, as in Keras 3
+    (logits with ``threshold=0.0``; below 0 every prediction is positive, from 1 up none of [0, 1] is)."""
 
     _config_keys = ("threshold",)
 
     def __init__(self, name="binary_accuracy", dtype=None, threshold=0.5):
-        if threshold is not None and (threshold <= 0 or threshold >= 1):
-            raise ValueError("Invalid value for argument `threshold`. Expected a value in interval (0, 1). "
-                             f"Received: threshold={threshold}")
         super().__init__(binary_accuracy, name=name, dtype=dtype, threshold=threshold)
         self.threshold = threshold
 
@@ -196,3 +201,10 @@ class SparseTopKCategoricalAccuracy(_FnMetric):
                          from_sorted_ids=from_sorted_ids)
         self.k = k
         self.from_sorted_ids = from_sorted_ids
+
+    def get_config(self):
+        # Keras: "from_sorted_ids" is in the config only when it is True
+        config = super().get_config()
+        if not self.from_sorted_ids:
+            del config["from_sorted_ids"]
+        return config

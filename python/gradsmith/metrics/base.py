@@ -163,13 +163,15 @@ class MeanMetricWrapper(Mean):
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         values = self._fn(y_true, y_pred, **self._fn_kwargs)
-        mask = None
-        if self._fn is losses.sparse_categorical_crossentropy and self._fn_kwargs.get("ignore_class") is not None:
+        if sample_weight is not None and self._fn is losses.sparse_categorical_crossentropy \
+                and self._fn_kwargs.get("ignore_class") is not None:
+            # Keras: the loss masks the ignored labels, and Mean folds that mask into the sample weights
+            # (apply_mask, reduction 'sum': w * mask) only when there are weights. Without weights the ignored
+            # samples add 0 to the total and still count, as in Keras 3.15.
             labels = _sparse_labels(*squeeze_or_expand_to_same_rank(np.asarray(y_true), _f32(y_pred, "y_pred")))
             mask = (labels != self._fn_kwargs["ignore_class"]).astype(_F32)
-        if mask is not None:  # Keras apply_mask(reduction='sum'): the mask multiplies the weights
-            sample_weight = mask if sample_weight is None else \
-                (lambda m, w: w * m)(*squeeze_or_expand_to_same_rank(mask, _f32(sample_weight, "sample_weight")))
+            mask, sample_weight = squeeze_or_expand_to_same_rank(mask, _f32(sample_weight, "sample_weight"))
+            sample_weight = sample_weight * mask
         return super().update_state(values, sample_weight=sample_weight)
 
     def get_config(self):

@@ -1,5 +1,7 @@
 """Confusion-matrix metrics (keras/src/metrics/confusion_metrics.py, metrics_utils.py):
-TruePositives / FalsePositives / TrueNegatives / FalseNegatives, Precision, Recall and AUC.
+TruePositives / FalsePositives / TrueNegatives / FalseNegatives, Precision, Recall, the best value of one
+rate where another meets a bound (SensitivityAtSpecificity, SpecificityAtSensitivity, PrecisionAtRecall,
+RecallAtPrecision) and AUC.
 
 They count ``y_pred > threshold`` against ``bool(y_true)``; unweighted counts at
 a few thresholds come from the ``ops.binary_confusion`` kernel. AUC uses
@@ -15,7 +17,8 @@ from gradsmith.losses.probabilistic import _sigmoid
 from gradsmith.losses.reduction import _f32
 from gradsmith.metrics.base import _F32, Metric, _divide_no_nan, _out
 
-__all__ = ["TruePositives", "FalsePositives", "TrueNegatives", "FalseNegatives", "Precision", "Recall", "AUC"]
+__all__ = ["TruePositives", "FalsePositives", "TrueNegatives", "FalseNegatives", "Precision", "Recall",
+           "SensitivityAtSpecificity", "SpecificityAtSensitivity", "PrecisionAtRecall", "RecallAtPrecision", "AUC"]
 
 NEG_INF = -1e10  # keras metrics_utils.NEG_INF
 
@@ -236,6 +239,94 @@ class Recall(_PrecisionRecall):
     """``tp / (tp + fn)`` at ``thresholds`` (default 0.5), optionally over the ``top_k`` predictions or
     one ``class_id``."""
     _other, _other_name = "fn", "false_negatives"
+
+
+class _SensitivitySpecificityBase(Metric):
+    """Counts at ``num_thresholds`` evenly spaced thresholds ``[0, 1/(n-1), ..., 1]`` (0.5 alone when
+    ``num_thresholds`` is 1); ``result`` is the largest ``dependent`` rate over the thresholds where the
+    ``constrained`` rate is at least ``value`` (0 when none is), as Keras 3."""
+
+    _bound = None  # the argument name of the bound: 'specificity', 'sensitivity', 'recall' or 'precision'
+    _state_names = ("true_positives", "true_negatives", "false_positives", "false_negatives")
+
+    def __init__(self, value, num_thresholds=200, class_id=None, name=None, dtype=None):
+        if value < 0 or value > 1:
+            raise ValueError(f"Argument `{self._bound}` must be in the range [0, 1]. Received: {self._bound}={value}")
+        if num_thresholds <= 0:
+            raise ValueError(f"Argument `num_thresholds` must be an integer > 0. Received: "
+                             f"num_thresholds={num_thresholds}")
+        super().__init__(name=name, dtype=dtype)
+        self.value = value
+        setattr(self, self._bound, value)
+        self.num_thresholds = num_thresholds
+        self.class_id = class_id
+        if num_thresholds == 1:
+            self.thresholds = [0.5]
+            self._thresholds_distributed_evenly = False
+        else:
+            inner = [(i + 1) * 1.0 / (num_thresholds - 1) for i in range(num_thresholds - 2)]
+            self.thresholds = [0.0] + inner + [1.0]
+            self._thresholds_distributed_evenly = True
+        self.reset_state()
+
+    def reset_state(self):
+        for n in self._state_names:
+            setattr(self, n, np.zeros(len(self.thresholds), dtype=_F32))
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        _update_confusion({"tp": self.true_positives, "tn": self.true_negatives, "fp": self.false_positives,
+                           "fn": self.false_negatives}, y_true, y_pred, self.thresholds,
+                          thresholds_distributed_evenly=self._thresholds_distributed_evenly,
+                          class_id=self.class_id, sample_weight=sample_weight)
+
+    def _rates(self):
+        tp, tn, fp, fn = self.true_positives, self.true_negatives, self.false_positives, self.false_negatives
+        return {"sensitivity": _divide_no_nan(tp, tp + fn), "specificity": _divide_no_nan(tn, tn + fp),
+                "recall": _divide_no_nan(tp, tp + fn), "precision": _divide_no_nan(tp, tp + fp)}
+
+    def result(self):
+        rates = self._rates()
+        constrained, dependent = rates[self._bound], rates[self._dependent]
+        # Keras: max(where(constrained >= value, dependent, 0), initial=0)
+        return _out(np.max(np.where(constrained >= _F32(self.value), dependent, _F32(0.0)), initial=_F32(0.0)))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"class_id": self.class_id, "num_thresholds": self.num_thresholds,
+                       self._bound: getattr(self, self._bound)})
+        return config
+
+
+class SensitivityAtSpecificity(_SensitivitySpecificityBase):
+    """The best sensitivity (recall) over the thresholds whose specificity is at least ``specificity``."""
+    _bound, _dependent = "specificity", "sensitivity"
+
+    def __init__(self, specificity, num_thresholds=200, class_id=None, name=None, dtype=None):
+        super().__init__(specificity, num_thresholds=num_thresholds, class_id=class_id, name=name, dtype=dtype)
+
+
+class SpecificityAtSensitivity(_SensitivitySpecificityBase):
+    """The best specificity over the thresholds whose sensitivity is at least ``sensitivity``."""
+    _bound, _dependent = "sensitivity", "specificity"
+
+    def __init__(self, sensitivity, num_thresholds=200, class_id=None, name=None, dtype=None):
+        super().__init__(sensitivity, num_thresholds=num_thresholds, class_id=class_id, name=name, dtype=dtype)
+
+
+class PrecisionAtRecall(_SensitivitySpecificityBase):
+    """The best precision over the thresholds whose recall is at least ``recall``."""
+    _bound, _dependent = "recall", "precision"
+
+    def __init__(self, recall, num_thresholds=200, class_id=None, name=None, dtype=None):
+        super().__init__(recall, num_thresholds=num_thresholds, class_id=class_id, name=name, dtype=dtype)
+
+
+class RecallAtPrecision(_SensitivitySpecificityBase):
+    """The best recall over the thresholds whose precision is at least ``precision``."""
+    _bound, _dependent = "precision", "recall"
+
+    def __init__(self, precision, num_thresholds=200, class_id=None, name=None, dtype=None):
+        super().__init__(precision, num_thresholds=num_thresholds, class_id=class_id, name=name, dtype=dtype)
 
 
 _CURVES = {"roc": "ROC", "pr": "PR", "prgain": "PRGAIN"}

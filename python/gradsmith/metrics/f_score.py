@@ -66,7 +66,10 @@ class FBetaScore(Metric):
         else:
             y_pred = y_pred > _F32(self.threshold)
         y_pred = y_pred.astype(_F32)
-        w = None if sample_weight is None else _f32(sample_weight, "sample_weight").reshape(-1, 1)
+        # Keras: val * expand_dims(sample_weight, 1). Weights of shape (N,) weigh rows; other shapes broadcast
+        # as Keras's do ((N, 1) -> (N, 1, 1) spreads over an (N, N, C) grid: a scalar state (micro) takes its
+        # sum, per-class state refuses it).
+        w = None if sample_weight is None else np.expand_dims(_f32(sample_weight, "sample_weight"), 1)
 
         def weighted_sum(val):
             if w is not None:

@@ -33,14 +33,16 @@ class CategoricalCrossentropy(_FnMetric):
 
 
 class SparseCategoricalCrossentropy(_FnMetric):
-    """Mean sparse categorical cross-entropy."""
+    """Mean sparse categorical cross-entropy; labels equal to ``ignore_class`` are left out of the mean."""
 
-    _config_keys = ("from_logits", "axis")
+    _config_keys = ("from_logits", "ignore_class", "axis")
 
-    def __init__(self, name="sparse_categorical_crossentropy", dtype=None, from_logits=False, axis=-1):
+    def __init__(self, name="sparse_categorical_crossentropy", dtype=None, from_logits=False, ignore_class=None,
+                 axis=-1):
         super().__init__(losses.sparse_categorical_crossentropy, name=name, dtype=dtype, from_logits=from_logits,
-                         axis=axis)
+                         ignore_class=ignore_class, axis=axis)
         self.from_logits = from_logits
+        self.ignore_class = ignore_class
         self.axis = axis
 
 
