@@ -71,19 +71,29 @@ Tiles tiles_of(const ConvGeometry& g) {
 // col (rows p1 - p0, K) = the patches of output pixels [p0, p1) of image x; taps outside the image are 0.
 void im2col(const ConvGeometry& g, const float* x, i64 p0, i64 p1, float* col) {
   const i64 C = g.in_c, K = g.patch();
-  const size_t tap_bytes = sizeof(float) * (size_t)C;
+  // No FLOPs; bytes: the patches written, about as many read (the taps overlap in cache).
+  GS_PROFILE_SCOPE("im2col", 0.0, 8.0 * (p1 - p0) * K, p1 - p0, K, -1);
+  const i64 span = g.k_w * C;  // a kernel row's taps: contiguous in x when dil_w == 1
   for (i64 p = p0; p < p1; ++p) {
     const i64 oy = p / g.out_w, ox = p % g.out_w;
     float* row = col + (p - p0) * K;
-    for (i64 ky = 0; ky < g.k_h; ++ky) {
+    const i64 ix0 = g.input_col(ox, 0), ix1 = g.input_col(ox, g.k_w - 1);
+    const bool cols_inside = ix0 >= 0 && ix1 < g.in_w;
+    for (i64 ky = 0; ky < g.k_h; ++ky, row += span) {
       const i64 iy = g.input_row(oy, ky);
       const bool row_inside = iy >= 0 && iy < g.in_h;
-      for (i64 kx = 0; kx < g.k_w; ++kx, row += C) {
+      if (row_inside && cols_inside && g.dil_w == 1) {  // the common case: one run of k_w * C floats
+        const float* src = x + (iy * g.in_w + ix0) * C;
+        for (i64 j = 0; j < span; ++j) row[j] = src[j];
+        continue;
+      }
+      for (i64 kx = 0; kx < g.k_w; ++kx) {
         const i64 ix = g.input_col(ox, kx);
+        float* tap = row + kx * C;
         if (row_inside && ix >= 0 && ix < g.in_w)
-          memcpy(row, x + (iy * g.in_w + ix) * C, tap_bytes);
+          memcpy(tap, x + (iy * g.in_w + ix) * C, sizeof(float) * (size_t)C);
         else
-          memset(row, 0, tap_bytes);
+          memset(tap, 0, sizeof(float) * (size_t)C);
       }
     }
   }
@@ -92,6 +102,8 @@ void im2col(const ConvGeometry& g, const float* x, i64 p0, i64 p1, float* col) {
 // dx (image) += the patches of dcol (rows p1 - p0, K) back where im2col took them; taps outside are dropped.
 void col2im_add(const ConvGeometry& g, const float* dcol, i64 p0, i64 p1, float* dx) {
   const i64 C = g.in_c, K = g.patch();
+  // One add per patch element; bytes: the patches read, dx read and written (in cache).
+  GS_PROFILE_SCOPE("col2im", 1.0 * (p1 - p0) * K, 12.0 * (p1 - p0) * K, p1 - p0, K, -1);
   for (i64 p = p0; p < p1; ++p) {
     const i64 oy = p / g.out_w, ox = p % g.out_w;
     const float* row = dcol + (p - p0) * K;

@@ -120,6 +120,11 @@ struct LayerConfig {
   std::string where() const { return "layer '" + name + "' (" + kind + "): "; }
 };
 
+// Whether f'(z) can be read from y = f(z), bit for bit: linear (f' = 1) and relu (relu'(z) = [z > 0] =
+// [relu(z) > 0], NaN included). Layers with these activations keep no pre-activation for backward: for the
+// seed CNN's first layer that is 90 MB less written and read a step.
+inline bool derivative_from_output(const ActParams& a) { return a.kind == kLinear || a.kind == kRelu; }
+
 // a * b for sizes (>= 0), or invalid_argument when it does not fit in 64 bits.
 inline i64 size_product(i64 a, i64 b, const std::string& what) {
   if (a < 0 || b < 0 || (a > 0 && b > INT64_MAX / a)) throw std::invalid_argument(what + ": a size overflows");

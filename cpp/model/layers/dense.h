@@ -38,8 +38,8 @@ class Dense : public Layer<Backend> {
     if (bias_ >= 0) w.push_back({bias_, units_, bias_penalty_.first, bias_penalty_.second});
     return w;
   }
-  // The pre-activation z, kept for f'(z) (with no activation f' = 1 never reads it).
-  i64 saved_floats(i64 batch) const override { return act_.kind == kLinear ? 0 : batch * out_.size(); }
+  // The pre-activation z, kept for f'(z) unless f' can be read from y (linear, relu).
+  i64 saved_floats(i64 batch) const override { return derivative_from_output(act_) ? 0 : batch * out_.size(); }
   i64 scratch_floats(i64 batch) const override { return batch * out_.size(); }  // dz
 
   const float* forward(Backend& be, const LayerIO& io) override {
@@ -50,7 +50,7 @@ class Dense : public Layer<Backend> {
   }
 
   const float* backward(Backend& be, const LayerIO& io) override {
-    const float* z = io.saved ? io.saved : io.out;  // linear: z is y itself
+    const float* z = io.saved ? io.saved : io.out;  // linear, relu: f' from y itself
     be.dense_backward(io.dy, io.x, io.params + kernel_, z, act_, io.scratch, io.dx, io.grads + kernel_,
                       bias_ >= 0 ? io.grads + bias_ : nullptr, rows(io.batch), in_width_, units_);
     return io.dx;
