@@ -290,3 +290,47 @@ def test_a_cnn_learns_and_saves_and_loads(rng, tmp_path):
     fresh = keras.Sequential(CNNS["seed-like"]())
     fresh.load_weights(weights)
     np.testing.assert_array_equal(fresh.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_the_readme_cnn_program_runs_on_a_folder_of_images(tmp_path):
+    """The image-classifier program with only its imports changed (and small sizes): flow_from_directory on
+    JPEG folders, the Conv2D / MaxPooling2D stack, fit with steps_per_epoch and validation_steps, evaluate."""
+    from PIL import Image
+
+    from gradsmith.layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D
+    from gradsmith.models import Sequential
+    from gradsmith.preprocessing.image import ImageDataGenerator
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 24), ("validation", 8)):
+        for i in range(n):
+            label = ("cats", "dogs")[i % 2]
+            (tmp_path / split / label).mkdir(parents=True, exist_ok=True)
+            pixels = rng.integers(0, 256, (30 + i % 5, 28, 3), dtype=np.uint8)
+            pixels[..., i % 2] = 255  # a colour cue per class
+            Image.fromarray(pixels).save(tmp_path / split / label / f"{i}.jpg", quality=90)
+    keras.utils.set_random_seed(0)
+    train_datagen = ImageDataGenerator(rescale=1. / 255)
+    validation_datagen = ImageDataGenerator(rescale=1. / 255)
+    train_data = train_datagen.flow_from_directory(str(tmp_path / "train"), target_size=(20, 20), batch_size=8,
+                                                   class_mode='binary')
+    validation_data = validation_datagen.flow_from_directory(str(tmp_path / "validation"), target_size=(20, 20),
+                                                             batch_size=8, class_mode='binary')
+    model = Sequential([
+        Conv2D(8, (3, 3), activation='relu', input_shape=(20, 20, 3)),
+        MaxPooling2D(2, 2),
+        Conv2D(16, (3, 3), activation='relu'),
+        MaxPooling2D(2, 2),
+        Flatten(),
+        Dense(16, activation='relu'),
+        Dropout(0.5),
+        Dense(1, activation='sigmoid')
+    ])
+    model.compile(optimizer='adam', loss='binary_crossentropy', metrics=['accuracy'])
+    history = model.fit(train_data, steps_per_epoch=3, epochs=4, validation_data=validation_data, validation_steps=1,
+                        verbose=0)
+    assert model._plan is not None, model._plan_reason
+    assert len(history.history["val_accuracy"]) == 4 and int(model.optimizer.iterations) == 12
+    accuracy = model.evaluate(validation_data, verbose=0)
+    assert len(accuracy) == 2 and 0.0 <= accuracy[1] <= 1.0
+    assert model.predict(validation_data, verbose=0).shape == (8, 1)
