@@ -19,7 +19,8 @@ from gradsmith import _prefetch, py_dataset, utils
 # The largest batch_size taken: batch offsets stay far from int64's limit in the kernels' arithmetic.
 _MAX_BATCH = 2 ** 62
 
-__all__ = ["ArrayBatches", "IterableBatches", "PyDatasetBatches", "adapt", "split_validation", "unpack"]
+__all__ = ["ArrayBatches", "IterableBatches", "PyDatasetBatches", "adapt", "class_sample_weights", "split_validation",
+           "unpack"]
 
 
 def _as_array(a, name):
@@ -44,6 +45,19 @@ def reject_masked(a, name):
 OUT_OF_DATA = ("Your input ran out of data; interrupting training. Make sure that your dataset or generator can "
                "generate at least `steps_per_epoch * epochs` batches. You may need to use the `.repeat()` function "
                "when building your dataset.")
+
+
+def class_sample_weights(y, sample_weight, class_weight):
+    """Keras's class_weight: each sample weighs ``class_weight[its class]`` (times its sample weight)."""
+    if y is None:
+        raise ValueError("class_weight needs y")
+    y = np.asarray(y)
+    labels = np.argmax(y, axis=-1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(len(y)).round().astype(int)
+    try:
+        w = np.array([class_weight[int(c)] for c in labels], dtype=np.float32)
+    except KeyError as e:
+        raise ValueError(f"class_weight has no entry for class {e.args[0]}") from None
+    return w if sample_weight is None else w * np.asarray(sample_weight, np.float32).reshape(len(w))
 
 
 def check_steps(steps, name):
@@ -322,7 +336,6 @@ class PyDatasetBatches:
             if sw is not None:
                 raise ValueError("You cannot specify `class_weight` and `sample_weight` at the same time.")
             if y is not None:
-                from gradsmith.epoch_iterator import class_sample_weights
                 sw = class_sample_weights(y, None, self.class_weight)
         return x, y, sw
 

@@ -14,20 +14,7 @@ import numpy as np
 
 from gradsmith import data_adapter, py_dataset
 
-__all__ = ["EpochIterator", "class_sample_weights", "train_and_validation"]
-
-
-def class_sample_weights(y, sample_weight, class_weight):
-    """Keras's class_weight: each sample weighs ``class_weight[its class]`` (times its sample weight)."""
-    if y is None:
-        raise ValueError("class_weight needs y")
-    y = np.asarray(y)
-    labels = np.argmax(y, axis=-1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(len(y)).round().astype(int)
-    try:
-        w = np.array([class_weight[int(c)] for c in labels], dtype=np.float32)
-    except KeyError as e:
-        raise ValueError(f"class_weight has no entry for class {e.args[0]}") from None
-    return w if sample_weight is None else w * np.asarray(sample_weight, np.float32).reshape(len(w))
+__all__ = ["EpochIterator", "train_and_validation"]
 
 
 class EpochIterator:
@@ -41,7 +28,7 @@ class EpochIterator:
                                                steps=steps_per_epoch, class_weight=class_weight)
         else:
             if class_weight is not None:
-                sample_weight = class_sample_weights(y, sample_weight, class_weight)
+                sample_weight = data_adapter.class_sample_weights(y, sample_weight, class_weight)
             self._adapter = data_adapter.adapt(x, y, sample_weight, batch_size, shuffle=shuffle,
                                                steps=steps_per_epoch)
         # In-memory arrays (an epoch can go to the compiled step whole, or its rows to the GPU once);

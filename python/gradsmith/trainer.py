@@ -517,7 +517,7 @@ class Trainer:
         if isinstance(x, _MASKED) or isinstance(y, _MASKED) or isinstance(sample_weight, _MASKED):
             _reject_masked(x, y, sample_weight)
         if class_weight is not None:
-            sample_weight = epoch_iterator.class_sample_weights(y, sample_weight, class_weight)
+            sample_weight = data_adapter.class_sample_weights(y, sample_weight, class_weight)
         self._reset_metrics()
         value, n = self._train_step(x, y, sample_weight)
         return self._batch_result(value, n, return_dict)

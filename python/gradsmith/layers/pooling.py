@@ -17,6 +17,12 @@ __all__ = ["MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D
            "AvgPool1D", "AvgPool2D", "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalAvgPool1D", "GlobalAvgPool2D"]
 
 
+def _check_rank(layer, input_shape):
+    if len(input_shape) != layer.rank + 2:
+        raise ValueError(f"{type(layer).__name__} {layer.name!r}: expected inputs of rank {layer.rank + 2}, got "
+                         f"{tuple(input_shape)}")
+
+
 class _Pooling(Layer):
     rank = 2
     mode = "max"
@@ -34,9 +40,7 @@ class _Pooling(Layer):
         return (1,) + tuple(values) if self.rank == 1 else tuple(values)
 
     def build(self, input_shape):
-        if len(input_shape) != self.rank + 2:
-            raise ValueError(f"{type(self).__name__} {self.name!r}: expected inputs of rank {self.rank + 2}, got "
-                             f"{input_shape}")
+        _check_rank(self, input_shape)
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape):
@@ -49,9 +53,7 @@ class _Pooling(Layer):
         return (input_shape[0],) + sides + (input_shape[-1],)
 
     def _images(self, x):
-        if x.ndim != self.rank + 2:
-            raise ValueError(f"{type(self).__name__} {self.name!r}: expected inputs of rank {self.rank + 2}, got "
-                             f"shape {x.shape}")
+        _check_rank(self, x.shape)
         x = np.ascontiguousarray(x, dtype=np.float32)
         return x.reshape(x.shape[0], 1, x.shape[1], x.shape[2]) if self.rank == 1 else x
 
@@ -138,9 +140,7 @@ class _GlobalPooling(Layer):
         self._cache = None
 
     def build(self, input_shape):
-        if len(input_shape) != self.rank + 2:
-            raise ValueError(f"{type(self).__name__} {self.name!r}: expected inputs of rank {self.rank + 2}, got "
-                             f"{input_shape}")
+        _check_rank(self, input_shape)
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape):
@@ -149,9 +149,7 @@ class _GlobalPooling(Layer):
         return (input_shape[0], input_shape[-1])
 
     def forward(self, x, training=False):
-        if x.ndim != self.rank + 2:
-            raise ValueError(f"{type(self).__name__} {self.name!r}: expected inputs of rank {self.rank + 2}, got "
-                             f"shape {x.shape}")
+        _check_rank(self, x.shape)
         x = np.ascontiguousarray(x, dtype=np.float32)
         images = x.reshape(x.shape[0], 1, x.shape[1], x.shape[2]) if self.rank == 1 else x
         out = ops.pool2d_forward(images, mode=self.mode, global_pool=True, return_argmax=training)
