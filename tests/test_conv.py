@@ -334,3 +334,13 @@ def test_the_readme_cnn_program_runs_on_a_folder_of_images(tmp_path):
     accuracy = model.evaluate(validation_data, verbose=0)
     assert len(accuracy) == 2 and 0.0 <= accuracy[1] <= 1.0
     assert model.predict(validation_data, verbose=0).shape == (8, 1)
+
+
+def test_a_fully_convolutional_model_takes_images_of_any_size(rng):
+    model = keras.Sequential([keras.Input((None, None, 3)), layers.Conv2D(4, 3, activation="relu"),
+                              layers.GlobalAveragePooling2D(), layers.Dense(1)])
+    model.compile("adam", "mse")
+    model.summary(print_fn=lambda *a, **k: None)  # FLOPs unknown until the size is: no error
+    model.fit(rng.random((8, 10, 10, 3), dtype=np.float32), rng.random((8, 1), dtype=np.float32), verbose=0)
+    assert "not known in full" in model._plan_reason  # the layer-by-layer path, and it says why
+    assert model.predict(rng.random((2, 14, 12, 3), dtype=np.float32), verbose=0).shape == (2, 1)

@@ -125,7 +125,9 @@ class _Conv(Layer):
 
     def flops(self, batch=1):
         out = self.output_shape
-        pixels = int(np.prod(out[1:-1])) if out is not None else 0
+        if out is None or any(d is None for d in out[1:-1]):
+            return 0  # image size unknown until called (a fully convolutional model)
+        pixels = int(np.prod(out[1:-1]))
         patch = int(np.prod(self._kernel.shape[:-1]))
         return batch * pixels * self.filters * (2 * patch + (1 if self.use_bias else 0))
 
