@@ -139,7 +139,7 @@ class Plan {
     }
     total += 2 * aligned(widest) + aligned(scratch);
     capacity_ = 0;  // if growing fails, the old buffers may be gone: the next step sizes the arena again
-    float* p = be_.arena(total, batch);  // 64-byte aligned
+    float* p = be_.arena(total, batch * label_width_);  // 64-byte aligned; rows: the loss's rows
     auto take = [&](i64 n) { float* q = n ? p : nullptr; p += aligned(n); return q; };
     for (size_t i = 0; i < layers_.size(); ++i) {
       y_[i] = take(layers_[i]->output_floats(batch));
