@@ -152,3 +152,16 @@ def test_bad_ids_in_the_compiled_step_leave_the_model_as_it_was(rng):
         np.testing.assert_array_equal(model.parameters, params)
         assert int(model.optimizer.iterations) == iterations
     model.train_on_batch(x, y)  # and it still trains
+
+
+def test_functional_model_with_int_input(rng):
+    inputs = keras.Input((6,), dtype="int32")
+    h = keras.layers.Embedding(30, 5)(inputs)
+    outputs = keras.layers.Dense(4, activation="softmax")(keras.layers.GlobalAveragePooling1D()(h))
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    x, y = rng.integers(0, 30, (16, 6)), rng.integers(0, 4, 16)
+    model.fit(x, y, epochs=1, verbose=0)
+    assert model._plan is not None, model._plan_reason
+    table = model.layers[1].embeddings if type(model.layers[1]).__name__ == "Embedding" else model.layers[0].embeddings
+    assert model.predict(x, verbose=0).shape == (16, 4) and table.shape == (30, 5)

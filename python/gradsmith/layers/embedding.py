@@ -19,7 +19,7 @@ would matter) raises NotImplementedError.
 import numpy as np
 
 from gradsmith import initializers, ops, regularizers
-from gradsmith.layers.base import Layer, NoCompiledForm, _initializer_config, _regularizer_config, compiled_penalties
+from gradsmith.layers.base import KerasTensor, Layer, NoCompiledForm, _initializer_config, _regularizer_config, compiled_penalties
 
 __all__ = ["Embedding"]
 
@@ -85,13 +85,12 @@ class Embedding(Layer):
         return ids
 
     def __call__(self, x, training=False):
-        if not hasattr(x, "shape") or not hasattr(x, "dtype"):
-            x = np.asarray(x)
-        if isinstance(x, np.ndarray):
-            if not self.built:
-                self.build((None,) + x.shape[1:])
-            return self.forward(x, training=training)
-        return super().__call__(x, training=training)
+        if isinstance(x, KerasTensor) or getattr(x, "_is_graph_input", False):  # functional API: record only
+            return super().__call__(x, training=training)
+        x = np.asarray(x)  # ids as given (Layer.__call__ would round them through float32)
+        if not self.built:
+            self.build((None,) + x.shape[1:])
+        return self.forward(x, training=training)
 
     def forward(self, x, training=False):
         ids = self._ids(x)
