@@ -165,3 +165,10 @@ def test_functional_model_with_int_input(rng):
     assert model._plan is not None, model._plan_reason
     table = model.layers[1].embeddings if type(model.layers[1]).__name__ == "Embedding" else model.layers[0].embeddings
     assert model.predict(x, verbose=0).shape == (16, 4) and table.shape == (30, 5)
+
+
+def test_dense_after_an_embedding_counts_every_steps_flops():
+    model = keras.Sequential([keras.Input((100,), dtype="int32"), keras.layers.Embedding(65, 256),
+                              keras.layers.Dense(65)])
+    assert model.layers[1].flops() == 100 * (2 * 256 * 65 + 65)
+    assert model.layers[0].flops() == 0 and model.count_params() == 65 * 256 + 256 * 65 + 65
