@@ -196,6 +196,14 @@ def _valid(rng, name, ops):
             return [x, kernel, _f(rng, f)], {**geometry, "activation": act}
         return [_f(rng, *y.shape), x, kernel, z], {**geometry, "activation": act,
                                                    "dkernel_out": np.zeros(kernel.shape, np.float32)}
+    if name in ("embedding_ids", "embedding_forward", "embedding_backward"):
+        vocab = int(rng.integers(1, 9))
+        ids = rng.integers(0, vocab, (n, k))
+        if name == "embedding_ids":
+            return [ids, vocab], {}
+        if name == "embedding_forward":
+            return [ids, _f(rng, vocab, m)], {}
+        return [ids, _f(rng, n, k, m), vocab], {"dtable_out": np.zeros((vocab, m), np.float32)}
     if name in ("pool2d_forward", "pool2d_backward"):
         h, w, c = (int(rng.integers(1, 6)) for _ in range(3))
         geometry = {"pool_size": (int(rng.integers(1, h + 1)), int(rng.integers(1, w + 1))),

@@ -82,8 +82,10 @@ class CpuRunner {
       const i64 in = plan_->in_features(), out = plan_->out_features(), m = (i64)plan_->num_metrics();
       for (i64 s = 0, r = 0; r < b.rows; ++s, r += batch_size) {
         const i64 n = r + batch_size < b.rows ? batch_size : b.rows - r;
-        run.value_data[s] = step_on(b.x + r * in, b.y ? b.y + r * out : nullptr, b.labels ? b.labels + r : nullptr,
-                                    b.weights ? b.weights + r : nullptr, n, run.lr[s], first_step + s,
+        const i64 lw = plan_->label_width();  // labels (and weights) per sample: T over a time axis, else 1
+        run.value_data[s] = step_on(b.x + r * in, b.y ? b.y + r * out : nullptr,
+                                    b.labels ? b.labels + r * lw : nullptr, b.weights ? b.weights + r * lw : nullptr,
+                                    n, run.lr[s], first_step + s,
                                     run.count_data + s * m);
       }
       batch_ = b.rows - (steps - 1) * batch_size;
@@ -148,7 +150,7 @@ class CpuRunner {
   Batch batch_args(const py::array& x, const py::object& y_true, const py::object& labels,
                    const py::object& sample_weight) const {
     return bindings::batch_args(plan_->in_features(), plan_->out_features(), sparse_, x, y_true, labels,
-                                sample_weight);
+                                sample_weight, plan_->label_width());
   }
 
   // A (rows, out) array for predictions, made while the GIL is held.

@@ -160,7 +160,7 @@ class PyCudaRunner {
   bindings::Batch batch_args(const py::array& x, const py::object& y_true, const py::object& labels,
                              const py::object& sample_weight) const {
     return bindings::batch_args(plan_->in_features(), plan_->out_features(), sparse_, x, y_true, labels,
-                                sample_weight);
+                                sample_weight, plan_->label_width());
   }
   static cuda::HostRows rows_of(const bindings::Batch& b) { return {b.x, b.y, b.labels, b.weights}; }
   py::tuple counts(const int64_t* correct) const { return bindings::count_tuple(correct, plan_->num_metrics()); }

@@ -155,16 +155,20 @@ inline i64 check_x(i64 in, const py::array& x) {
 }
 
 // Every array of a batch checked (dtype, contiguity, shape, label range) before any kernel runs.
+// label_width: labels per sample (plan.label_width(): T for the sparse loss over outputs (T, classes)); the
+// labels are (rows * label_width,) in [0, out / label_width), and so are the sample weights.
 inline Batch batch_args(i64 in, i64 out, bool sparse, const py::array& x, const py::object& y_true,
-                        const py::object& labels, const py::object& sample_weight) {
+                        const py::object& labels, const py::object& sample_weight, i64 label_width = 1) {
   Batch b;
   b.rows = check_x(in, x);
   b.x = data_of<float>(x, "x", false);
+  const i64 per = sparse ? label_width : 1;
   if (sparse) {
     const py::array a = gradsmith::bindings::array_arg(labels, "labels");
-    expect_shape(a, "labels", {b.rows});
+    expect_shape(a, "labels", {b.rows * per});
     b.labels = data_of<int64_t>(a, "labels", false);
-    for (i64 i = 0; i < b.rows; ++i)
+    out /= per;
+    for (i64 i = 0; i < b.rows * per; ++i)
       if (b.labels[i] < 0 || b.labels[i] >= out)
         throw py::value_error("y_true: label " + std::to_string(b.labels[i]) + " at index " + std::to_string(i) +
                               " is outside [0, " + std::to_string(out) + ")");
@@ -175,7 +179,7 @@ inline Batch batch_args(i64 in, i64 out, bool sparse, const py::array& x, const 
   }
   if (!sample_weight.is_none()) {
     const py::array a = gradsmith::bindings::array_arg(sample_weight, "sample_weight");
-    expect_shape(a, "sample_weight", {b.rows});
+    expect_shape(a, "sample_weight", {b.rows * per});
     b.weights = data_of<float>(a, "sample_weight", false);
   }
   return b;

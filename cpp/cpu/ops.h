@@ -51,6 +51,16 @@ i64 conv_backward_scratch(const math::ConvGeometry& g, i64 batch);
 // How many partial sums of dW backward makes (a function of the sizes only, so bits do not depend on threads).
 i64 conv_filter_groups(const math::ConvGeometry& g, i64 batch);
 
+// ---- embedding (embedding.cpp): ids (n,) int64 in [0, vocab), table (vocab, dim), y and dy (n, dim).
+// embedding_ids: float ids (the plan's input rows) -> int64; returns the index of the first that is not a whole
+// number in [0, vocab) (then ids is partly written and *bad_value is that id, when bad_value is not null), or -1.
+i64 embedding_ids(const float* x, int64_t* ids, i64 n, i64 vocab, float* bad_value);
+// y[i] = table[ids[i]]
+void embedding_forward(const int64_t* ids, const float* table, float* y, i64 n, i64 dim);
+// dtable[v] = sum of dy[i] over ids[i] == v, i increasing (every row written, 0 where no id names it); dx (n,),
+// when not null, is zeroed (ids have no gradient).
+void embedding_backward(const int64_t* ids, const float* dy, float* dtable, float* dx, i64 n, i64 vocab, i64 dim);
+
 // ---- pooling (pool.cpp), NHWC, per channel (math::pool_value / pool_input_grad): x (batch, in_h, in_w, c),
 // y (batch, out_h, out_w, c); arg (as y) receives the max's input pixel for backward (max mode; may be null
 // in inference).

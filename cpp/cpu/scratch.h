@@ -16,7 +16,8 @@ namespace cpu {
 
 enum ScratchSlot : int { kScratchPartialSums, kScratchLossPartials, kScratchClipScale, kScratchTaskBounds, kScratchGemvIn,
                          kScratchGemvOut, kScratchNarrowC, kScratchIm2col, kScratchConvWide,
-                   kScratchConvKernel };
+                   kScratchConvKernel, kScratchEmbeddingStart, kScratchEmbeddingOrder,
+                   kScratchEmbeddingFill };
 
 template <class T, int Slot>
 T* scratch(size_t n) {

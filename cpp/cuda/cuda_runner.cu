@@ -145,11 +145,12 @@ void CudaRunner::ensure_batch(i64 batch) {
   for (auto& slot : slot_) {
     slot->hx.resize(sizeof(float) * (size_t)(batch * in));
     slot->dx.resize(sizeof(float) * (size_t)(batch * in));
-    const size_t ybytes = sparse_ ? sizeof(int64_t) * (size_t)batch : sizeof(float) * (size_t)(batch * out);
+    const i64 lw = label_width();
+    const size_t ybytes = sparse_ ? sizeof(int64_t) * (size_t)(batch * lw) : sizeof(float) * (size_t)(batch * out);
     slot->hy.resize(ybytes);
     slot->dy.resize(ybytes);
-    slot->hw.resize(sizeof(float) * (size_t)batch);
-    slot->dw.resize(sizeof(float) * (size_t)batch);
+    slot->hw.resize(sizeof(float) * (size_t)(batch * lw));
+    slot->dw.resize(sizeof(float) * (size_t)(batch * lw));
   }
   batch_capacity_ = batch;
 }
@@ -174,13 +175,14 @@ void CudaRunner::stage(Slot& slot, const HostRows& data, i64 first_row, i64 rows
   const size_t xb = sizeof(float) * (size_t)(rows * in);
   memcpy(slot.hx.ptr, data.x + first_row * in, xb);
   check(cudaMemcpyAsync(slot.dx.as<void>(), slot.hx.ptr, xb, cudaMemcpyHostToDevice, cs), "staging copy of x");
-  const size_t yb = sparse_ ? sizeof(int64_t) * (size_t)rows : sizeof(float) * (size_t)(rows * out);
-  const void* ysrc = sparse_ ? (const void*)(data.labels + first_row) : (const void*)(data.y + first_row * out);
+  const i64 lw = label_width();
+  const size_t yb = sparse_ ? sizeof(int64_t) * (size_t)(rows * lw) : sizeof(float) * (size_t)(rows * out);
+  const void* ysrc = sparse_ ? (const void*)(data.labels + first_row * lw) : (const void*)(data.y + first_row * out);
   memcpy(slot.hy.ptr, ysrc, yb);
   check(cudaMemcpyAsync(slot.dy.as<void>(), slot.hy.ptr, yb, cudaMemcpyHostToDevice, cs), "staging copy of y");
   if (data.weights) {
-    const size_t wb = sizeof(float) * (size_t)rows;
-    memcpy(slot.hw.ptr, data.weights + first_row, wb);
+    const size_t wb = sizeof(float) * (size_t)(rows * lw);
+    memcpy(slot.hw.ptr, data.weights + first_row * lw, wb);
     check(cudaMemcpyAsync(slot.dw.as<void>(), slot.hw.ptr, wb, cudaMemcpyHostToDevice, cs), "staging copy of weights");
   }
   check(cudaEventRecord(slot.copied, cs), "cudaEventRecord");
@@ -221,21 +223,21 @@ void CudaRunner::train_steps(const HostRows& data, i64 rows, i64 batch, const do
 
 void CudaRunner::set_dataset(const HostRows& data, i64 rows) {
   dataset_rows_ = 0;
-  const i64 in = in_features(), out = out_features();
+  const i64 in = in_features(), out = out_features(), lw = label_width();
   try {
     data_x_.resize(sizeof(float) * (size_t)(rows * in));
     copy_to_device(data_x_.as<void>(), data.x, sizeof(float) * (size_t)(rows * in));
     if (sparse_) {
-      data_y_.resize(sizeof(int64_t) * (size_t)rows);
-      copy_to_device(data_y_.as<void>(), data.labels, sizeof(int64_t) * (size_t)rows);
+      data_y_.resize(sizeof(int64_t) * (size_t)(rows * lw));
+      copy_to_device(data_y_.as<void>(), data.labels, sizeof(int64_t) * (size_t)(rows * lw));
     } else {
       data_y_.resize(sizeof(float) * (size_t)(rows * out));
       copy_to_device(data_y_.as<void>(), data.y, sizeof(float) * (size_t)(rows * out));
     }
     dataset_weighted_ = data.weights != nullptr;
     if (dataset_weighted_) {
-      data_w_.resize(sizeof(float) * (size_t)rows);
-      copy_to_device(data_w_.as<void>(), data.weights, sizeof(float) * (size_t)rows);
+      data_w_.resize(sizeof(float) * (size_t)(rows * lw));
+      copy_to_device(data_w_.as<void>(), data.weights, sizeof(float) * (size_t)(rows * lw));
     }
   } catch (...) {  // too large (or a copy failed): hold nothing, the caller stages batches instead
     data_x_ = DeviceBuffer();
@@ -263,9 +265,9 @@ void CudaRunner::train_steps_resident(const int64_t* order, i64 n, i64 batch, co
     const i64 r0 = s * batch, rows = r0 + batch < n ? batch : n - r0;
     const int64_t* idx = order_.as<int64_t>() + r0;
     gather_rows(data_x_.as<float>(), idx, rows, in, slot.dx.as<float>());
-    if (sparse_) gather_rows(data_y_.as<int64_t>(), idx, rows, 1, slot.dy.as<int64_t>());
+    if (sparse_) gather_rows(data_y_.as<int64_t>(), idx, rows, label_width(), slot.dy.as<int64_t>());
     else gather_rows(data_y_.as<float>(), idx, rows, out, slot.dy.as<float>());
-    if (dataset_weighted_) gather_rows(data_w_.as<float>(), idx, rows, 1, slot.dw.as<float>());
+    if (dataset_weighted_) gather_rows(data_w_.as<float>(), idx, rows, label_width(), slot.dw.as<float>());
     plan_->train_step(slot.dx.as<float>(), sparse_ ? nullptr : slot.dy.as<float>(),
                       sparse_ ? slot.dy.as<int64_t>() : nullptr, dataset_weighted_ ? slot.dw.as<float>() : nullptr,
                       rows, lrs_.as<double>() + s, first_step + s, records_.as<double>() + 2 * s,
@@ -282,9 +284,10 @@ double CudaRunner::test_step(const HostRows& data, i64 rows, int64_t* counts) {
   Slot& slot = *slot_[0];
   const i64 in = in_features(), out = out_features();
   copy_to_device(slot.dx.as<void>(), data.x, sizeof(float) * (size_t)(rows * in));
-  if (sparse_) copy_to_device(slot.dy.as<void>(), data.labels, sizeof(int64_t) * (size_t)rows);
+  const i64 lw = label_width();
+  if (sparse_) copy_to_device(slot.dy.as<void>(), data.labels, sizeof(int64_t) * (size_t)(rows * lw));
   else copy_to_device(slot.dy.as<void>(), data.y, sizeof(float) * (size_t)(rows * out));
-  if (data.weights) copy_to_device(slot.dw.as<void>(), data.weights, sizeof(float) * (size_t)rows);
+  if (data.weights) copy_to_device(slot.dw.as<void>(), data.weights, sizeof(float) * (size_t)(rows * lw));
   plan_->test_step(slot.dx.as<float>(), sparse_ ? nullptr : slot.dy.as<float>(),
                    sparse_ ? slot.dy.as<int64_t>() : nullptr, data.weights ? slot.dw.as<float>() : nullptr, rows,
                    records_.as<double>(), counts_.as<int64_t>());

@@ -41,6 +41,8 @@ class CudaRunner {
 
   i64 in_features() const { return plan_->in_features(); }
   i64 out_features() const { return plan_->out_features(); }
+  // Labels (and sample weights) per sample: T for the sparse loss over outputs (T, classes), else 1.
+  i64 label_width() const { return plan_->label_width(); }
   size_t num_metrics() const { return plan_->num_metrics(); }
 
   // Host weights and optimizer state (slots[s] null where there is none) to the device and back.

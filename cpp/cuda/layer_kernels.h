@@ -46,5 +46,12 @@ i64 conv_scratch(const math::ConvGeometry& g, i64 batch);
 void pool_forward(const math::PoolGeometry& g, const float* x, float* y, float* arg, i64 batch);
 void pool_backward(const math::PoolGeometry& g, const float* dy, const float* arg, float* dx, i64 batch);
 
+// As cpu::embedding_ids / embedding_forward / embedding_backward (cuda/embedding.cu): first_bad (device memory)
+// gets the index of the first id that is not a whole number in [0, vocab), or -1; backward is a gather per
+// table row (no atomics), summing in the CPU's order, so the CPU's bits.
+void embedding_ids(const float* x, int64_t* ids, i64 n, i64 vocab, int64_t* first_bad);
+void embedding_forward(const int64_t* ids, const float* table, float* y, i64 n, i64 dim);
+void embedding_backward(const int64_t* ids, const float* dy, float* dtable, float* dx, i64 n, i64 vocab, i64 dim);
+
 }  // namespace cuda
 }  // namespace gradsmith

@@ -264,6 +264,25 @@ void CudaBackend::pool_backward(const math::PoolGeometry& g, const float* dy, co
   cuda::pool_backward(g, dy, arg, dx, batch);
 }
 
+i64 CudaBackend::embedding_ids(const float* x, int64_t* ids, i64 n, i64 vocab, float* bad_value) {
+  if (n <= 0) return -1;
+  first_bad_.resize(sizeof(int64_t));
+  cuda::embedding_ids(x, ids, n, vocab, first_bad_.as<int64_t>());
+  int64_t bad = -1;
+  copy_to_host(&bad, first_bad_.as<void>(), sizeof bad);
+  if (bad >= 0 && bad_value) copy_to_host(bad_value, x + bad, sizeof(float));
+  return bad;
+}
+
+void CudaBackend::embedding_forward(const int64_t* ids, const float* table, float* y, i64 n, i64 dim) {
+  cuda::embedding_forward(ids, table, y, n, dim);
+}
+
+void CudaBackend::embedding_backward(const int64_t* ids, const float* dy, float* dtable, float* dx, i64 n, i64 vocab,
+                                     i64 dim) {
+  cuda::embedding_backward(ids, dy, dtable, dx, n, vocab, dim);
+}
+
 void CudaBackend::loss_and_grad(const LossArgs& loss, double weight, const float* y_true, const int64_t* labels,
                                 const float* y_pred, const float* sample_weight, float* grad, i64 rows, i64 cols,
                                 double* value) {

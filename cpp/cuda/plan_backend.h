@@ -79,6 +79,11 @@ class CudaBackend {
   static i64 conv_scratch(const math::ConvGeometry& g, i64 batch);
   void pool_forward(const math::PoolGeometry& g, const float* x, float* y, float* arg, i64 batch);
   void pool_backward(const math::PoolGeometry& g, const float* dy, const float* arg, float* dx, i64 batch);
+  // Embedding (cuda/embedding.cu). embedding_ids waits for the GPU: the host must know of a bad id before the
+  // gather (it returns the index of the first, its value in *bad_value, or -1).
+  i64 embedding_ids(const float* x, int64_t* ids, i64 n, i64 vocab, float* bad_value);
+  void embedding_forward(const int64_t* ids, const float* table, float* y, i64 n, i64 dim);
+  void embedding_backward(const int64_t* ids, const float* dy, float* dtable, float* dx, i64 n, i64 vocab, i64 dim);
   void loss_and_grad(const LossArgs& loss, double weight, const float* y_true, const int64_t* labels,
                      const float* y_pred, const float* sample_weight, float* grad, i64 rows, i64 cols,
                      double* value);
@@ -97,7 +102,8 @@ class CudaBackend {
   DeviceBuffer clip_squares_;  // one double per segment: its sum of squared gradients
   DeviceBuffer penalty_terms_; // PenaltyTerm table
   DeviceBuffer penalty_values_;
-  DeviceBuffer column_sums_;   // batch normalization's per-column sums in backward
+  DeviceBuffer column_sums_;
+  DeviceBuffer first_bad_;     // embedding_ids's answer   // batch normalization's per-column sums in backward
   int n_segments_ = 0;
   i64 n_trainable_ = 0;
 };

@@ -160,6 +160,31 @@ GS_HD double categorical_row(const LossArgs& a, const float* t, int64_t label, c
   return L;
 }
 
+// Sparse categorical cross-entropy of one row on probabilities (TensorFlow's formula, which Keras on
+// TensorFlow uses: clip BEFORE normalizing): c_j = clip(p_j, eps, 1 - eps), S = sum_j c_j,
+//   L = -log(c_y / S) = log S - log c_y
+//   dL/dp_j = 1/S - [j = y] / c_j where eps <= p_j <= 1 - eps (tf.clip_by_value passes the gradient there), else 0
+// (the logits form and label smoothing go through categorical_row).
+GS_HD double sparse_prob_row(int64_t label, const float* p, float* g, i64 C, float gscale) {
+  float s = 0.f;
+  bool has_nan = false;
+  for (i64 j = 0; j < C; ++j) {
+    s += clamp_f(p[j], kProbEpsilon, 1.f - kProbEpsilon);
+    has_nan |= p[j] != p[j];
+  }
+  if (has_nan) s = NAN;
+  const float inv = 1.f / s;
+  float cy = clamp_f(p[label], kProbEpsilon, 1.f - kProbEpsilon);
+  if (p[label] != p[label]) cy = NAN;
+  for (i64 j = 0; j < C; ++j) {
+    const float c = clamp_f(p[j], kProbEpsilon, 1.f - kProbEpsilon);
+    const bool inside = p[j] >= kProbEpsilon && p[j] <= 1.f - kProbEpsilon;
+    const float d = j == label ? inv - 1.f / c : inv;
+    g[j] = (p[j] != p[j] || s != s) ? NAN : inside ? d * gscale : 0.f;
+  }
+  return (double)logf(s) - (double)logf(cy);
+}
+
 // Categorical hinge of one row: pos = sum_j t_j p_j, neg = max_j (1 - t_j) p_j, L = max(neg - pos + 1, 0);
 // where L > 0, dL/dp_j = -t_j + (1 - t_j) [j = the first index of the max].
 GS_HD double categorical_hinge_row(const float* t, const float* p, float* g, i64 C, float gscale) {
@@ -204,6 +229,8 @@ GS_HD double cosine_similarity_row(const float* t, const float* p, float* g, i64
 // CUDA loss kernels both call this.
 GS_HD double loss_row(const LossArgs& a, const float* t, int64_t label, const float* p, float* g, i64 C, float w,
                       i64 rows) {
+  if (a.kind == kSparseCategoricalXent && !a.from_logits && a.label_smoothing == 0.f)
+    return sparse_prob_row(label, p, g, C, w / (float)rows);
   if (a.kind == kCategoricalXent || a.kind == kSparseCategoricalXent)
     return categorical_row(a, t, label, p, g, C, w / (float)rows);
   if (a.kind == kCategoricalHinge) return categorical_hinge_row(t, p, g, C, w / (float)rows);

@@ -54,6 +54,9 @@ class CpuBackend {
   static constexpr auto& conv_scratch = cpu::conv_backward_scratch;
   static constexpr auto& pool_forward = cpu::pool_forward;
   static constexpr auto& pool_backward = cpu::pool_backward;
+  static constexpr auto& embedding_ids = cpu::embedding_ids;
+  static constexpr auto& embedding_forward = cpu::embedding_forward;
+  static constexpr auto& embedding_backward = cpu::embedding_backward;
 
   // *value = loss * weight (weight != 1 also scales the gradient, as the Python path does).
   void loss_and_grad(const LossArgs& loss, double weight, const float* y_true, const int64_t* labels,

@@ -63,6 +63,10 @@ class Plan {
     be_.prepare(opt_, buf_, trainable, penalties_);
     in_features_ = layers_.front()->input_shape().size();
     out_features_ = layers_.back()->output_shape().size();
+    // The sparse loss over a time axis: outputs (T, classes) per sample take T labels, one per step, and the
+    // loss and counts run over batch * T rows of `classes` (Keras: the mean over batch and time).
+    if (loss_.kind == kSparseCategoricalXent && out_features_ > 0)
+      label_width_ = out_features_ / layers_.back()->output_shape().last();
     for (const auto& l : layers_)
       if (l->has_end_step()) stepped_.push_back(l.get());
     const size_t n = layers_.size();
@@ -73,6 +77,9 @@ class Plan {
 
   i64 in_features() const { return in_features_; }
   i64 out_features() const { return out_features_; }
+  // Labels per sample of the sparse loss (T for outputs (T, classes), else 1); the sample weights of such a
+  // plan are per label (batch * T).
+  i64 label_width() const { return label_width_; }
   size_t num_metrics() const { return metrics_.size(); }
   Backend& backend() { return be_; }
 
@@ -132,7 +139,7 @@ class Plan {
     }
     total += 2 * aligned(widest) + aligned(scratch);
     capacity_ = 0;  // if growing fails, the old buffers may be gone: the next step sizes the arena again
-    float* p = be_.arena(total, batch);  // 64-byte aligned
+    float* p = be_.arena(total, batch * label_width_);  // 64-byte aligned; rows: the loss's rows
     auto take = [&](i64 n) { float* q = n ? p : nullptr; p += aligned(n); return q; };
     for (size_t i = 0; i < layers_.size(); ++i) {
       y_[i] = take(layers_[i]->output_floats(batch));
@@ -174,10 +181,10 @@ class Plan {
   // record[0] = loss value times the loss weight, its gradient in dy_[0]; the counts.
   void loss_and_counts(const float* y_true, const int64_t* labels, const float* sample_weight, i64 batch,
                        double* record, int64_t* counts) {
-    const i64 out = out_features();
-    be_.loss_and_grad(loss_, loss_weight_, y_true, labels, out_, sample_weight, dy_[0], batch, out, record);
+    const i64 rows = batch * label_width_, cols = out_features() / label_width_;
+    be_.loss_and_grad(loss_, loss_weight_, y_true, labels, out_, sample_weight, dy_[0], rows, cols, record);
     for (size_t m = 0; m < metrics_.size(); ++m)
-      be_.count_correct(metrics_[m].kind, metrics_[m].threshold, y_true, labels, out_, batch, out, counts + m);
+      be_.count_correct(metrics_[m].kind, metrics_[m].threshold, y_true, labels, out_, rows, cols, counts + m);
   }
 
   // Layer k turns dy into dx, in whichever backward buffer dy is not in (a pass-through hands dy back);
@@ -204,7 +211,7 @@ class Plan {
   Backend be_;
 
   std::vector<Layer<Backend>*> stepped_;  // the layers with an end_step (Dropout's counter)
-  i64 in_features_ = 0, out_features_ = 0;
+  i64 in_features_ = 0, out_features_ = 0, label_width_ = 1;
   i64 capacity_ = 0;  // rows the arena holds
   std::vector<float*> y_, saved_;   // each layer's buffers in the arena (null where it declared none)
   std::vector<const float*> pass_;  // what each layer output in the current pass

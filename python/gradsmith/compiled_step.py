@@ -66,9 +66,9 @@ def _layer_configs(model, params):
             raise _NotPlannable(f"layer {layer.name!r}: the compiled step has no layer kind {config['kind']!r}")
         configs.append({**config, "name": layer.name, "input_shape": [int(d) for d in shape[1:]]})
         shape = layer.compute_output_shape(shape)
-    if not configs or len(shape) != 2:
+    if not configs or len(shape) < 2 or any(d is None for d in shape[1:]):
         raise _NotPlannable(f"the model's output has shape {shape}: the compiled step's losses take (batch, n)")
-    return configs, int(shape[1])
+    return configs, tuple(int(d) for d in shape[1:])
 
 
 def _loss_spec(loss, loss_weight):
@@ -157,17 +157,27 @@ class CompiledStep:
     def __init__(self, model):
         params = model.parameters
         model._resolve_metrics()
-        configs, self.out = _layer_configs(model, params)
+        configs, self.out_shape = _layer_configs(model, params)
+        self.out = int(np.prod(self.out_shape))
         trainable = model._trainable()
         if not trainable:
             raise _NotPlannable("no trainable weights")
         loss = _loss_spec(model.loss, model.loss_weight)
         self.sparse = loss["kind"] == ops._SPARSE
+        if len(self.out_shape) != 1 and not self.sparse:
+            raise _NotPlannable(f"the model's output has shape {(None,) + self.out_shape}: the compiled step's "
+                                "losses take (batch, n), the sparse cross-entropy also (batch, ..., classes)")
+        # The sparse loss over a time axis: outputs (T, classes) take labels (batch, T), one per step; the
+        # plan's loss and counts run over batch * T rows (Keras: the mean over batch and time).
+        self.label_width = self.out // self.out_shape[-1] if self.sparse and self.out else 1
+        self.classes = self.out // self.label_width
         opt_spec, ranges, slots = _optimizer_spec(model.optimizer, trainable, params)
-        self.counted, self.other = _metric_split(model, self.sparse, self.out)
+        self.counted, self.other = _metric_split(model, self.sparse, self.classes)
         self.weighted = model.compiled_weighted_metrics
         self.input_shape = tuple(model._input_layer.shape[1:])
         self.in_features = int(np.prod(self.input_shape, dtype=np.int64))
+        # An Embedding first: its ids must reach the plan's float32 rows exactly (whole numbers below 2^24)
+        self._exact_inputs = bool(getattr(model._first_layer(), "_takes_ids", False))
         self.optimizer = model.optimizer
         self.on_device = getattr(model, "device", "cpu") != "cpu"
         runner = _core.CudaRunner if self.on_device else _core.CpuRunner
@@ -213,11 +223,13 @@ class CompiledStep:
         if y.dtype.kind not in "biuf":
             return None
         if self.sparse:
-            if y.shape == (n, 1):
-                y = y.reshape(n)
-            if y.shape != (n,):
+            lead = self.out_shape[:-1]
+            if y.shape == (n,) + lead + (1,):
+                y = y.reshape((n,) + lead)
+            if y.shape != (n,) + lead:
                 return None
-            if y.dtype.kind == "u" and y.size and y.max() >= self.out:
+            y = y.reshape(n * self.label_width)
+            if y.dtype.kind == "u" and y.size and y.max() >= self.classes:
                 return None  # e.g. 2**64 - 1, which int64 reads as -1: the Python path names the label as given
             if y.dtype.kind != "i" or y.dtype != np.int64:
                 if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
@@ -237,7 +249,10 @@ class CompiledStep:
         x = np.asarray(x)
         if x.dtype.kind not in "biuf" or x.ndim < 2 or x.shape[1:] != self.input_shape or len(x) == 0:
             return None
-        return np.ascontiguousarray(x, dtype=np.float32).reshape(len(x), self.in_features)
+        rows = np.ascontiguousarray(x, dtype=np.float32)
+        if self._exact_inputs and x.dtype != np.float32 and not np.array_equal(rows, x):
+            return None  # ids float32 cannot hold (above 2^24, or fractions it rounds away): the Python path explains
+        return rows.reshape(len(x), self.in_features)
 
     def _batch(self, x, y, sample_weight):
         """(x, targets, sample weights) as the plan takes them, or None for the Python path."""
@@ -254,13 +269,18 @@ class CompiledStep:
             if sw.dtype.kind not in "biuf" or sw.shape not in ((n,), (n, 1)):
                 return None
             sw = np.ascontiguousarray(sw, dtype=np.float32).reshape(n)
+            if self.label_width > 1:  # Keras broadcasts a sample's weight over its steps
+                sw = np.repeat(sw, self.label_width)
         return x, t, sw
 
     def _update_metrics(self, counts, n, y, sample_weight, y_pred=None):
         """The counted metrics from the step's counts; the others from ``y_pred``, the step's predictions
         (a new array, which a metric may keep)."""
         for (m, (kind, _)), correct in zip(self.counted, counts):
-            m._add_counts(correct / self.out if kind == _COUNT_BINARY else correct, n)
+            # Keras over a time axis: total += each sample's mean over its steps, count += samples
+            m._add_counts(correct / self.out if kind == _COUNT_BINARY else correct / self.label_width, n)
+        if y_pred is not None:
+            y_pred = y_pred.reshape((len(y_pred),) + self.out_shape)
         if self.other or self.weighted:
             for m in self.other:
                 m.update_state(y, y_pred)
@@ -306,7 +326,8 @@ class CompiledStep:
             loss_sum += float(values[s]) * rows
             count += rows
             for (m, (kind, _)), correct in zip(self.counted, counts[s]):
-                m._add_counts(int(correct) / self.out if kind == _COUNT_BINARY else int(correct), rows)
+                m._add_counts(int(correct) / self.out if kind == _COUNT_BINARY else int(correct) / self.label_width,
+                              rows)
         return loss_sum, count
 
     def run_epoch(self, x, y, sample_weight, batch_size, loss_sum=0.0, count=0):
@@ -320,7 +341,7 @@ class CompiledStep:
         if batch is None:
             return None
         xb, t, sw = batch
-        if self.sparse and t.size and (t.min() < 0 or t.max() >= self.out):
+        if self.sparse and t.size and (t.min() < 0 or t.max() >= self.classes):
             return None  # a label out of range: step by step, the error names its batch as before
         n = len(xb)
         steps = (n + batch_size - 1) // batch_size
@@ -345,7 +366,7 @@ class CompiledStep:
         if batch is None:
             return False
         xb, t, sw = batch
-        if self.sparse and t.size and (t.min() < 0 or t.max() >= self.out):
+        if self.sparse and t.size and (t.min() < 0 or t.max() >= self.classes):
             return False
         labels, t = (t, None) if self.sparse else (None, t)
         try:
@@ -393,7 +414,7 @@ class CompiledStep:
         if xb is None:
             return None
         with self.session(training=False):
-            return self.plan.predict(xb)
+            return self.plan.predict(xb).reshape((len(xb),) + self.out_shape)
 
 
 def build(model):

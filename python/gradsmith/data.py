@@ -749,3 +749,9 @@ class _Experimental:
 
 
 experimental = _Experimental()
+
+
+# Text: a vocabulary (text <-> ids) and next-token (input, target) windows (gradsmith/text.py).
+from gradsmith.text import Vocabulary, sequence_dataset, split_input_target, text_sequences  # noqa: E402
+
+__all__ += ["Vocabulary", "split_input_target", "text_sequences", "sequence_dataset"]

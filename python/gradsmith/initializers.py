@@ -176,6 +176,7 @@ _BY_NAME = {
     "random_uniform": RandomUniform, "truncated_normal": TruncatedNormal, "variance_scaling": VarianceScaling,
     "glorot_uniform": GlorotUniform, "glorot_normal": GlorotNormal, "he_uniform": HeUniform,
     "he_normal": HeNormal, "lecun_uniform": LecunUniform, "lecun_normal": LecunNormal,
+    "uniform": RandomUniform, "normal": RandomNormal,  # Keras's short names (Embedding's default is 'uniform')
 }
 _BY_CLASS = {cls.__name__: cls for cls in _BY_NAME.values()}
 

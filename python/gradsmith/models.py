@@ -311,12 +311,22 @@ class Sequential(Trainer, layers_mod.Layer):
                 return False
         return self.built
 
+    def _first_layer(self):
+        """The first layer that computes (through nested models), or None."""
+        layer = self._layers[0] if self._layers else None
+        while isinstance(layer, Sequential):
+            layer = layer._layers[0] if layer._layers else None
+        return layer
+
     def _prepare_batch(self, x, y, sw):
         data_adapter.reject_masked(x, "x")
         x = np.asarray(x)
         if x.dtype.kind not in "biuf":
             raise TypeError(f"x: expected numeric data, got dtype {x.dtype}")
-        x = np.ascontiguousarray(x, dtype=np.float32)
+        if x.dtype.kind in "biu" and getattr(self._first_layer(), "_takes_ids", False):
+            x = np.ascontiguousarray(x, dtype=np.int64)  # token ids reach an Embedding exactly
+        else:
+            x = np.ascontiguousarray(x, dtype=np.float32)
         self._ensure_built(x)
         expected = self._input_layer.shape[1:]
         if len(expected) != x.ndim - 1 or any(e is not None and e != d for e, d in zip(expected, x.shape[1:])):

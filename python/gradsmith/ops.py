@@ -37,6 +37,9 @@ __all__ = [
     "conv2d_backward",
     "pool2d_forward",
     "pool2d_backward",
+    "embedding_ids",
+    "embedding_forward",
+    "embedding_backward",
     "adamax_step",
     "lion_step",
     "global_norm",
@@ -523,6 +526,57 @@ def _pool_args(pool_size, strides, padding, global_pool):
         return (1, 1), (1, 1), 0
     pool = _pair(pool_size, "pool_size")
     return pool, pool if strides is None else _pair(strides, "strides"), _padding(padding, ("valid", "same"))
+
+
+def embedding_ids(ids, input_dim):
+    """Token ids as int64, checked: int arrays as given, float arrays holding whole numbers (Keras casts
+    floats to integers; gradsmith refuses a fraction rather than truncate it). An id outside
+    ``[0, input_dim)`` raises ValueError naming the id, where it is and the range."""
+    try:
+        a = np.asarray(ids)
+    except (ValueError, TypeError) as e:
+        raise TypeError(f"ids: cannot be read as an array of ids ({e})") from None
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"ids: expected integer token ids, got dtype {a.dtype}")
+    flat = a.reshape(-1)
+    if a.dtype.kind == "f":
+        bad = np.flatnonzero(~np.isfinite(flat) | (flat != np.floor(flat)))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"ids: id {flat[i]} at {np.unravel_index(i, a.shape)} is not a whole number; ids "
+                             f"must be whole numbers in [0, {input_dim})")
+    bad = np.flatnonzero((flat < 0) | (flat >= input_dim))
+    if bad.size:
+        i = int(bad[0])
+        v = flat[i]
+        v = int(v) if a.dtype.kind != "f" else v
+        raise ValueError(f"ids: id {v} at {tuple(int(k) for k in np.unravel_index(i, a.shape))} is outside the "
+                         f"vocabulary [0, {input_dim})")
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
+def embedding_forward(ids, table):
+    """``table[ids]``: ids of any shape (int, or floats holding whole numbers) in ``[0, vocab)``, table float32
+    (vocab, dim); returns ids.shape + (dim,). A gather (cpp/cpu/embedding.cpp)."""
+    t = _as_f32(table, "table")
+    if t.ndim != 2:
+        raise ValueError(f"table: expected shape (vocab, dim), got {t.shape}")
+    i = embedding_ids(ids, t.shape[0])
+    return _core.embedding_forward(i.reshape(-1), t).reshape(i.shape + (t.shape[1],))
+
+
+def embedding_backward(ids, dy, input_dim, dtable_out=None):
+    """The table's gradient: ``dtable[v] = sum of dy[k] over ids[k] == v`` (rows no id names are 0), shape
+    (input_dim, dim). dy is ids.shape + (dim,). Each row sums its ids in increasing position (a deterministic
+    scatter-add: the same bits for any thread count)."""
+    i = embedding_ids(ids, input_dim).reshape(-1)
+    d = _as_f32(dy, "dy")
+    if d.ndim != np.ndim(ids) + 1 or d.shape[:-1] != np.shape(ids):
+        raise ValueError(f"dy: expected shape {tuple(np.shape(ids))} + (dim,), got {d.shape}")
+    width = d.shape[-1]
+    out = _check_out(dtable_out, (int(input_dim), width), "dtable_out")
+    _core.embedding_backward(i, np.ascontiguousarray(d.reshape(i.size, width)), out)
+    return out
 
 
 def pool2d_forward(x, pool_size=2, strides=None, padding="valid", mode="max", *, global_pool=False,

@@ -1,7 +1,8 @@
 """gradsmith.utils: ``set_random_seed`` (one seed for everything random in training), Keras's
 array helpers ``to_categorical`` and ``normalize``, ``PyDataset`` / ``Sequence`` (data by batch index),
 and the image helpers ``image_dataset_from_directory``, ``load_img``, ``img_to_array``, ``array_to_img``,
-``save_img`` (from ``gradsmith.preprocessing``).
+``save_img`` (from ``gradsmith.preprocessing``), and the text helpers ``Vocabulary``, ``split_input_target``,
+``text_sequences``, ``sequence_dataset`` (gradsmith/text.py, also in ``gradsmith.data``).
 
 After ``set_random_seed(s)``, unseeded initializers, Dropout layers without a
 seed and fit's shuffling all draw from one generator seeded with ``s`` (and
@@ -14,9 +15,11 @@ import random
 import numpy as np
 
 from gradsmith.py_dataset import PyDataset, Sequence
+from gradsmith.text import Vocabulary, sequence_dataset, split_input_target, text_sequences
 
 __all__ = ["set_random_seed", "to_categorical", "normalize", "PyDataset", "Sequence", "image_dataset_from_directory",
-           "load_img", "img_to_array", "array_to_img", "save_img"]
+           "load_img", "img_to_array", "array_to_img", "save_img", "Vocabulary", "split_input_target",
+           "text_sequences", "sequence_dataset"]
 
 _global = {"rng": np.random.default_rng()}
 

@@ -145,6 +145,16 @@ def _categorical_crossentropy(t, p, from_logits, delta):
     return -np.sum(t * np.log(qc), axis=1), (g - np.sum(g * q, axis=1, keepdims=True)) / s
 
 
+def _sparse_probabilities(t, p):
+    # TensorFlow's formula (Keras's tensorflow backend), for one-hot t with no label smoothing: clip FIRST,
+    # then the clipped values are normalized: c = clip(p, eps, 1 - eps), S = sum_j c_j, L = -log(c_y / S)
+    # dL/dp_j = 1/S - t_j / c_j inside [eps, 1 - eps] (tf.clip_by_value's gradient), 0 outside
+    c = np.clip(p, CLIP_LO, CLIP_HI)
+    s = np.sum(c, axis=1, keepdims=True)
+    inside = (p >= CLIP_LO) & (p <= CLIP_HI)
+    return -np.log(np.sum(t * c, axis=1) / s[:, 0]), np.where(inside, 1.0 / s - t / c, 0.0)
+
+
 def _hinge(t, p, from_logits, delta):
     # m = 1 - t p ; L = mean_j max(m, 0) ; dL/dp = -t / C where m > 0
     m = 1.0 - t * p
@@ -241,7 +251,10 @@ def loss_value_and_grad(name, y_true, y_pred, sample_weight=None, from_logits=Fa
     n = p.shape[0]
     if n == 0:
         return 0.0, np.zeros(np.shape(y_pred))
-    per_sample, dper_sample = _PER_SAMPLE[name](t, p, from_logits, delta)
+    if name == "sparse_categorical_crossentropy" and not from_logits and label_smoothing == 0.0:
+        per_sample, dper_sample = _sparse_probabilities(t, p)
+    else:
+        per_sample, dper_sample = _PER_SAMPLE[name](t, p, from_logits, delta)
     value = float(np.sum(w * per_sample) / n)
     grad = (w[:, None] * dper_sample / n).reshape(np.shape(y_pred))
     return value, grad

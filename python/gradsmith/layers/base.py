@@ -385,7 +385,7 @@ def get(identifier):
 # Keras options that gradsmith's layers lack: a config may carry them only unset.
 _UNSUPPORTED_WHEN_SET = ("kernel_constraint", "bias_constraint", "activity_regularizer", "quantization_config",
                          "lora_rank", "lora_alpha", "beta_constraint", "gamma_constraint", "renorm",
-                         "renorm_clipping")
+                         "renorm_clipping", "embeddings_constraint")
 
 
 def _keras_object(module, class_name, config):

@@ -53,7 +53,9 @@ class Dense(Layer):
 
     def flops(self, batch=1):
         in_dim = self._kernel.shape[0]
-        return 2 * batch * in_dim * self.units + (batch * self.units if self.use_bias else 0)
+        # inputs (batch, ..., in): one row per position of the middle axes (every step of a sequence)
+        rows = batch * int(np.prod([d or 1 for d in (self.input_shape or (None, in_dim))[1:-1]], dtype=np.int64))
+        return 2 * rows * in_dim * self.units + (rows * self.units if self.use_bias else 0)
 
     def forward(self, x, training=False):
         lead = x.shape[:-1]

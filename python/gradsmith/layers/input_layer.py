@@ -9,7 +9,8 @@ class InputLayer(Layer):
 
     _is_graph_input = True
 
-    def __init__(self, shape=None, batch_size=None, name=None, input_shape=None, batch_shape=None, **kwargs):
+    def __init__(self, shape=None, batch_size=None, name=None, input_shape=None, batch_shape=None, dtype=None,
+                 **kwargs):
         if shape is None and input_shape is not None:
             shape = input_shape
         if batch_shape is not None:
@@ -24,6 +25,7 @@ class InputLayer(Layer):
         shape = as_shape(shape, "Input: shape")
         batch_size = None if batch_size is None else as_dim(batch_size, "Input: batch_size")
         super().__init__(name=name if name is not None else _unique_name("input_layer"), **kwargs)
+        self.input_dtype = _input_dtype(dtype, f"input {self.name!r}")
         self.shape = (batch_size,) + shape
         self._declared_input_shape = self.shape
 
@@ -34,7 +36,7 @@ class InputLayer(Layer):
         return dy
 
     def get_config(self):
-        return {"batch_shape": _shape_list(self.shape), "dtype": "float32", "sparse": False, "name": self.name}
+        return {"batch_shape": _shape_list(self.shape), "dtype": self.input_dtype, "sparse": False, "name": self.name}
 
     @classmethod
     def from_config(cls, config):
@@ -45,11 +47,25 @@ class InputLayer(Layer):
             raise ValueError(f"InputLayer: batch_shape must be a list, got {shape!r}")
         if config.get("sparse") or config.get("ragged"):
             raise ValueError("sparse or ragged inputs are not supported")
-        _check_float32(config.get("dtype"), f"input {config.get('name')!r}")
-        return cls(batch_shape=tuple(shape), name=config.get("name"))
+        return cls(batch_shape=tuple(shape), name=config.get("name"), dtype=config.get("dtype"))
 
 
-def Input(shape=None, batch_size=None, name=None, batch_shape=None):  # noqa: N802 - Keras's name
+# Input dtypes: float32, and the integer token ids an Embedding takes (Keras's Input(..., dtype="int32")).
+_INPUT_DTYPES = ("float32", "int32", "int64")
+
+
+def _input_dtype(dtype, what):
+    if dtype is None:
+        return "float32"
+    name = (dtype.get("config") or {}).get("name") if isinstance(dtype, dict) else getattr(dtype, "__name__", dtype)
+    name = str(name) if name is not None else None
+    if name not in _INPUT_DTYPES:
+        _check_float32(name, what)  # the usual message
+    return name
+
+
+def Input(shape=None, batch_size=None, name=None, batch_shape=None, dtype=None):  # noqa: N802 - Keras's name
     """``Input(shape=(20,))``: the input of a Sequential model, or the start of a functional one
-    (``Dense(8)(Input(shape=(4,)))``)."""
-    return InputLayer(shape=shape, batch_size=batch_size, name=name, batch_shape=batch_shape)
+    (``Dense(8)(Input(shape=(4,)))``). ``dtype`` is float32, or int32 / int64 for token ids (an Embedding
+    first)."""
+    return InputLayer(shape=shape, batch_size=batch_size, name=name, batch_shape=batch_shape, dtype=dtype)

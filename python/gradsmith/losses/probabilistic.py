@@ -101,11 +101,30 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_cl
         valid = labels != ignore_class
         labels = np.where(valid, labels, 0)
     labels = _check_labels(labels, y_pred.shape[-1])
-    onehot = (labels[..., None] == np.arange(y_pred.shape[-1])).astype(_F32)
-    res = _categorical_from_onehot(onehot, y_pred, from_logits)
+    if from_logits:
+        onehot = (labels[..., None] == np.arange(y_pred.shape[-1])).astype(_F32)
+        res = _categorical_from_onehot(onehot, y_pred, from_logits)
+    else:
+        res = _sparse_from_probabilities(labels, y_pred)
     if valid is not None:
         res = np.where(valid, res, _F32(0.0)).astype(_F32)
     return res
+
+
+def _sparse_from_probabilities(labels, output):
+    """TensorFlow's sparse cross-entropy on probabilities (Keras's tensorflow backend): the probabilities
+    are clipped to [eps, 1 - eps] FIRST, their logs are the logits of ``sparse_softmax_cross_entropy_with_logits``:
+    ``-log(clip(p_y) / sum_j clip(p_j))``. (Keras on JAX normalizes first, then clips; the two agree on rows
+    that sum to 1 with no entry below eps.)"""
+    c = np.clip(output, _F32(EPSILON), _F32(1.0 - EPSILON))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.log(c)
+        if z.shape[-1] == 0:
+            return np.zeros(z.shape[:-1], dtype=_F32)
+        m = np.max(z, axis=-1, keepdims=True)
+        lse = m[..., 0] + np.log(np.sum(np.exp(z - m), axis=-1))
+        zy = np.take_along_axis(z, labels[..., None].astype(np.int64), axis=-1)[..., 0]
+    return np.asarray(lse - zy, dtype=_F32)
 
 
 @_kernel_function('kld', 'KLD')

@@ -1,0 +1,127 @@
+"""Embedding: token ids -> rows of a trainable table (Keras 3's names, arguments, weight and numbers).
+
+``Embedding(input_dim, output_dim)`` holds ``embeddings`` of shape (input_dim, output_dim), drawn by default
+from Keras's 'uniform' initializer (RandomUniform(-0.05, 0.05)). Its input is token ids of any shape (int32 /
+int64, or floats holding whole numbers, which Keras casts); its output appends ``output_dim``. An id outside
+``[0, input_dim)`` is a ValueError naming the id and the range, never a read out of bounds (Keras on JAX
+silently clamps it).
+
+The kernels (cpp/cpu/embedding.cpp, its CUDA twin cpp/cuda/embedding.cu): forward is a gather; backward a
+deterministic scatter-add of the output gradient into the table gradient (each table row sums the rows of dy
+whose id names it, in increasing position: the same bits for any thread count), so the optimizer sees the
+dense gradient of every row, as on Keras's JAX and PyTorch backends. In the compiled step
+(cpp/model/layers/embedding.h) the ids travel in the plan's float32 input rows, exact below 2^24: a larger
+``input_dim`` trains layer by layer.
+
+``mask_zero=True`` is accepted, but masks are not propagated yet: a batch holding the id 0 (where the mask
+would matter) raises NotImplementedError.
+"""
+import numpy as np
+
+from gradsmith import initializers, ops, regularizers
+from gradsmith.layers.base import KerasTensor, Layer, NoCompiledForm, _initializer_config, _regularizer_config, compiled_penalties
+
+__all__ = ["Embedding"]
+
+_MAX_EXACT_FLOAT_ID = 2 ** 24  # float32 holds every whole number up to here: the compiled step's input rows
+
+
+def _positive_int(value, what):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"`{what}` must be a positive integer. Received: {what}={value!r} "
+                         f"(of type {type(value).__name__}).")
+    return int(value)
+
+
+class Embedding(Layer):
+    """``y = embeddings[ids]``: ids (batch, ...) -> (batch, ..., output_dim)."""
+
+    _takes_ids = True  # the model hands it its integer input as int64, not float32
+
+    def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", embeddings_regularizer=None,
+                 embeddings_constraint=None, mask_zero=False, weights=None, lora_rank=None, lora_alpha=None,
+                 activity_regularizer=None, quantization_config=None, input_length=None, **kwargs):
+        super().__init__(**kwargs)
+        self.input_dim = _positive_int(input_dim, "input_dim")
+        self.output_dim = _positive_int(output_dim, "output_dim")
+        for name, value in (("embeddings_constraint", embeddings_constraint), ("lora_rank", lora_rank),
+                            ("activity_regularizer", activity_regularizer),
+                            ("quantization_config", quantization_config)):
+            if value is not None:
+                raise NotImplementedError(f"Embedding: {name}={value!r} is not supported")
+        self.embeddings_initializer = initializers.get(embeddings_initializer)
+        self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
+        self.mask_zero = bool(mask_zero)
+        self._initial_weights = weights
+        self._cache = None
+
+    def build(self, input_shape):
+        self._embeddings = self.add_weight("embeddings", (self.input_dim, self.output_dim),
+                                           self.embeddings_initializer, self.embeddings_regularizer)
+        super().build(input_shape)
+        if self._initial_weights is not None:
+            self.set_weights(self._initial_weights)
+            self._initial_weights = None
+
+    @property
+    def embeddings(self):
+        return self._embeddings.value
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape) + (self.output_dim,)
+
+    def compute_mask(self, inputs, mask=None):
+        """Keras's mask: ``ids != 0`` with mask_zero, else None."""
+        if not self.mask_zero:
+            return None
+        return np.asarray(inputs) != 0
+
+    def _ids(self, x):
+        ids = ops.embedding_ids(x, self.input_dim)
+        if self.mask_zero and np.any(ids == 0):
+            raise NotImplementedError(
+                f"Embedding {self.name!r}: mask_zero=True and the batch holds the id 0: gradsmith does not "
+                "propagate masks yet (the layers after it and the loss would skip those steps in Keras)")
+        return ids
+
+    def __call__(self, x, training=False):
+        if isinstance(x, KerasTensor) or getattr(x, "_is_graph_input", False):  # functional API: record only
+            return super().__call__(x, training=training)
+        x = np.asarray(x)  # ids as given (Layer.__call__ would round them through float32)
+        if not self.built:
+            self.build((None,) + x.shape[1:])
+        return self.forward(x, training=training)
+
+    def forward(self, x, training=False):
+        ids = self._ids(x)
+        y = ops.embedding_forward(ids, self.embeddings)
+        self._cache = ids if training else None
+        return y
+
+    def backward(self, dy, need_dx=True):
+        ids = self._cache
+        ops.embedding_backward(ids, dy, self.input_dim, dtable_out=self._embeddings.grad)
+        self._add_regularization_grads()
+        self._cache = None
+        return np.zeros(ids.shape, np.float32) if need_dx else None
+
+    def flops(self, batch=1):
+        return 0
+
+    def _compiled_config(self, input_shape, offset):
+        if self.mask_zero:
+            raise NoCompiledForm(f"Embedding {self.name!r}: mask_zero=True (masks run layer by layer)")
+        if self.input_dim > _MAX_EXACT_FLOAT_ID:
+            raise NoCompiledForm(f"Embedding {self.name!r}: input_dim {self.input_dim} is above 2^24, and the "
+                                 "compiled step's float32 input rows hold ids exactly only below 2^24")
+        return {"kind": "Embedding",
+                "numbers": {"input_dim": self.input_dim, "output_dim": self.output_dim},
+                "weights": {"embeddings": offset(self.embeddings)},
+                "penalties": compiled_penalties(embeddings=self.embeddings_regularizer)}
+
+    def get_config(self):
+        return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim,
+                "embeddings_initializer": _initializer_config(self.embeddings_initializer, "RandomUniform"),
+                "embeddings_regularizer": _regularizer_config(self.embeddings_regularizer, self),
+                "activity_regularizer": None, "embeddings_constraint": None, "mask_zero": self.mask_zero,
+                "quantization_config": None}
