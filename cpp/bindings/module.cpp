@@ -29,6 +29,7 @@ void bind_cpu_runner(py::module_& m);
 void bind_cuda(py::module_& m);  // cuda_bindings.cpp, or cuda_unavailable.cpp without CUDA
 void bind_kinds(py::module_& m);  // kinds.cpp: _core.kinds
 void bind_conv(py::module_& m);   // conv_bindings.cpp: convolution and pooling
+void bind_recurrent(py::module_& m);  // recurrent_bindings.cpp: SimpleRNN, GRU, LSTM
 using gradsmith::ActParams;
 using i64 = int64_t;
 
@@ -310,6 +311,7 @@ PYBIND11_MODULE(_core, m) {
   bind_cuda(m);
   bind_kinds(m);
   bind_conv(m);
+  bind_recurrent(m);
 
   m.def("supported_isas", &cpu::supported_isas, "CPU paths this machine can run, best last.");
   m.def("current_isa", [] { return std::string(cpu::kernels().name); }, "The CPU path in use.");
