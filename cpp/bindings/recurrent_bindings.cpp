@@ -44,7 +44,7 @@ const float* optional_state(const py::object& o, const char* name, const cpu::Rn
 }
 
 py::tuple rnn_forward(int cell, bool reset_after, bool go_backwards, const py::array& x, const py::array& w,
-                      const py::array& u, const py::object& bias, const py::array& h0, const py::object& c0,
+                      const py::array& u, const py::object& bias, const py::object& h0, const py::object& c0,
                       bool training) {
   const cpu::RnnSpec s = rnn_spec(cell, reset_after, go_backwards, x, w, u);
   const i64 GU = math::cell_gates(cell) * s.units;
@@ -55,10 +55,8 @@ py::tuple rnn_forward(int cell, bool reset_after, bool go_backwards, const py::a
     else expect_shape(b, "bias", {GU});
     B = data_of<float>(b, "bias", false);
   }
-  expect_shape(h0, "initial h", {s.batch, s.units});
-  const float* H0 = data_of<float>(h0, "initial h", false);
+  const float* H0 = optional_state(h0, "initial h", s);  // None: zeros
   const float* C0 = optional_state(c0, "initial c", s);
-  if (cell == math::kCellLSTM && !C0) throw py::value_error("rnn: the LSTM needs an initial c");
   const float* X = data_of<float>(x, "x", false);
   const float* W = data_of<float>(w, "kernel", false);
   const float* U = data_of<float>(u, "recurrent_kernel", false);
@@ -78,7 +76,7 @@ py::tuple rnn_forward(int cell, bool reset_after, bool go_backwards, const py::a
   }
   float* HS = hseq.mutable_data();
   float* G = gates.mutable_data();
-  std::vector<float> scratch((size_t)cpu::rnn_forward_scratch(s));
+  std::vector<float> scratch((size_t)math::rnn_forward_scratch(s));
   {
     TrainingCall call;
     cpu::rnn_forward(s, X, W, U, B, H0, C0, HS, E, G, HP, scratch.data());
@@ -93,7 +91,6 @@ py::object rnn_backward(int cell, bool reset_after, bool go_backwards, const py:
   const cpu::RnnSpec s = rnn_spec(cell, reset_after, go_backwards, x, w, u);
   const i64 GU = math::cell_gates(cell) * s.units;
   const float* C0 = optional_state(c0, "initial c", s);
-  if (cell == math::kCellLSTM && !C0) throw py::value_error("rnn: the LSTM needs an initial c");
   const float* DYS = nullptr;
   const float* DYL = nullptr;
   if (!dy_seq.is_none()) {
@@ -134,7 +131,7 @@ py::object rnn_backward(int cell, bool reset_after, bool go_backwards, const py:
     DX = a.mutable_data();
     dx = a;
   }
-  std::vector<float> scratch((size_t)cpu::rnn_backward_scratch(s));
+  std::vector<float> scratch((size_t)math::rnn_backward_scratch(s));
   {
     TrainingCall call;
     cpu::rnn_backward(s, X, W, U, C0, DYS, DYL, G, HP, E, scratch.data(), DX, DW, DU, DB);

@@ -934,19 +934,15 @@ def rnn_forward(cell, x, kernel, recurrent_kernel, bias=None, initial_h=None, in
     if x.ndim != 3:
         raise ValueError(f"x: expected a 3-D (batch, steps, features) array, got shape {x.shape}")
     kernel, recurrent_kernel = _as_f32(kernel, "kernel"), _as_f32(recurrent_kernel, "recurrent_kernel")
-    units = recurrent_kernel.shape[0] if recurrent_kernel.ndim == 2 else 0
-    state = (x.shape[0], units)
-    h0 = np.zeros(state, np.float32) if initial_h is None else _as_f32(initial_h, "initial_h")
-    c0 = None
-    if kind == 2:
-        c0 = np.zeros(state, np.float32) if initial_c is None else _as_f32(initial_c, "initial_c")
+    h0 = None if initial_h is None else _as_f32(initial_h, "initial_h")  # None: zeros
+    c0 = None if initial_c is None or kind != 2 else _as_f32(initial_c, "initial_c")
     bias = None if bias is None else _as_f32(bias, "bias")
     reset_after = bool(reset_after) and kind == 1
     hseq, extra, gates, hprev = _core.rnn_forward(kind, reset_after, bool(go_backwards), x, kernel, recurrent_kernel,
                                                   bias, h0, c0, bool(training))
     cache = {"cell": cell, "reset_after": reset_after, "go_backwards": bool(go_backwards), "x": x, "c0": c0,
              "gates": gates, "hprev": hprev, "extra": extra,
-             "c_last": extra[:, -1] if kind == 2 else None}
+             "c_last": np.ascontiguousarray(extra[:, -1]) if kind == 2 else None}
     return hseq, cache
 
 
