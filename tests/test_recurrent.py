@@ -153,3 +153,27 @@ def test_a_recurrent_model_trains_with_regularizers(rng):
     model.compile("adam", "mse")
     history = model.fit(x, y, epochs=5, batch_size=8, verbose=0).history["loss"]
     assert history[-1] < history[0]
+
+
+def _rnn_model(kind, optimizer):
+    L = keras.layers
+    stacks = {
+        "gru": [GRU(6, return_sequences=True, kernel_regularizer="l2"), GRU(5, reset_after=False, go_backwards=True)],
+        "lstm": [LSTM(7, return_sequences=True, go_backwards=True), LSTM(4, recurrent_regularizer="l1")],
+        "simple": [SimpleRNN(5, return_sequences=True), SimpleRNN(3, use_bias=False)],
+        "mixed": [LSTM(4, return_sequences=True), GRU(3, return_sequences=True), SimpleRNN(5)],
+    }
+    model = keras.Sequential([keras.Input((6, 3))] + stacks[kind] + [L.Dense(3, activation="softmax")])
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+@pytest.mark.parametrize("kind", ["gru", "lstm", "simple", "mixed"])
+def test_recurrent_models_train_in_the_plan_bit_for_bit_with_the_layer_path(rng, threads, kind, optimizer):
+    from test_compiled_step import _fit_both
+
+    x = rng.standard_normal((40, 6, 3)).astype(np.float32)
+    y = rng.integers(0, 3, 40)
+    planned, plain = _fit_both(lambda: _rnn_model(kind, optimizer), x, y, batch_size=16)
+    assert planned._compiled_step() is not None, planned._plan_reason

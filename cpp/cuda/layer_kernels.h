@@ -8,6 +8,7 @@
 #include "math/broadcast.h"
 #include "math/conv.h"
 #include "math/elementwise.h"
+#include "math/recurrent.h"
 
 namespace gradsmith {
 namespace cuda {
@@ -45,6 +46,17 @@ i64 conv_scratch(const math::ConvGeometry& g, i64 batch);
 // input element (math::pool_input_grad, a gather: no atomics), so the CPU's bits. arg null in inference.
 void pool_forward(const math::PoolGeometry& g, const float* x, float* y, float* arg, i64 batch);
 void pool_backward(const math::PoolGeometry& g, const float* dy, const float* arg, float* dx, i64 batch);
+
+// As cpu::rnn_forward / rnn_backward (cuda/recurrent.cu): the same buffers and scratch (math/recurrent.h's
+// sizes), device memory; the per-step passes are one kernel each over (sample, unit).
+void rnn_forward(const math::RnnSpec& s, const float* x, const float* W, const float* U, const float* b,
+                 const float* h0, const float* c0, float* hseq, float* extra, float* gates, float* hprev,
+                 float* scratch);
+void rnn_backward(const math::RnnSpec& s, const float* x, const float* W, const float* U, const float* c0,
+                  const float* dy_seq, const float* dy_last, float* gates, const float* hprev, const float* extra,
+                  float* scratch, float* dx, float* dW, float* dU, float* db);
+// y (batch, u) = hseq[:, steps - 1] of hseq (batch, steps, u).
+void rnn_last_step(const float* hseq, float* y, i64 batch, i64 steps, i64 units);
 
 }  // namespace cuda
 }  // namespace gradsmith

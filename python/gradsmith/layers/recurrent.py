@@ -9,7 +9,7 @@ state, what ``Sequential.generate`` calls one token at a time.
 import numpy as np
 
 from gradsmith import initializers, ops, regularizers
-from gradsmith.layers.base import Layer, NoCompiledForm, _initializer_config, _regularizer_config
+from gradsmith.layers.base import Layer, NoCompiledForm, _initializer_config, _regularizer_config, compiled_penalties
 from gradsmith.layers.core import _activation_name
 
 __all__ = ["SimpleRNN", "GRU", "LSTM"]
@@ -199,8 +199,19 @@ class _RNN(Layer):
         return (hseq if self.return_sequences else new_state[0].copy()), new_state
 
     def _compiled_config(self, input_shape, offset):
-        raise NoCompiledForm(f"layer {self.name!r} ({type(self).__name__}) runs layer by layer (the recurrent "
-                             "layers have no compiled form yet)")
+        if self.return_state:
+            raise NoCompiledForm(f"layer {self.name!r} returns its states: it runs layer by layer")
+        weights = {"kernel": offset(self.kernel), "recurrent_kernel": offset(self.recurrent_kernel)}
+        if self.use_bias:
+            weights["bias"] = offset(self.bias)
+        return {"kind": "Recurrent",
+                "numbers": {"cell": ops.RNN_CELLS[self._cell], "units": self.units,
+                            "reset_after": float(self._reset_after()), "go_backwards": float(self.go_backwards),
+                            "return_sequences": float(self.return_sequences)},
+                "weights": weights,
+                "penalties": compiled_penalties(kernel=self.kernel_regularizer,
+                                                recurrent_kernel=self.recurrent_regularizer,
+                                                bias=self.bias_regularizer if self.use_bias else None)}
 
     # -- configuration -----------------------------------------------------------------------------------------
     def _head_config(self):
