@@ -119,3 +119,19 @@ def test_layers_that_mix_time_steps_cannot_be_stepped():
         model.generate([1], num_generated=2)
     with pytest.raises(ValueError, match="temperature"):
         _one_hot_model().generate([1], temperature=-1)
+
+
+def test_each_token_is_one_step_and_the_prefix_is_never_run_again():
+    model = _one_hot_model()
+    calls = []
+    gru = model.layers[1]
+    original = gru.step
+
+    def counted(x_t, state):
+        calls.append(np.asarray(x_t).shape)
+        return original(x_t, state)
+
+    gru.step = counted
+    out = model.generate([1, 2, 3, 4], num_generated=10, temperature=0)
+    assert len(out) == 14
+    assert len(calls) == 4 + 9 and all(shape[1] == 1 for shape in calls)  # one time step a call
