@@ -950,12 +950,17 @@ def rnn_backward(cache, kernel, recurrent_kernel, dy_seq=None, dy_last=None, *, 
                  dkernel_out=None, drecurrent_kernel_out=None, dbias_out=None):
     """Gradients of ``rnn_forward(..., training=True)`` from ``dy_seq`` (batch, steps, u) and / or ``dy_last``
     (batch, u): ``(dx or None, dkernel, drecurrent_kernel, dbias or None)``. The cache is used up."""
+    if not isinstance(cache, dict):
+        raise TypeError(f"rnn_backward: cache must be the dict rnn_forward returned, got {type(cache).__name__}")
     if cache.get("gates") is None or cache.get("hprev") is None:
         raise ValueError("rnn_backward: the cache is not from a training forward pass (or was used already)")
     kind = _rnn_cell(cache["cell"])
     kernel, recurrent_kernel = _as_f32(kernel, "kernel"), _as_f32(recurrent_kernel, "recurrent_kernel")
     dy_seq = None if dy_seq is None else _as_f32(dy_seq, "dy_seq")
     dy_last = None if dy_last is None else _as_f32(dy_last, "dy_last")
+    if kernel.ndim != 2 or recurrent_kernel.ndim != 2:
+        raise ValueError(f"rnn_backward: kernel and recurrent_kernel must be 2-D, got shapes {kernel.shape} and "
+                         f"{recurrent_kernel.shape}")
     dk = _check_out(dkernel_out, kernel.shape, "dkernel_out")
     du = _check_out(drecurrent_kernel_out, recurrent_kernel.shape, "drecurrent_kernel_out")
     gu = recurrent_kernel.shape[1]
