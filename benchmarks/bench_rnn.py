@@ -40,7 +40,7 @@ def numpy_gru(x, W, U, b):
     return h, dx, dW, dU
 
 
-def best(fn, repeats=5):
+def best(fn, repeats=10):
     fn()
     times = []
     for _ in range(repeats):
