@@ -126,7 +126,8 @@ def generate(model, start_tokens, num_generated=50, temperature=1.0, top_k=None,
             x = np.zeros((batch, 1, vocabulary), np.float32)
             x[np.arange(batch), 0, ids] = 1.0
             return x
-        return ids.reshape(batch, 1).astype(np.float32)
+        # An Embedding first (``_takes_ids``) takes the ids as integers, as the model hands them to it.
+        return ids.reshape(batch, 1).astype(np.int64 if getattr(model.layers[0], "_takes_ids", False) else np.float32)
 
     stepper = Stepper(model, batch)
     out = [tokens[:, i] for i in range(tokens.shape[1])]
