@@ -172,6 +172,17 @@ class Case:
         return result, snapshot([get_path(kwargs, p) for p, _ in self.inplace])
 
 
+class RnnCase(Case):
+    """A recurrent kernel's call: rnn_forward's cache is compared by its arrays."""
+
+    def run(self, kwargs):
+        result, buffers = super().run(kwargs)
+        if self.fn is ops.rnn_forward:
+            hseq, cache = result
+            result = (hseq, cache["gates"], cache["hprev"], cache["extra"])
+        return result, buffers
+
+
 def _v(shape, seed):  # non-negative state (second moments, accumulators)
     return f32(shape, seed, 0.0, 1.0)
 
@@ -315,6 +326,19 @@ CASES += [
                       preactivation=f32((2, 4, 5, 4), 4), activation="tanh"),
          [(("dy",), "dy", "values"), (("x",), "x", "values"), (("kernel",), "kernel", "values"),
           (("preactivation",), "preactivation", "values")]),
+    RnnCase("rnn_forward", ops.rnn_forward,
+            lambda: dict(cell="GRU", x=f32((2, 4, 3), 1), kernel=f32((3, 15), 2), recurrent_kernel=f32((5, 15), 3),
+                         bias=f32((2, 15), 4), initial_h=f32((2, 5), 5), training=True),
+            [(("x",), "x", "values"), (("kernel",), "kernel", "values"),
+             (("recurrent_kernel",), "recurrent_kernel", "values"), (("bias",), "bias", "values"),
+             (("initial_h",), "initial_h", "values")]),
+    RnnCase("rnn_backward", ops.rnn_backward,
+            lambda: dict(cache=ops.rnn_forward("LSTM", f32((2, 4, 3), 1), f32((3, 8), 2), f32((2, 8), 3),
+                                               f32((8,), 4), training=True)[1],
+                         kernel=f32((3, 8), 2), recurrent_kernel=f32((2, 8), 3), dy_seq=f32((2, 4, 2), 5),
+                         dy_last=f32((2, 2), 6)),
+            [(("kernel",), "kernel", "values"), (("recurrent_kernel",), "recurrent_kernel", "values"),
+             (("dy_seq",), "dy_seq", "values"), (("dy_last",), "dy_last", "values")]),
     Case("pool2d_forward", ops.pool2d_forward, lambda: dict(x=f32((2, 5, 6, 3), 1), pool_size=(2, 3), padding="same"),
          [(("x",), "x", "values")]),
     Case("pool2d_backward", ops.pool2d_backward,

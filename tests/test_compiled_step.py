@@ -476,7 +476,9 @@ def test_every_compiled_layer_kind_is_registered_by_its_keras_name():
                "Conv1D": ({"filters": 2, "kernel_size": 2}, (4, 3), "Conv"),
                "MaxPooling2D": ({}, (4, 4, 3), "Pooling"), "AveragePooling1D": ({}, (4, 3), "Pooling"),
                "GlobalAveragePooling2D": ({}, (4, 4, 3), "Pooling"), "GlobalMaxPooling1D": ({}, (4, 3), "Pooling"),
-               "Embedding": ({"input_dim": 5, "output_dim": 2}, (3,), "Embedding")}
+               "Embedding": ({"input_dim": 5, "output_dim": 2}, (3,), "Embedding"),
+               "GRU": ({"units": 2}, (4, 3), "Recurrent"), "LSTM": ({"units": 2}, (4, 3), "Recurrent"),
+               "SimpleRNN": ({"units": 2, "return_sequences": True}, (4, 3), "Recurrent")}
     assert set(_core.kinds.layers) == {kind for _, _, kind in classes.values()}
     offset = lambda array: 0  # noqa: E731
     for name, (args, shape, kind) in classes.items():

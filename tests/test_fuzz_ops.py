@@ -204,6 +204,18 @@ def _valid(rng, name, ops):
         if name == "embedding_forward":
             return [ids, _f(rng, vocab, m)], {}
         return [ids, _f(rng, n, k, m), vocab], {"dtable_out": np.zeros((vocab, m), np.float32)}
+    if name in ("rnn_forward", "rnn_backward"):
+        cell = ["SimpleRNN", "GRU", "LSTM"][rng.integers(3)]
+        gu = {"SimpleRNN": 1, "GRU": 3, "LSTM": 4}[cell]
+        t, i, u = (int(rng.integers(1, 5)) for _ in range(3))
+        gu *= u
+        x, kernel, recurrent = _f(rng, n, t, i), _f(rng, i, gu), _f(rng, u, gu)
+        options = {"reset_after": bool(rng.integers(2)), "go_backwards": bool(rng.integers(2))}
+        bias = _f(rng, 2, gu) if cell == "GRU" and options["reset_after"] else _f(rng, gu)
+        if name == "rnn_forward":
+            return [cell, x, kernel, recurrent, bias], {**options, "training": bool(rng.integers(2))}
+        hseq, cache = ops.rnn_forward(cell, x, kernel, recurrent, bias, training=True, **options)
+        return [cache, kernel, recurrent, _f(rng, *hseq.shape)], {"dkernel_out": np.zeros(kernel.shape, np.float32)}
     if name in ("pool2d_forward", "pool2d_backward"):
         h, w, c = (int(rng.integers(1, 6)) for _ in range(3))
         geometry = {"pool_size": (int(rng.integers(1, h + 1)), int(rng.integers(1, w + 1))),

@@ -13,6 +13,7 @@
 #include "cpu/kernel_table.h"
 #include "math/broadcast.h"
 #include "math/conv.h"
+#include "math/recurrent.h"
 #include "math/rows.h"
 
 namespace gradsmith {
@@ -67,6 +68,24 @@ void embedding_backward(const int64_t* ids, const float* dy, float* dtable, floa
 void pool_forward(const math::PoolGeometry& g, const float* x, float* y, float* arg, i64 batch);
 // dx (as x) = the gradient gathered from every window holding each input element.
 void pool_backward(const math::PoolGeometry& g, const float* dy, const float* arg, float* dx, i64 batch);
+
+// ---- recurrent layers (recurrent.cpp), gate formulas in math/recurrent.h. x (batch, steps, in), W (in, G u),
+// U (u, G u), b (G u,) or, for GRU with reset_after, (2, G u) (input bias, recurrent bias); G = 1, 3, 4 for
+// SimpleRNN, GRU (z, r, h), LSTM (i, f, c, o). Step t reads x's step go_backwards ? T-1-t : t.
+using RnnSpec = math::RnnSpec;  // math/recurrent.h
+// hseq (batch, steps, u) = h after each step (processing order). h0 (and LSTM's c0) (batch, u): the initial
+// state. extra (batch, steps, u): LSTM's c after each step, GRU's recurrent candidate part (reset_after) or
+// r h_prev (not); unused by SimpleRNN (may be null). gates (batch, steps, G u): the activated gates, kept for
+// backward. hprev (batch, steps, u): h before each step, for backward (null in inference).
+// scratch: math::rnn_forward_scratch(spec) floats. h0 and c0 may be null (zeros).
+void rnn_forward(const RnnSpec& s, const float* x, const float* W, const float* U, const float* b, const float* h0,
+                 const float* c0, float* hseq, float* extra, float* gates, float* hprev, float* scratch);
+// Gradients from dy_seq (batch, steps, u) (return_sequences) and / or dy_last (batch, u) (the last h); either may
+// be null. gates is overwritten (by dP); dx, db and c0 may be null. scratch: math::rnn_backward_scratch(spec)
+// floats.
+void rnn_backward(const RnnSpec& s, const float* x, const float* W, const float* U, const float* c0,
+                  const float* dy_seq, const float* dy_last, float* gates, const float* hprev, const float* extra,
+                  float* scratch, float* dx, float* dW, float* dU, float* db);
 
 // ---- losses (losses.cpp): value (mean over the batch, Keras 'sum_over_batch_size')
 // and gradient d value / d y_pred in one pass

@@ -8,6 +8,7 @@
 #include "math/broadcast.h"
 #include "math/conv.h"
 #include "math/elementwise.h"
+#include "math/recurrent.h"
 
 namespace gradsmith {
 namespace cuda {
@@ -52,6 +53,16 @@ void pool_backward(const math::PoolGeometry& g, const float* dy, const float* ar
 void embedding_ids(const float* x, int64_t* ids, i64 n, i64 vocab, int64_t* first_bad);
 void embedding_forward(const int64_t* ids, const float* table, float* y, i64 n, i64 dim);
 void embedding_backward(const int64_t* ids, const float* dy, float* dtable, float* dx, i64 n, i64 vocab, i64 dim);
+// As cpu::rnn_forward / rnn_backward (cuda/recurrent.cu): the same buffers and scratch (math/recurrent.h's
+// sizes), device memory; the per-step passes are one kernel each over (sample, unit).
+void rnn_forward(const math::RnnSpec& s, const float* x, const float* W, const float* U, const float* b,
+                 const float* h0, const float* c0, float* hseq, float* extra, float* gates, float* hprev,
+                 float* scratch);
+void rnn_backward(const math::RnnSpec& s, const float* x, const float* W, const float* U, const float* c0,
+                  const float* dy_seq, const float* dy_last, float* gates, const float* hprev, const float* extra,
+                  float* scratch, float* dx, float* dW, float* dU, float* db);
+// y (batch, u) = hseq[:, steps - 1] of hseq (batch, steps, u).
+void rnn_last_step(const float* hseq, float* y, i64 batch, i64 steps, i64 units);
 
 }  // namespace cuda
 }  // namespace gradsmith

@@ -255,6 +255,23 @@ void CudaBackend::conv_backward(const math::ConvGeometry& g, const float* dy, co
 
 i64 CudaBackend::conv_scratch(const math::ConvGeometry& g, i64 batch) { return cuda::conv_scratch(g, batch); }
 
+void CudaBackend::rnn_forward(const math::RnnSpec& s, const float* x, const float* W, const float* U, const float* b,
+                              const float* h0, const float* c0, float* hseq, float* extra, float* gates,
+                              float* hprev, float* scratch) {
+  cuda::rnn_forward(s, x, W, U, b, h0, c0, hseq, extra, gates, hprev, scratch);
+}
+
+void CudaBackend::rnn_backward(const math::RnnSpec& s, const float* x, const float* W, const float* U,
+                               const float* c0, const float* dy_seq, const float* dy_last, float* gates,
+                               const float* hprev, const float* extra, float* scratch, float* dx, float* dW,
+                               float* dU, float* db) {
+  cuda::rnn_backward(s, x, W, U, c0, dy_seq, dy_last, gates, hprev, extra, scratch, dx, dW, dU, db);
+}
+
+void CudaBackend::rnn_last_step(const float* hseq, float* y, i64 batch, i64 steps, i64 units) {
+  cuda::rnn_last_step(hseq, y, batch, steps, units);
+}
+
 void CudaBackend::pool_forward(const math::PoolGeometry& g, const float* x, float* y, float* arg, i64 batch) {
   cuda::pool_forward(g, x, y, arg, batch);
 }

@@ -12,6 +12,7 @@
 
 #include "math/broadcast.h"
 #include "math/conv.h"
+#include "math/recurrent.h"
 #include "model/plan_spec.h"
 
 namespace gradsmith {
@@ -77,6 +78,14 @@ class CudaBackend {
   void conv_backward(const math::ConvGeometry& g, const float* dy, const float* x, const float* W, const float* z,
                      ActParams act, float* scratch, float* dx, float* dW, float* db, i64 batch);
   static i64 conv_scratch(const math::ConvGeometry& g, i64 batch);
+  // SimpleRNN, GRU, LSTM (cuda/recurrent.cu); scratch: math::rnn_forward_scratch / rnn_backward_scratch floats.
+  void rnn_forward(const math::RnnSpec& s, const float* x, const float* W, const float* U, const float* b,
+                   const float* h0, const float* c0, float* hseq, float* extra, float* gates, float* hprev,
+                   float* scratch);
+  void rnn_backward(const math::RnnSpec& s, const float* x, const float* W, const float* U, const float* c0,
+                    const float* dy_seq, const float* dy_last, float* gates, const float* hprev, const float* extra,
+                    float* scratch, float* dx, float* dW, float* dU, float* db);
+  void rnn_last_step(const float* hseq, float* y, i64 batch, i64 steps, i64 units);
   void pool_forward(const math::PoolGeometry& g, const float* x, float* y, float* arg, i64 batch);
   void pool_backward(const math::PoolGeometry& g, const float* dy, const float* arg, float* dx, i64 batch);
   // Embedding (cuda/embedding.cu). embedding_ids waits for the GPU: the host must know of a bad id before the

@@ -52,6 +52,13 @@ class CpuBackend {
   }
   static constexpr auto& conv_backward = cpu::conv_backward;
   static constexpr auto& conv_scratch = cpu::conv_backward_scratch;
+  static constexpr auto& rnn_forward = cpu::rnn_forward;
+  static constexpr auto& rnn_backward = cpu::rnn_backward;
+  // y (batch, u) = hseq[:, steps - 1] (batch, steps, u): a recurrent layer's last h.
+  static void rnn_last_step(const float* hseq, float* y, i64 batch, i64 steps, i64 units) {
+    for (i64 n = 0; n < batch; ++n)
+      for (i64 j = 0; j < units; ++j) y[n * units + j] = hseq[(n * steps + steps - 1) * units + j];
+  }
   static constexpr auto& pool_forward = cpu::pool_forward;
   static constexpr auto& pool_backward = cpu::pool_backward;
   static constexpr auto& embedding_ids = cpu::embedding_ids;

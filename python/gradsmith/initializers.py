@@ -13,7 +13,7 @@ from gradsmith import utils
 
 __all__ = ["Initializer", "Zeros", "Ones", "Constant", "RandomNormal", "RandomUniform", "TruncatedNormal",
            "VarianceScaling", "GlorotUniform", "GlorotNormal", "HeUniform", "HeNormal", "LecunUniform",
-           "LecunNormal", "get", "serialize", "deserialize"]
+           "LecunNormal", "Orthogonal", "get", "serialize", "deserialize"]
 
 _TRUNCATION_STDDEV = 0.87962566103423978  # stddev of a unit normal truncated to [-2, 2]
 
@@ -171,12 +171,37 @@ HeNormal = _variance_scaling("HeNormal", 2.0, "fan_in", "truncated_normal")
 LecunUniform = _variance_scaling("LecunUniform", 1.0, "fan_in", "uniform")
 LecunNormal = _variance_scaling("LecunNormal", 1.0, "fan_in", "truncated_normal")
 
+
+class Orthogonal(_Seeded):
+    """Keras's Orthogonal: the Q of the QR decomposition of a normal matrix (rows = product of all but the last
+    axis, transposed when wider than tall), its columns' signs set by R's diagonal, times ``gain``."""
+
+    def __init__(self, gain=1.0, seed=None):
+        super().__init__(seed)
+        self.gain = float(gain)
+
+    def __call__(self, shape, dtype=None):
+        shape = tuple(shape)
+        if len(shape) < 2:
+            raise ValueError(f"Orthogonal: the shape must have at least two axes, got {shape}")
+        rows, cols = int(np.prod(shape[:-1])), shape[-1]
+        a = self._generator().standard_normal((max(rows, cols), min(rows, cols)))
+        q, r = np.linalg.qr(a)
+        q = q * np.sign(np.diag(r))
+        if rows < cols:
+            q = q.T
+        return (self.gain * q.reshape(shape)).astype(np.float32)
+
+    def get_config(self):
+        return {"seed": self.seed, "gain": self.gain}
+
 _BY_NAME = {
     "zeros": Zeros, "ones": Ones, "constant": Constant, "random_normal": RandomNormal,
     "random_uniform": RandomUniform, "truncated_normal": TruncatedNormal, "variance_scaling": VarianceScaling,
     "glorot_uniform": GlorotUniform, "glorot_normal": GlorotNormal, "he_uniform": HeUniform,
     "he_normal": HeNormal, "lecun_uniform": LecunUniform, "lecun_normal": LecunNormal,
     "uniform": RandomUniform, "normal": RandomNormal,  # Keras's short names (Embedding's default is 'uniform')
+    "orthogonal": Orthogonal,
 }
 _BY_CLASS = {cls.__name__: cls for cls in _BY_NAME.values()}
 

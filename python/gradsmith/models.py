@@ -354,6 +354,14 @@ class Sequential(Trainer, layers_mod.Layer):
         x, _, _ = self._prepare_batch(x, None, None)
         return self._forward(x, training=training)
 
+    # ------------------------------------------------------------------ generation (a gradsmith extension)
+    def generate(self, start_tokens, num_generated=50, temperature=1.0, top_k=None, seed=None, stop_token=None):
+        """Token ids: ``start_tokens`` and up to ``num_generated`` new ones, one step per token (the recurrent
+        layers keep their state; the prefix is not run again). Greedy at ``temperature=0``, sampled otherwise
+        (``top_k``, ``seed``); stops after ``stop_token``. See gradsmith.generation."""
+        from gradsmith import generation
+        return generation.generate(self, start_tokens, num_generated, temperature, top_k, seed, stop_token)
+
     # ------------------------------------------------------------------ as a layer of another model
     def forward(self, x, training=False):
         return self._forward(x, training=training)

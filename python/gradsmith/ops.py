@@ -35,6 +35,8 @@ __all__ = [
     "batch_norm_backward",
     "conv2d_forward",
     "conv2d_backward",
+    "rnn_forward",
+    "rnn_backward",
     "pool2d_forward",
     "pool2d_backward",
     "embedding_ids",
@@ -961,3 +963,64 @@ def binary_confusion(y_true, y_pred, threshold=0.5):
     if true.shape != pred.shape and not (true.size == pred.size and true.squeeze().shape == pred.squeeze().shape):
         raise ValueError(f"y_true has shape {true.shape} but y_pred has shape {pred.shape}")
     return tuple(int(c) for c in _core.binary_confusion(true.reshape(-1), pred.reshape(-1), threshold))
+
+
+# ------------------------------------------------------------------ recurrent layers
+RNN_CELLS = {"SimpleRNN": 0, "GRU": 1, "LSTM": 2}
+_RNN_GATES = {"SimpleRNN": 1, "GRU": 3, "LSTM": 4}
+
+
+def _rnn_cell(cell):
+    if cell not in RNN_CELLS:
+        raise ValueError(f"cell must be one of {sorted(RNN_CELLS)}, got {cell!r}")
+    return RNN_CELLS[cell]
+
+
+def rnn_forward(cell, x, kernel, recurrent_kernel, bias=None, initial_h=None, initial_c=None, *, reset_after=True,
+                go_backwards=False, training=False):
+    """A recurrent layer over ``x`` (batch, steps, in) with Keras's weights (``cell``: 'SimpleRNN', 'GRU', 'LSTM';
+    tanh and sigmoid): ``kernel`` (in, G u), ``recurrent_kernel`` (u, G u), ``bias`` (G u,) or GRU's (2, G u) when
+    ``reset_after``. Returns ``(hseq, cache)``: ``hseq`` (batch, steps, u) is h after each step in processing
+    order (Keras's sequence output, reversed input when ``go_backwards``); ``cache`` is what ``rnn_backward``
+    needs (and, for the LSTM, the cells: ``cache['c_last']``)."""
+    kind = _rnn_cell(cell)
+    x = _as_f32(x, "x")
+    if x.ndim != 3:
+        raise ValueError(f"x: expected a 3-D (batch, steps, features) array, got shape {x.shape}")
+    kernel, recurrent_kernel = _as_f32(kernel, "kernel"), _as_f32(recurrent_kernel, "recurrent_kernel")
+    h0 = None if initial_h is None else _as_f32(initial_h, "initial_h")  # None: zeros
+    c0 = None if initial_c is None or kind != 2 else _as_f32(initial_c, "initial_c")
+    bias = None if bias is None else _as_f32(bias, "bias")
+    reset_after = bool(reset_after) and kind == 1
+    hseq, extra, gates, hprev = _core.rnn_forward(kind, reset_after, bool(go_backwards), x, kernel, recurrent_kernel,
+                                                  bias, h0, c0, bool(training))
+    cache = {"cell": cell, "reset_after": reset_after, "go_backwards": bool(go_backwards), "x": x, "c0": c0,
+             "gates": gates, "hprev": hprev, "extra": extra,
+             "c_last": np.ascontiguousarray(extra[:, -1]) if kind == 2 else None}
+    return hseq, cache
+
+
+def rnn_backward(cache, kernel, recurrent_kernel, dy_seq=None, dy_last=None, *, use_bias=True, need_dx=True,
+                 dkernel_out=None, drecurrent_kernel_out=None, dbias_out=None):
+    """Gradients of ``rnn_forward(..., training=True)`` from ``dy_seq`` (batch, steps, u) and / or ``dy_last``
+    (batch, u): ``(dx or None, dkernel, drecurrent_kernel, dbias or None)``. The cache is used up."""
+    if not isinstance(cache, dict):
+        raise TypeError(f"rnn_backward: cache must be the dict rnn_forward returned, got {type(cache).__name__}")
+    if cache.get("gates") is None or cache.get("hprev") is None:
+        raise ValueError("rnn_backward: the cache is not from a training forward pass (or was used already)")
+    kind = _rnn_cell(cache["cell"])
+    kernel, recurrent_kernel = _as_f32(kernel, "kernel"), _as_f32(recurrent_kernel, "recurrent_kernel")
+    dy_seq = None if dy_seq is None else _as_f32(dy_seq, "dy_seq")
+    dy_last = None if dy_last is None else _as_f32(dy_last, "dy_last")
+    if kernel.ndim != 2 or recurrent_kernel.ndim != 2:
+        raise ValueError(f"rnn_backward: kernel and recurrent_kernel must be 2-D, got shapes {kernel.shape} and "
+                         f"{recurrent_kernel.shape}")
+    dk = _check_out(dkernel_out, kernel.shape, "dkernel_out")
+    du = _check_out(drecurrent_kernel_out, recurrent_kernel.shape, "drecurrent_kernel_out")
+    gu = recurrent_kernel.shape[1]
+    db = _check_out(dbias_out, (2, gu) if cache["reset_after"] else (gu,), "dbias_out") if use_bias else None
+    gates, cache["gates"] = cache["gates"], None
+    dx = _core.rnn_backward(kind, cache["reset_after"], cache["go_backwards"], cache["x"], kernel, recurrent_kernel,
+                            cache["c0"], dy_seq, dy_last, gates, cache["hprev"], cache["extra"], bool(need_dx), dk,
+                            du, db)
+    return dx, dk, du, db

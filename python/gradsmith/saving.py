@@ -8,7 +8,7 @@
   "build_config": {...}, "compile_config": {...}}``, each layer as
   ``{"module": "keras.layers", "class_name": "Dense", "config": {...}}``);
 * ``model.weights.h5`` (HDF5, written with h5py): each layer's weights under
-  ``layers/<name>/vars/<i>``, where ``<name>`` is the snake-case class name made
+  ``layers/<name>/vars/<i>`` (a recurrent layer's: ``layers/<name>/cell/vars/<i>``), where ``<name>`` is the snake-case class name made
   unique in model order (``dense``, ``dense_1``, ``dropout``, ...: Keras does
   not use the layer's own name), and the optimizer's variables under
   ``optimizer/vars/<i>`` in Keras's order: ``iterations``, ``learning_rate``
@@ -354,6 +354,10 @@ def _write_layers(parent, model):
                 _write_optimizer(group, layer)
             group.create_group("vars").attrs["name"] = layer.name
             continue
+        sub = getattr(layer, "_weights_group", None)  # a recurrent layer's weights live under its cell
+        if sub is not None:
+            group.create_group("vars").attrs["name"] = layer.name
+            group = group.create_group(sub)
         group = group.create_group("vars")
         group.attrs["name"] = layer.name
         for i, w in enumerate(layer._weights):
@@ -386,7 +390,11 @@ def _layer_groups(group, path, h5py):
     for name in _names(group, path, h5py):
         member = _member(group, name, f"{path}/{name}", h5py, group=True)
         optimizer = _member(member, "optimizer", f"{path}/{name}/optimizer", h5py, group=True)
-        out[name] = _LayerGroup(_vars(member, f"{path}/{name}", h5py),
+        datasets = _vars(member, f"{path}/{name}", h5py)
+        cell = _member(member, "cell", f"{path}/{name}/cell", h5py, group=True) if not datasets else None
+        if cell is not None:  # a recurrent layer: Keras writes its weights as <layer>/cell/vars/<i>
+            datasets = _vars(cell, f"{path}/{name}/cell", h5py)
+        out[name] = _LayerGroup(datasets,
                                 _member(member, "layers", f"{path}/{name}/layers", h5py, group=True),
                                 f"{path}/{name}/layers",
                                 None if optimizer is None else _vars(optimizer, f"{path}/{name}/optimizer", h5py))

@@ -1,0 +1,309 @@
+"""Recurrent layers with Keras 3's names, arguments, defaults and weight layouts: SimpleRNN, GRU, LSTM.
+
+Weights are Keras's (stored under the layer's ``cell`` in a .keras file, as Keras writes them): ``kernel``
+(in, G u), ``recurrent_kernel`` (u, G u) and ``bias`` (G u,) (GRU with ``reset_after``: (2, G u), input and
+recurrent biases), with the gates in Keras's column order (GRU z, r, h; LSTM i, f, c, o). The math is
+cpp/cpu/recurrent.cpp through ``ops.rnn_forward`` / ``ops.rnn_backward``; ``step`` runs one time step from a
+state, what ``Sequential.generate`` calls one token at a time.
+"""
+import numpy as np
+
+from gradsmith import initializers, ops, regularizers
+from gradsmith.layers.base import Layer, NoCompiledForm, _initializer_config, _regularizer_config, compiled_penalties
+from gradsmith.layers.core import _activation_name
+
+__all__ = ["SimpleRNN", "GRU", "LSTM"]
+
+
+class _Ones(initializers.Initializer):
+    def __call__(self, shape, dtype=None):
+        return np.ones(shape, np.float32)
+
+
+class _RNN(Layer):
+    """What SimpleRNN, GRU and LSTM share (Keras's RNN wrapping one cell)."""
+
+    _cell = "SimpleRNN"
+    _gates = 1
+    _weights_group = "cell"  # Keras saves a recurrent layer's weights as <layer>/cell/vars/<i>
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
+                 kernel_regularizer=None, recurrent_regularizer=None, bias_regularizer=None,
+                 activity_regularizer=None, kernel_constraint=None, recurrent_constraint=None, bias_constraint=None,
+                 dropout=0.0, recurrent_dropout=0.0, seed=None, return_sequences=False, return_state=False,
+                 go_backwards=False, stateful=False, unroll=False, zero_output_for_mask=False, **kwargs):
+        super().__init__(**kwargs)
+        what = f"{type(self).__name__}"
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or not 1 <= units <= 2 ** 20:
+            raise ValueError(f"{what}: units must be a positive integer, got {units!r}")
+        self.units = int(units)
+        self.activation = _activation_name(activation)
+        self.recurrent_activation = _activation_name(recurrent_activation)
+        if self.activation != "tanh" or (self._gates > 1 and self.recurrent_activation != "sigmoid"):
+            raise NotImplementedError(f"{what}: only activation='tanh'" +
+                                      (" and recurrent_activation='sigmoid'" if self._gates > 1 else "") +
+                                      f" have kernels, got {activation!r}" +
+                                      (f", {recurrent_activation!r}" if self._gates > 1 else ""))
+        for name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
+            if not isinstance(rate, (int, float, np.floating, np.integer)) or not 0 <= rate < 1:
+                raise ValueError(f"{what}: {name} must be a number in [0, 1), got {rate!r}")
+            if rate != 0:
+                raise NotImplementedError(f"{what}: {name}={rate!r} is not supported yet (only 0); put a Dropout "
+                                          "layer before or after the recurrent layer instead")
+        if stateful:
+            raise NotImplementedError(f"{what}: stateful=True is not supported (Sequential.generate carries the "
+                                      "state between steps itself)")
+        if activity_regularizer is not None or kernel_constraint is not None or recurrent_constraint is not None \
+                or bias_constraint is not None:
+            raise NotImplementedError(f"{what}: activity regularizers and weight constraints are not supported")
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.recurrent_initializer = initializers.get(recurrent_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.dropout = float(dropout)
+        self.recurrent_dropout = float(recurrent_dropout)
+        self.seed = seed
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.go_backwards = bool(go_backwards)
+        self.unroll = bool(unroll)
+        self.zero_output_for_mask = bool(zero_output_for_mask)
+        self._cache = None
+
+    # -- weights -----------------------------------------------------------------------------------------------
+    def _bias_shape(self):
+        return (self._gates * self.units,)
+
+    def _bias_initializer(self):
+        return self.bias_initializer
+
+    def build(self, input_shape):
+        what = f"{type(self).__name__} {self.name!r}"
+        if len(input_shape) != 3:
+            raise ValueError(f"{what}: expected inputs of rank 3 (batch, timesteps, features), got {input_shape}")
+        if input_shape[-1] is None:
+            raise ValueError(f"{what}: the feature axis of the input must be known, got {input_shape}")
+        gu = self._gates * self.units
+        self._kernel = self.add_weight("kernel", (input_shape[-1], gu), self.kernel_initializer,
+                                       self.kernel_regularizer)
+        self._recurrent_kernel = self.add_weight("recurrent_kernel", (self.units, gu), self.recurrent_initializer,
+                                                 self.recurrent_regularizer)
+        self._bias = (self.add_weight("bias", self._bias_shape(), self._bias_initializer(), self.bias_regularizer)
+                      if self.use_bias else None)
+        super().build(input_shape)
+
+    @property
+    def kernel(self):
+        return self._kernel.value
+
+    @property
+    def recurrent_kernel(self):
+        return self._recurrent_kernel.value
+
+    @property
+    def bias(self):
+        return self._bias.value if self._bias is not None else None
+
+    def compute_output_shape(self, input_shape):
+        if self.return_sequences:
+            return (input_shape[0], input_shape[1], self.units)
+        return (input_shape[0], self.units)
+
+    def flops(self, batch=1):
+        steps = (self.input_shape or (None, 1))[1] or 1
+        gu = self._gates * self.units
+        return 2 * batch * steps * gu * (self._kernel.shape[0] + self.units)
+
+    # -- math --------------------------------------------------------------------------------------------------
+    def _reset_after(self):
+        return False
+
+    def _run(self, x, h0, c0, training):
+        return ops.rnn_forward(self._cell, x, self.kernel, self.recurrent_kernel, self.bias, h0, c0,
+                               reset_after=self._reset_after(), go_backwards=self.go_backwards, training=training)
+
+    def _check_input(self, x):
+        if getattr(x, "_keras_mask", None) is not None:
+            raise NotImplementedError(f"{type(self).__name__} {self.name!r}: masked inputs are not supported yet")
+        if x.ndim != 3 or x.shape[-1] != self._kernel.shape[0]:
+            raise ValueError(f"{type(self).__name__} {self.name!r}: expected inputs (batch, timesteps, "
+                             f"{self._kernel.shape[0]}), got shape {x.shape}")
+        if x.shape[1] < 1:
+            raise ValueError(f"{type(self).__name__} {self.name!r}: the input has no time steps")
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+    def _states(self, hseq, cache):
+        h = np.ascontiguousarray(hseq[:, -1])
+        return [h, np.ascontiguousarray(cache["c_last"])] if self._cell == "LSTM" else [h]
+
+    def forward(self, x, training=False, initial_state=None):
+        x = self._check_input(x)
+        h0 = c0 = None
+        if initial_state is not None:
+            states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+            h0 = states[0]
+            c0 = states[1] if len(states) > 1 else None
+        hseq, cache = self._run(x, h0, c0, training)
+        self._cache = cache if training else None
+        y = hseq if self.return_sequences else np.ascontiguousarray(hseq[:, -1])
+        if self.return_state:
+            return [y] + self._states(hseq, cache)
+        return y
+
+    def __call__(self, x, training=False, initial_state=None):
+        if initial_state is None:
+            return super().__call__(x, training=training)
+        x = np.asarray(x, dtype=np.float32)
+        if not self.built:
+            self.build((None,) + x.shape[1:])
+        return self.forward(x, training=training, initial_state=initial_state)
+
+    def backward(self, dy, need_dx=True):
+        if self._cache is None:
+            raise RuntimeError(f"{type(self).__name__} {self.name!r}: backward needs a training forward pass first")
+        if isinstance(dy, (list, tuple)):
+            dy = dy[0]  # gradients of the returned states are not propagated
+        dy = np.ascontiguousarray(dy, dtype=np.float32)
+        cache, self._cache = self._cache, None
+        dx, _, _, _ = ops.rnn_backward(
+            cache, self.kernel, self.recurrent_kernel, dy_seq=dy if self.return_sequences else None,
+            dy_last=None if self.return_sequences else dy, use_bias=self.use_bias, need_dx=need_dx,
+            dkernel_out=self._kernel.grad, drecurrent_kernel_out=self._recurrent_kernel.grad,
+            dbias_out=self._bias.grad if self.use_bias else None)
+        self._add_regularization_grads()
+        return dx
+
+    # -- stepping (generation) -----------------------------------------------------------------------------------
+    def initial_step_state(self, batch):
+        """The zero state ``step`` starts from: [h] (LSTM: [h, c]), each (batch, units)."""
+        zeros = np.zeros((batch, self.units), np.float32)
+        return [zeros, zeros.copy()] if self._cell == "LSTM" else [zeros]
+
+    def step(self, x_t, state):
+        """One time step from ``state``: ``x_t`` (batch, 1, features) (or (batch, features)) gives ``(y_t,
+        new_state)``, ``y_t`` as ``forward`` gives it for a sequence of length 1 ((batch, 1, units) with
+        return_sequences, else (batch, units)). Running the steps one after another gives ``forward``'s h."""
+        if self.go_backwards:
+            raise NotImplementedError(f"{type(self).__name__} {self.name!r}: a go_backwards layer reads the "
+                                      "sequence from its end and cannot run one step at a time")
+        x_t = np.asarray(x_t, np.float32)
+        if x_t.ndim == 2:
+            x_t = x_t[:, None, :]
+        x_t = self._check_input(x_t)
+        hseq, cache = self._run(x_t, state[0], state[1] if len(state) > 1 else None, False)
+        new_state = self._states(hseq, cache)
+        return (hseq if self.return_sequences else new_state[0].copy()), new_state
+
+    def _compiled_config(self, input_shape, offset):
+        if self.return_state:
+            raise NoCompiledForm(f"layer {self.name!r} returns its states: it runs layer by layer")
+        weights = {"kernel": offset(self.kernel), "recurrent_kernel": offset(self.recurrent_kernel)}
+        if self.use_bias:
+            weights["bias"] = offset(self.bias)
+        return {"kind": "Recurrent",
+                "numbers": {"cell": ops.RNN_CELLS[self._cell], "units": self.units,
+                            "reset_after": float(self._reset_after()), "go_backwards": float(self.go_backwards),
+                            "return_sequences": float(self.return_sequences)},
+                "weights": weights,
+                "penalties": compiled_penalties(kernel=self.kernel_regularizer,
+                                                recurrent_kernel=self.recurrent_regularizer,
+                                                bias=self.bias_regularizer if self.use_bias else None)}
+
+    # -- configuration -----------------------------------------------------------------------------------------
+    def _head_config(self):
+        return {**super().get_config(), "return_sequences": self.return_sequences, "return_state": self.return_state,
+                "go_backwards": self.go_backwards, "stateful": False, "unroll": self.unroll,
+                "zero_output_for_mask": self.zero_output_for_mask, "units": self.units,
+                "activation": self.activation}
+
+    def _weights_config(self):
+        return {"use_bias": self.use_bias,
+                "kernel_initializer": _initializer_config(self.kernel_initializer, "GlorotUniform"),
+                "recurrent_initializer": _initializer_config(self.recurrent_initializer, "Orthogonal"),
+                "bias_initializer": _initializer_config(self.bias_initializer, "Zeros")}
+
+    def _regularizers_config(self):
+        return {"kernel_regularizer": _regularizer_config(self.kernel_regularizer, self),
+                "recurrent_regularizer": _regularizer_config(self.recurrent_regularizer, self),
+                "bias_regularizer": _regularizer_config(self.bias_regularizer, self),
+                "activity_regularizer": None, "kernel_constraint": None, "recurrent_constraint": None,
+                "bias_constraint": None, "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout}
+
+
+class SimpleRNN(_RNN):
+    """Fully connected RNN: ``h = tanh(x W + b + h_prev U)``."""
+
+    _cell = "SimpleRNN"
+    _gates = 1
+
+    def __init__(self, units, activation="tanh", use_bias=True, kernel_initializer="glorot_uniform",
+                 recurrent_initializer="orthogonal", bias_initializer="zeros", kernel_regularizer=None,
+                 recurrent_regularizer=None, bias_regularizer=None, activity_regularizer=None, kernel_constraint=None,
+                 recurrent_constraint=None, bias_constraint=None, dropout=0.0, recurrent_dropout=0.0, seed=None,
+                 **kwargs):
+        super().__init__(units, activation=activation, use_bias=use_bias, kernel_initializer=kernel_initializer,
+                         recurrent_initializer=recurrent_initializer, bias_initializer=bias_initializer,
+                         kernel_regularizer=kernel_regularizer, recurrent_regularizer=recurrent_regularizer,
+                         bias_regularizer=bias_regularizer, activity_regularizer=activity_regularizer,
+                         kernel_constraint=kernel_constraint, recurrent_constraint=recurrent_constraint,
+                         bias_constraint=bias_constraint, dropout=dropout, recurrent_dropout=recurrent_dropout,
+                         seed=seed, **kwargs)
+
+    def get_config(self):
+        return {**self._head_config(), **self._weights_config(), **self._regularizers_config()}
+
+
+class GRU(_RNN):
+    """Gated recurrent unit (Keras 3 / cuDNN form by default, ``reset_after=True``)."""
+
+    _cell = "GRU"
+    _gates = 3
+
+    def __init__(self, units, reset_after=True, **kwargs):
+        super().__init__(units, **kwargs)
+        self.reset_after = bool(reset_after)
+
+    def _reset_after(self):
+        return self.reset_after
+
+    def _bias_shape(self):
+        return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
+
+    def get_config(self):
+        return {**self._head_config(), "recurrent_activation": self.recurrent_activation, **self._weights_config(),
+                **self._regularizers_config(), "reset_after": self.reset_after, "seed": self.seed}
+
+
+class _UnitForgetBias(initializers.Initializer):
+    """LSTM's bias with unit_forget_bias: the bias initializer's values with the forget gate's set to 1."""
+
+    def __init__(self, base, units):
+        self.base, self.units = base, units
+
+    def __call__(self, shape, dtype=None):
+        u = self.units
+        return np.concatenate([np.asarray(self.base((u,)), np.float32), np.ones(u, np.float32),
+                               np.asarray(self.base((2 * u,)), np.float32)])
+
+
+class LSTM(_RNN):
+    """Long short-term memory (Hochreiter 1997), Keras 3's LSTM."""
+
+    _cell = "LSTM"
+    _gates = 4
+
+    def __init__(self, units, unit_forget_bias=True, **kwargs):
+        super().__init__(units, **kwargs)
+        self.unit_forget_bias = bool(unit_forget_bias)
+
+    def _bias_initializer(self):
+        return _UnitForgetBias(self.bias_initializer, self.units) if self.unit_forget_bias else self.bias_initializer
+
+    def get_config(self):
+        config = {**self._head_config(), "recurrent_activation": self.recurrent_activation, **self._weights_config(),
+                  "unit_forget_bias": self.unit_forget_bias, **self._regularizers_config(), "seed": self.seed}
+        return config
