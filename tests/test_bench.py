@@ -89,6 +89,17 @@ def test_quick_cnn_measures_the_seed_model_against_its_peers(tmp_path):
         assert r["unit"] == "samples/s" and 0 < r["peak_fraction"]
 
 
+def test_quick_rnn_measures_the_gru_language_model_against_its_peers(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = run_bench(["--quick", "--only", "rnn", "--json", str(out)])
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["group"] for r in rows] == ["rnn", "rnn"] and rows[1]["peer"] == "keras/tensorflow"
+    for r in rows:
+        check_stats(r["gradsmith"])
+        assert r["unit"] == "sequences/s" and 0 < r["peak_fraction"]
+
+
 def test_quick_gemm_writes_the_documented_json(tmp_path):
     out = tmp_path / "bench.json"
     proc = run_bench(["--quick", "--only", "gemm", "--json", str(out)])

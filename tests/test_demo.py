@@ -25,3 +25,14 @@ def test_cnn_demo_learns_in_a_few_epochs(capsys):
 
 def test_demo_rejects_unknown_arguments(capsys):
     assert demo.run(["mlp"]) == 2 and "usage" in capsys.readouterr().err
+
+
+def test_text_demo_trains_a_gru_and_generates(capsys, monkeypatch):
+    from gradsmith import demo_text
+
+    text = demo_text.load_text()
+    assert len(text) == demo_text.CHARACTERS and "\n====" not in text
+    monkeypatch.setattr(demo_text, "CHARACTERS", 8_000)
+    demo_text.main(epochs=1, generated=40)  # too short to learn: only that it runs end to end
+    out = capsys.readouterr().out
+    assert "generated:" in out and "layer by layer" not in out  # the compiled step trained it

@@ -1,5 +1,6 @@
 """``python -m gradsmith.demo``: train a binary classifier the way Keras users write it
-(``python -m gradsmith.demo cnn``: a convolutional classifier from a folder of images, gradsmith/demo_cnn.py).
+(``python -m gradsmith.demo cnn``: a convolutional classifier from a folder of images, gradsmith/demo_cnn.py;
+``python -m gradsmith.demo text``: a character-level GRU that writes text, gradsmith/demo_text.py).
 
 The data is scikit-learn's breast-cancer set (569 samples, 30 features) when
 scikit-learn is installed, otherwise a generated set of the same size. The
@@ -64,8 +65,12 @@ def run(argv):
         from gradsmith import demo_cnn
 
         return demo_cnn.main()
+    if argv == ["text"]:
+        from gradsmith import demo_text
+
+        return demo_text.main()
     if argv:
-        print("usage: python -m gradsmith.demo [cnn]", file=sys.stderr)
+        print("usage: python -m gradsmith.demo [cnn | text]", file=sys.stderr)
         return 2
     return main()
 
