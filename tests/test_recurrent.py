@@ -177,3 +177,24 @@ def test_recurrent_models_train_in_the_plan_bit_for_bit_with_the_layer_path(rng,
     y = rng.integers(0, 3, 40)
     planned, plain = _fit_both(lambda: _rnn_model(kind, optimizer), x, y, batch_size=16)
     assert planned._compiled_step() is not None, planned._plan_reason
+
+
+def test_a_model_built_on_one_sequence_length_runs_on_others_as_in_keras():
+    """Keras checks only the rank of a model's input; the layers take the other sizes or say why not."""
+    import gradsmith as keras
+
+    rng = np.random.default_rng(0)
+    model = keras.Sequential([keras.layers.Embedding(20, 8), keras.layers.GRU(16, return_sequences=True),
+                              keras.layers.Dense(20)])
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = rng.integers(0, 20, (16, 12))
+    model.fit(x, x, epochs=1, verbose=0)
+    assert model.predict(rng.integers(0, 20, (2, 30)), verbose=0).shape == (2, 30, 20)
+    short = rng.integers(0, 20, (4, 7))
+    model.fit(short, short, epochs=1, verbose=0)
+    assert np.isfinite(model.evaluate(short, short, verbose=0))
+    dense = keras.Sequential([keras.layers.Dense(3, input_shape=(5,))])
+    with pytest.raises(ValueError, match="last axis 5"):
+        dense.predict(np.ones((2, 6), np.float32), verbose=0)
+    with pytest.raises(ValueError, match="input shape"):
+        dense.predict(np.ones((2, 5, 1, 1), np.float32), verbose=0)

@@ -329,9 +329,11 @@ class Sequential(Trainer, layers_mod.Layer):
             x = np.ascontiguousarray(x, dtype=np.float32)
         self._ensure_built(x)
         expected = self._input_layer.shape[1:]
-        if len(expected) != x.ndim - 1 or any(e is not None and e != d for e, d in zip(expected, x.shape[1:])):
+        if len(expected) != x.ndim - 1:
             raise ValueError(f"input of shape {x.shape} does not match the model's input shape "
                              f"{(None,) + tuple(expected)}")
+        # Other sizes along the other axes run, as in Keras (a recurrent model over longer sequences, a fully
+        # convolutional one over larger images); a layer that cannot take them says so.
         return x, y, sw
 
     # ------------------------------------------------------------------ math
