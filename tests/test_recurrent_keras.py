@@ -5,18 +5,17 @@ import json
 import os
 import zipfile
 
-import numpy as np
 import pytest
 
 import gradsmith as keras
+from keras_fixtures import check_loads_predicts_and_trains_on, check_round_trips, load_io
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 
 
 @pytest.fixture(scope="module")
 def io():
-    with np.load(os.path.join(DATA, "keras_rnn_io.npz")) as d:
-        return {k: d[k] for k in d.files}
+    return load_io("keras_rnn_io.npz")
 
 
 CASES = {
@@ -34,16 +33,7 @@ def _keras_layer_configs(name):
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_keras_rnn_loads_predicts_and_trains_on_as_keras(io, name):
-    model = keras.models.load_model(os.path.join(DATA, f"keras_{name}.keras"))
-    assert [type(layer).__name__ for layer in model.layers] == CASES[name]
-    if name != "lstm_seq":  # per-step losses over (batch, steps, vocabulary) outputs train layer by layer
-        assert model._compiled_step() is not None, model._plan_reason  # the whole model runs in the plan
-    np.testing.assert_allclose(model.predict(io[f"x_{name}"], verbose=0), io[f"pred_{name}"], rtol=1e-5, atol=1e-6)
-    model.train_on_batch(io[f"x_{name}"], io[f"y_{name}"])
-    weights = model.get_weights()
-    assert len(weights) == sum(k.startswith(f"{name}_after_step_") for k in io)
-    for i, got in enumerate(weights):
-        np.testing.assert_allclose(got, io[f"{name}_after_step_{i}"], rtol=2e-5, atol=2e-6, err_msg=f"weight {i}")
+    check_loads_predicts_and_trains_on(f"keras_{name}.keras", io, name, CASES[name], compiled=name != "lstm_seq")
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -67,15 +57,4 @@ def test_keras_rnn_configs_are_keras_configs(name):
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_keras_rnn_round_trips_through_gradsmith_files(io, tmp_path, name):
-    model = keras.models.load_model(os.path.join(DATA, f"keras_{name}.keras"))
-    path = str(tmp_path / "again.keras")
-    model.save(path)
-    again = keras.models.load_model(path)
-    assert [layer.get_config() for layer in again.layers] == [layer.get_config() for layer in model.layers]
-    np.testing.assert_array_equal(again.predict(io[f"x_{name}"], verbose=0), model.predict(io[f"x_{name}"], verbose=0))
-    weights = str(tmp_path / "again.weights.h5")
-    model.save_weights(weights)
-    fresh = keras.models.load_model(os.path.join(DATA, f"keras_{name}.keras"))
-    fresh.set_weights([np.zeros_like(w) for w in fresh.get_weights()])
-    fresh.load_weights(weights)
-    np.testing.assert_array_equal(fresh.predict(io[f"x_{name}"], verbose=0), model.predict(io[f"x_{name}"], verbose=0))
+    check_round_trips(f"keras_{name}.keras", io, name, tmp_path)
