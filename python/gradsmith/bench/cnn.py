@@ -12,13 +12,12 @@ one thread (its best is the row's figure, each layout and count kept in the JSON
 less the first layer's dx, which nothing needs: about 41 GFLOP for a batch of 32.
 """
 
-import time
 
 import numpy as np
 
 import gradsmith as keras
 from gradsmith.bench import peers
-from gradsmith.bench.common import interleave, progress, row
+from gradsmith.bench.common import interleave, keras_style_epochs, peer_rows, progress, torch_epochs
 
 SEED = {"size": 150, "filters": (32, 64, 128), "dense": 512, "batch": 32,
         "steps": 6, "quick": {"size": 40, "steps": 2}}
@@ -64,13 +63,7 @@ def gradsmith_model(spec):
 
 def gradsmith_trainer(spec, x, y):
     model = gradsmith_model(spec)
-    model.fit(x[: spec["batch"]], y[: spec["batch"]], batch_size=spec["batch"], verbose=0)  # builds the plan
-
-    def epoch():
-        t0 = time.perf_counter()
-        model.fit(x, y, batch_size=spec["batch"], epochs=1, shuffle=False, verbose=0)
-        return time.perf_counter() - t0
-    return epoch
+    return keras_style_epochs(model, x, y, spec["batch"])
 
 
 def torch_trainer(torch, threads, channels_last, spec, x, y):
@@ -97,16 +90,7 @@ def torch_trainer(torch, threads, channels_last, spec, x, y):
         loss.backward()
         opt.step()
 
-    torch.set_num_threads(threads)
-    step(0)
-
-    def epoch():
-        torch.set_num_threads(threads)
-        t0 = time.perf_counter()
-        for i in range(0, len(xt), b):
-            step(i)
-        return time.perf_counter() - t0
-    return epoch
+    return torch_epochs(torch, threads, step, len(xt), b)
 
 
 def keras_trainer(k, spec, x, y):
@@ -116,13 +100,7 @@ def keras_trainer(k, spec, x, y):
     model = k.Sequential(body + [k.layers.Flatten(), k.layers.Dense(spec["dense"], activation="relu"),
                                  k.layers.Dropout(0.5), k.layers.Dense(1, activation="sigmoid")])
     model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
-    model.fit(x[: spec["batch"]], y[: spec["batch"]], batch_size=spec["batch"], verbose=0)  # traces the step
-
-    def epoch():
-        t0 = time.perf_counter()
-        model.fit(x, y, batch_size=spec["batch"], epochs=1, shuffle=False, verbose=0)
-        return time.perf_counter() - t0
-    return epoch
+    return keras_style_epochs(model, x, y, spec["batch"])
 
 
 def run(settings):
@@ -153,14 +131,5 @@ def run(settings):
     common = dict(roof=settings.peak["gflops"] * 1e9 / fps, flops_per_sample=fps, kernel=False,
                   params={"size": spec["size"], "filters": spec["filters"], "dense": spec["dense"],
                           "batch": spec["batch"], "steps": spec["steps"]})
-    rows = []
-    if torch_variants:
-        best = max(torch_variants, key=lambda label: np.median(rates[label]))
-        rows.append(row("cnn", spec["name"], "samples/s", rates["gradsmith"], f"{best} (best of torch)",
-                        rates[best], "ok", **common, torch_variants={v: rates[v] for v in torch_variants}))
-    else:
-        rows.append(row("cnn", spec["name"], "samples/s", rates["gradsmith"], "torch", None, peers.NOT_INSTALLED,
-                        **common))
-    rows.append(row("cnn", spec["name"], "samples/s", rates["gradsmith"], "keras/tensorflow",
-                    rates.get("keras/tensorflow"), "ok" if k else peers.NOT_INSTALLED, **common))
-    return rows
+    return peer_rows("cnn", spec["name"], "samples/s", rates, torch_variants, "ok" if k else peers.NOT_INSTALLED,
+                     **common)

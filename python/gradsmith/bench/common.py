@@ -102,3 +102,47 @@ def row(group, case, unit, gs_rates, peer, peer_rates=None, status="ok", roof=No
     return {"group": group, "case": case, "unit": unit, "gradsmith": gs, "peer": peer, "peer_status": status,
             "peer_figure": pr, "ratio": gs["median"] / pr["median"] if pr else None,
             "roof": roof, "peak_fraction": gs["median"] / roof if roof else None, **extra}
+
+
+# ---- whole-model training cases (the cnn and rnn groups) ----------------------------------------------------
+def keras_style_epochs(model, x, y, batch):
+    """A sampler timing one epoch of ``model.fit`` (gradsmith's or Keras's) on (x, y), after one warm-up fit on
+    the first batch (Keras traces its step function there; gradsmith builds its plan)."""
+    model.fit(x[:batch], y[:batch], batch_size=batch, verbose=0)
+
+    def epoch():
+        t0 = time.perf_counter()
+        model.fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0)
+        return time.perf_counter() - t0
+    return epoch
+
+
+def torch_epochs(torch, threads, step, n, batch):
+    """A sampler timing one epoch of ``step(i)`` over rows [0, n) in batches, on ``threads`` threads, after one
+    warm-up step."""
+    torch.set_num_threads(threads)
+    step(0)
+
+    def epoch():
+        torch.set_num_threads(threads)
+        t0 = time.perf_counter()
+        for i in range(0, n, batch):
+            step(i)
+        return time.perf_counter() - t0
+    return epoch
+
+
+def peer_rows(group, case, unit, rates, torch_labels, keras_status, **common):
+    """gradsmith's rates against PyTorch's best variant (all kept in the row) and against Keras."""
+    import numpy as np
+
+    rows = []
+    if torch_labels:
+        best = max(torch_labels, key=lambda label: np.median(rates[label]))
+        rows.append(row(group, case, unit, rates["gradsmith"], f"{best} (best of torch)", rates[best], "ok", **common,
+                        torch_variants={v: rates[v] for v in torch_labels}))
+    else:
+        rows.append(row(group, case, unit, rates["gradsmith"], "torch", None, "not installed", **common))
+    rows.append(row(group, case, unit, rates["gradsmith"], "keras/tensorflow", rates.get("keras/tensorflow"),
+                    keras_status, **common))
+    return rows

@@ -16,18 +16,17 @@ projection 2 * E * 3U and recurrent product 2 * U * 3U a token) and of the Dense
 three times the forward products.
 """
 
-import time
 
 import numpy as np
 
 import gradsmith as keras
 from gradsmith.bench import peers
-from gradsmith.bench.common import interleave, progress, row
+from gradsmith.bench.common import interleave, keras_style_epochs, peer_rows, progress, torch_epochs
 
 CASES = [
-    {"name": "GRU 256, emb 64, seq 64, b32", "vocab": 65, "embed": 64, "units": 256, "seq": 64, "batch": 32,
+    {"vocab": 65, "embed": 64, "units": 256, "seq": 64, "batch": 32,
      "steps": 8, "quick": {"units": 32, "seq": 8, "steps": 2}},
-    {"name": "GRU 1024, emb 256, seq 100, b64", "vocab": 65, "embed": 256, "units": 1024, "seq": 100, "batch": 64,
+    {"vocab": 65, "embed": 256, "units": 1024, "seq": 100, "batch": 64,
      "steps": 3, "quick": None},
 ]
 
@@ -48,13 +47,7 @@ def gradsmith_trainer(c, x, y):
                               keras.layers.GRU(c["units"], return_sequences=True),
                               keras.layers.Dense(c["vocab"])])
     model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(x[: c["batch"]], y[: c["batch"]], batch_size=c["batch"], verbose=0)
-
-    def epoch():
-        t0 = time.perf_counter()
-        model.fit(x, y, batch_size=c["batch"], epochs=1, shuffle=False, verbose=0)
-        return time.perf_counter() - t0
-    return epoch
+    return keras_style_epochs(model, x, y, c["batch"])
 
 
 def torch_trainer(torch, threads, c, x, y):
@@ -83,29 +76,14 @@ def torch_trainer(torch, threads, c, x, y):
         loss.backward()
         opt.step()
 
-    torch.set_num_threads(threads)
-    step(0)
-
-    def epoch():
-        torch.set_num_threads(threads)
-        t0 = time.perf_counter()
-        for i in range(0, len(xt), b):
-            step(i)
-        return time.perf_counter() - t0
-    return epoch
+    return torch_epochs(torch, threads, step, len(xt), b)
 
 
 def keras_trainer(k, c, x, y):
     model = k.Sequential([k.Input((c["seq"],), dtype="int32"), k.layers.Embedding(c["vocab"], c["embed"]),
                           k.layers.GRU(c["units"], return_sequences=True), k.layers.Dense(c["vocab"])])
     model.compile(optimizer="adam", loss=k.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(x[: c["batch"]], y[: c["batch"]], batch_size=c["batch"], verbose=0)
-
-    def epoch():
-        t0 = time.perf_counter()
-        model.fit(x, y, batch_size=c["batch"], epochs=1, shuffle=False, verbose=0)
-        return time.perf_counter() - t0
-    return epoch
+    return keras_style_epochs(model, x, y, c["batch"])
 
 
 def run(settings):
@@ -118,6 +96,7 @@ def run(settings):
             c.update(c["quick"])
         rounds = settings.rounds_or(3)
         n = c["batch"] * c["steps"]
+        c["name"] = f"GRU {c['units']}, emb {c['embed']}, seq {c['seq']}, b{c['batch']}"
         progress(f"  {c['name']}: {c['steps']} steps")
         x, y = make_data(c, n)
         torch = peers.torch()
@@ -137,13 +116,6 @@ def run(settings):
         fps = flops_per_sequence(c)
         common = dict(roof=settings.peak["gflops"] * 1e9 / fps, flops_per_sample=fps, kernel=False,
                       params={key: c[key] for key in ("vocab", "embed", "units", "seq", "batch", "steps")})
-        if torch_labels:
-            best = max(torch_labels, key=lambda label: np.median(rates[label]))
-            rows.append(row("rnn", c["name"], "sequences/s", rates["gradsmith"], f"{best} (best of torch)",
-                            rates[best], "ok", **common, torch_variants={v: rates[v] for v in torch_labels}))
-        else:
-            rows.append(row("rnn", c["name"], "sequences/s", rates["gradsmith"], "torch", None, peers.NOT_INSTALLED,
-                            **common))
-        rows.append(row("rnn", c["name"], "sequences/s", rates["gradsmith"], "keras/tensorflow",
-                        rates.get("keras/tensorflow"), "ok" if k else peers.NOT_INSTALLED, **common))
+        rows += peer_rows("rnn", c["name"], "sequences/s", rates, torch_labels,
+                          "ok" if k else peers.NOT_INSTALLED, **common)
     return rows
