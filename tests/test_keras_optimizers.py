@@ -658,3 +658,20 @@ def test_custom_schedule_subclass(rng):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert opt.learning_rate == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("name, per_weight", [("adam", 2), ("adamax", 2), ("rmsprop", 1), ("sgd", 0)])
+def test_optimizer_variables_are_in_keras_order(name, per_weight):
+    """Keras's optimizer.variables: iterations, learning_rate, then the slots as Keras creates them; Adam's
+    and Adamax's two slots come interleaved per weight (one add_optimizer_variables call)."""
+    import gradsmith as keras
+
+    model = keras.Sequential([keras.layers.Dense(4, input_shape=(3,)), keras.layers.Dense(1)])
+    model.compile(optimizer=name, loss="mse")
+    model.fit(np.ones((4, 3), np.float32), np.ones((4, 1), np.float32), verbose=0)
+    shapes = [tuple(np.shape(v)) for v in model.optimizer.variables]
+    weight_shapes = [(3, 4), (4,), (4, 1), (1,)]
+    assert shapes == [(), ()] + [s for s in weight_shapes for _ in range(per_weight)]
+    if per_weight == 2:  # momentum then the second moment of each weight: distinct arrays
+        slots = model.optimizer.variables[2:]
+        assert all(a is not b for a, b in zip(slots[::2], slots[1::2]))

@@ -278,23 +278,6 @@ def _layer_paths(model):
     return out
 
 
-def _slot_groups(optimizer):
-    """The optimizer's state slots in Keras's creation order: a list of groups; the slots of one group
-    are interleaved per variable (Adam: momentum, velocity of variable 0, then of variable 1, ...), the
-    groups follow one another. Keras creates the EMA averages, then the gradient accumulators (in the
-    base optimizer's build), then the optimizer's own slots."""
-    kinds = [k for k, _ in optimizer._all_slot_kinds()]
-    base = [k for k in ("average", "gradient_accumulator") if k in kinds]
-    own = [k for k in kinds if k not in base]
-    groups = [(k,) for k in base]
-    # Keras makes these two with one add_optimizer_variables call, which interleaves them per variable.
-    for cls, pair in ((optimizers.Adam, ["momentum", "velocity"]), (optimizers.Adamax, ["momentum", "norm"])):
-        if isinstance(optimizer, cls) and own[:2] == pair:
-            groups.append(tuple(pair))
-            own = own[2:]
-    return groups + [(k,) for k in own]
-
-
 def _has_lr_variable(optimizer):
     lr = optimizer._learning_rate
     return not (isinstance(lr, optimizers.schedules.LearningRateSchedule) or callable(lr))
@@ -304,7 +287,7 @@ def _optimizer_layout(optimizer, shapes):
     """[(what, shape)] of Keras's ``optimizer.variables``: ('iterations', ()), ('learning_rate', ()),
     then (('slot', kind, i), shape of variable i) for the built optimizer."""
     head = [("iterations", ())] + ([("learning_rate", ())] if _has_lr_variable(optimizer) else [])
-    slots = [(("slot", kind, i), shape) for group in _slot_groups(optimizer)
+    slots = [(("slot", kind, i), shape) for group in optimizer._slot_groups()
              for i, shape in enumerate(shapes) for kind in group]
     return head, slots
 

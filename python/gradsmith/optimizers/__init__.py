@@ -159,13 +159,34 @@ class Optimizer:
 
     @property
     def variables(self):
-        """Keras's order: iterations, learning rate (when a float), then the state slots."""
+        """Keras's order: iterations, learning rate (when a float), then the state slots in the order Keras
+        creates them (``_slot_groups``)."""
         out = [np.array(self._iterations, dtype=np.int64)]
         if not (isinstance(self._learning_rate, LearningRateSchedule) or callable(self._learning_rate)):
             out.append(np.array(self._learning_rate, dtype=np.float32))
-        for _, views in self._slots.values():
-            out.extend(views)
+        if self._slots:  # built
+            for group in self._slot_groups():
+                for i in range(len(self._shapes)):
+                    out.extend(self._slots[kind][1][i] for kind in group)
         return out
+
+    # Slot kinds Keras makes with one add_optimizer_variables call, which interleaves them per variable.
+    _interleaved_slots = ()
+
+    def _slot_groups(self):
+        """The state slots in Keras's creation order: a list of groups; the slots of one group are
+        interleaved per variable (Adam: momentum, velocity of variable 0, then of variable 1, ...), the groups
+        follow one another. Keras creates the EMA averages, then the gradient accumulators (in the base
+        optimizer's build), then the optimizer's own slots. Files (saving.py) and ``variables`` use it."""
+        kinds = [k for k, _ in self._all_slot_kinds()]
+        base = [k for k in ("average", "gradient_accumulator") if k in kinds]
+        own = [k for k in kinds if k not in base]
+        groups = [(k,) for k in base]
+        pair = list(self._interleaved_slots)
+        if pair and own[:len(pair)] == pair:
+            groups.append(tuple(pair))
+            own = own[len(pair):]
+        return groups + [(k,) for k in own]
 
     # ------------------------------------------------------------------ state
     def _slot_kinds(self):
@@ -527,6 +548,8 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     """Adam (Keras 3), optionally AMSGrad."""
 
+    _interleaved_slots = ("momentum", "velocity")
+
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False, weight_decay=None,
                  clipnorm=None, clipvalue=None, global_clipnorm=None, use_ema=False, ema_momentum=0.99,
                  ema_overwrite_frequency=None, loss_scale_factor=None, gradient_accumulation_steps=None, name="adam",
@@ -646,6 +669,8 @@ class Adagrad(Optimizer):
 
 class Adamax(Optimizer):
     """Adamax (Keras 3): Adam with the infinity norm in place of the second moment."""
+
+    _interleaved_slots = ("momentum", "norm")
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, weight_decay=None,
                  clipnorm=None, clipvalue=None, global_clipnorm=None, use_ema=False, ema_momentum=0.99,
