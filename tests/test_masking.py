@@ -83,3 +83,15 @@ def test_layers_that_read_masks_in_keras_refuse_them():
                               keras.layers.BatchNormalization(), keras.layers.Flatten(), keras.layers.Dense(1)])
     with pytest.raises(NotImplementedError, match="mask"):
         model.predict(np.array([[1, 0, 2, 3]]), verbose=0)
+
+
+def test_generate_masks_the_id_zero_in_the_prefix():
+    """A prefix holding the id 0: stepping carries the state over it as the whole (masked) sequence does."""
+    case = fx.CASES[0]
+    model = _model(case, _weights(case[0]))
+    prefix = np.array([[0, 3, 0, 4]])
+    from gradsmith.generation import Stepper
+    stepper = Stepper(model, 1)
+    for t in range(prefix.shape[1]):
+        out = stepper.feed(prefix[:, t:t + 1])
+    np.testing.assert_allclose(out[:, -1], model.predict(prefix, verbose=0)[:, -1], rtol=1e-5, atol=1e-6)
