@@ -23,7 +23,7 @@ _gathers = 0
 
 # Layers that read a mask in Keras 3 but not (yet) in gradsmith: a masked input is refused rather than
 # computed differently. The other layers without masking drop the mask, as in Keras.
-_READS_MASK_IN_KERAS = {"BatchNormalization", "GlobalAveragePooling1D"}
+_READS_MASK_IN_KERAS = {"BatchNormalization"}
 
 
 class Sequential(Trainer, layers_mod.Layer):

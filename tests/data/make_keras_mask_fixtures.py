@@ -10,12 +10,13 @@ import os
 import numpy as np
 
 VOCAB, T = 9, 6
-# Each case: (name, recurrent layer, its kwargs, head units, loss).
+# Each case: (name, the layer after the Embedding, its kwargs, head units, loss).
 CASES = [
     ("gru_seq", "GRU", {"units": 5, "return_sequences": True}, VOCAB, "scce"),
     ("lstm_last", "LSTM", {"units": 4}, 1, "mse"),
     ("rnn_back_seq", "SimpleRNN", {"units": 4, "return_sequences": True, "go_backwards": True}, 3, "scce"),
     ("gru_back_last", "GRU", {"units": 3, "go_backwards": True, "reset_after": False}, 1, "mse"),
+    ("pool", "GlobalAveragePooling1D", {}, 3, "scce"),
 ]
 
 X = np.array([[3, 1, 4, 1, 0, 0],     # trailing padding
@@ -36,8 +37,8 @@ def build(keras, rec, kwargs, head, loss):
     return model
 
 
-def targets(name, head, loss, rng):
-    seq = head != 1 or "seq" in name
+def targets(kwargs, head, loss, rng):
+    seq = kwargs.get("return_sequences", False)
     if loss == "scce":
         return rng.integers(0, head, size=(len(X), T) if seq else (len(X),)).astype(np.int32)
     return rng.normal(size=(len(X), T, 1) if seq else (len(X), 1)).astype(np.float32)
@@ -53,7 +54,7 @@ def main():
         model = build(keras, rec, kwargs, head, loss)
         weights = [rng.uniform(-0.6, 0.6, size=w.shape).astype(np.float32) for w in model.get_weights()]
         model.set_weights(weights)
-        y = targets(name, head, loss, rng)
+        y = targets(kwargs, head, loss, rng)
         out[f"{name}/y"] = y
         for i, w in enumerate(weights):
             out[f"{name}/w{i}"] = w
