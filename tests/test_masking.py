@@ -106,3 +106,31 @@ def test_training_metrics_are_masked_too():
     hit = model.predict(X, verbose=0).argmax(-1) == y
     logs = model.train_on_batch(X, y, return_dict=True)
     np.testing.assert_allclose(logs["accuracy"], hit[X != 0].mean(), rtol=1e-6)
+
+
+def test_nested_and_functional_carry_the_mask():
+    case = fx.CASES[0]
+    w = _weights(case[0])
+    plain = _model(case, w)
+    inner = keras.Sequential([keras.Input((fx.T,), dtype="int32"), keras.layers.Embedding(fx.VOCAB, 3, mask_zero=True),
+                              keras.layers.Dropout(0.5)])
+    nested = keras.Sequential([keras.Input((fx.T,), dtype="int32"), inner,
+                               keras.layers.GRU(5, return_sequences=True), keras.layers.Dense(fx.VOCAB)])
+    nested.set_weights(w)
+    inp = keras.Input((fx.T,), dtype="int32")
+    t = keras.layers.Embedding(fx.VOCAB, 3, mask_zero=True)(inp)
+    t = keras.layers.GRU(5, return_sequences=True)(t)
+    functional = keras.Model(inp, keras.layers.Dense(fx.VOCAB)(t))
+    functional.set_weights(w)
+    want = plain.predict(X, verbose=0)
+    np.testing.assert_allclose(nested.predict(X, verbose=0), want, rtol=1e-6)
+    np.testing.assert_allclose(functional.predict(X, verbose=0), want, rtol=1e-6)
+
+
+def test_save_and_load_keep_the_mask(tmp_path):
+    case = fx.CASES[1]
+    model = _model(case, _weights(case[0]))
+    model.save(tmp_path / "m.keras")
+    again = keras.models.load_model(tmp_path / "m.keras")
+    assert again.layers[0].mask_zero
+    np.testing.assert_allclose(again.predict(X, verbose=0), DATA[f"{case[0]}/predict"], rtol=1e-5, atol=1e-6)
