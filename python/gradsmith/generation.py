@@ -41,13 +41,26 @@ class Stepper:
                     f"generate: layer {layer.name!r} ({type(layer).__name__}) neither steps through time nor acts "
                     "on each time step on its own (give it step() and initial_step_state())")
 
+        self.outputs = [None] * len(self.layers)  # a recurrent layer's last output: a masked step repeats it
+
     def feed(self, x_t):
-        x = x_t
+        """One step; Keras's mask (Embedding(mask_zero=True) on the id 0) goes along as in the whole sequence:
+        a recurrent layer keeps its state at a masked step and repeats its previous output (zeros at first)."""
+        x, mask = x_t, None
         for i, layer in enumerate(self.layers):
+            x_in = x
             if self.states[i] is not None:
-                x, self.states[i] = layer.step(x, self.states[i])
+                y, state = layer.step(x, self.states[i])
+                if mask is not None:
+                    m = np.asarray(mask, bool).reshape(-1, 1)
+                    state = [np.where(m, new, old) for new, old in zip(state, self.states[i])]
+                    prev = self.outputs[i] if self.outputs[i] is not None else np.zeros(y.shape, np.float32)
+                    y = np.where(m.reshape((-1,) + (1,) * (y.ndim - 1)), y, prev).astype(np.float32)
+                self.outputs[i] = y
+                x, self.states[i] = y, state
             else:
                 x = layer.forward(x, training=False)
+            mask = layer.compute_mask(x_in, mask)
         return x
 
 

@@ -21,6 +21,11 @@ __all__ = ["Sequential", "Model", "load_model"]
 _gathers = 0
 
 
+# Layers that read a mask in Keras 3 but not (yet) in gradsmith: a masked input is refused rather than
+# computed differently. The other layers without masking drop the mask, as in Keras.
+_READS_MASK_IN_KERAS = {"BatchNormalization"}
+
+
 class Sequential(Trainer, layers_mod.Layer):
     """A linear stack of layers: ``Sequential([Dense(64, activation='relu', input_shape=(20,)), Dense(1)])``.
 
@@ -30,6 +35,8 @@ class Sequential(Trainer, layers_mod.Layer):
     ``base.trainable = False`` freezes them (and every layer in it) in the outer model's training."""
 
     _is_model = True  # a Layer that is not in the layer registry (layers.base: models serialize themselves)
+
+    _output_mask = None  # the mask of the last forward's output (Keras's masking), None without one
 
     def __init__(self, layers=None, name=None, trainable=True):
         self.name = name if name is not None else layers_mod._unique_name("sequential")
@@ -338,9 +345,28 @@ class Sequential(Trainer, layers_mod.Layer):
 
     # ------------------------------------------------------------------ math
     def _forward(self, x, training):
+        """The layers one after another; Keras's mask (from Embedding(mask_zero=True)) goes along: each layer
+        sees the mask of its input as ``_input_mask`` during its forward, and ``_output_mask`` is the mask of
+        the model's output (the loss and the metrics skip its False entries)."""
+        mask = self._input_mask
         for layer in self._layers:
-            x = layer.forward(x, training=training)
+            if mask is not None and not getattr(layer, "supports_masking", False) \
+                    and type(layer).__name__ in _READS_MASK_IN_KERAS:
+                raise NotImplementedError(
+                    f"layer {layer.name!r} ({type(layer).__name__}) gets a mask (from Embedding(mask_zero=True)), "
+                    "which it reads in Keras and gradsmith does not support for it yet")
+            layer._input_mask = mask
+            try:
+                y = layer.forward(x, training=training)
+            finally:
+                layer._input_mask = None
+            mask = layer.compute_mask(x, mask)
+            x = y
+        self._output_mask = mask
         return x
+
+    def compute_mask(self, inputs, mask=None):
+        return self._output_mask
 
     def _backward(self, dy):
         n = len(self._layers)

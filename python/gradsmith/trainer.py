@@ -29,6 +29,7 @@ import numpy as np
 
 from gradsmith import _core, callbacks as callbacks_mod, compiled_step, config, data_adapter, epoch_iterator, losses
 from gradsmith import metrics as metrics_mod, ops, optimizers, profiler
+from gradsmith.losses.reduction import squeeze_or_expand_to_same_rank, y_pred_mask
 
 __all__ = ["Trainer"]
 
@@ -194,7 +195,8 @@ class Trainer:
     def _python_train_step_body(self, x, y, sw):
         x, y, sw = self._prepare_batch(x, y, sw)
         y_pred = self._forward(x, training=True)
-        value, grad = self.loss.value_and_grad(y, y_pred, sw)
+        with y_pred_mask(self._output_mask):
+            value, grad = self.loss.value_and_grad(y, y_pred, sw)
         if self.loss_weight != 1.0:
             value *= self.loss_weight
             grad *= np.float32(self.loss_weight)
@@ -214,15 +216,17 @@ class Trainer:
                 return result
         x, y, sw = self._prepare_batch(x, y, sw)
         y_pred = self._forward(x, training=False)
-        value = self.loss(y, y_pred, sample_weight=sw) * self.loss_weight + self._regularization()
+        with y_pred_mask(self._output_mask):
+            value = self.loss(y, y_pred, sample_weight=sw) * self.loss_weight + self._regularization()
         self._update_metrics(y, y_pred, sw)
         return value, len(x)
 
     def _update_metrics(self, y, y_pred, sw):
+        mask = self._output_mask
         for m in self._resolve_metrics():
-            m.update_state(y, y_pred)
+            m.update_state(y, y_pred, **_masked_weights(m, mask, None))
         for m in self.compiled_weighted_metrics:
-            m.update_state(y, y_pred, sample_weight=sw)
+            m.update_state(y, y_pred, **_masked_weights(m, mask, sw))
 
     def _reset_metrics(self):
         for m in self._resolve_metrics() + self.compiled_weighted_metrics:
@@ -539,6 +543,19 @@ class Trainer:
     def predict_on_batch(self, x):
         x, _, _ = self._prepare_batch(x, None, None)
         return self._forward(x, training=False)
+
+
+def _masked_weights(metric, mask, sw):
+    """update_state's sample_weight for ``metric`` when y_pred carries Keras's ``mask``: MeanMetricWrapper
+    (accuracy, crossentropy, ...) folds the mask into the sample weights (Keras apply_mask, reduction 'sum':
+    ``sw * mask``, or the mask alone); the other metrics do not read the mask, as in Keras."""
+    if mask is None or not isinstance(metric, metrics_mod.MeanMetricWrapper):
+        return {} if sw is None else {"sample_weight": sw}
+    m = np.asarray(mask, np.float32)
+    if sw is None:
+        return {"sample_weight": m}
+    m, w = squeeze_or_expand_to_same_rank(m, np.asarray(sw, np.float32))
+    return {"sample_weight": w * m}
 
 
 def _check_validation_freq(freq):

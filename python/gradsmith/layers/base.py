@@ -141,6 +141,10 @@ class Layer:
     """Base class. Accepts Keras's ``input_shape=`` (and ``input_dim=``) on the first layer."""
 
     _is_graph_input = False  # an InputLayer starts a functional graph
+    # Keras's masking: a layer that supports masking passes the mask of its input on (``compute_mask``); one
+    # that does not drops it. A model sets ``_input_mask`` (batch, timesteps) for the call of ``forward``.
+    supports_masking = False
+    _input_mask = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -221,6 +225,10 @@ class Layer:
 
     def forward(self, x, training=False):
         raise NotImplementedError
+
+    def compute_mask(self, inputs, mask=None):
+        """The mask of the output (Keras): the input's mask where the layer supports masking, else None."""
+        return mask if self.supports_masking else None
 
     def _compiled_config(self, input_shape, offset):
         """How the compiled step runs this layer: ``{"kind": <a kind of cpp/model/layers/>, "numbers": {...},

@@ -16,6 +16,8 @@ class Dense(Layer):
     same pass that sums the bias gradient.
     """
 
+    supports_masking = True  # passes the mask of a (batch, timesteps, ...) input on, as in Keras
+
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, **kwargs):
         super().__init__(**kwargs)
@@ -130,6 +132,8 @@ def _activation_numbers(name):
 class Activation(Layer):
     """Applies an activation: ``Activation('relu')``."""
 
+    supports_masking = True  # passes the mask of a (batch, timesteps, ...) input on, as in Keras
+
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self.activation = _activation_name(activation)
@@ -159,6 +163,8 @@ class Dropout(Layer):
     size) one mask of that shape is drawn and broadcast over the input, e.g.
     ``(None, 1)`` drops whole samples.
     """
+
+    supports_masking = True  # passes the mask of a (batch, timesteps, ...) input on, as in Keras
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)

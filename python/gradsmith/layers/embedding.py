@@ -13,8 +13,10 @@ dense gradient of every row, as on Keras's JAX and PyTorch backends. In the comp
 (cpp/model/layers/embedding.h) the ids travel in the plan's float32 input rows, exact below 2^24: a larger
 ``input_dim`` trains layer by layer.
 
-``mask_zero=True`` is accepted, but masks are not propagated yet: a batch holding the id 0 (where the mask
-would matter) raises NotImplementedError.
+``mask_zero=True``: the output's mask is ``ids != 0`` (``compute_mask``, as Keras). In a Sequential model (or a
+functional chain) the mask flows through the layers that support masking (Dense, Activation, Dropout), is
+consumed by a recurrent layer (or passed on with return_sequences), and the loss and the metrics skip the
+masked steps; such a model trains layer by layer (the compiled step carries no masks).
 """
 import numpy as np
 
@@ -77,12 +79,7 @@ class Embedding(Layer):
         return np.asarray(inputs) != 0
 
     def _ids(self, x):
-        ids = ops.embedding_ids(x, self.input_dim)
-        if self.mask_zero and np.any(ids == 0):
-            raise NotImplementedError(
-                f"Embedding {self.name!r}: mask_zero=True and the batch holds the id 0: gradsmith does not "
-                "propagate masks yet (the layers after it and the loss would skip those steps in Keras)")
-        return ids
+        return ops.embedding_ids(x, self.input_dim)
 
     def __call__(self, x, training=False):
         if isinstance(x, KerasTensor) or getattr(x, "_is_graph_input", False):  # functional API: record only
@@ -110,7 +107,8 @@ class Embedding(Layer):
 
     def _compiled_config(self, input_shape, offset):
         if self.mask_zero:
-            raise NoCompiledForm(f"Embedding {self.name!r}: mask_zero=True (masks run layer by layer)")
+            raise NoCompiledForm(f"Embedding {self.name!r}: mask_zero=True (the compiled step carries no masks: "
+                                 "the model runs layer by layer)")
         if self.input_dim > _MAX_EXACT_FLOAT_ID:
             raise NoCompiledForm(f"Embedding {self.name!r}: input_dim {self.input_dim} is above 2^24, and the "
                                  "compiled step's float32 input rows hold ids exactly only below 2^24")

@@ -187,8 +187,39 @@ class GlobalMaxPooling1D(_GlobalPooling):
 
 
 class GlobalAveragePooling1D(_GlobalPooling):
+    """The mean over the steps; with Keras's mask (Embedding(mask_zero=True)) the mean of the valid steps only,
+    ``sum(x * m) / sum(m)`` as Keras computes it (a row with no valid step gives NaN there too); the mask
+    stops here."""
+
     rank = 1
     mode = "average"
+    supports_masking = True
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def forward(self, x, training=False):
+        mask = self._input_mask
+        if mask is None:
+            self._mask_cache = None
+            return super().forward(x, training=training)
+        _check_rank(self, x.shape)
+        m = np.asarray(mask, np.float32)[:, :, None]
+        count = m.sum(axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            y = ((np.asarray(x, np.float32) * m).sum(axis=1, keepdims=True) / count).astype(np.float32)
+        self._mask_cache = (m, count) if training else None
+        return y if self.keepdims else np.ascontiguousarray(y[:, 0])
+
+    def backward(self, dy, need_dx=True):
+        if getattr(self, "_mask_cache", None) is None:
+            return super().backward(dy, need_dx)
+        (m, count), self._mask_cache = self._mask_cache, None
+        if not need_dx:
+            return None
+        dy = np.asarray(dy, np.float32).reshape(m.shape[0], 1, -1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (dy * m / count).astype(np.float32)
 
 
 MaxPool1D, MaxPool2D, AvgPool1D, AvgPool2D = MaxPooling1D, MaxPooling2D, AveragePooling1D, AveragePooling2D

@@ -11,6 +11,7 @@ import numpy as np
 from gradsmith import initializers, ops, regularizers
 from gradsmith.layers.base import Layer, NoCompiledForm, _initializer_config, _regularizer_config, compiled_penalties
 from gradsmith.layers.core import _activation_name
+from gradsmith.layers import _masked_rnn
 
 __all__ = ["SimpleRNN", "GRU", "LSTM"]
 
@@ -26,6 +27,7 @@ class _RNN(Layer):
     _cell = "SimpleRNN"
     _gates = 1
     _weights_group = "cell"  # Keras saves a recurrent layer's weights as <layer>/cell/vars/<i>
+    supports_masking = True
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
@@ -126,9 +128,11 @@ class _RNN(Layer):
         return ops.rnn_forward(self._cell, x, self.kernel, self.recurrent_kernel, self.bias, h0, c0,
                                reset_after=self._reset_after(), go_backwards=self.go_backwards, training=training)
 
+    def compute_mask(self, inputs, mask=None):
+        """Keras: the input mask with return_sequences (the time axis stays), else None (consumed)."""
+        return mask if self.return_sequences else None
+
     def _check_input(self, x):
-        if getattr(x, "_keras_mask", None) is not None:
-            raise NotImplementedError(f"{type(self).__name__} {self.name!r}: masked inputs are not supported yet")
         if x.ndim != 3 or x.shape[-1] != self._kernel.shape[0]:
             raise ValueError(f"{type(self).__name__} {self.name!r}: expected inputs (batch, timesteps, "
                              f"{self._kernel.shape[0]}), got shape {x.shape}")
@@ -147,6 +151,20 @@ class _RNN(Layer):
             states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
             h0 = states[0]
             c0 = states[1] if len(states) > 1 else None
+        mask = self._input_mask
+        if mask is not None:
+            mask = np.asarray(mask, bool)
+            if mask.shape != x.shape[:2]:
+                raise ValueError(f"{type(self).__name__} {self.name!r}: the mask of shape {mask.shape} does not "
+                                 f"match the input's (batch, timesteps) {x.shape[:2]}")
+            hseq, h_last, c_last, cache = _masked_rnn.forward(
+                self._cell, x, mask, self.kernel, self.recurrent_kernel, self.bias, h0, c0, self._reset_after(),
+                self.go_backwards, training)
+            self._cache = cache
+            y = hseq if self.return_sequences else np.ascontiguousarray(hseq[:, -1])
+            if self.return_state:
+                return [y, h_last] + ([c_last] if self._cell == "LSTM" else [])
+            return y
         hseq, cache = self._run(x, h0, c0, training)
         self._cache = cache if training else None
         y = hseq if self.return_sequences else np.ascontiguousarray(hseq[:, -1])
@@ -169,6 +187,16 @@ class _RNN(Layer):
             dy = dy[0]  # gradients of the returned states are not propagated
         dy = np.ascontiguousarray(dy, dtype=np.float32)
         cache, self._cache = self._cache, None
+        if "saved" in cache:  # the masked recurrence (layers/_masked_rnn.py)
+            dx, dk, du, db = _masked_rnn.backward(
+                cache, self.kernel, self.recurrent_kernel, self.use_bias,
+                dy if self.return_sequences else None, None if self.return_sequences else dy, need_dx)
+            self._kernel.grad[...] = dk
+            self._recurrent_kernel.grad[...] = du
+            if self.use_bias:
+                self._bias.grad[...] = db
+            self._add_regularization_grads()
+            return dx
         dx, _, _, _ = ops.rnn_backward(
             cache, self.kernel, self.recurrent_kernel, dy_seq=dy if self.return_sequences else None,
             dy_last=None if self.return_sequences else dy, use_bias=self.use_bias, need_dx=need_dx,

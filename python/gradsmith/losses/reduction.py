@@ -5,6 +5,9 @@
 ``apply_mask`` + ``reduce_weighted_values`` written as ``sum(W * L) / divisor``
 so that the kernel path and the NumPy path reduce alike.
 """
+import contextlib
+import contextvars
+
 import numpy as np
 
 from gradsmith import ops
@@ -102,6 +105,32 @@ def _check_axis(axis, what):
 
 
 # Reduction (keras/src/losses/loss.py: apply_mask, reduce_weighted_values)
+# The Keras mask of y_pred (Keras reads ``y_pred._keras_mask``; a NumPy array has no such attribute, so the model
+# sets it here around its loss call): every reduction planned meanwhile skips its False entries.
+_Y_PRED_MASK = contextvars.ContextVar("gradsmith_y_pred_mask", default=None)
+
+
+@contextlib.contextmanager
+def y_pred_mask(mask):
+    """Within: the losses reduce as Keras does for a y_pred carrying ``mask`` (None: no mask)."""
+    token = _Y_PRED_MASK.set(None if mask is None else np.asarray(mask, bool))
+    try:
+        yield
+    finally:
+        _Y_PRED_MASK.reset(token)
+
+
+def _with_y_pred_mask(S, mask):
+    """Keras Loss.__call__: the loss's own mask (ignore_class) and y_pred's mask, ANDed, on the losses' shape."""
+    in_mask = _Y_PRED_MASK.get()
+    if in_mask is None:
+        return mask
+    if in_mask.shape != tuple(S):
+        in_mask = np.asarray(squeeze_or_expand_to_same_rank(in_mask, np.empty(S, bool))[0])
+        if in_mask.shape != tuple(S):
+            raise ValueError(f"the mask of y_pred has shape {in_mask.shape}, which does not fit the per-sample "
+                             f"losses of shape {tuple(S)}")
+    return in_mask if mask is None else (np.asarray(mask, bool) & in_mask)
 def standardize_reduction(reduction):
     if reduction not in _REDUCTIONS:
         raise ValueError(f"Invalid value for argument `reduction`. Expected one of {set(_REDUCTIONS)}. Received: "
@@ -139,6 +168,7 @@ class _Plan:
         self.S = tuple(S)
         reduction = "sum" if reduction in (None, "none") else reduction
         sw = None if sample_weight is None else _f32(sample_weight, "sample_weight")
+        mask = _with_y_pred_mask(self.S, mask)
         if mask is not None:
             # Keras apply_mask: for 'mean' / 'sum_over_batch_size' the valid entries weigh total / valid
             m = mask.astype(_F32)
