@@ -344,3 +344,38 @@ def test_a_fully_convolutional_model_takes_images_of_any_size(rng):
     model.fit(rng.random((8, 10, 10, 3), dtype=np.float32), rng.random((8, 1), dtype=np.float32), verbose=0)
     assert "not known in full" in model._plan_reason  # the layer-by-layer path, and it says why
     assert model.predict(rng.random((2, 14, 12, 3), dtype=np.float32), verbose=0).shape == (2, 1)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c[0]["lists"].update(kernel_size=[2 ** 21, 3]), "2\\^20"),
+    (lambda c: c[0]["lists"].update(strides=[0, 1]), "2\\^20"),
+    (lambda c: c[0]["lists"].update(dilation_rate=[1]), "one value per axis"),
+    (lambda c: c[0]["lists"].pop("kernel_size"), "one value per axis"),
+    (lambda c: c[0]["numbers"].update(padding=7), "padding"),
+    (lambda c: c[0]["numbers"].update(padding=float("nan")), "padding"),
+    (lambda c: c[0]["numbers"].update(padding=2), "causal"),
+    (lambda c: c[0]["lists"].update(kernel_size=[9, 9]), "larger than the input"),
+    (lambda c: c[0]["numbers"].update(filters=0), "whole number"),
+    (lambda c: c[0].update(input_shape=[6, 6]), "one value per axis"),  # read as a Conv1D's (steps, channels)
+    (lambda c: c[1]["numbers"].update(mode=3), "max or average"),
+    (lambda c: c[1]["lists"].update(pool_size=[2 ** 30, 2]), "2\\^20"),
+    (lambda c: c[1]["lists"].update(pool_size=[7, 7]), "larger than the input"),
+    (lambda c: c[2]["lists"].update(target_shape=[5, -2]), "positive"),
+    (lambda c: c[2]["lists"].update(target_shape=[7]), "cannot reshape"),
+], ids=["huge_kernel", "zero_stride", "short_dilation", "no_kernel_size", "bad_padding", "nan_padding",
+        "causal_2d", "kernel_too_big", "zero_filters", "wrong_rank", "bad_pool_mode", "huge_pool", "pool_too_big",
+        "negative_target", "wrong_target"])
+def test_the_runner_checks_conv_pool_and_reshape_descriptions(change, message):
+    """Hostile compiled-layer descriptions are clear errors before anything runs (no crash, no overflow)."""
+    from gradsmith import _core
+    from test_compiled_step import _runner_args
+
+    model = keras.Sequential([layers.Conv2D(2, 3, input_shape=(6, 6, 1)), layers.MaxPooling2D(),
+                              layers.Reshape((8,)), layers.Dense(1)])
+    model.compile("adam", "mse")
+    model.build((None, 6, 6, 1))
+    _, configs, loss, opt, ranges, slots = _runner_args(model)
+    assert [c["kind"] for c in configs] == ["Conv", "Pooling", "Reshape", "Dense"]
+    change(configs)
+    with pytest.raises(ValueError, match=message):
+        _core.CpuRunner(configs, loss, opt, model.parameters, model.gradients, ranges, slots, [])
