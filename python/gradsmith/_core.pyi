@@ -49,6 +49,34 @@ class kinds:
     clips: Mapping[str, int]  # enum ClipKind (none, clipvalue, clipnorm, global_clipnorm), core/optimizer.h
     matmul_precisions: Mapping[str, int]  # enum MatmulPrecision (highest, tf32, bf16), core/matmul_precision.h
     layers: tuple[str, ...]  # the layer kinds of cpp/model/layers/, registered by Keras class name
+    pool_modes: Mapping[str, int]  # enum PoolMode (max, average), math/conv.h
+    paddings: Mapping[str, int]  # enum PaddingMode (valid, same, causal), math/conv.h
+
+# Convolution and pooling, NHWC (cpp/bindings/conv_bindings.cpp; gradsmith.ops.conv2d_* / pool2d_* wrap them).
+def conv_forward(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], act_kind: int, act_param: float,
+                 strides: tuple[int, int], dilation_rate: tuple[int, int], padding: int,
+                 keep_z: bool) -> tuple[np.ndarray, Optional[np.ndarray]]: ...
+def conv_backward(dy: np.ndarray, x: np.ndarray, kernel: np.ndarray, z: Optional[np.ndarray], act_kind: int,
+                  act_param: float, strides: tuple[int, int], dilation_rate: tuple[int, int], padding: int,
+                  need_dx: bool, dkernel_out: np.ndarray, dbias_out: Optional[np.ndarray]) -> Optional[np.ndarray]: ...
+def pool_forward(x: np.ndarray, mode: int, global_pool: bool, pool_size: tuple[int, int], strides: tuple[int, int],
+                 padding: int, keep_arg: bool) -> tuple[np.ndarray, Optional[np.ndarray]]: ...
+def pool_backward(dy: np.ndarray, arg: Optional[np.ndarray], in_h: int, in_w: int, mode: int, global_pool: bool,
+                  pool_size: tuple[int, int], strides: tuple[int, int], padding: int) -> np.ndarray: ...
+
+# Embedding (cpp/bindings/embedding_bindings.cpp): a gather, and the per-row sum of its gradient.
+def embedding_forward(ids: np.ndarray, table: np.ndarray) -> np.ndarray: ...
+def embedding_backward(ids: np.ndarray, dy: np.ndarray, dtable_out: np.ndarray) -> None: ...
+
+# SimpleRNN / GRU / LSTM (cpp/bindings/recurrent_bindings.cpp; gradsmith.ops.rnn_forward / rnn_backward).
+def rnn_forward(cell: int, reset_after: bool, go_backwards: bool, x: np.ndarray, kernel: np.ndarray,
+                recurrent_kernel: np.ndarray, bias: Optional[np.ndarray], h0: Optional[np.ndarray],
+                c0: Optional[np.ndarray], training: bool) -> tuple: ...
+def rnn_backward(cell: int, reset_after: bool, go_backwards: bool, x: np.ndarray, kernel: np.ndarray,
+                 recurrent_kernel: np.ndarray, c0: Optional[np.ndarray], dy_seq: Optional[np.ndarray],
+                 dy_last: Optional[np.ndarray], gates: np.ndarray, hprev: Optional[np.ndarray],
+                 extra: Optional[np.ndarray], need_dx: bool, dkernel_out: np.ndarray,
+                 drecurrent_kernel_out: np.ndarray, dbias_out: Optional[np.ndarray]) -> Optional[np.ndarray]: ...
 
 # Machine roofs (cpp/cpu/machine_peak.h), used by gradsmith.machine.
 def peak_flops_run(iters: int) -> tuple[float, float]: ...
