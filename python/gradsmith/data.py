@@ -751,7 +751,34 @@ class _Experimental:
 experimental = _Experimental()
 
 
-# Text: a vocabulary (text <-> ids) and next-token (input, target) windows (gradsmith/text.py).
-from gradsmith.text import Vocabulary, sequence_dataset, split_input_target, text_sequences  # noqa: E402
+# Text: a vocabulary (text <-> ids, gradsmith/text.py) and next-token (input, target) windows as a Dataset.
+from gradsmith.text import Vocabulary, split_input_target, text_sequences  # noqa: E402
 
 __all__ += ["Vocabulary", "split_input_target", "text_sequences", "sequence_dataset"]
+
+
+def sequence_dataset(ids, sequence_length, batch_size=None, shuffle=None, seed=None, validation_split=None,
+                     stride=None, drop_remainder=False):
+    """The next-token pairs of ``text_sequences`` as a ``gradsmith.data.Dataset`` of (input, target).
+
+    ``validation_split`` (a fraction in (0, 1)) keeps the LAST chunks for validation, as Keras's fit does, and
+    returns ``(train, validation)``; ``shuffle`` (a buffer size, or True for all chunks) shuffles the training
+    chunks on every pass (deterministically for a ``seed``); ``batch_size`` batches both."""
+    inputs, targets = text_sequences(ids, sequence_length, stride)
+    n = len(inputs)
+    split = None
+    if validation_split is not None:
+        if not 0.0 < float(validation_split) < 1.0:
+            raise ValueError(f"sequence_dataset: validation_split must be in (0, 1), got {validation_split!r}")
+        split = int(n * (1.0 - float(validation_split)))
+    parts = [(inputs, targets)] if split is None else [(inputs[:split], targets[:split]),
+                                                       (inputs[split:], targets[split:])]
+    out = []
+    for k, (xi, ti) in enumerate(parts):
+        ds = Dataset.from_tensor_slices((np.ascontiguousarray(xi), np.ascontiguousarray(ti)))
+        if k == 0 and shuffle:
+            ds = ds.shuffle(max(len(xi), 1) if shuffle is True else int(shuffle), seed=seed)
+        if batch_size is not None:
+            ds = ds.batch(int(batch_size), drop_remainder=drop_remainder)
+        out.append(ds)
+    return out[0] if split is None else tuple(out)

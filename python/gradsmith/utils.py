@@ -2,7 +2,7 @@
 array helpers ``to_categorical`` and ``normalize``, ``PyDataset`` / ``Sequence`` (data by batch index),
 and the image helpers ``image_dataset_from_directory``, ``load_img``, ``img_to_array``, ``array_to_img``,
 ``save_img`` (from ``gradsmith.preprocessing``), and the text helpers ``Vocabulary``, ``split_input_target``,
-``text_sequences``, ``sequence_dataset`` (gradsmith/text.py, also in ``gradsmith.data``).
+``text_sequences`` (gradsmith/text.py) and ``sequence_dataset`` (gradsmith/data.py), also in ``gradsmith.data``.
 
 After ``set_random_seed(s)``, unseeded initializers, Dropout layers without a
 seed and fit's shuffling all draw from one generator seeded with ``s`` (and
@@ -15,7 +15,8 @@ import random
 import numpy as np
 
 from gradsmith.py_dataset import PyDataset, Sequence
-from gradsmith.text import Vocabulary, sequence_dataset, split_input_target, text_sequences
+from gradsmith.data import sequence_dataset
+from gradsmith.text import Vocabulary, split_input_target, text_sequences
 
 __all__ = ["set_random_seed", "to_categorical", "normalize", "PyDataset", "Sequence", "image_dataset_from_directory",
            "load_img", "img_to_array", "array_to_img", "save_img", "Vocabulary", "split_input_target",
