@@ -287,6 +287,32 @@ class Layer:
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
 
 
+class KernelBias:
+    """The kernel and optional bias of Dense, the convolutions and the recurrent layers, as Keras names them:
+    their values, and their offsets in the compiled step's description of the layer."""
+
+    @property
+    def kernel(self):
+        return self._kernel.value
+
+    @property
+    def bias(self):
+        return self._bias.value if self._bias is not None else None
+
+    def _add_kernel_and_bias(self, kernel_shape, bias_shape):
+        """kernel, then bias when ``use_bias`` (Keras's order), from the layer's initializers and regularizers."""
+        self._kernel = self.add_weight("kernel", kernel_shape, self.kernel_initializer, self.kernel_regularizer)
+        self._bias = (self.add_weight("bias", bias_shape, self.bias_initializer, self.bias_regularizer)
+                      if self.use_bias else None)
+
+    def _kernel_bias_offsets(self, offset, **more):
+        """{"kernel": .., **more, "bias": ..} (no bias without ``use_bias``) for ``_compiled_config``."""
+        weights = {"kernel": offset(self.kernel), **{k: offset(v) for k, v in more.items()}}
+        if self.use_bias:
+            weights["bias"] = offset(self.bias)
+        return weights
+
+
 def implied_weights(layer, input_shape):
     """(the sizes of the weights ``layer.build(input_shape)`` would make, the layer's output shape),
     found by building the unbuilt layer with shapes only (nothing allocated, no initializer drawn)

@@ -7,7 +7,7 @@ cpp/cpu/conv.cpp) and the same compiled layer (cpp/model/layers/conv.h).
 import numpy as np
 
 from gradsmith import _core, initializers, ops, regularizers
-from gradsmith.layers.base import Layer, _initializer_config, _regularizer_config, compiled_penalties
+from gradsmith.layers.base import KernelBias, Layer, _initializer_config, _regularizer_config, compiled_penalties
 from gradsmith.layers.core import _KERAS_ACTIVATION, _activation_name, _activation_numbers
 
 __all__ = ["Conv1D", "Conv2D", "Convolution1D", "Convolution2D", "window_output", "as_tuple"]
@@ -53,7 +53,7 @@ def check_data_format(data_format, what):
         raise ValueError(f"{what}: data_format={data_format!r} is not supported; gradsmith is channels_last")
 
 
-class _Conv(Layer):
+class _Conv(KernelBias, Layer):
     """The convolution of rank 1 or 2 (Keras's BaseConv)."""
 
     rank = 2
@@ -100,19 +100,8 @@ class _Conv(Layer):
         if channels is None:
             raise ValueError(f"{what}: the channel axis of the input must be known, got {input_shape}")
         self.compute_output_shape(input_shape)  # raises when the kernel does not fit
-        self._kernel = self.add_weight("kernel", self.kernel_size + (channels, self.filters), self.kernel_initializer,
-                                       self.kernel_regularizer)
-        self._bias = (self.add_weight("bias", (self.filters,), self.bias_initializer, self.bias_regularizer)
-                      if self.use_bias else None)
+        self._add_kernel_and_bias(self.kernel_size + (channels, self.filters), (self.filters,))
         super().build(input_shape)
-
-    @property
-    def kernel(self):
-        return self._kernel.value
-
-    @property
-    def bias(self):
-        return self._bias.value if self._bias is not None else None
 
     def compute_output_shape(self, input_shape):
         try:
@@ -162,15 +151,12 @@ class _Conv(Layer):
         return None if dx is None else dx.reshape(x_shape)
 
     def _compiled_config(self, input_shape, offset):
-        weights = {"kernel": offset(self.kernel)}
-        if self.use_bias:
-            weights["bias"] = offset(self.bias)
         return {"kind": "Conv",
                 "numbers": {"filters": self.filters, "padding": _core.kinds.paddings[self.padding],
                             **_activation_numbers(self.activation)},
                 "lists": {"kernel_size": list(self.kernel_size), "strides": list(self.strides),
                           "dilation_rate": list(self.dilation_rate)},
-                "weights": weights,
+                "weights": self._kernel_bias_offsets(offset),
                 "penalties": compiled_penalties(kernel=self.kernel_regularizer,
                                                 bias=self.bias_regularizer if self.use_bias else None)}
 

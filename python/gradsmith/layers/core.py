@@ -2,13 +2,13 @@
 import numpy as np
 
 from gradsmith import initializers, ops, regularizers, utils
-from gradsmith.layers.base import (Layer, NoCompiledForm, _initializer_config, _regularizer_config, as_shape,
+from gradsmith.layers.base import (KernelBias, Layer, NoCompiledForm, _initializer_config, _regularizer_config, as_shape,
                                    compiled_penalties)
 
 __all__ = ["Dense", "Activation", "Dropout", "Flatten"]
 
 
-class Dense(Layer):
+class Dense(KernelBias, Layer):
     """``y = activation(x @ kernel + bias)``, kernel of shape (in, units) as Keras.
 
     Inputs of rank > 2 are applied along the last axis. Bias and activation run
@@ -36,19 +36,8 @@ class Dense(Layer):
         in_dim = input_shape[-1]
         if in_dim is None:
             raise ValueError(f"Dense {self.name!r}: the last axis of the input must be known, got {input_shape}")
-        self._kernel = self.add_weight("kernel", (in_dim, self.units), self.kernel_initializer,
-                                       self.kernel_regularizer)
-        self._bias = (self.add_weight("bias", (self.units,), self.bias_initializer, self.bias_regularizer)
-                      if self.use_bias else None)
+        self._add_kernel_and_bias((in_dim, self.units), (self.units,))
         super().build(input_shape)
-
-    @property
-    def kernel(self):
-        return self._kernel.value
-
-    @property
-    def bias(self):
-        return self._bias.value if self._bias is not None else None
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
@@ -89,11 +78,8 @@ class Dense(Layer):
         return None if dx is None else dx.reshape(lead + (x2.shape[1],))
 
     def _compiled_config(self, input_shape, offset):
-        weights = {"kernel": offset(self.kernel)}
-        if self.use_bias:
-            weights["bias"] = offset(self.bias)
         return {"kind": "Dense", "numbers": {"units": self.units, **_activation_numbers(self.activation)},
-                "weights": weights,
+                "weights": self._kernel_bias_offsets(offset),
                 "penalties": compiled_penalties(kernel=self.kernel_regularizer,
                                                 bias=self.bias_regularizer if self.use_bias else None)}
 

@@ -9,7 +9,7 @@ state, what ``Sequential.generate`` calls one token at a time.
 import numpy as np
 
 from gradsmith import initializers, ops, regularizers
-from gradsmith.layers.base import Layer, NoCompiledForm, _initializer_config, _regularizer_config, compiled_penalties
+from gradsmith.layers.base import KernelBias, Layer, NoCompiledForm, _initializer_config, _regularizer_config, compiled_penalties
 from gradsmith.layers.core import _activation_name
 from gradsmith.layers import _masked_rnn
 
@@ -21,7 +21,7 @@ class _Ones(initializers.Initializer):
         return np.ones(shape, np.float32)
 
 
-class _RNN(Layer):
+class _RNN(KernelBias, Layer):
     """What SimpleRNN, GRU and LSTM share (Keras's RNN wrapping one cell)."""
 
     _cell = "SimpleRNN"
@@ -99,16 +99,8 @@ class _RNN(Layer):
         super().build(input_shape)
 
     @property
-    def kernel(self):
-        return self._kernel.value
-
-    @property
     def recurrent_kernel(self):
         return self._recurrent_kernel.value
-
-    @property
-    def bias(self):
-        return self._bias.value if self._bias is not None else None
 
     def compute_output_shape(self, input_shape):
         if self.return_sequences:
@@ -229,9 +221,7 @@ class _RNN(Layer):
     def _compiled_config(self, input_shape, offset):
         if self.return_state:
             raise NoCompiledForm(f"layer {self.name!r} returns its states: it runs layer by layer")
-        weights = {"kernel": offset(self.kernel), "recurrent_kernel": offset(self.recurrent_kernel)}
-        if self.use_bias:
-            weights["bias"] = offset(self.bias)
+        weights = self._kernel_bias_offsets(offset, recurrent_kernel=self.recurrent_kernel)
         return {"kind": "Recurrent",
                 "numbers": {"cell": ops.RNN_CELLS[self._cell], "units": self.units,
                             "reset_after": float(self._reset_after()), "go_backwards": float(self.go_backwards),
