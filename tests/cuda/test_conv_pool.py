@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from gradsmith import _core, cuda, ops
+from plan_helpers import train_plan
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not cuda.is_available(), reason=f"no CUDA device: {cuda.unavailable_reason()}")]
@@ -237,29 +238,8 @@ CNNS = {
 
 def _train_cnn(device, name, x, y, epochs):
     """Adam, binary cross-entropy, batches of 8: the losses, the weights and the predictions after `epochs`."""
-    from gradsmith import compiled_step, optimizers
-
     _, layers, n = CNNS[name]
-    rng = np.random.default_rng(11)
-    params = (rng.standard_normal(n) * 0.4).astype(np.float32)
-    slots = [np.zeros(n, np.float32), np.zeros(n, np.float32), None]
-    loss = {"kind": ops._LOSS_KINDS["binary_crossentropy"], "from_logits": False, "label_smoothing": 0.0,
-            "delta": 1.0, "weight": 1.0}
-    opt = {"kind": compiled_step._KINDS[optimizers.Adam], "weight_decay": 0.0, "momentum": 0.0, "beta_1": 0.9,
-           "beta_2": 0.999, "epsilon": 1e-7, "rho": 0.9, "nesterov": False, "clip_kind": 0, "clip": 0.0}
-    runner = _core.CudaRunner if device == "cuda" else _core.CpuRunner
-    plan = runner(layers, loss, opt, params, np.zeros_like(params), [(0, 0, n)], slots, [])
-    if device == "cuda":
-        plan.upload()
-    x = x.reshape(len(x), -1)  # the runner takes rows of features
-    batch, losses = 8, []
-    steps = len(x) // batch
-    for epoch in range(epochs):
-        values, _ = plan.train_steps(x, y, None, None, batch, np.full(steps, 0.01), epoch * steps + 1)
-        losses.extend(values.tolist())
-    if device == "cuda":
-        plan.download()
-    return np.array(losses), params, plan.predict(x)
+    return train_plan(device, layers, n, x, y, epochs, batch=8)
 
 
 @pytest.mark.parametrize("name", sorted(CNNS))
