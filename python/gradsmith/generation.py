@@ -17,9 +17,6 @@ from gradsmith import utils
 
 __all__ = ["generate", "Stepper"]
 
-# Layers that act on each time step on its own, stepped through their forward on one step.
-_POINTWISE_IN_TIME = {"Embedding", "Dense", "Activation", "Dropout", "BatchNormalization", "LayerNormalization",
-                      "GaussianNoise", "GaussianDropout", "Softmax", "ReLU", "LeakyReLU", "TimeDistributed"}
 _EPSILON = 1e-7
 
 
@@ -34,7 +31,7 @@ class Stepper:
         for layer in self.layers:
             if hasattr(layer, "step") and hasattr(layer, "initial_step_state"):
                 self.states.append(layer.initial_step_state(batch))
-            elif type(layer).__name__ in _POINTWISE_IN_TIME or getattr(layer, "_steps_pointwise", False):
+            elif getattr(layer, "_steps_pointwise", False):  # each time step on its own: forward on one step
                 self.states.append(None)
             else:
                 raise NotImplementedError(

@@ -141,6 +141,9 @@ class Layer:
     """Base class. Accepts Keras's ``input_shape=`` (and ``input_dim=``) on the first layer."""
 
     _is_graph_input = False  # an InputLayer starts a functional graph
+    # Acts on each time step of a sequence on its own (Dense on the last axis, Embedding, Activation, ...):
+    # Sequential.generate steps it through its forward on one step (recurrent layers have step() instead).
+    _steps_pointwise = False
     # Keras's masking: a layer that supports masking passes the mask of its input on (``compute_mask``); one
     # that does not drops it. A model sets ``_input_mask`` (batch, timesteps) for the call of ``forward``.
     supports_masking = False

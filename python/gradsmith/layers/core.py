@@ -16,6 +16,8 @@ class Dense(KernelBias, Layer):
     same pass that sums the bias gradient.
     """
 
+    _steps_pointwise = True
+
     supports_masking = True  # passes the mask of a (batch, timesteps, ...) input on, as in Keras
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
@@ -118,6 +120,8 @@ def _activation_numbers(name):
 class Activation(Layer):
     """Applies an activation: ``Activation('relu')``."""
 
+    _steps_pointwise = True
+
     supports_masking = True  # passes the mask of a (batch, timesteps, ...) input on, as in Keras
 
     def __init__(self, activation, **kwargs):
@@ -149,6 +153,8 @@ class Dropout(Layer):
     size) one mask of that shape is drawn and broadcast over the input, e.g.
     ``(None, 1)`` drops whole samples.
     """
+
+    _steps_pointwise = True
 
     supports_masking = True  # passes the mask of a (batch, timesteps, ...) input on, as in Keras
 

@@ -38,6 +38,8 @@ def _positive_int(value, what):
 class Embedding(Layer):
     """``y = embeddings[ids]``: ids (batch, ...) -> (batch, ..., output_dim)."""
 
+    _steps_pointwise = True
+
     _takes_ids = True  # the model hands it its integer input as int64, not float32
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", embeddings_regularizer=None,
