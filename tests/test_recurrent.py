@@ -122,10 +122,6 @@ def test_layers_have_keras_weight_shapes_outputs_and_states(rng):
 
 
 def test_unsupported_options_say_so():
-    with pytest.raises(NotImplementedError, match="dropout"):
-        GRU(3, dropout=0.2)
-    with pytest.raises(NotImplementedError, match="recurrent_dropout"):
-        LSTM(3, recurrent_dropout=0.1)
     with pytest.raises(NotImplementedError, match="tanh"):
         SimpleRNN(3, activation="relu")
     with pytest.raises(ValueError, match="rank 3"):

@@ -8,12 +8,16 @@ state, what ``Sequential.generate`` calls one token at a time.
 """
 import numpy as np
 
-from gradsmith import initializers, ops, regularizers
-from gradsmith.layers.base import KernelBias, Layer, NoCompiledForm, _initializer_config, _regularizer_config, compiled_penalties
+from gradsmith import initializers, ops, regularizers, utils
+from gradsmith.layers.base import KerasTensor, KernelBias, Layer, NoCompiledForm, _initializer_config, _regularizer_config, compiled_penalties
 from gradsmith.layers.core import _activation_name
 from gradsmith.layers import _masked_rnn
 
 __all__ = ["SimpleRNN", "GRU", "LSTM"]
+
+
+def _is_symbolic(v):
+    return isinstance(v, KerasTensor) or getattr(v, "_is_graph_input", False)
 
 
 class _Ones(initializers.Initializer):
@@ -50,9 +54,6 @@ class _RNN(KernelBias, Layer):
         for name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
             if not isinstance(rate, (int, float, np.floating, np.integer)) or not 0 <= rate < 1:
                 raise ValueError(f"{what}: {name} must be a number in [0, 1), got {rate!r}")
-            if rate != 0:
-                raise NotImplementedError(f"{what}: {name}={rate!r} is not supported yet (only 0); put a Dropout "
-                                          "layer before or after the recurrent layer instead")
         if stateful:
             raise NotImplementedError(f"{what}: stateful=True is not supported (Sequential.generate carries the "
                                       "state between steps itself)")
@@ -68,7 +69,13 @@ class _RNN(KernelBias, Layer):
         self.bias_regularizer = regularizers.get(bias_regularizer)
         self.dropout = float(dropout)
         self.recurrent_dropout = float(recurrent_dropout)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+            raise ValueError(f"{what}: seed must be an integer or None, got {seed!r}")
         self.seed = seed
+        self._seed = int(seed) if seed is not None else int(utils.global_rng().integers(0, 2**63))
+        self._calls = np.zeros(1, np.int64)  # training calls so far: the dropout masks' Philox offset
+        self._x_keep = None
+        self.initial_state_grads = None
         self.return_sequences = bool(return_sequences)
         self.return_state = bool(return_state)
         self.go_backwards = bool(go_backwards)
@@ -137,64 +144,118 @@ class _RNN(KernelBias, Layer):
         return [h, np.ascontiguousarray(cache["c_last"])] if self._cell == "LSTM" else [h]
 
     def forward(self, x, training=False, initial_state=None):
+        """The sequence's outputs (and with ``return_state`` the final states). The compiled kernels run it
+        unless the step-by-step NumPy recurrence (layers/_masked_rnn.py) is needed: a mask, recurrent
+        dropout, or training with states that take part in the gradient (an ``initial_state``, returned
+        states), since the kernels give no gradient of the states."""
         x = self._check_input(x)
         h0 = c0 = None
         if initial_state is not None:
-            states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
-            h0 = states[0]
-            c0 = states[1] if len(states) > 1 else None
+            h0, c0 = self._initial_states(initial_state, x.shape[0])
         mask = self._input_mask
         if mask is not None:
             mask = np.asarray(mask, bool)
             if mask.shape != x.shape[:2]:
                 raise ValueError(f"{type(self).__name__} {self.name!r}: the mask of shape {mask.shape} does not "
                                  f"match the input's (batch, timesteps) {x.shape[:2]}")
+        x, drop = self._dropout_masks(x, training)
+        stepwise = mask is not None or drop is not None or \
+            (training and (initial_state is not None or self.return_state))
+        if stepwise:
             hseq, h_last, c_last, cache = _masked_rnn.forward(
                 self._cell, x, mask, self.kernel, self.recurrent_kernel, self.bias, h0, c0, self._reset_after(),
-                self.go_backwards, training)
-            self._cache = cache
-            y = hseq if self.return_sequences else np.ascontiguousarray(hseq[:, -1])
-            if self.return_state:
-                return [y, h_last] + ([c_last] if self._cell == "LSTM" else [])
-            return y
-        hseq, cache = self._run(x, h0, c0, training)
+                self.go_backwards, training, drop)
+            states = [h_last] + ([c_last] if self._cell == "LSTM" else [])
+        else:
+            hseq, cache = self._run(x, h0, c0, training)
+            states = self._states(hseq, cache) if self.return_state else None
         self._cache = cache if training else None
         y = hseq if self.return_sequences else np.ascontiguousarray(hseq[:, -1])
-        if self.return_state:
-            return [y] + self._states(hseq, cache)
-        return y
+        return [y] + states if self.return_state else y
+
+    def _initial_states(self, initial_state, batch):
+        """(h0, c0 or None) from ``initial_state`` (one array, or a list: [h] or, for the LSTM, [h, c])."""
+        states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+        want = 2 if self._cell == "LSTM" else 1
+        if len(states) != want:
+            raise ValueError(f"{type(self).__name__} {self.name!r}: initial_state has {want} state(s) "
+                             f"({'[h, c]' if want == 2 else '[h]'}), got {len(states)}")
+        out = []
+        for s in states:
+            s = np.ascontiguousarray(s, dtype=np.float32)
+            if s.shape != (batch, self.units):
+                raise ValueError(f"{type(self).__name__} {self.name!r}: an initial state must have shape "
+                                 f"{(batch, self.units)}, got {s.shape}")
+            out.append(s)
+        return out[0], (out[1] if want == 2 else None)
+
+    def _dropout_masks(self, x, training):
+        """(x, drop): Keras's dropout while training. ``dropout`` alone: one mask per sample and feature, the
+        same at every step, laid on x here (undone in backward). With ``recurrent_dropout``: Keras's
+        implementation 1, one input mask and one state mask per gate, for the step-by-step recurrence."""
+        self._x_keep = None
+        if not training or (self.dropout == 0 and self.recurrent_dropout == 0):
+            return x, None
+        offset = int(self._calls[0])
+        self._calls[0] += 1
+        B, _, F = x.shape
+
+        def masks(shape, rate, which):
+            keep = ops.dropout_mask(shape, rate, self._seed, 2 * offset + which)
+            return keep.astype(np.float32) / np.float32(1.0 - rate)
+
+        if self.recurrent_dropout == 0:
+            self._x_keep = masks((B, 1, F), self.dropout, 0)
+            return (x * self._x_keep).astype(np.float32), None
+        g = self._gates if self._cell != "SimpleRNN" else 1
+        return x, {"x": list(masks((g, B, F), self.dropout, 0)) if self.dropout else None,
+                   "h": list(masks((g, B, self.units), self.recurrent_dropout, 1))}
 
     def __call__(self, x, training=False, initial_state=None):
         if initial_state is None:
             return super().__call__(x, training=training)
+        if _is_symbolic(x) or any(_is_symbolic(s) for s in
+                                  (initial_state if isinstance(initial_state, (list, tuple)) else [initial_state])):
+            return Layer.__call__(self, x, training=training, initial_state=initial_state)
         x = np.asarray(x, dtype=np.float32)
         if not self.built:
             self.build((None,) + x.shape[1:])
         return self.forward(x, training=training, initial_state=initial_state)
 
     def backward(self, dy, need_dx=True):
+        """dx from the gradient of the output; with ``return_state``, ``dy`` may be the list [d output,
+        d h (, d c)] (None for one that gets no gradient). The gradients of the initial states are left in
+        ``self.initial_state_grads`` (a list, or None when the kernels ran)."""
         if self._cache is None:
             raise RuntimeError(f"{type(self).__name__} {self.name!r}: backward needs a training forward pass first")
+        d_states = [None, None]
         if isinstance(dy, (list, tuple)):
-            dy = dy[0]  # gradients of the returned states are not propagated
-        dy = np.ascontiguousarray(dy, dtype=np.float32)
+            dy, d_states = dy[0], list(dy[1:]) + [None, None]
         cache, self._cache = self._cache, None
-        if "saved" in cache:  # the masked recurrence (layers/_masked_rnn.py)
-            dx, dk, du, db = _masked_rnn.backward(
+        out_shape = (cache["mask"].shape[0], self.units) if "saved" in cache else None
+        if dy is None:
+            dy = np.zeros(out_shape if not self.return_sequences else cache["mask"].shape + (self.units,), np.float32)
+        dy = np.ascontiguousarray(dy, dtype=np.float32)
+        self.initial_state_grads = None
+        if "saved" in cache:  # the step-by-step recurrence (layers/_masked_rnn.py)
+            dx, dk, du, db, dh0, dc0 = _masked_rnn.backward(
                 cache, self.kernel, self.recurrent_kernel, self.use_bias,
-                dy if self.return_sequences else None, None if self.return_sequences else dy, need_dx)
+                dy if self.return_sequences else None, None if self.return_sequences else dy,
+                need_dx or self._x_keep is not None, d_states[0], d_states[1])
             self._kernel.grad[...] = dk
             self._recurrent_kernel.grad[...] = du
             if self.use_bias:
                 self._bias.grad[...] = db
-            self._add_regularization_grads()
-            return dx
-        dx, _, _, _ = ops.rnn_backward(
-            cache, self.kernel, self.recurrent_kernel, dy_seq=dy if self.return_sequences else None,
-            dy_last=None if self.return_sequences else dy, use_bias=self.use_bias, need_dx=need_dx,
-            dkernel_out=self._kernel.grad, drecurrent_kernel_out=self._recurrent_kernel.grad,
-            dbias_out=self._bias.grad if self.use_bias else None)
+            self.initial_state_grads = [dh0] + ([dc0] if self._cell == "LSTM" else [])
+        else:
+            dx, _, _, _ = ops.rnn_backward(
+                cache, self.kernel, self.recurrent_kernel, dy_seq=dy if self.return_sequences else None,
+                dy_last=None if self.return_sequences else dy, use_bias=self.use_bias, need_dx=need_dx,
+                dkernel_out=self._kernel.grad, drecurrent_kernel_out=self._recurrent_kernel.grad,
+                dbias_out=self._bias.grad if self.use_bias else None)
         self._add_regularization_grads()
+        if dx is not None and self._x_keep is not None:
+            dx = (dx * self._x_keep).astype(np.float32)
         return dx
 
     # -- stepping (generation) -----------------------------------------------------------------------------------
@@ -221,6 +282,8 @@ class _RNN(KernelBias, Layer):
     def _compiled_config(self, input_shape, offset):
         if self.return_state:
             raise NoCompiledForm(f"layer {self.name!r} returns its states: it runs layer by layer")
+        if self.dropout or self.recurrent_dropout:
+            raise NoCompiledForm(f"layer {self.name!r} has dropout: it runs layer by layer")
         weights = self._kernel_bias_offsets(offset, recurrent_kernel=self.recurrent_kernel)
         return {"kind": "Recurrent",
                 "numbers": {"cell": ops.RNN_CELLS[self._cell], "units": self.units,
