@@ -337,14 +337,26 @@ def _write_layers(parent, model):
                 _write_optimizer(group, layer)
             group.create_group("vars").attrs["name"] = layer.name
             continue
-        sub = getattr(layer, "_weights_group", None)  # a recurrent layer's weights live under its cell
-        if sub is not None:
-            group.create_group("vars").attrs["name"] = layer.name
-            group = group.create_group(sub)
-        group = group.create_group("vars")
-        group.attrs["name"] = layer.name
-        for i, w in enumerate(layer._weights):
-            group.create_dataset(str(i), data=np.asarray(w.value, np.float32))
+        _write_layer_weights(group, layer)
+
+
+def _write_layer_weights(group, layer):
+    """A layer's ``vars``; a recurrent layer's under its ``cell``, a wrapper's (Bidirectional, TimeDistributed)
+    under each wrapped layer's group (``_h5_sublayers``), as Keras writes them."""
+    wrapped = getattr(layer, "_h5_sublayers", None)
+    sub = getattr(layer, "_weights_group", None)  # a recurrent layer's weights live under its cell
+    if wrapped or sub is not None:
+        group.create_group("vars").attrs["name"] = layer.name
+    if wrapped:
+        for name, inner in wrapped:
+            _write_layer_weights(group.create_group(name), inner)
+        return
+    if sub is not None:
+        group = group.create_group(sub)
+    group = group.create_group("vars")
+    group.attrs["name"] = layer.name
+    for i, w in enumerate(layer._weights):
+        group.create_dataset(str(i), data=np.asarray(w.value, np.float32))
 
 
 # =========================================================================== loading
@@ -373,15 +385,30 @@ def _layer_groups(group, path, h5py):
     for name in _names(group, path, h5py):
         member = _member(group, name, f"{path}/{name}", h5py, group=True)
         optimizer = _member(member, "optimizer", f"{path}/{name}/optimizer", h5py, group=True)
-        datasets = _vars(member, f"{path}/{name}", h5py)
-        cell = _member(member, "cell", f"{path}/{name}/cell", h5py, group=True) if not datasets else None
-        if cell is not None:  # a recurrent layer: Keras writes its weights as <layer>/cell/vars/<i>
-            datasets = _vars(cell, f"{path}/{name}/cell", h5py)
+        datasets = _layer_datasets(member, f"{path}/{name}", h5py)
         out[name] = _LayerGroup(datasets,
                                 _member(member, "layers", f"{path}/{name}/layers", h5py, group=True),
                                 f"{path}/{name}/layers",
                                 None if optimizer is None else _vars(optimizer, f"{path}/{name}/optimizer", h5py))
     return out
+
+
+# Where Keras keeps the weights of the layers inside a layer, in its order: a wrapper's (Bidirectional: forward,
+# then backward; TimeDistributed: layer), then a recurrent layer's cell.
+_INNER_GROUPS = ("forward_layer", "backward_layer", "layer", "cell")
+
+
+def _layer_datasets(member, path, h5py, depth=0):
+    """The datasets of one layer's group: its own ``vars``, else those of the groups inside it that hold a
+    layer's weights (``_INNER_GROUPS``, in that order, at most three deep)."""
+    datasets = _vars(member, path, h5py)
+    if datasets or depth >= 3:
+        return datasets
+    for inner in _INNER_GROUPS:
+        group = _member(member, inner, f"{path}/{inner}", h5py, group=True)
+        if group is not None:
+            datasets = datasets + _layer_datasets(group, f"{path}/{inner}", h5py, depth + 1)
+    return datasets
 
 
 @contextlib.contextmanager

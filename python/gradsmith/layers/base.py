@@ -320,17 +320,18 @@ def implied_weights(layer, input_shape):
     """(the sizes of the weights ``layer.build(input_shape)`` would make, the layer's output shape),
     found by building the unbuilt layer with shapes only (nothing allocated, no initializer drawn)
     and putting it back as it was: so a model can check its total size before allocating any of it."""
-    saved = dict(layer.__dict__)
-    saved["_weights"] = list(layer._weights)
+    touched = [layer, *getattr(layer, "_wrapped", ())]  # a wrapper builds the layers it wraps too
+    saved = [dict(each.__dict__, _weights=list(each._weights)) for each in touched]
     token = _SHAPES_ONLY.set(True)
     try:
         layer.build(tuple(input_shape))
-        sizes = [w.size for w in layer._weights[len(saved["_weights"]):]]
+        sizes = [w.size for w in layer._weights[len(saved[0]["_weights"]):]]
         output_shape = layer.compute_output_shape(tuple(input_shape))
     finally:
         _SHAPES_ONLY.reset(token)
-        layer.__dict__.clear()
-        layer.__dict__.update(saved)
+        for each, state in zip(touched, saved):
+            each.__dict__.clear()
+            each.__dict__.update(state)
     return sizes, output_shape
 
 
