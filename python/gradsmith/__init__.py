@@ -15,6 +15,7 @@ from gradsmith import layers
 from gradsmith import losses, metrics, optimizers
 from gradsmith import callbacks, data
 from gradsmith import models, saving, utils
+from gradsmith import functional  # noqa: F401 (graph models register themselves with models and saving)
 from gradsmith import preprocessing
 from gradsmith import config, cuda, machine, profiler
 from gradsmith.config import device

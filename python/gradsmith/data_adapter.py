@@ -19,13 +19,75 @@ from gradsmith import _prefetch, py_dataset, utils
 # The largest batch_size taken: batch offsets stay far from int64's limit in the kernels' arithmetic.
 _MAX_BATCH = 2 ** 62
 
-__all__ = ["ArrayBatches", "IterableBatches", "PyDatasetBatches", "adapt", "class_sample_weights", "split_validation",
+__all__ = ["ArrayBatches", "Columns", "IterableBatches", "PyDatasetBatches", "adapt", "class_sample_weights", "split_validation",
            "unpack"]
+
+
+class Columns:
+    """Several arrays with one batch axis, taken row by row together: the data of a model's several inputs
+    or outputs (``x=[a, b]``, ``y={"out": ...}``). ``keys`` are a dict's keys (None for a list)."""
+
+    def __init__(self, arrays, keys=None):
+        self.arrays, self.keys = list(arrays), keys
+
+    def __len__(self):
+        return len(self.arrays[0])
+
+    def __getitem__(self, rows):
+        return Columns([a[rows] for a in self.arrays], self.keys)
+
+    @property
+    def nbytes(self):
+        return sum(a.nbytes for a in self.arrays)
+
+    @property
+    def ndim(self):
+        return min(a.ndim for a in self.arrays)
+
+    @property
+    def shape(self):
+        return (len(self),)
+
+    def unpack(self):
+        """The list (or dict) of arrays."""
+        return dict(zip(self.keys, self.arrays)) if self.keys is not None else list(self.arrays)
+
+
+def is_structure(a):
+    """A dict of arrays, or a list / tuple of NumPy arrays: several inputs or outputs (a list of numbers or
+    of lists is one array, as before)."""
+    if isinstance(a, Columns):
+        return True
+    if isinstance(a, dict):
+        return True
+    return isinstance(a, (list, tuple)) and len(a) > 0 and all(isinstance(v, np.ndarray) for v in a)
+
+
+def _as_columns(a, name):
+    if isinstance(a, Columns):
+        return a
+    keys = list(a) if isinstance(a, dict) else None
+    values = list(a.values()) if isinstance(a, dict) else list(a)
+    if not values:
+        raise ValueError(f"{name}: an empty dict")
+    arrays = [_as_array(v, f"{name}[{k!r}]") for k, v in zip(keys or range(len(values)), values)]
+    for k, arr in zip(keys or range(len(values)), arrays):
+        if arr.ndim == 0:
+            raise ValueError(f"{name}[{k!r}] must have a batch axis, got shape {arr.shape}")
+    n = {len(arr) for arr in arrays}
+    if len(n) > 1:
+        raise ValueError(f"{name}: its arrays must have the same number of samples, got "
+                         f"{[len(arr) for arr in arrays]}")
+    if keys is None and len(arrays) == 1:
+        return arrays[0]  # [x] is x
+    return Columns(arrays, keys)
 
 
 def _as_array(a, name):
     if a is None:
         return None
+    if is_structure(a):
+        return _as_columns(a, name)
     reject_masked(a, name)
     arr = np.asarray(a)
     if arr.dtype.kind not in "biuf":
@@ -372,7 +434,7 @@ def adapt(x, y=None, sample_weight=None, batch_size=None, shuffle=False, steps=N
             if given is not None:
                 raise ValueError(f"{name} must not be given when x is a PyDataset (it returns (x, y) batches)")
         return PyDatasetBatches(x, steps, shuffle, class_weight)
-    is_arraylike = isinstance(x, (np.ndarray, list, tuple)) and not isinstance(x, types.GeneratorType)
+    is_arraylike = isinstance(x, (np.ndarray, list, tuple, dict, Columns)) and not isinstance(x, types.GeneratorType)
     if is_arraylike:
         return ArrayBatches(x, y, sample_weight, 32 if batch_size is None else batch_size, shuffle, seed, steps)
     if y is not None:

@@ -100,7 +100,7 @@ def train_and_validation(x, y, sample_weight, batch_size, steps_per_epoch, shuff
     """fit's data: (training EpochIterator, validation EpochIterator or None). validation_split takes the
     LAST fraction of the array samples, before any shuffling (Keras)."""
     if validation_split and validation_data is None:
-        if not isinstance(x, (np.ndarray, list, tuple)):
+        if not isinstance(x, (np.ndarray, list, tuple, dict)):
             raise ValueError("validation_split is only supported for array inputs; pass validation_data")
         (x, y, sample_weight), validation_data = data_adapter.split_validation(x, y, sample_weight, validation_split)
     train = EpochIterator(x, y, sample_weight, batch_size, steps_per_epoch, shuffle=bool(shuffle),

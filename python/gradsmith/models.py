@@ -155,6 +155,9 @@ class Sequential(Trainer, layers_mod.Layer):
             if not layer.built:
                 layer.build(shape)
             shape = layer.compute_output_shape(shape)
+            if isinstance(shape, list):
+                raise ValueError(f"layer {layer.name!r} has {len(shape)} outputs (return_state=True?): a Sequential "
+                                 "model's layers have one output each; use the functional API (gradsmith.Model)")
             layer.output_shape = shape
         self._gather_weights()
         self.input_shape, self.output_shape = input_shape, shape
@@ -327,6 +330,9 @@ class Sequential(Trainer, layers_mod.Layer):
 
     def _prepare_batch(self, x, y, sw):
         data_adapter.reject_masked(x, "x")
+        if isinstance(x, data_adapter.Columns) or (isinstance(x, dict) and x):
+            raise ValueError(f"model {self.name!r} has one input; x holds "
+                             f"{len(x.arrays) if isinstance(x, data_adapter.Columns) else len(x)} arrays")
         x = np.asarray(x)
         if x.dtype.kind not in "biuf":
             raise TypeError(f"x: expected numeric data, got dtype {x.dtype}")
@@ -547,6 +553,14 @@ class Model(Sequential):
 
     _keras_class_name = "Functional"  # Keras 3's class of a functional model (summary, a nested model's entry)
 
+    def __new__(cls, inputs=None, outputs=None, *args, **kwargs):
+        """A graph (branches, merges, several inputs or outputs, recurrent states between layers) is a
+        gradsmith.functional.Functional; one chain of layers is this class."""
+        if cls is Model and inputs is not None and outputs is not None and _GRAPH_MODEL \
+                and not _GRAPH_MODEL[0].is_chain(inputs, outputs):
+            cls = _GRAPH_MODEL[0].Functional
+        return super().__new__(cls)
+
     def __init__(self, inputs=None, outputs=None, name=None, trainable=True, **kwargs):
         if kwargs:
             raise TypeError(f"Model: unexpected keyword argument(s) {', '.join(sorted(kwargs))}")
@@ -730,15 +744,8 @@ def _unpickle_unbuilt(config, compile_config):
 saving.register_model_class(Sequential)
 
 
-class _KerasFunctional:
-    """load_model's reader of a file whose model is Keras's "Functional" (one chain of layers): a Model.
-    (gradsmith saves a Model as the Sequential model of its layers.)"""
-
-    @staticmethod
-    def from_config(config):
-        return _functional_from_config(config, build=True)
-
-
-saving.register_model_class(_KerasFunctional, "Functional")
+# gradsmith.functional (graph models) registers itself here: Model(inputs, outputs) of a graph makes one,
+# and load_model reads Keras's "Functional" files with it (chains and graphs).
+_GRAPH_MODEL = []
 # A model nested in another one's layers is written as Keras writes it ("Sequential" / "Functional").
 layers_mod.base._MODEL_LAYERS.update(Sequential=_model_layer, Functional=_model_layer)

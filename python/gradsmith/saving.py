@@ -225,6 +225,9 @@ def _remove_stale_temp_files(directory, target_name):
 
 
 def _class_name_of(model):
+    for name, cls in _MODEL_CLASSES.items():  # the model's own class first (Functional is also a Sequential)
+        if type(model) is cls:
+            return name
     for name, cls in _MODEL_CLASSES.items():
         if isinstance(model, cls):
             return name

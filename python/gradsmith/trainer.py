@@ -512,7 +512,11 @@ class Trainer:
         if not outs:  # zero rows: an empty array of the output's shape
             if not self.built:
                 raise ValueError("predict: no data, and the model has no input shape to size the output")
-            return np.zeros((0,) + tuple(self._layers[-1].output_shape[1:]), np.float32)
+            shapes = self.output_shape if isinstance(self.output_shape, list) else [self.output_shape]
+            empty = [np.zeros((0,) + tuple(s[1:]), np.float32) for s in shapes]
+            return empty if isinstance(self.output_shape, list) else empty[0]
+        if isinstance(outs[0], list):  # a model of several outputs: one array per output
+            return [np.concatenate(parts, axis=0) for parts in zip(*outs)]
         return np.concatenate(outs, axis=0)
 
     # ------------------------------------------------------------------ one batch

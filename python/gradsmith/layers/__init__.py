@@ -5,7 +5,8 @@ deserialize, Keras's config format that every layer's get_config /
 from_config speaks: the only description of a layer saving needs), ``input_layer`` (Input), ``core`` (Dense, Activation, Dropout,
 Flatten), ``normalization`` (BatchNormalization), ``convolutional`` (Conv1D, Conv2D), ``pooling`` (max,
 average and global pooling), ``reshaping`` (Reshape), ``embedding`` (Embedding), ``recurrent`` (SimpleRNN,
-GRU, LSTM), ``wrappers`` (Bidirectional, TimeDistributed). A new layer is a new class
+GRU, LSTM), ``wrappers`` (Bidirectional, TimeDistributed), ``merging`` (Add, Concatenate, ...: several inputs, for
+functional models). A new layer is a new class
 in its family's module: defining it registers it, so saved models find it.
 """
 from gradsmith.layers.base import KerasTensor, Layer, NoCompiledForm, Weight, assign_weights, deserialize, get, serialize
@@ -23,10 +24,12 @@ from gradsmith.layers.reshaping import Reshape
 from gradsmith.layers.embedding import Embedding
 from gradsmith.layers.recurrent import GRU, LSTM, SimpleRNN
 from gradsmith.layers.wrappers import Bidirectional, TimeDistributed
+from gradsmith.layers.merging import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
 
 __all__ = ["Layer", "InputLayer", "Input", "KerasTensor", "Dense", "Activation", "Dropout", "Flatten",
            "BatchNormalization", "Conv1D", "Conv2D", "Convolution1D", "Convolution2D", "MaxPooling1D", "MaxPooling2D",
            "AveragePooling1D", "AveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalAveragePooling1D",
            "GlobalAveragePooling2D", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", "GlobalMaxPool1D",
            "GlobalMaxPool2D", "GlobalAvgPool1D", "GlobalAvgPool2D", "Reshape", "Embedding", "SimpleRNN", "GRU",
-           "LSTM", "Bidirectional", "TimeDistributed", "get", "serialize", "deserialize"]
+           "LSTM", "Bidirectional", "TimeDistributed", "Add", "Subtract",
+           "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "get", "serialize", "deserialize"]

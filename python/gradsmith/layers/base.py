@@ -244,16 +244,18 @@ class Layer:
     def backward(self, dy, need_dx=True):
         raise NotImplementedError
 
-    def __call__(self, x, training=False):
-        if isinstance(x, KerasTensor) or getattr(x, "_is_graph_input", False):  # functional API: record only
-            shape = tuple(x.shape)
+    def __call__(self, x, training=False, **kwargs):
+        if is_symbolic(x):  # functional API: record the call only
+            return record_call(self, x, kwargs)
+        if isinstance(x, (list, tuple)):  # a layer of several inputs (the merge layers)
+            x = [np.asarray(v, dtype=np.float32) for v in x]
             if not self.built:
-                self.build(shape)
-            return KerasTensor(self.compute_output_shape(shape), self, x)
+                self.build([(None,) + v.shape[1:] for v in x])
+            return self.forward(x, training=training)
         x = np.asarray(x, dtype=np.float32)
         if not self.built:
             self.build((None,) + x.shape[1:])
-        return self.forward(x, training=training)
+        return self.forward(x, training=training, **kwargs)
 
     # -- configuration ---------------------------------------------------------
     def get_config(self):
@@ -342,13 +344,15 @@ def is_builtin(layer):
 
 class KerasTensor:
     """A symbolic tensor of the functional API: ``Dense(8)(Input(shape=(4,)))`` returns one. It knows
-    its shape (batch axis None), the layer that made it and that layer's input, which is all
-    ``gradsmith.Model(inputs, outputs)`` needs to find the layers from one to the other."""
+    its shape (batch axis None), the layer that made it and the call (``node``) it is output ``index`` of,
+    which is all ``gradsmith.Model(inputs, outputs)`` needs to find the layers from one to the other."""
 
-    def __init__(self, shape, layer, parent):
+    def __init__(self, shape, layer, parent, node=None, index=0):
         self.shape = tuple(shape)
         self.layer = layer
-        self.parent = parent  # a KerasTensor, or the InputLayer the graph starts from
+        self.parent = parent  # the one input of the call (a KerasTensor or an InputLayer), None for several
+        self.node = node
+        self.index = index
 
     @property
     def ndim(self):
@@ -356,6 +360,53 @@ class KerasTensor:
 
     def __repr__(self):
         return f"<KerasTensor shape={self.shape}, from layer {self.layer.name!r}>"
+
+
+class Node:
+    """One call of a layer in a functional graph: ``args`` is what the layer was called on (a symbolic
+    tensor, or a list of them for a merge layer), ``initial_state`` a recurrent layer's list of symbolic
+    states (or None); ``inputs`` all of them in that order and ``outputs`` the tensors the call made."""
+
+    def __init__(self, layer, args, initial_state):
+        self.layer, self.args, self.initial_state = layer, args, initial_state
+        self.inputs = (list(args) if isinstance(args, (list, tuple)) else [args]) + list(initial_state or [])
+        self.outputs = []
+
+
+def is_symbolic(x):
+    """A functional API tensor (a KerasTensor or an Input), or a list of them."""
+    if isinstance(x, (list, tuple)):
+        return len(x) > 0 and all(is_symbolic(v) for v in x)
+    return isinstance(x, KerasTensor) or getattr(x, "_is_graph_input", False)
+
+
+def record_call(layer, x, kwargs):
+    """``layer(x, **kwargs)`` on symbolic tensors: builds the layer from their shapes and returns the
+    symbolic output (a list of them for a layer with several outputs: a recurrent layer's states)."""
+    state = kwargs.pop("initial_state", None)
+    kwargs.pop("mask", None)
+    if kwargs:
+        raise TypeError(f"layer {layer.name!r}: unexpected argument(s) {', '.join(sorted(kwargs))} in a functional "
+                        "call")
+    if state is not None:
+        state = list(state) if isinstance(state, (list, tuple)) else [state]
+        if not is_symbolic(state):
+            raise TypeError(f"layer {layer.name!r}: initial_state must be symbolic tensors in a functional model")
+    if isinstance(x, (list, tuple)):
+        x = list(x)
+        shape = [tuple(v.shape) for v in x]
+    else:
+        shape = tuple(x.shape)
+    if not layer.built:
+        layer.build(shape)
+    out_shape = layer.compute_output_shape(shape)
+    node = Node(layer, x, state)
+    parent = x if not isinstance(x, list) else None
+    if isinstance(out_shape, list):
+        node.outputs = [KerasTensor(s, layer, parent, node, i) for i, s in enumerate(out_shape)]
+        return list(node.outputs)
+    node.outputs = [KerasTensor(out_shape, layer, parent, node, 0)]
+    return node.outputs[0]
 
 
 _REGISTRY = {}

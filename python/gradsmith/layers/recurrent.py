@@ -110,9 +110,11 @@ class _RNN(KernelBias, Layer):
         return self._recurrent_kernel.value
 
     def compute_output_shape(self, input_shape):
-        if self.return_sequences:
-            return (input_shape[0], input_shape[1], self.units)
-        return (input_shape[0], self.units)
+        """The output's shape; with ``return_state`` the list [output, h (, c)], as Keras."""
+        out = (input_shape[0], input_shape[1], self.units) if self.return_sequences else (input_shape[0], self.units)
+        if self.return_state:
+            return [out] + [(input_shape[0], self.units)] * (2 if self._cell == "LSTM" else 1)
+        return out
 
     def flops(self, batch=1):
         steps = (self.input_shape or (None, 1))[1] or 1
