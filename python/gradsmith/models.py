@@ -1,4 +1,5 @@
-"""Models: Sequential (a linear stack of layers) and Model (the functional API over one chain).
+"""Models: Sequential (a linear stack of layers) and Model (the functional API; one chain of layers here, graphs
+in gradsmith.functional).
 
 This module holds the model itself: its layers, its weights (all in one flat
 float32 buffer, ``model.parameters``, gradients in another; each layer's
@@ -545,10 +546,11 @@ class Model(Sequential):
         outputs = gradsmith.layers.Dense(10)(x)
         model = gradsmith.Model(inputs=inputs, outputs=outputs, name="mnist_model")
 
-    The layers from ``inputs`` to ``outputs`` must form one chain (each layer called once, on the
-    previous one's output); the model then trains, evaluates, predicts and saves as the Sequential
-    model of those layers (and is saved as one). Branches, merges, several inputs or outputs, and
-    subclassing Model with a ``call`` method are not supported yet and say so.
+    When the layers from ``inputs`` to ``outputs`` form one chain (each layer called once, on the
+    previous one's output) the model trains, evaluates, predicts and saves as the Sequential model of
+    those layers (and is saved as one), with the compiled step. Anything else (branches, merges, several
+    inputs or outputs, recurrent states between layers) makes a gradsmith.functional.Functional.
+    Subclassing Model with a ``call`` method is not supported yet and says so.
     """
 
     _keras_class_name = "Functional"  # Keras 3's class of a functional model (summary, a nested model's entry)
