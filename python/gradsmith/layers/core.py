@@ -124,23 +124,31 @@ class Activation(Layer):
 
     supports_masking = True  # passes the mask of a (batch, timesteps, ...) input on, as in Keras
 
+    # The kernels' parameters of leaky_relu and elu (the activation layers of layers/activations.py set them).
+    _negative_slope, _alpha = 0.2, 1.0
+
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self.activation = _activation_name(activation)
         self._x = None
 
+    def _params(self):
+        return {**_KERAS_ACTIVATION, "negative_slope": self._negative_slope, "alpha": self._alpha}
+
     def forward(self, x, training=False):
         if training:
             self._x = x
-        return ops.activation_forward(x, self.activation, **_KERAS_ACTIVATION)
+        return ops.activation_forward(x, self.activation, **self._params())
 
     def backward(self, dy, need_dx=True):
-        dx = ops.activation_backward(dy, self._x, self.activation, **_KERAS_ACTIVATION)
+        dx = ops.activation_backward(dy, self._x, self.activation, **self._params())
         self._x = None
         return dx
 
     def _compiled_config(self, input_shape, offset):
-        return {"kind": "Activation", "numbers": _activation_numbers(self.activation)}
+        kind, param = ops._activation(self.activation, self._negative_slope, self._alpha,
+                                      _KERAS_ACTIVATION["approximate"])
+        return {"kind": "Activation", "numbers": {"activation": kind, "activation_param": float(param)}}
 
     def get_config(self):
         return {**super().get_config(), "activation": self.activation}
