@@ -492,7 +492,7 @@ def _runner_args(model):
     from gradsmith import compiled_step
 
     step = compiled_step.CompiledStep(model)
-    configs, _ = compiled_step._layer_configs(model, model.parameters)
+    configs, _, _ = compiled_step._layer_configs(model, model.parameters)
     loss = compiled_step._loss_spec(model.loss, model.loss_weight)
     opt, ranges, slots = compiled_step._optimizer_spec(model.optimizer, model._trainable(), model.parameters)
     return step, configs, loss, opt, ranges, slots

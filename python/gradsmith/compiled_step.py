@@ -54,8 +54,12 @@ def _layer_configs(model, params):
     def offset(array):
         return (array.__array_interface__["data"][0] - base) // 4
 
-    configs = []
+    configs, transforms = [], []
     for layer in model._leaf_layers():
+        if not configs and getattr(layer, "_input_transform", False):
+            transforms.append(layer)  # a fixed function of the input (Rescaling, ...): applied before the plan
+            shape = layer.compute_output_shape(shape)
+            continue
         if any(d is None for d in shape[1:]):
             raise _NotPlannable(f"layer {layer.name!r} sees inputs of shape {shape}, not known in full")
         try:
@@ -68,7 +72,7 @@ def _layer_configs(model, params):
         shape = layer.compute_output_shape(shape)
     if not configs or len(shape) < 2 or any(d is None for d in shape[1:]):
         raise _NotPlannable(f"the model's output has shape {shape}: the compiled step's losses take (batch, n)")
-    return configs, tuple(int(d) for d in shape[1:])
+    return configs, transforms, tuple(int(d) for d in shape[1:])
 
 
 def _loss_spec(loss, loss_weight):
@@ -157,7 +161,7 @@ class CompiledStep:
     def __init__(self, model):
         params = model.parameters
         model._resolve_metrics()
-        configs, self.out_shape = _layer_configs(model, params)
+        configs, self._transforms, self.out_shape = _layer_configs(model, params)
         self.out = int(np.prod(self.out_shape))
         trainable = model._trainable()
         if not trainable:
@@ -252,6 +256,8 @@ class CompiledStep:
         rows = np.ascontiguousarray(x, dtype=np.float32)
         if self._exact_inputs and x.dtype != np.float32 and not np.array_equal(rows, x):
             return None  # ids float32 cannot hold (above 2^24, or fractions it rounds away): the Python path explains
+        for layer in self._transforms:  # the model's leading input transforms, as the layer-by-layer path runs them
+            rows = np.ascontiguousarray(layer.forward(rows, training=False), dtype=np.float32)
         return rows.reshape(len(x), self.in_features)
 
     def _batch(self, x, y, sample_weight):
@@ -358,7 +364,7 @@ class CompiledStep:
     def keep_on_device(self, batches):
         """Upload an ArrayBatches' rows to the device once (for ``run_epoch_resident``): True when they are
         there, False when they cannot be (not on a device, data the plan does not take, too large)."""
-        if not self.on_device or self.other or self.weighted:
+        if not self.on_device or self.other or self.weighted or self._transforms:
             return False
         if self._dataset_of is batches:
             return True

@@ -359,7 +359,7 @@ def _write_layer_weights(group, layer):
     group = group.create_group("vars")
     group.attrs["name"] = layer.name
     for i, w in enumerate(layer._weights):
-        group.create_dataset(str(i), data=np.asarray(w.value, np.float32))
+        group.create_dataset(str(i), data=np.asarray(w.value, w.h5_dtype or np.float32))
 
 
 # =========================================================================== loading

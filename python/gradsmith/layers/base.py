@@ -90,6 +90,8 @@ def as_shape(shape, what):
 class Weight:
     """One weight: its value (a float32 array) and its gradient, plus how to make and penalise it."""
 
+    h5_dtype = None  # the dtype a .keras file stores it in, when not float32 (Normalization's int32 count)
+
     def __init__(self, name, shape, initializer, regularizer=None, trainable=True):
         self.name = name
         self.shape = tuple(as_dim(d, f"the shape of weight {name!r}") for d in shape)
