@@ -248,8 +248,9 @@ class CompiledStep:
             t = t.reshape(n, 1)
         return t if t.shape == (n, self.out) else None
 
-    def _inputs(self, x):
-        """x as the plan's (n, features) float32 rows, or None for the Python path."""
+    def _inputs(self, x, training=False):
+        """x as the plan's (n, features) float32 rows, or None for the Python path. The model's leading input
+        transforms run first (random augmentation only when ``training``)."""
         x = np.asarray(x)
         if x.dtype.kind not in "biuf" or x.ndim < 2 or x.shape[1:] != self.input_shape or len(x) == 0:
             return None
@@ -257,12 +258,12 @@ class CompiledStep:
         if self._exact_inputs and x.dtype != np.float32 and not np.array_equal(rows, x):
             return None  # ids float32 cannot hold (above 2^24, or fractions it rounds away): the Python path explains
         for layer in self._transforms:  # the model's leading input transforms, as the layer-by-layer path runs them
-            rows = np.ascontiguousarray(layer.forward(rows, training=False), dtype=np.float32)
+            rows = np.ascontiguousarray(layer.forward(rows, training=training), dtype=np.float32)
         return rows.reshape(len(x), self.in_features)
 
-    def _batch(self, x, y, sample_weight):
+    def _batch(self, x, y, sample_weight, training=False):
         """(x, targets, sample weights) as the plan takes them, or None for the Python path."""
-        x = self._inputs(x)
+        x = self._inputs(x, training)
         if x is None:
             return None
         n = len(x)
@@ -295,7 +296,7 @@ class CompiledStep:
 
     def run(self, x, y, sample_weight):
         """One training step: (loss, samples), or None for a batch the plan does not take."""
-        batch = self._batch(x, y, sample_weight)
+        batch = self._batch(x, y, sample_weight, training=True)
         if batch is None:
             return None
         xb, t, sw = batch
@@ -343,7 +344,7 @@ class CompiledStep:
         a step."""
         if self.other or self.weighted:
             return None
-        batch = self._batch(x, y, sample_weight)
+        batch = self._batch(x, y, sample_weight, training=True)
         if batch is None:
             return None
         xb, t, sw = batch

@@ -376,9 +376,12 @@ class Sequential(Trainer, layers_mod.Layer):
         return self._output_mask
 
     def _backward(self, dy):
+        """Each layer's backward in reverse, down to the first layer with weights: the layers before it (input
+        transforms such as Rescaling or a random augmentation, a leading Dropout) have nothing to learn."""
         n = len(self._layers)
-        for i in range(n - 1, -1, -1):
-            dy = self._layers[i].backward(dy, need_dx=i > 0)
+        first = next((i for i, layer in enumerate(self._layers) if layer._weights), n)
+        for i in range(n - 1, first - 1, -1):
+            dy = self._layers[i].backward(dy, need_dx=i > first)
 
     def _regularization(self):
         return sum(layer.regularization_loss() for layer in self._layers)

@@ -6,7 +6,8 @@ from_config speaks: the only description of a layer saving needs), ``input_layer
 Flatten), ``normalization`` (BatchNormalization), ``convolutional`` (Conv1D, Conv2D), ``pooling`` (max,
 average and global pooling), ``reshaping`` (Reshape), ``embedding`` (Embedding), ``recurrent`` (SimpleRNN,
 GRU, LSTM), ``wrappers`` (Bidirectional, TimeDistributed), ``merging`` (Add, Concatenate, ...: several inputs, for
-functional models), ``scaling`` (Rescaling, Normalization), ``activations`` (ReLU, LeakyReLU, ELU, Softmax), ``text_preprocessing`` (TextVectorization,
+functional models), ``scaling`` (Rescaling, Normalization), ``image_augmentation``
+(RandomFlip, RandomRotation, ...), ``activations`` (ReLU, LeakyReLU, ELU, Softmax), ``text_preprocessing`` (TextVectorization,
 StringLookup: strings to ids, on the data before a model). A new layer is a new class
 in its family's module: defining it registers it, so saved models find it.
 """
@@ -26,6 +27,8 @@ from gradsmith.layers.embedding import Embedding
 from gradsmith.layers.recurrent import GRU, LSTM, SimpleRNN
 from gradsmith.layers.wrappers import Bidirectional, TimeDistributed
 from gradsmith.layers.scaling import Normalization, Rescaling
+from gradsmith.layers.image_augmentation import (RandomBrightness, RandomContrast, RandomFlip, RandomRotation,
+                                                 RandomTranslation, RandomZoom)
 from gradsmith.layers.activations import ELU, LeakyReLU, ReLU, Softmax
 from gradsmith.layers.text_preprocessing import StringLookup, TextVectorization
 from gradsmith.layers.merging import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
@@ -38,4 +41,5 @@ __all__ = ["Layer", "InputLayer", "Input", "KerasTensor", "Dense", "Activation",
            "LSTM", "Bidirectional", "TimeDistributed", "Add", "Subtract",
            "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "TextVectorization",
            "StringLookup", "ReLU", "LeakyReLU", "ELU", "Softmax", "Rescaling",
-           "Normalization", "get", "serialize", "deserialize"]
+           "Normalization", "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast",
+           "RandomBrightness", "get", "serialize", "deserialize"]
