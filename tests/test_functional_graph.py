@@ -188,3 +188,12 @@ def test_wrong_graphs_are_refused_clearly():
         model.fit([np.ones((2, 4), np.float32), np.ones((3, 4), np.float32)], np.ones((2, 4)), verbose=0)
     with pytest.raises(ValueError, match="one output each"):
         keras.Sequential([keras.Input((3, 2)), L.GRU(2, return_state=True)])
+
+
+def test_the_functional_shorthands_make_the_merge_layers():
+    x = keras.Input((4,))
+    d = L.Dense(4)(x)
+    model = keras.Model(x, L.concatenate([L.add([x, d]), L.multiply([x, d]), L.maximum([x, d])], axis=-1))
+    out = model.predict(np.ones((2, 4), np.float32), verbose=0)
+    assert out.shape == (2, 12)
+    assert [type(l).__name__ for l in model.layers] == ["Dense", "Add", "Multiply", "Maximum", "Concatenate"]

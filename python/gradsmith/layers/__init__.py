@@ -31,7 +31,8 @@ from gradsmith.layers.image_augmentation import (RandomBrightness, RandomContras
                                                  RandomTranslation, RandomZoom)
 from gradsmith.layers.activations import ELU, LeakyReLU, ReLU, Softmax
 from gradsmith.layers.text_preprocessing import StringLookup, TextVectorization
-from gradsmith.layers.merging import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
+from gradsmith.layers.merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add, average,
+                                      concatenate, maximum, minimum, multiply, subtract)
 
 __all__ = ["Layer", "InputLayer", "Input", "KerasTensor", "Dense", "Activation", "Dropout", "Flatten",
            "BatchNormalization", "Conv1D", "Conv2D", "Convolution1D", "Convolution2D", "MaxPooling1D", "MaxPooling2D",
@@ -39,7 +40,8 @@ __all__ = ["Layer", "InputLayer", "Input", "KerasTensor", "Dense", "Activation",
            "GlobalAveragePooling2D", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", "GlobalMaxPool1D",
            "GlobalMaxPool2D", "GlobalAvgPool1D", "GlobalAvgPool2D", "Reshape", "Embedding", "SimpleRNN", "GRU",
            "LSTM", "Bidirectional", "TimeDistributed", "Add", "Subtract",
-           "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "TextVectorization",
+           "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "add", "subtract", "multiply", "average", "maximum",
+           "minimum", "concatenate", "TextVectorization",
            "StringLookup", "ReLU", "LeakyReLU", "ELU", "Softmax", "Rescaling",
            "Normalization", "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast",
            "RandomBrightness", "get", "serialize", "deserialize"]
