@@ -59,7 +59,19 @@ def seq2seq(cell):
     return model
 
 
-MAKERS = {"residual": residual, "two_inputs": two_inputs, "seq2seq_lstm": lambda: seq2seq("LSTM"),
+def siamese():
+    a, b = keras.Input((5,), name="left"), keras.Input((5,), name="right")
+    shared = L.Dense(4, activation="tanh", name="shared", kernel_regularizer=keras.regularizers.L2(0.01))
+    twice = L.Dense(4, name="twice")
+    ha, hb = shared(a), shared(b)
+    d = L.Subtract(name="diff")([twice(ha), twice(hb)])
+    out = L.Dense(1, activation="sigmoid", name="out")(L.Concatenate(name="cat")([d, L.Multiply(name="prod")([ha, hb])]))
+    model = keras.Model([a, b], out)
+    model.compile(keras.optimizers.SGD(0.1), loss="binary_crossentropy")
+    return model
+
+
+MAKERS = {"siamese": siamese, "residual": residual, "two_inputs": two_inputs, "seq2seq_lstm": lambda: seq2seq("LSTM"),
           "seq2seq_gru": lambda: seq2seq("GRU"), "seq2seq_rnn": lambda: seq2seq("SimpleRNN")}
 
 
@@ -87,6 +99,26 @@ def test_graph_predicts_and_steps_as_keras(cases, name):
         assert logs[key] == pytest.approx(want, rel=1e-5), key
     for got, want in zip(model.get_weights(), case["w1"]):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_a_keras_file_with_shared_layers_loads_and_saves_its_calls(cases, tmp_path):
+    case = cases["siamese"]
+    model = keras.models.load_model(os.path.join(DATA, "keras_graph_siamese.keras"))
+    assert [l.name for l in model.layers] == ["shared", "twice", "diff", "prod", "cat", "out"]
+    for got, want in zip(model.get_weights(), case["w1"]):
+        np.testing.assert_array_equal(got, np.asarray(want, np.float32))
+    x, y = _args("siamese", case)
+    ref = siamese()
+    ref.set_weights(model.get_weights())
+    np.testing.assert_array_equal(model.predict(x, verbose=0), ref.predict(x, verbose=0))
+    path = tmp_path / "again.keras"
+    model.save(path)
+    with zipfile.ZipFile(path) as z:
+        layers = {l["name"]: l for l in json.loads(z.read("config.json"))["config"]["layers"]}
+    assert [n["args"][0]["config"]["keras_history"] for n in layers["twice"]["inbound_nodes"]] == \
+        [["shared", 0, 0], ["shared", 1, 0]]
+    back = keras.models.load_model(path)
+    np.testing.assert_array_equal(back.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
 def test_a_keras_seq2seq_file_loads_and_predicts_as_keras(cases, tmp_path):
@@ -169,9 +201,6 @@ def test_a_chain_stays_a_sequential_model_with_its_compiled_step():
 
 def test_wrong_graphs_are_refused_clearly():
     x, other = keras.Input((4,)), keras.Input((4,))
-    shared = L.Dense(4)
-    with pytest.raises(NotImplementedError, match="more than once"):
-        keras.Model(x, L.Add()([shared(x), shared(L.Dense(4)(x))]))
     with pytest.raises(ValueError, match="not among the model's inputs"):
         keras.Model(x, L.Add()([x, other]))
     with pytest.raises(ValueError, match="broadcast"):

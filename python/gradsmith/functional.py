@@ -10,8 +10,8 @@ encoder-decoder uses them).
 ``gradsmith.Model(inputs, outputs)`` makes one of these when the layers are not one chain (a chain stays the
 Sequential model of its layers, with its compiled training step). A graph runs layer by layer: the calls
 (``layers.base.Node``) in an order where each comes after the calls its inputs come from, forward; the
-gradients back in the reverse order, summed where a tensor feeds several calls. Each layer is called once
-(a layer called twice, sharing its weights, is refused). Training with several outputs takes one loss per
+gradients back in the reverse order, summed where a tensor feeds several calls. A layer may be called
+several times (shared weights): its gradients are summed over its calls. Training with several outputs takes one loss per
 output (a list, a dict by output name, or one loss for all), ``loss_weights`` and per-output metrics, and
 logs ``<output>_loss`` and ``<output>_<metric>`` as Keras 3 does.
 """
@@ -129,11 +129,11 @@ class Functional(Model):
         if len({id(i) for i in ins}) != len(ins):
             raise ValueError("Model: an input is given twice")
         nodes = _nodes_to(outs, ins)
-        layers, names = [], set()
+        layers, names, calls = [], set(), {}
         for node in nodes:
-            if any(node.layer is l for l in layers):
-                raise NotImplementedError(f"Model: layer {node.layer.name!r} is called more than once; layers "
-                                          "that share their weights across calls are not supported yet")
+            calls[id(node.layer)] = calls.get(id(node.layer), 0) + 1
+            if calls[id(node.layer)] > 1:
+                continue  # a shared layer: one set of weights, several calls
             if node.layer.name in names:
                 raise ValueError(f"Model: two layers are named {node.layer.name!r}; layer names must be unique")
             names.add(node.layer.name)
@@ -141,6 +141,8 @@ class Functional(Model):
         Sequential.__init__(self, name=name if name is not None else layers_mod._unique_name("functional"),
                             trainable=trainable)
         self._nodes, self._layers = nodes, layers
+        self._shared = {key for key, count in calls.items() if count > 1}  # id() of layers called several times
+        self._node_states = {}  # a shared layer's state after each of its training calls (for its backward)
         self.inputs, self.outputs = ins, outs
         self._input_layer = ins[0]
         self.build()
@@ -262,6 +264,8 @@ class Functional(Model):
                     y = layer.forward(args, training=training)
             finally:
                 layer._input_mask = None
+            if training and id(layer) in self._shared:
+                self._node_states[id(node)] = dict(layer.__dict__)  # what this call's backward needs
             out_mask = layer.compute_mask(args, mask)
             ys = list(y) if len(node.outputs) > 1 else [y]
             if len(ys) != len(node.outputs):
@@ -283,19 +287,28 @@ class Functional(Model):
         for t, g in zip(self.outputs, [dy] if self._single_output else dy):
             if g is not None:
                 _add(grads, t, np.asarray(g, np.float32))
+        # A shared layer's weight gradients are the sum over its calls (its penalty's gradient counted once).
+        shared_sums = {id(l): [np.zeros(w.shape, np.float32) for w in l._weights] for l in self._layers
+                       if id(l) in self._shared}
         for node in reversed(self._nodes):
             layer = node.layer
             gs = [grads.pop(id(t), None) for t in node.outputs]
             if all(g is None for g in gs):
-                for w in layer._weights:
-                    if w.grad is not None:
-                        w.grad[...] = 0
+                if id(layer) not in self._shared:
+                    for w in layer._weights:
+                        if w.grad is not None:
+                            w.grad[...] = 0
                 continue
             need_dx = any(not isinstance(t, InputLayer) for t in node.inputs)
             d = gs[0] if len(gs) == 1 else gs
-            if len(gs) == 1 and d is None:
-                continue
+            if id(layer) in self._shared:
+                layer.__dict__.update(self._node_states.pop(id(node)))
             dx = layer.backward(d, need_dx=need_dx)
+            if id(layer) in self._shared:
+                for acc, w in zip(shared_sums[id(layer)], layer._weights):
+                    acc += w.grad
+                    if w.regularizer is not None:
+                        acc -= w.regularizer.gradient(w.value)
             if isinstance(node.args, list):
                 dxs = list(dx) if dx is not None else [None] * len(node.args)
             else:
@@ -306,6 +319,13 @@ class Functional(Model):
             for t, g in zip(node.inputs, dxs):
                 if g is not None and not isinstance(t, InputLayer):
                     _add(grads, t, g)
+        for layer in self._layers:
+            if id(layer) in shared_sums:
+                for acc, w in zip(shared_sums[id(layer)], layer._weights):
+                    if w.regularizer is not None:
+                        acc += w.regularizer.gradient(w.value)
+                    w.grad[...] = acc
+        self._node_states.clear()
 
     def forward(self, x, training=False):
         return self._forward(x if isinstance(x, (list, tuple)) else [x], training=training)
@@ -518,27 +538,33 @@ class Functional(Model):
     # ------------------------------------------------------------------ config
     def get_config(self):
         """Keras 3's Functional config: each layer with its call's inbound node, the inputs and outputs."""
-        made_by = {}
+        made_by, calls = {}, {}
         for node in self._nodes:
+            k = calls.setdefault(id(node.layer), [])
             for i, t in enumerate(node.outputs):
-                made_by[id(t)] = (node.layer.name, i)
+                made_by[id(t)] = (node.layer.name, len(k), i)
+            k.append(node)
+
+        def ref(t):
+            return [t.name, 0, 0] if isinstance(t, InputLayer) else list(made_by[id(t)])
 
         def tensor(t):
-            name, index = (t.name, 0) if isinstance(t, InputLayer) else made_by[id(t)]
             return {"class_name": "__keras_tensor__",
                     "config": {"shape": _shape_list(t.shape), "dtype": getattr(t, "input_dtype", "float32"),
-                               "keras_history": [name, 0, index]}}
+                               "keras_history": ref(t)}}
 
-        entries = [{**serialize(i), "name": i.name, "inbound_nodes": []} for i in self.inputs]
-        for node in self._nodes:
+        def inbound(node):
             args = [tensor(t) for t in node.args] if isinstance(node.args, list) else tensor(node.args)
             kwargs = {"initial_state": [tensor(t) for t in node.initial_state]} if node.initial_state else {}
-            entries.append({**serialize(node.layer), "name": node.layer.name,
-                            "inbound_nodes": [{"args": [args], "kwargs": kwargs}]})
+            return {"args": [args], "kwargs": kwargs}
+
+        entries = [{**serialize(i), "name": i.name, "inbound_nodes": []} for i in self.inputs]
+        for layer in self._layers:
+            entries.append({**serialize(layer), "name": layer.name,
+                            "inbound_nodes": [inbound(node) for node in calls[id(layer)]]})
 
         def endpoints(tensors, keys, single):
-            refs = [[t.name, 0, 0] if isinstance(t, InputLayer) else [made_by[id(t)][0], 0, made_by[id(t)][1]]
-                    for t in tensors]
+            refs = [ref(t) for t in tensors]
             if keys is not None:
                 return dict(zip(keys, refs))
             return refs[0] if single else refs
@@ -595,15 +621,12 @@ class _OutputLosses:
 
 
 def _history(entry):
-    """(layer name, node index, tensor index) of a ``__keras_tensor__`` argument."""
+    """(layer name, call index, tensor index) of a ``__keras_tensor__`` argument."""
     if isinstance(entry, dict) and entry.get("class_name") == "__keras_tensor__":
         history = (entry.get("config") or {}).get("keras_history")
         if isinstance(history, list) and len(history) == 3 and isinstance(history[0], str) and \
                 all(isinstance(v, int) and not isinstance(v, bool) for v in history[1:]):
-            if history[1] != 0:
-                raise NotImplementedError(f"layer {history[0]!r} is called more than once in the saved model; "
-                                          "shared layers are not supported yet")
-            return history[0], history[2]
+            return history[0], history[1], history[2]
     raise ValueError(f"not a Keras tensor reference: {entry!r:.200}")
 
 
@@ -629,22 +652,23 @@ def from_config(config, build=True):
         if not isinstance(entry, dict):
             raise ValueError(f"not a layer configuration: {entry!r:.200}")
         name = entry.get("name", (entry.get("config") or {}).get("name"))
-        if not isinstance(name, str) or name in made or any(name == p[0] for p in pending):
+        if not isinstance(name, str) or (name, 0) in made or any(name == p[0] for p in pending):
             raise ValueError(f"a functional model's layers need distinct names, got {name!r}")
         nodes = entry.get("inbound_nodes") or []
-        if not isinstance(nodes, list) or len(nodes) > 1:
-            raise NotImplementedError(f"layer {name!r} is called several times; shared layers are not supported yet")
+        if not isinstance(nodes, list) or len(nodes) > 1024:
+            raise ValueError(f"layer {name!r}: inbound_nodes must be a list (of at most 1024 calls)")
         layer = deserialize({k: v for k, v in entry.items() if k not in ("name", "inbound_nodes")})
         if isinstance(layer, InputLayer):
-            made[name] = [layer]
+            made[(name, 0)] = [layer]
             continue
-        if not nodes or not isinstance(nodes[0], dict):
+        if not nodes or not all(isinstance(n, dict) for n in nodes):
             raise ValueError(f"layer {name!r} has no inbound node")
-        pending.append((name, layer, nodes[0]))
+        for k, node in enumerate(nodes):
+            pending.append((name, layer, node, k))
 
     def value(ref):
-        layer_name, index = _history(ref)
-        outs = made.get(layer_name)
+        layer_name, call, index = _history(ref)
+        outs = made.get((layer_name, call))
         if outs is None:
             return None
         if not 0 <= index < len(outs):
@@ -655,7 +679,9 @@ def from_config(config, build=True):
     while pending:
         progress = False
         for item in list(pending):
-            name, layer, node = item
+            name, layer, node, k = item
+            if any(p[1] is layer and p[3] < k for p in pending):
+                continue  # a shared layer's calls in their order
             args, kwargs = node.get("args"), node.get("kwargs") or {}
             if not isinstance(args, list) or len(args) != 1 or not isinstance(kwargs, dict):
                 raise NotImplementedError(f"layer {name!r}: a call with arguments {args!r:.200} is not supported")
@@ -666,10 +692,11 @@ def from_config(config, build=True):
             if x is None or (isinstance(x, list) and any(v is None for v in x)) or \
                     (states is not None and any(v is None for v in states)):
                 continue
-            total += _checked_size(layer, [tuple(v.shape) for v in x] if isinstance(x, list) else tuple(x.shape),
-                                   total)
+            if k == 0:
+                total += _checked_size(layer, [tuple(v.shape) for v in x] if isinstance(x, list) else tuple(x.shape),
+                                       total)
             out = layer(x, initial_state=states) if states is not None else layer(x)
-            made[name] = list(out) if isinstance(out, list) else [out]
+            made[(name, k)] = list(out) if isinstance(out, list) else [out]
             pending.remove(item)
             progress = True
         if not progress:

@@ -56,7 +56,21 @@ def seq2seq(cell):
     return model, [(4, 3), (5, 2)], ["int7x5"]
 
 
+def siamese():
+    a, b = keras.Input((5,), name="left"), keras.Input((5,), name="right")
+    shared = L.Dense(4, activation="tanh", name="shared", kernel_regularizer=keras.regularizers.L2(0.01))
+    twice = L.Dense(4, name="twice")
+    ha, hb = shared(a), shared(b)
+    d = L.Subtract(name="diff")([twice(ha), twice(hb)])
+    out = L.Dense(1, activation="sigmoid", name="out")(L.Concatenate(name="cat")([d, L.Multiply(name="prod")([ha, hb])]))
+    model = keras.Model([a, b], out)
+    model.compile(keras.optimizers.SGD(0.1), loss="binary_crossentropy")
+    return model, [(5,), (5,)], ["bin"]
+
+
 def data(rng, spec, n=4):
+    if spec == "bin":
+        return rng.integers(0, 2, (n, 1)).astype("float32")
     if spec == "int3":
         return rng.integers(0, 3, (n,))
     if spec == "int7x5":
@@ -68,7 +82,8 @@ def main():
     rng = np.random.default_rng(0)
     cases = {}
     for name, make in [("residual", residual), ("two_inputs", two_inputs), ("seq2seq_lstm", lambda: seq2seq("LSTM")),
-                       ("seq2seq_gru", lambda: seq2seq("GRU")), ("seq2seq_rnn", lambda: seq2seq("SimpleRNN"))]:
+                       ("seq2seq_gru", lambda: seq2seq("GRU")), ("seq2seq_rnn", lambda: seq2seq("SimpleRNN")),
+                       ("siamese", siamese)]:
         keras.utils.set_random_seed(1)
         model, in_spec, out_spec = make()
         xs = [data(rng, s) for s in (in_spec if isinstance(in_spec, list) else [in_spec])]
@@ -84,6 +99,8 @@ def main():
                            logs={k: float(v) for k, v in logs.items()})
         if name == "seq2seq_lstm":
             model.save(os.path.join(HERE, "keras_graph_seq2seq.keras"))
+        if name == "siamese":
+            model.save(os.path.join(HERE, "keras_graph_siamese.keras"))
     with gzip.open(os.path.join(HERE, "keras_graph_cases.json.gz"), "wt") as f:
         json.dump(cases, f)
 
