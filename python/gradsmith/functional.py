@@ -121,8 +121,15 @@ class Functional(Model):
     def __init__(self, inputs=None, outputs=None, name=None, trainable=True, **kwargs):
         if kwargs:
             raise TypeError(f"Model: unexpected keyword argument(s) {', '.join(sorted(kwargs))}")
-        ins, self._input_keys, self._single_input = _flatten(inputs, "inputs")
-        outs, self._output_keys, self._single_output = _flatten(outputs, "outputs")
+        Sequential.__init__(self, name=name if name is not None else layers_mod._unique_name("functional"),
+                            trainable=trainable)
+        self._set_graph(inputs, outputs)
+        self.build()
+
+    def _set_graph(self, inputs, outputs):
+        """The calls from ``inputs`` to ``outputs``, in order, and the layers they use (each once)."""
+        ins, input_keys, single_input = _flatten(inputs, "inputs")
+        outs, output_keys, single_output = _flatten(outputs, "outputs")
         for i in ins:
             if not isinstance(i, InputLayer):
                 raise TypeError(f"Model: inputs must come from gradsmith.Input(...), got {type(i).__name__}")
@@ -138,14 +145,15 @@ class Functional(Model):
                 raise ValueError(f"Model: two layers are named {node.layer.name!r}; layer names must be unique")
             names.add(node.layer.name)
             layers.append(node.layer)
-        Sequential.__init__(self, name=name if name is not None else layers_mod._unique_name("functional"),
-                            trainable=trainable)
+        self._input_keys, self._single_input = input_keys, single_input
+        self._output_keys, self._single_output = output_keys, single_output
         self._nodes, self._layers = nodes, layers
         self._shared = {key for key, count in calls.items() if count > 1}  # id() of layers called several times
         self._node_states = {}  # a shared layer's state after each of its training calls (for its backward)
         self.inputs, self.outputs = ins, outs
         self._input_layer = ins[0]
-        self.build()
+        # One chain (a traced subclassed model can be): the compiled step runs it as it runs a Sequential model.
+        self._chain = is_chain(inputs, outputs) and not isinstance(inputs, dict) and self._single_input
 
     # ------------------------------------------------------------------ structure
     @property
@@ -174,12 +182,14 @@ class Functional(Model):
         return None
 
     def _compiled_step(self):
+        if getattr(self, "_chain", False):
+            return Sequential._compiled_step(self)
         self._plan_reason = "a functional model with branches, merges or several inputs or outputs runs layer " \
                             "by layer"
         return None
 
     def _existing_compiled_step(self):
-        return None
+        return Sequential._existing_compiled_step(self) if getattr(self, "_chain", False) else None
 
     def _check_arrays_before_training(self, train, val):
         return None  # each batch is checked as it comes (_prepare_batch)
@@ -766,6 +776,94 @@ def _checked_size(layer, shape, total):
 
 def _missing(name, what):
     raise ValueError(f"the functional model's {what} name {name!r}, which is not one of its layers")
+
+
+class Subclassed(Functional):
+    """A subclassed model (``class MyModel(gradsmith.Model)`` with layers made in ``__init__`` and a ``call``
+    that composes them). ``call`` is traced once, on symbolic inputs shaped like the first data the model
+    sees (or ``build(input_shape)``): the calls it makes are the model's graph, which then trains, evaluates
+    and predicts as a functional model. ``call`` may use gradsmith's layers (and Python around them), not
+    tensor arithmetic on their outputs; whatever it does with the ``training`` flag is fixed by the trace
+    (``training=False``)."""
+
+    def __init__(self, *args, name=None, trainable=True, **kwargs):
+        if args or kwargs:
+            raise TypeError(f"{type(self).__name__}: Model.__init__ takes name= and trainable= in a subclassed "
+                            f"model, got {args!r:.100} {sorted(kwargs)}")
+        Sequential.__init__(self, name=name if name is not None else
+                            layers_mod._unique_name(layers_mod.base._snake(type(self).__name__)), trainable=trainable)
+        self.inputs = self.outputs = None
+        self._nodes, self._shared, self._node_states = [], set(), {}
+        self._input_keys = self._output_keys = None
+        self._single_input = self._single_output = True
+
+    def call(self, inputs, training=False):
+        raise NotImplementedError(f"{type(self).__name__} defines no call()")
+
+    def _trace(self, inputs):
+        try:
+            outputs = self.call(inputs)
+        except (TypeError, AttributeError, ValueError) as e:
+            raise NotImplementedError(
+                f"model {self.name!r}: its call() could not be traced on symbolic inputs ({type(e).__name__}: {e}). "
+                "gradsmith runs subclassed models whose call() composes gradsmith layers; arithmetic on "
+                "tensors (x + y, keras.ops...) needs a layer (Add, Multiply, Activation, ...)") from None
+        self._set_graph(inputs, outputs)
+        self._check_size(None)
+        Functional.build(self)
+
+    def _check_size(self, input_shape):
+        limit = config_mod.get_max_weights()
+        total = sum(w.size for layer in self._layers for w in layer._weights)
+        if total > limit:
+            raise ValueError(f"model {self.name!r}: its weights hold {total:,} values, more than the limit of "
+                             f"{limit:,}; raise it with gradsmith.config.set_max_weights")
+
+    def build(self, input_shape=None):
+        """Trace ``call`` on float32 inputs of ``input_shape`` (a shape, or a list of shapes for several)."""
+        if self.built:
+            return
+        if input_shape is None:
+            raise ValueError(f"model {self.name!r}: build() needs an input shape")
+        several = isinstance(input_shape, (list, tuple)) and input_shape and isinstance(input_shape[0], (list, tuple))
+        shapes = list(input_shape) if several else [input_shape]
+        inputs = [layers_mod.Input(batch_shape=tuple(s)) for s in shapes]
+        self._trace(inputs if several else inputs[0])
+
+    def _trace_from_data(self, x):
+        if isinstance(x, data_adapter.Columns):
+            x = x.unpack()
+
+        def one(a, name=None):
+            a = np.asarray(a)
+            dtype = "int64" if a.dtype.kind in "biu" else "float32"
+            return layers_mod.Input(shape=a.shape[1:], dtype=dtype, name=name)
+
+        if isinstance(x, dict):
+            self._trace({k: one(v, k) for k, v in x.items()})
+        elif isinstance(x, (list, tuple)) and all(np.ndim(v) >= 1 for v in x) and \
+                data_adapter.is_structure(list(map(np.asarray, x))):
+            self._trace([one(v) for v in x])
+        else:
+            self._trace(one(x))
+
+    def _ensure_built(self, x):
+        if not self.built:
+            self._trace_from_data(x)
+
+    def _ensure_built_from(self, x):
+        if not self.built:
+            self._trace_from_data(x)
+        return self.built
+
+    def _prepare_batch(self, x, y, sw):
+        if not self.built:
+            self._trace_from_data(x)
+        return super()._prepare_batch(x, y, sw)
+
+    def get_config(self):
+        self._require_built("get_config")
+        return super().get_config()
 
 
 models._GRAPH_MODEL.append(sys.modules[__name__])

@@ -558,6 +558,13 @@ class Model(Sequential):
 
     _keras_class_name = "Functional"  # Keras 3's class of a functional model (summary, a nested model's entry)
 
+    def __init_subclass__(cls, **kwargs):
+        """A subclass with its own ``call`` (Keras's subclassing API) becomes a gradsmith.functional.Subclassed:
+        its ``call`` is traced into a graph on the first data."""
+        super().__init_subclass__(**kwargs)
+        if "call" in cls.__dict__ and _GRAPH_MODEL and not issubclass(cls, _GRAPH_MODEL[0].Functional):
+            cls.__bases__ = tuple(_GRAPH_MODEL[0].Subclassed if base is Model else base for base in cls.__bases__)
+
     def __new__(cls, inputs=None, outputs=None, *args, **kwargs):
         """A graph (branches, merges, several inputs or outputs, recurrent states between layers) is a
         gradsmith.functional.Functional; one chain of layers is this class."""

@@ -225,12 +225,11 @@ def _remove_stale_temp_files(directory, target_name):
 
 
 def _class_name_of(model):
-    for name, cls in _MODEL_CLASSES.items():  # the model's own class first (Functional is also a Sequential)
-        if type(model) is cls:
-            return name
-    for name, cls in _MODEL_CLASSES.items():
-        if isinstance(model, cls):
-            return name
+    """The registered class nearest to the model's own in its MRO (a Functional is also a Sequential)."""
+    for base in type(model).__mro__:
+        for name, cls in _MODEL_CLASSES.items():
+            if base is cls:
+                return name
     raise ValueError(f"cannot save a {type(model).__name__}: the Keras file format holds "
                      f"{', '.join(_MODEL_CLASSES) or 'no'} models")
 
