@@ -1,28 +1,34 @@
 """Layers with Keras 3's names and arguments, one module per family.
 
-``base`` (Layer, its weights, the registry by class name, serialize /
-deserialize, Keras's config format that every layer's get_config /
-from_config speaks: the only description of a layer saving needs), ``input_layer`` (Input), ``core`` (Dense, Activation, Dropout,
-Flatten), ``normalization`` (BatchNormalization), ``convolutional`` (Conv1D, Conv2D), ``pooling`` (max,
-average and global pooling), ``reshaping`` (Reshape), ``embedding`` (Embedding), ``recurrent`` (SimpleRNN,
-GRU, LSTM), ``wrappers`` (Bidirectional, TimeDistributed), ``merging`` (Add, Concatenate, ...: several inputs, for
-functional models), ``scaling`` (Rescaling, Normalization), ``image_augmentation``
-(RandomFlip, RandomRotation, ...), ``activations`` (ReLU, LeakyReLU, ELU, Softmax), ``text_preprocessing`` (TextVectorization,
-StringLookup: strings to ids, on the data before a model). A new layer is a new class
-in its family's module: defining it registers it, so saved models find it.
+- ``base``: Layer, its weights, the registry by class name, serialize / deserialize, and Keras's config
+  format that every layer's get_config / from_config speaks (the only description of a layer saving needs)
+- ``input_layer`` (Input), ``core`` (Dense, Activation, Dropout, Flatten), ``activations`` (ReLU, LeakyReLU,
+  ELU, Softmax), ``normalization`` (BatchNormalization, LayerNormalization), ``regularization``
+  (GaussianNoise, GaussianDropout, SpatialDropout1D / 2D, Identity)
+- ``convolutional`` (Conv1D, Conv2D), ``pooling`` (max, average and global pooling), ``reshaping`` (Reshape,
+  RepeatVector, Permute, UpSampling, ZeroPadding, Cropping)
+- ``embedding`` (Embedding), ``recurrent`` (SimpleRNN, GRU, LSTM), ``wrappers`` (Bidirectional,
+  TimeDistributed), ``merging`` (Add, Concatenate, ...: several inputs, for functional models)
+- preprocessing: ``scaling`` (Rescaling, Normalization), ``image_augmentation`` (RandomFlip, RandomRotation,
+  ...), ``text_preprocessing`` (TextVectorization, StringLookup: strings to ids, on the data before a model)
+
+A new layer is a new class in its family's module: defining it registers it, so saved models find it.
 """
 from gradsmith.layers.base import KerasTensor, Layer, NoCompiledForm, Weight, assign_weights, deserialize, get, serialize
 from gradsmith.layers.base import _unique_name  # noqa: F401 (models name themselves with it)
 from gradsmith.layers.core import Activation, Dense, Dropout, Flatten
 from gradsmith.layers.core import _KERAS_ACTIVATION, _activation_name  # noqa: F401
 from gradsmith.layers.input_layer import Input, InputLayer
-from gradsmith.layers.normalization import BatchNormalization
+from gradsmith.layers.normalization import BatchNormalization, LayerNormalization
 from gradsmith.layers.convolutional import Conv1D, Conv2D, Convolution1D, Convolution2D
 from gradsmith.layers.pooling import (AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D, GlobalAveragePooling1D,
                                       GlobalAveragePooling2D, GlobalAvgPool1D, GlobalAvgPool2D, GlobalMaxPool1D,
                                       GlobalMaxPool2D, GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPool1D, MaxPool2D,
                                       MaxPooling1D, MaxPooling2D)
-from gradsmith.layers.reshaping import Reshape
+from gradsmith.layers.reshaping import (Cropping1D, Cropping2D, Permute, RepeatVector, Reshape, UpSampling1D,
+                                       UpSampling2D, ZeroPadding1D, ZeroPadding2D)
+from gradsmith.layers.regularization import (GaussianDropout, GaussianNoise, Identity, SpatialDropout1D,
+                                             SpatialDropout2D)
 from gradsmith.layers.embedding import Embedding
 from gradsmith.layers.recurrent import GRU, LSTM, SimpleRNN
 from gradsmith.layers.wrappers import Bidirectional, TimeDistributed
@@ -44,4 +50,6 @@ __all__ = ["Layer", "InputLayer", "Input", "KerasTensor", "Dense", "Activation",
            "minimum", "concatenate", "TextVectorization",
            "StringLookup", "ReLU", "LeakyReLU", "ELU", "Softmax", "Rescaling",
            "Normalization", "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast",
-           "RandomBrightness", "get", "serialize", "deserialize"]
+           "RandomBrightness", "LayerNormalization", "RepeatVector", "Permute", "UpSampling1D",
+           "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D", "GaussianNoise",
+           "GaussianDropout", "SpatialDropout1D", "SpatialDropout2D", "Identity", "get", "serialize", "deserialize"]

@@ -1,10 +1,10 @@
-"""BatchNormalization over the last axis (Keras 3's arguments, weight order and numbers)."""
+"""BatchNormalization and LayerNormalization over the last axis (Keras 3's arguments, weight order and numbers)."""
 import numpy as np
 
 from gradsmith import initializers, ops, regularizers
 from gradsmith.layers.base import Layer, _initializer_config, _regularizer_config, compiled_penalties
 
-__all__ = ["BatchNormalization"]
+__all__ = ["BatchNormalization", "LayerNormalization"]
 
 
 class BatchNormalization(Layer):
@@ -151,8 +151,84 @@ class BatchNormalization(Layer):
         return super().from_config({k: v for k, v in config.items() if k != "renorm_momentum"})
 
 
-def _number(value, what):
+def _number(value, what, layer="BatchNormalization"):
     """A float argument from a config: a real number (a string or a list is a ValueError, not a TypeError)."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"BatchNormalization: {what} must be a number, got {value!r}")
+        raise ValueError(f"{layer}: {what} must be a number, got {value!r}")
     return float(value)
+
+
+class LayerNormalization(Layer):
+    """Normalizes each sample over its last axis: ``(x - mean) / sqrt(var + epsilon) * gamma + beta`` (Keras 3's
+    formula, the biased variance), in NumPy, layer by layer."""
+
+    supports_masking = True
+    _steps_pointwise = True
+
+    def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
+                 gamma_initializer="ones", beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
+                 gamma_constraint=None, rms_scaling=False, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(axis, (list, tuple)) and len(axis) == 1:
+            axis = axis[0]
+        if axis != -1:
+            raise NotImplementedError(f"LayerNormalization: only axis=-1 is supported, got {axis!r}")
+        if rms_scaling:
+            raise NotImplementedError("LayerNormalization: rms_scaling is not supported (it is deprecated in Keras)")
+        if beta_constraint is not None or gamma_constraint is not None:
+            raise NotImplementedError("LayerNormalization: weight constraints are not supported")
+        self.axis = -1
+        self.epsilon = _number(epsilon, "epsilon", "LayerNormalization")
+        self.center, self.scale = bool(center), bool(scale)
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self.beta_regularizer = regularizers.get(beta_regularizer)
+        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+        self._gamma = self._beta = None
+
+    def build(self, input_shape):
+        c = input_shape[-1]
+        if c is None:
+            raise ValueError(f"LayerNormalization {self.name!r}: the last axis of the input must be known")
+        if self.scale:
+            self._gamma = self.add_weight("gamma", (c,), self.gamma_initializer, self.gamma_regularizer)
+        if self.center:
+            self._beta = self.add_weight("beta", (c,), self.beta_initializer, self.beta_regularizer)
+        super().build(input_shape)
+
+    def forward(self, x, training=False):
+        x = np.asarray(x, np.float32)
+        mean = x.mean(axis=-1, keepdims=True, dtype=np.float64).astype(np.float32)
+        var = ((x - mean) ** 2).mean(axis=-1, keepdims=True, dtype=np.float64).astype(np.float32)
+        inv = (1.0 / np.sqrt(var + np.float32(self.epsilon))).astype(np.float32)
+        xhat = (x - mean) * inv
+        if training:
+            self._saved = (xhat, inv)
+        y = xhat * self._gamma.value if self.scale else xhat
+        return (y + self._beta.value if self.center else y).astype(np.float32)
+
+    def backward(self, dy, need_dx=True):
+        xhat, inv = self._saved
+        self._saved = None
+        dy = np.asarray(dy, np.float32)
+        flat = (-1, dy.shape[-1])
+        if self.scale:
+            self._gamma.grad[...] = (dy * xhat).reshape(flat).sum(axis=0, dtype=np.float64)
+        if self.center:
+            self._beta.grad[...] = dy.reshape(flat).sum(axis=0, dtype=np.float64)
+        self._add_regularization_grads()
+        if not need_dx:
+            return None
+        g = dy * self._gamma.value if self.scale else dy
+        # dx = inv * (g - mean(g) - xhat * mean(g * xhat)) over the last axis
+        dx = inv * (g - g.mean(axis=-1, keepdims=True) - xhat * (g * xhat).mean(axis=-1, keepdims=True))
+        return dx.astype(np.float32)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": [self.axis], "epsilon": self.epsilon, "center": self.center,
+                "scale": self.scale, "rms_scaling": False,
+                "beta_initializer": _initializer_config(self.beta_initializer, "Zeros"),
+                "gamma_initializer": _initializer_config(self.gamma_initializer, "Ones"),
+                "beta_regularizer": _regularizer_config(self.beta_regularizer, self),
+                "gamma_regularizer": _regularizer_config(self.gamma_regularizer, self),
+                "beta_constraint": None, "gamma_constraint": None}
