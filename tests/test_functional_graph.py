@@ -146,6 +146,15 @@ def test_a_keras_seq2seq_file_loads_and_predicts_as_keras(cases, tmp_path):
     np.testing.assert_array_equal(back.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
+@pytest.mark.parametrize("name", list(MAKERS))
+def test_layers_are_in_keras_order(name):
+    """Keras names the weight groups of a file and orders the optimizer's variables by model.layers: the
+    order of the layers in Keras's own config of the same model (tests/data/keras_graph_layer_orders.json)."""
+    with open(os.path.join(DATA, "keras_graph_layer_orders.json")) as f:
+        orders = json.load(f)
+    assert [l.name for l in MAKERS[name]().layers] == orders[name]
+
+
 def test_multi_output_fit_logs_and_evaluate_follow_keras():
     model = residual()
     rng = np.random.default_rng(0)

@@ -92,6 +92,53 @@ def _nodes_to(outputs, inputs):
     return order
 
 
+def _keras_layer_order(outputs):
+    """The layers of the graph in Keras 3's ``Functional.layers`` order (keras/src/ops/function.py, map_graph):
+    by depth, deepest (nearest the inputs) first, where an output call has depth 0 and a call's inputs come from
+    calls at least one deeper; ties in the order a depth-first walk from the outputs first meets the layers.
+    Keras names the layers' weight groups and orders the optimizer's variables by it, so files agree."""
+    def parent(t):
+        return t if isinstance(t, InputLayer) else t.node
+
+    def op(n):
+        return n if isinstance(n, InputLayer) else n.layer
+
+    def inputs_of(n):
+        return [] if isinstance(n, InputLayer) else n.inputs
+
+    op_index, finished, post_order = {}, set(), []
+    for out in outputs:  # the depth-first walk of Keras's _build_map, without recursion
+        start = parent(out)
+        if id(start) in finished:
+            continue
+        op_index.setdefault(id(op(start)), len(op_index))
+        stack = [(start, iter(inputs_of(start)))]
+        while stack:
+            n, it = stack[-1]
+            for t in it:
+                child = parent(t)
+                if id(child) in finished or any(child is m for m, _ in stack):
+                    continue
+                op_index.setdefault(id(op(child)), len(op_index))
+                stack.append((child, iter(inputs_of(child))))
+                break
+            else:
+                stack.pop()
+                finished.add(id(n))
+                post_order.append(n)
+    node_depth, op_depth, ops = {}, {}, {}
+    for n in reversed(post_order):
+        depth = max(node_depth.setdefault(id(n), 0), op_depth.get(id(op(n)), 0))
+        op_depth[id(op(n))] = depth
+        ops[id(op(n))] = op(n)
+        node_depth[id(n)] = depth
+        for t in inputs_of(n):
+            p = parent(t)
+            node_depth[id(p)] = max(depth + 1, node_depth.get(id(p), 0))
+    order = sorted(ops, key=lambda k: (-op_depth[k], op_index[k]))
+    return [ops[k] for k in order if not isinstance(ops[k], InputLayer)]
+
+
 def is_chain(inputs, outputs):
     """True when ``Model(inputs, outputs)`` is one chain: one input, one output, each call on the previous
     call's one output (the Sequential model of the layers)."""
@@ -136,7 +183,7 @@ class Functional(Model):
         if len({id(i) for i in ins}) != len(ins):
             raise ValueError("Model: an input is given twice")
         nodes = _nodes_to(outs, ins)
-        layers, names, calls = [], set(), {}
+        names, calls = set(), {}
         for node in nodes:
             calls[id(node.layer)] = calls.get(id(node.layer), 0) + 1
             if calls[id(node.layer)] > 1:
@@ -144,7 +191,7 @@ class Functional(Model):
             if node.layer.name in names:
                 raise ValueError(f"Model: two layers are named {node.layer.name!r}; layer names must be unique")
             names.add(node.layer.name)
-            layers.append(node.layer)
+        layers = _keras_layer_order(outs)
         self._input_keys, self._single_input = input_keys, single_input
         self._output_keys, self._single_output = output_keys, single_output
         self._nodes, self._layers = nodes, layers

@@ -250,7 +250,10 @@ def _model_config(model):
     """config.json's content: Keras 3's serialization of the model, from its own get_config."""
     config = model.get_config()
     _check_saveable(config["layers"])
-    out = _keras_object("keras", _class_name_of(model), config)
+    name = _class_name_of(model)
+    out = _keras_object("keras", name, config)
+    if name == "Functional":  # as Keras writes a functional model
+        out.update(module="keras.src.models.functional", registered_name="Functional")
     out["build_config"] = model.get_build_config()
     if model.compiled:
         out["compile_config"] = model.get_compile_config()

@@ -1,4 +1,5 @@
-"""Records tests/data/keras_graph_cases.json.gz and keras_graph_seq2seq.keras with Keras 3 (JAX backend):
+"""Records tests/data/keras_graph_cases.json.gz, keras_graph_layer_orders.json, keras_graph_siamese.keras and
+keras_graph_seq2seq.keras with Keras 3 (JAX backend):
 functional models that are graphs (several inputs and outputs, Add / Concatenate / the other merges, recurrent
 states from return_state into initial_state) with their initial weights, predictions, the weights after one
 SGD step and the logs of that step.
@@ -80,7 +81,7 @@ def data(rng, spec, n=4):
 
 def main():
     rng = np.random.default_rng(0)
-    cases = {}
+    cases, orders = {}, {}
     for name, make in [("residual", residual), ("two_inputs", two_inputs), ("seq2seq_lstm", lambda: seq2seq("LSTM")),
                        ("seq2seq_gru", lambda: seq2seq("GRU")), ("seq2seq_rnn", lambda: seq2seq("SimpleRNN")),
                        ("siamese", siamese)]:
@@ -90,6 +91,7 @@ def main():
         ys = [data(rng, s) for s in out_spec]
         x_arg = dict(zip(["a", "b"], xs)) if name == "two_inputs" else (xs if len(xs) > 1 else xs[0])
         y_arg = ys if len(ys) > 1 else ys[0]
+        orders[name] = [l.name for l in model.layers if not isinstance(l, keras.layers.InputLayer)]
         w0 = [w.tolist() for w in model.get_weights()]
         p0 = model.predict(x_arg, verbose=0)
         p0 = [p.tolist() for p in p0] if isinstance(p0, list) else p0.tolist()
@@ -103,6 +105,8 @@ def main():
             model.save(os.path.join(HERE, "keras_graph_siamese.keras"))
     with gzip.open(os.path.join(HERE, "keras_graph_cases.json.gz"), "wt") as f:
         json.dump(cases, f)
+    with open(os.path.join(HERE, "keras_graph_layer_orders.json"), "w") as f:
+        json.dump(orders, f)
 
 
 if __name__ == "__main__":

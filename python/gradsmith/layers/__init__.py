@@ -5,7 +5,8 @@
 - ``input_layer`` (Input), ``core`` (Dense, Activation, Dropout, Flatten), ``activations`` (ReLU, LeakyReLU,
   ELU, Softmax), ``normalization`` (BatchNormalization, LayerNormalization), ``regularization``
   (GaussianNoise, GaussianDropout, SpatialDropout1D / 2D, Identity)
-- ``convolutional`` (Conv1D, Conv2D), ``pooling`` (max, average and global pooling), ``reshaping`` (Reshape,
+- ``convolutional`` (Conv1D, Conv2D), ``conv_variants`` (DepthwiseConv2D, SeparableConv2D, Conv2DTranspose),
+  ``pooling`` (max, average and global pooling), ``reshaping`` (Reshape,
   RepeatVector, Permute, UpSampling, ZeroPadding, Cropping)
 - ``embedding`` (Embedding), ``recurrent`` (SimpleRNN, GRU, LSTM), ``wrappers`` (Bidirectional,
   TimeDistributed), ``merging`` (Add, Concatenate, ...: several inputs, for functional models)
@@ -21,6 +22,7 @@ from gradsmith.layers.core import _KERAS_ACTIVATION, _activation_name  # noqa: F
 from gradsmith.layers.input_layer import Input, InputLayer
 from gradsmith.layers.normalization import BatchNormalization, LayerNormalization
 from gradsmith.layers.convolutional import Conv1D, Conv2D, Convolution1D, Convolution2D
+from gradsmith.layers.conv_variants import Conv2DTranspose, DepthwiseConv2D, SeparableConv2D
 from gradsmith.layers.pooling import (AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D, GlobalAveragePooling1D,
                                       GlobalAveragePooling2D, GlobalAvgPool1D, GlobalAvgPool2D, GlobalMaxPool1D,
                                       GlobalMaxPool2D, GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPool1D, MaxPool2D,
@@ -52,4 +54,5 @@ __all__ = ["Layer", "InputLayer", "Input", "KerasTensor", "Dense", "Activation",
            "Normalization", "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast",
            "RandomBrightness", "LayerNormalization", "RepeatVector", "Permute", "UpSampling1D",
            "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D", "GaussianNoise",
-           "GaussianDropout", "SpatialDropout1D", "SpatialDropout2D", "Identity", "get", "serialize", "deserialize"]
+           "GaussianDropout", "SpatialDropout1D", "SpatialDropout2D", "Identity", "DepthwiseConv2D", "SeparableConv2D",
+           "Conv2DTranspose", "get", "serialize", "deserialize"]

@@ -88,8 +88,10 @@ class SpatialDropout1D(Dropout):
         super().build(input_shape)
 
     def get_config(self):
+        """Keras's: rate, seed, name and dtype (no trainable, no noise shape)."""
         config = super().get_config()
-        config.pop("noise_shape", None)
+        for key in ("noise_shape", "trainable"):
+            config.pop(key, None)
         return config
 
 
