@@ -3,7 +3,7 @@
 Names, arguments, defaults and behaviour follow ``keras.callbacks`` (Keras 3):
 ``Callback``, ``CallbackList``, ``History``, ``ProgbarLogger``, ``EarlyStopping``,
 ``ModelCheckpoint``, ``ReduceLROnPlateau``, ``LearningRateScheduler``,
-``TerminateOnNaN``, ``CSVLogger`` and ``LambdaCallback``.
+``TerminateOnNaN``, ``CSVLogger``, ``LambdaCallback`` and ``TensorBoard`` (scalars).
 
 What the callbacks use of the model (the whole interface):
 
@@ -21,7 +21,7 @@ What the callbacks use of the model (the whole interface):
 
 One module per callback (``early_stopping``, ``model_checkpoint``,
 ``learning_rate`` (ReduceLROnPlateau, LearningRateScheduler), ``csv_logger``,
-``lambda_callback``, ``terminate_on_nan``) on ``callback`` (the Callback base)
+``lambda_callback``, ``terminate_on_nan``, ``tensorboard``) on ``callback`` (the Callback base)
 and ``monitor_callback`` (MonitorCallback); ``history``, ``progbar``
 (Progbar, ProgbarLogger) and ``callback_list`` (CallbackList) are what the
 training loop itself uses. This package needs only NumPy and the standard
@@ -37,8 +37,9 @@ from gradsmith.callbacks.learning_rate import LearningRateScheduler, ReduceLROnP
 from gradsmith.callbacks.model_checkpoint import ModelCheckpoint
 from gradsmith.callbacks.monitor_callback import MonitorCallback
 from gradsmith.callbacks.progbar import Progbar, ProgbarLogger
+from gradsmith.callbacks.tensorboard import TensorBoard
 from gradsmith.callbacks.terminate_on_nan import TerminateOnNaN
 
 __all__ = ["Callback", "CallbackList", "History", "ProgbarLogger", "Progbar", "EarlyStopping", "ModelCheckpoint",
            "ReduceLROnPlateau", "LearningRateScheduler", "TerminateOnNaN", "CSVLogger", "LambdaCallback",
-           "MonitorCallback"]
+           "MonitorCallback", "TensorBoard"]
