@@ -19,6 +19,7 @@ from gradsmith.data import sequence_dataset
 from gradsmith.text import Vocabulary, split_input_target, text_sequences
 
 __all__ = ["set_random_seed", "to_categorical", "normalize", "PyDataset", "Sequence", "image_dataset_from_directory",
+           "text_dataset_from_directory",
            "load_img", "img_to_array", "array_to_img", "save_img", "Vocabulary", "split_input_target",
            "text_sequences", "sequence_dataset"]
 
@@ -83,6 +84,12 @@ def image_dataset_from_directory(directory, **kwargs):
     """Keras 3's ``keras.utils.image_dataset_from_directory``; see
     ``gradsmith.preprocessing.image_dataset``."""
     from gradsmith.preprocessing.image_dataset import image_dataset_from_directory as build
+    return build(directory, **kwargs)
+
+
+def text_dataset_from_directory(directory, **kwargs):
+    """Keras 3's ``keras.utils.text_dataset_from_directory``; see ``gradsmith.preprocessing.text_dataset``."""
+    from gradsmith.preprocessing.text_dataset import text_dataset_from_directory as build
     return build(directory, **kwargs)
 
 

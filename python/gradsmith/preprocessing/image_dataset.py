@@ -220,6 +220,17 @@ def _split(samples, labels, validation_split, subset):
     raise ValueError(f'`subset` must be either "training" or "validation", received: {subset}')
 
 
+def label_values(labels, label_mode, num_classes):
+    """A batch's labels as Keras gives them: 'int' int32, 'binary' float32 (n, 1), 'categorical' one-hot."""
+    if label_mode == "binary":
+        return labels.astype(np.float32).reshape(-1, 1)
+    if label_mode == "categorical":
+        out = np.zeros((len(labels), num_classes), np.float32)
+        out[np.arange(len(labels)), labels] = 1.0
+        return out
+    return labels.astype(np.int32)
+
+
 # --------------------------------------------------------------------------- the dataset
 class ImageFolderDataset(data.Dataset):
     """Batches ``(images, labels)`` (or images alone) read from ``file_paths`` as they are needed."""
@@ -251,14 +262,7 @@ class ImageFolderDataset(data.Dataset):
         return (n + self._batch_size - 1) // self._batch_size
 
     def _label_values(self, rows):
-        labels = self._labels[rows]
-        if self._label_mode == "binary":
-            return labels.astype(np.float32).reshape(-1, 1)
-        if self._label_mode == "categorical":
-            out = np.zeros((len(rows), self._num_classes), np.float32)
-            out[np.arange(len(rows)), labels] = 1.0
-            return out
-        return labels.astype(np.int32)
+        return label_values(self._labels[rows], self._label_mode, self._num_classes)
 
     def _make(self, rows):
         images = [_load(self.file_paths[r], self._image_size, self._channels, self._interpolation, self._crop,
