@@ -13,6 +13,7 @@ import pytest
 import gradsmith as keras
 from gradsmith import functional
 from gradsmith.layers import merging
+import graph_models
 
 L = keras.layers
 DATA = os.path.join(os.path.dirname(__file__), "data")
@@ -24,55 +25,8 @@ def cases():
         return json.load(f)
 
 
-def residual():
-    x = keras.Input((6,), name="x")
-    d1 = L.Dense(6, activation="tanh", name="d1")(x)
-    s = L.Add(name="add")([x, d1])
-    m = L.Multiply(name="mul")([s, d1])
-    sub = L.Subtract(name="sub")([m, x])
-    avg = L.Average(name="avg")([sub, s, d1])
-    mx = L.Maximum(name="max")([avg, x])
-    mn = L.Minimum(name="min")([mx, d1])
-    cat = L.Concatenate(name="cat")([mn, s])
-    o1 = L.Dense(1, name="o1")(cat)
-    o2 = L.Dense(3, activation="softmax", name="o2")(s)
-    model = keras.Model(x, [o1, o2])
-    model.compile(keras.optimizers.SGD(0.1), loss=["mse", "sparse_categorical_crossentropy"], loss_weights=[1.0, 0.5])
-    return model
-
-
-def two_inputs():
-    a, b = keras.Input((5,), name="a"), keras.Input((3,), name="b")
-    h = L.Concatenate(name="cat")([L.Dense(4, activation="relu", name="da")(a), b])
-    model = keras.Model({"a": a, "b": b}, L.Dense(2, name="out")(h))
-    model.compile(keras.optimizers.SGD(0.1), loss="mse")
-    return model
-
-
-def seq2seq(cell):
-    enc_in, dec_in = keras.Input((4, 3), name="enc_in"), keras.Input((5, 2), name="dec_in")
-    layer = getattr(L, cell)
-    outs = layer(6, return_state=True, name="enc")(enc_in)
-    dec = layer(6, return_sequences=True, name="dec")(dec_in, initial_state=outs[1:])
-    model = keras.Model([enc_in, dec_in], L.Dense(7, name="out")(dec))
-    model.compile(keras.optimizers.SGD(0.1), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    return model
-
-
-def siamese():
-    a, b = keras.Input((5,), name="left"), keras.Input((5,), name="right")
-    shared = L.Dense(4, activation="tanh", name="shared", kernel_regularizer=keras.regularizers.L2(0.01))
-    twice = L.Dense(4, name="twice")
-    ha, hb = shared(a), shared(b)
-    d = L.Subtract(name="diff")([twice(ha), twice(hb)])
-    out = L.Dense(1, activation="sigmoid", name="out")(L.Concatenate(name="cat")([d, L.Multiply(name="prod")([ha, hb])]))
-    model = keras.Model([a, b], out)
-    model.compile(keras.optimizers.SGD(0.1), loss="binary_crossentropy")
-    return model
-
-
-MAKERS = {"siamese": siamese, "residual": residual, "two_inputs": two_inputs, "seq2seq_lstm": lambda: seq2seq("LSTM"),
-          "seq2seq_gru": lambda: seq2seq("GRU"), "seq2seq_rnn": lambda: seq2seq("SimpleRNN")}
+MAKERS = {name: (lambda make=make: make()[0]) for name, make in graph_models.makers(keras).items()}
+residual, siamese = MAKERS["residual"], MAKERS["siamese"]
 
 
 def _args(name, case):

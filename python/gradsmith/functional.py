@@ -42,53 +42,43 @@ def _flatten(value, what):
 
 
 def _nodes_to(outputs, inputs):
-    """The calls that compute ``outputs`` from ``inputs``, each after the calls it reads from."""
+    """The calls that compute ``outputs`` from ``inputs``, each after the calls it reads from (a depth-first
+    walk with its own stack: deep graphs do not hit Python's recursion limit)."""
     order, state = [], {}
     allowed = {id(i) for i in inputs}
 
-    def visit(tensor):
+    def node_of(tensor):
+        """The call that made ``tensor``; None for an input (which must be one of the model's)."""
         if isinstance(tensor, InputLayer):
             if id(tensor) not in allowed:
                 raise ValueError(f"Model: the outputs depend on the input {tensor.name!r}, which is not among the "
                                  "model's inputs")
-            return
+            return None
         if not isinstance(tensor, KerasTensor) or tensor.node is None:
             raise TypeError(f"Model: expected tensors made by calling layers on gradsmith.Input(...), got "
                             f"{tensor!r:.100}")
-        node = tensor.node
-        mark = state.get(id(node))
-        if mark == "done":
-            return
-        if mark == "open":
-            raise ValueError("Model: the layers' calls form a cycle")
-        state[id(node)] = "open"
-        stack = [iter(node.inputs)]  # iterative depth-first walk: deep graphs do not hit the recursion limit
-        path = [node]
+        return tensor.node
+
+    for out in outputs:
+        first = node_of(out)
+        stack = [] if first is None or state.get(id(first)) == "done" else [(first, iter(first.inputs))]
+        if stack:
+            state[id(first)] = "open"
         while stack:
-            for t in stack[-1]:
-                if isinstance(t, InputLayer):
-                    visit(t)
+            node, pending = stack[-1]
+            for t in pending:
+                inner = node_of(t)
+                if inner is None or state.get(id(inner)) == "done":
                     continue
-                if not isinstance(t, KerasTensor) or t.node is None:
-                    visit(t)  # raises
-                inner = t.node
-                mark = state.get(id(inner))
-                if mark == "done":
-                    continue
-                if mark == "open":
+                if state.get(id(inner)) == "open":
                     raise ValueError("Model: the layers' calls form a cycle")
                 state[id(inner)] = "open"
-                stack.append(iter(inner.inputs))
-                path.append(inner)
+                stack.append((inner, iter(inner.inputs)))
                 break
             else:
                 stack.pop()
-                done = path.pop()
-                state[id(done)] = "done"
-                order.append(done)
-
-    for t in outputs:
-        visit(t)
+                state[id(node)] = "done"
+                order.append(node)
     return order
 
 

@@ -9,64 +9,14 @@ SGD step and the logs of that step.
 import gzip
 import json
 import os
+import sys
 
 import keras
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-L = keras.layers
-
-
-def residual():
-    x = keras.Input((6,), name="x")
-    d1 = L.Dense(6, activation="tanh", name="d1")(x)
-    s = L.Add(name="add")([x, d1])
-    m = L.Multiply(name="mul")([s, d1])
-    sub = L.Subtract(name="sub")([m, x])
-    avg = L.Average(name="avg")([sub, s, d1])
-    mx = L.Maximum(name="max")([avg, x])
-    mn = L.Minimum(name="min")([mx, d1])
-    cat = L.Concatenate(name="cat")([mn, s])
-    o1 = L.Dense(1, name="o1")(cat)
-    o2 = L.Dense(3, activation="softmax", name="o2")(s)
-    model = keras.Model(x, [o1, o2])
-    model.compile(keras.optimizers.SGD(0.1), loss=["mse", "sparse_categorical_crossentropy"],
-                  loss_weights=[1.0, 0.5])
-    return model, (6,), [(1,), "int3"]
-
-
-def two_inputs():
-    a = keras.Input((5,), name="a")
-    b = keras.Input((3,), name="b")
-    h = L.Concatenate(name="cat")([L.Dense(4, activation="relu", name="da")(a), b])
-    out = L.Dense(2, name="out")(h)
-    model = keras.Model({"a": a, "b": b}, out)
-    model.compile(keras.optimizers.SGD(0.1), loss="mse")
-    return model, [(5,), (3,)], [(2,)]
-
-
-def seq2seq(cell):
-    enc_in = keras.Input((4, 3), name="enc_in")
-    dec_in = keras.Input((5, 2), name="dec_in")
-    layer = getattr(L, cell)
-    outs = layer(6, return_state=True, name="enc")(enc_in)
-    dec = layer(6, return_sequences=True, name="dec")(dec_in, initial_state=outs[1:])
-    out = L.Dense(7, name="out")(dec)
-    model = keras.Model([enc_in, dec_in], out)
-    model.compile(keras.optimizers.SGD(0.1), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    return model, [(4, 3), (5, 2)], ["int7x5"]
-
-
-def siamese():
-    a, b = keras.Input((5,), name="left"), keras.Input((5,), name="right")
-    shared = L.Dense(4, activation="tanh", name="shared", kernel_regularizer=keras.regularizers.L2(0.01))
-    twice = L.Dense(4, name="twice")
-    ha, hb = shared(a), shared(b)
-    d = L.Subtract(name="diff")([twice(ha), twice(hb)])
-    out = L.Dense(1, activation="sigmoid", name="out")(L.Concatenate(name="cat")([d, L.Multiply(name="prod")([ha, hb])]))
-    model = keras.Model([a, b], out)
-    model.compile(keras.optimizers.SGD(0.1), loss="binary_crossentropy")
-    return model, [(5,), (5,)], ["bin"]
+sys.path.insert(0, os.path.dirname(HERE))  # tests/, for graph_models
+import graph_models  # noqa: E402
 
 
 def data(rng, spec, n=4):
@@ -82,9 +32,7 @@ def data(rng, spec, n=4):
 def main():
     rng = np.random.default_rng(0)
     cases, orders = {}, {}
-    for name, make in [("residual", residual), ("two_inputs", two_inputs), ("seq2seq_lstm", lambda: seq2seq("LSTM")),
-                       ("seq2seq_gru", lambda: seq2seq("GRU")), ("seq2seq_rnn", lambda: seq2seq("SimpleRNN")),
-                       ("siamese", siamese)]:
+    for name, make in graph_models.makers(keras).items():
         keras.utils.set_random_seed(1)
         model, in_spec, out_spec = make()
         xs = [data(rng, s) for s in (in_spec if isinstance(in_spec, list) else [in_spec])]

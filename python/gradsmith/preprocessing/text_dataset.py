@@ -7,7 +7,7 @@ UTF-8 (undecodable bytes replaced), cut to ``max_length`` characters when given.
 import numpy as np
 
 from gradsmith import data
-from gradsmith.preprocessing.image_dataset import _split, index_directory, label_values
+from gradsmith.preprocessing.image_dataset import _split, check_split_arguments, index_directory, label_values
 
 __all__ = ["text_dataset_from_directory"]
 
@@ -65,18 +65,7 @@ def text_dataset_from_directory(directory, labels="inferred", label_mode="int", 
         labels = label_mode = None
     if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1):
         raise ValueError(f"max_length must be a positive integer or None, got {max_length!r}")
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
-                                   or batch_size < 1):
-        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
-    if validation_split and not 0 < validation_split < 1:
-        raise ValueError(f"`validation_split` must be between 0 and 1, received: {validation_split}")
-    if (validation_split or subset) and not (validation_split and subset):
-        raise ValueError("If `subset` is set, `validation_split` must be set, and inversely.")
-    if subset not in ("training", "validation", "both", None):
-        raise ValueError(f'`subset` must be either "training", "validation" or "both", received: {subset}')
-    if validation_split and shuffle and seed is None:
-        raise ValueError("If using `validation_split` and shuffling the data, you must provide a `seed` argument, "
-                         "to make sure that there is no overlap between the training and validation subset.")
+    check_split_arguments(validation_split, subset, shuffle, seed, batch_size)
     if seed is None:
         seed = np.random.randint(1e6)
     paths, labels, class_names = index_directory(directory, labels, (".txt",), class_names=class_names,
