@@ -1,5 +1,6 @@
 """Keras 3's masking from Embedding(mask_zero=True) through Dense and the recurrent layers into the loss and the
 metrics, against numbers recorded with real Keras (tests/data/make_keras_mask_fixtures.py)."""
+import json
 import os
 import sys
 
@@ -134,3 +135,20 @@ def test_save_and_load_keep_the_mask(tmp_path):
     again = keras.models.load_model(tmp_path / "m.keras")
     assert again.layers[0].mask_zero
     np.testing.assert_allclose(again.predict(X, verbose=0), DATA[f"{case[0]}/predict"], rtol=1e-5, atol=1e-6)
+
+
+def test_the_masking_layer_masks_steps_as_keras():
+    """Masking -> GRU -> Dense: Keras's predictions and weights after one SGD step
+    (tests/data/make_keras_masking_layer_fixture.py)."""
+    with open(os.path.join(os.path.dirname(__file__), "data", "keras_masking_layer.json")) as f:
+        case = json.load(f)
+    model = keras.Sequential([keras.Input((5, 2)), keras.layers.Masking(), keras.layers.GRU(3), keras.layers.Dense(1)])
+    model.set_weights([np.asarray(w, np.float32) for w in case["w0"]])
+    x, y = np.asarray(case["x"], np.float32), np.asarray(case["y"], np.float32)
+    np.testing.assert_allclose(model.predict(x, verbose=0), case["p0"], rtol=1e-5, atol=1e-6)
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    model.train_on_batch(x, y)
+    for got, want in zip(model.get_weights(), case["w1"]):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    with pytest.raises(AttributeError, match="has no 'MultiHeadAttention' yet"):
+        keras.layers.MultiHeadAttention

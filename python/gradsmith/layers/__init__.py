@@ -8,12 +8,13 @@
 - ``convolutional`` (Conv1D, Conv2D), ``conv_variants`` (DepthwiseConv2D, SeparableConv2D, Conv2DTranspose),
   ``pooling`` (max, average and global pooling), ``reshaping`` (Reshape,
   RepeatVector, Permute, UpSampling, ZeroPadding, Cropping)
-- ``embedding`` (Embedding), ``recurrent`` (SimpleRNN, GRU, LSTM), ``wrappers`` (Bidirectional,
+- ``embedding`` (Embedding), ``masking`` (Masking), ``recurrent`` (SimpleRNN, GRU, LSTM), ``wrappers`` (Bidirectional,
   TimeDistributed), ``merging`` (Add, Concatenate, ...: several inputs, for functional models)
 - preprocessing: ``scaling`` (Rescaling, Normalization), ``image_augmentation`` (RandomFlip, RandomRotation,
   ...), ``text_preprocessing`` (TextVectorization, StringLookup: strings to ids, on the data before a model)
 
 A new layer is a new class in its family's module: defining it registers it, so saved models find it.
+A Keras layer gradsmith does not have is an AttributeError that says so.
 """
 from gradsmith.layers.base import KerasTensor, Layer, NoCompiledForm, Weight, assign_weights, deserialize, get, serialize
 from gradsmith.layers.base import _unique_name  # noqa: F401 (models name themselves with it)
@@ -22,6 +23,7 @@ from gradsmith.layers.core import _KERAS_ACTIVATION, _activation_name  # noqa: F
 from gradsmith.layers.input_layer import Input, InputLayer
 from gradsmith.layers.normalization import BatchNormalization, LayerNormalization
 from gradsmith.layers.convolutional import Conv1D, Conv2D, Convolution1D, Convolution2D
+from gradsmith.layers.masking import Masking
 from gradsmith.layers.conv_variants import Conv2DTranspose, DepthwiseConv2D, SeparableConv2D
 from gradsmith.layers.pooling import (AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D, GlobalAveragePooling1D,
                                       GlobalAveragePooling2D, GlobalAvgPool1D, GlobalAvgPool2D, GlobalMaxPool1D,
@@ -55,4 +57,11 @@ __all__ = ["Layer", "InputLayer", "Input", "KerasTensor", "Dense", "Activation",
            "RandomBrightness", "LayerNormalization", "RepeatVector", "Permute", "UpSampling1D",
            "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D", "GaussianNoise",
            "GaussianDropout", "SpatialDropout1D", "SpatialDropout2D", "Identity", "DepthwiseConv2D", "SeparableConv2D",
-           "Conv2DTranspose", "get", "serialize", "deserialize"]
+           "Conv2DTranspose", "Masking", "get", "serialize", "deserialize"]
+
+
+def __getattr__(name):
+    """A Keras layer name gradsmith lacks: say so, with what there is."""
+    if name[:1].isupper():
+        raise AttributeError(f"gradsmith.layers has no {name!r} yet; its layers are: {', '.join(sorted(__all__))}")
+    raise AttributeError(f"module 'gradsmith.layers' has no attribute {name!r}")
