@@ -189,3 +189,21 @@ def test_the_functional_shorthands_make_the_merge_layers():
     out = model.predict(np.ones((2, 4), np.float32), verbose=0)
     assert out.shape == (2, 12)
     assert [type(l).__name__ for l in model.layers] == ["Dense", "Add", "Multiply", "Maximum", "Concatenate"]
+
+
+def test_sample_weights_per_output():
+    """One array weighs every output; a list or a dict weighs each; a zero weight removes an output's samples."""
+    model = residual()
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((8, 6)).astype(np.float32)
+    y = [rng.standard_normal((8, 1)).astype(np.float32), rng.integers(0, 3, 8)]
+    ones, half = np.ones(8, np.float32), np.r_[np.ones(4), np.zeros(4)].astype(np.float32)
+    base = model.evaluate(x, y, verbose=0, return_dict=True)
+    same = model.evaluate(x, y, sample_weight=[ones, ones], verbose=0, return_dict=True)
+    assert same == pytest.approx(base)
+    first_half = model.evaluate(x[:4], [y[0][:4], y[1][:4]], verbose=0, return_dict=True)
+    weighted = model.evaluate(x, y, sample_weight={"o1": half, "o2": ones}, verbose=0, return_dict=True)
+    # 'sum_over_batch_size' divides by all 8 rows: the o1 loss of the first half, times 4 / 8
+    assert weighted["o1_loss"] == pytest.approx(first_half["o1_loss"] * 0.5, rel=1e-5)
+    assert weighted["o2_loss"] == pytest.approx(base["o2_loss"], rel=1e-6)
+    model.fit(x, y, sample_weight=half, epochs=1, verbose=0)

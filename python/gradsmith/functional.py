@@ -267,8 +267,9 @@ class Functional(Model):
             out.append(a)
         return out, y, sw
 
-    def _targets(self, y):
-        """y as one array (or None) per output."""
+    def _targets(self, y, what="y"):
+        """y (or sample weights) as one array (or None) per output: a list, a dict by output name, or (sample
+        weights only) one array for every output."""
         if isinstance(y, data_adapter.Columns):
             y = y.unpack()
         if self._single_output:
@@ -277,10 +278,12 @@ class Functional(Model):
             names = self.output_names
             unknown = [k for k in y if k not in names]
             if unknown:
-                raise ValueError(f"y: {unknown} are not outputs of the model; its outputs are {names}")
+                raise ValueError(f"{what}: {unknown} are not outputs of the model; its outputs are {names}")
             return [y.get(k) for k in names]
+        if what == "sample_weight" and not isinstance(y, (list, tuple)):
+            return [y] * len(self.outputs)
         if not isinstance(y, (list, tuple)) or len(y) != len(self.outputs):
-            raise ValueError(f"model {self.name!r} has {len(self.outputs)} outputs: y must be a list of "
+            raise ValueError(f"model {self.name!r} has {len(self.outputs)} outputs: {what} must be a list of "
                              f"{len(self.outputs)} arrays or a dict by output name ({self.output_names})")
         return list(y)
 
@@ -519,7 +522,7 @@ class Functional(Model):
             for m in plain:
                 m.update_state(y[i], y_pred[i], **_masked_weights(m, masks[i], None))
             for m in weighted:
-                m.update_state(y[i], y_pred[i], **_masked_weights(m, masks[i], sw))
+                m.update_state(y[i], y_pred[i], **_masked_weights(m, masks[i], sw[i]))
 
     def _losses_of(self, y, preds, sw, with_grads):
         """(weighted total, [per-output loss], [per-output gradient of the total] or None) of one batch."""
@@ -536,10 +539,10 @@ class Functional(Model):
                 continue
             with y_pred_mask(masks[i]):
                 if with_grads:
-                    v, g = loss.value_and_grad(y[i], preds[i], sw)
+                    v, g = loss.value_and_grad(y[i], preds[i], sw[i])
                     grads.append(g * np.float32(w) if w != 1.0 else g)
                 else:
-                    v = loss(y[i], preds[i], sample_weight=sw)
+                    v = loss(y[i], preds[i], sample_weight=sw[i])
             values.append(float(v))
             total += w * float(v)
         return total, values, grads if with_grads else None
@@ -547,7 +550,7 @@ class Functional(Model):
     def _python_train_step_body(self, x, y, sw):
         xs, y, sw = self._prepare_batch(x, y, sw)
         rows = len(xs[0])
-        y = self._targets(y)
+        y, sw = self._targets(y), self._targets(sw, "sample_weight")
         out = self._forward(xs, training=True)
         preds = [out] if self._single_output else out
         total, values, grads = self._losses_of(y, preds, sw, with_grads=True)
@@ -557,19 +560,19 @@ class Functional(Model):
         if trainable:
             self.optimizer.apply([w.grad for w in trainable], [w.value for w in trainable])
         self._record_output_losses(values, rows)
-        self._update_metrics(y[0] if self._single_output else y, out, sw)
+        self._update_metrics(y[0] if self._single_output else y, out, sw[0] if self._single_output else sw)
         return total, rows
 
     def _test_step(self, x, y, sw):
         xs, y, sw = self._prepare_batch(x, y, sw)
         rows = len(xs[0])
-        y = self._targets(y)
+        y, sw = self._targets(y), self._targets(sw, "sample_weight")
         out = self._forward(xs, training=False)
         preds = [out] if self._single_output else out
         total, values, _ = self._losses_of(y, preds, sw, with_grads=False)
         total += self._regularization()
         self._record_output_losses(values, rows)
-        self._update_metrics(y[0] if self._single_output else y, out, sw)
+        self._update_metrics(y[0] if self._single_output else y, out, sw[0] if self._single_output else sw)
         return total, rows
 
     def _record_output_losses(self, values, rows):
