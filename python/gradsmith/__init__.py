@@ -21,6 +21,7 @@ from gradsmith import config, cuda, machine, profiler
 from gradsmith.config import device
 from gradsmith.layers import Input
 from gradsmith.models import Model, Sequential
+from gradsmith.distillation import Distiller
 from gradsmith._version import __version__
 
 # GRADSMITH_CPU or OMP_NUM_THREADS that could not be followed (an unknown CPU path, a thread count that is
@@ -28,7 +29,7 @@ from gradsmith._version import __version__
 for _note in _core.startup_notes():
     warnings.warn(f"gradsmith: {_note}", RuntimeWarning, stacklevel=2)
 
-__all__ = ["Sequential", "Model", "Input", "layers", "models", "optimizers", "losses", "metrics", "callbacks", "data",
+__all__ = ["Sequential", "Model", "Input", "Distiller", "layers", "models", "optimizers", "losses", "metrics", "callbacks", "data",
            "initializers", "regularizers", "saving", "utils", "preprocessing", "ops", "profiler", "machine", "cuda", "config", "device", "cpu_info", "set_num_threads", "get_num_threads",
            "__version__"]
 
