@@ -67,6 +67,34 @@ class CpuRunner {
     return py::make_tuple(value, counts(correct));
   }
 
+  // train_step's first half (model::Plan::gradient_step): the batch's gradients left in the gradient buffer,
+  // no weight changed; (loss, (correct counts...)). Data-parallel training all-reduces the gradient buffer,
+  // then calls apply_gradients.
+  py::tuple gradient_step(const py::array& x, const py::object& y_true, const py::object& labels,
+                          const py::object& sample_weight) {
+    const Batch b = batch_args(x, y_true, labels, sample_weight);
+    int64_t correct[kMaxCounted] = {0};
+    double record[2];
+    {
+      const bindings::Exclusive call(mu_);
+      const gradsmith::cpu::DenormalsAreZero daz;
+      const int64_t span = gradsmith::prof::enabled() ? gradsmith::prof::span_begin("gradient_step") : -1;
+      plan_->gradient_step(b.x, b.y, b.labels, b.weights, b.rows, record, correct);
+      if (span >= 0) gradsmith::prof::span_end(span);
+      batch_ = b.rows;
+    }
+    return py::make_tuple(record[0] + record[1], counts(correct));
+  }
+
+  // train_step's second half: the fused optimizer update from the gradient buffer as it is now.
+  void apply_gradients(double lr, int64_t step) {
+    const bindings::Exclusive call(mu_);
+    const gradsmith::cpu::DenormalsAreZero daz;
+    const int64_t span = gradsmith::prof::enabled() ? gradsmith::prof::span_begin("apply_gradients") : -1;
+    plan_->apply_gradients(&lr, step);
+    if (span >= 0) gradsmith::prof::span_end(span);
+  }
+
   // A whole epoch (or any run of batches) in one call: (losses (steps,), counts (steps, metrics)).
   py::tuple train_steps(const py::array& x, const py::object& y_true, const py::object& labels,
                         const py::object& sample_weight, i64 batch_size, const py::array& lrs, int64_t first_step) {
@@ -202,6 +230,12 @@ void bind_cpu_runner(py::module_& m) {
       .def("train_step", &CpuRunner::train_step, py::arg("x"), py::arg("y_true"), py::arg("labels"),
            py::arg("sample_weight"), py::arg("lr"), py::arg("step"), py::arg("output") = false,
            "One optimizer step; returns (loss, metric counts), and the predictions with output=True.")
+      .def("gradient_step", &CpuRunner::gradient_step, py::arg("x"), py::arg("y_true"), py::arg("labels"),
+           py::arg("sample_weight"),
+           "train_step without the update: the batch's gradients left in the gradient buffer; returns (loss, "
+           "metric counts).")
+      .def("apply_gradients", &CpuRunner::apply_gradients, py::arg("lr"), py::arg("step"),
+           "train_step's update alone: the fused optimizer step from the gradient buffer as it is.")
       .def("train_steps", &CpuRunner::train_steps, py::arg("x"), py::arg("y_true"), py::arg("labels"),
            py::arg("sample_weight"), py::arg("batch_size"), py::arg("lrs"), py::arg("first_step"),
            "Consecutive train_steps over the rows in batches: returns (losses, counts per step).")

@@ -88,15 +88,25 @@ class Plan {
   // lr points at this step's learning rate (backend memory) and step is Keras's iterations + 1.
   void train_step(const float* x, const float* y_true, const int64_t* labels, const float* sample_weight, i64 batch,
                   const double* lr, int64_t step, double* record, int64_t* counts) {
+    gradient_step(x, y_true, labels, sample_weight, batch, record, counts);
+    apply_gradients(lr, step);
+  }
+
+  // train_step in two halves, for data-parallel training (gradsmith.distribution), where the gradient
+  // buffer is all-reduced between them: gradient_step leaves the batch's gradients (the penalties' added)
+  // in the gradient buffer and the record and counts as train_step makes them; apply_gradients is the
+  // fused optimizer update over whatever the gradient buffer then holds. The two in a row are train_step.
+  void gradient_step(const float* x, const float* y_true, const int64_t* labels, const float* sample_weight,
+                     i64 batch, double* record, int64_t* counts) {
     reserve(batch);
     forward(x, batch, true);
     loss_and_counts(y_true, labels, sample_weight, batch, record, counts);
     backward(x, batch);
     for (Layer<Backend>* l : stepped_) l->end_step();
-    // penalties of the weights before the update (Keras), their gradients added, then the update
+    // penalties of the weights before the update (Keras), their gradients added
     be_.penalties(buf_, penalties_, true, record + 1);
-    be_.optimizer_step(opt_, lr, step);
   }
+  void apply_gradients(const double* lr, int64_t step) { be_.optimizer_step(opt_, lr, step); }
 
   // evaluate's step: the forward pass without dropout, the record and counts as train_step makes them; no
   // gradient or weight is touched.

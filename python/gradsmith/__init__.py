@@ -17,6 +17,7 @@ from gradsmith import callbacks, data
 from gradsmith import models, saving, utils
 from gradsmith import preprocessing
 from gradsmith import config, cuda, machine, profiler
+from gradsmith import distribution
 from gradsmith.config import device
 from gradsmith.layers import Input
 from gradsmith.models import Model, Sequential
@@ -28,7 +29,7 @@ for _note in _core.startup_notes():
     warnings.warn(f"gradsmith: {_note}", RuntimeWarning, stacklevel=2)
 
 __all__ = ["Sequential", "Model", "Input", "layers", "models", "optimizers", "losses", "metrics", "callbacks", "data",
-           "initializers", "regularizers", "saving", "utils", "preprocessing", "ops", "profiler", "machine", "cuda", "config", "device", "cpu_info", "set_num_threads", "get_num_threads",
+           "initializers", "regularizers", "saving", "utils", "preprocessing", "ops", "profiler", "machine", "cuda", "config", "distribution", "device", "cpu_info", "set_num_threads", "get_num_threads",
            "__version__"]
 
 

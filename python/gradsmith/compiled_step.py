@@ -306,6 +306,28 @@ class CompiledStep:
         self._update_metrics(counts, len(xb), y, sample_weight, y_pred)
         return value, len(xb)
 
+    def gradients(self, x, y, sample_weight):
+        """``run`` without the update (data-parallel training, gradsmith._data_parallel): the batch's
+        gradients left in the model's gradient buffer, the metrics updated with its rows; (loss, samples),
+        or None for a batch the plan does not take. ``apply_gradients`` then makes the update."""
+        if self.on_device:
+            return None
+        batch = self._batch(x, y, sample_weight)
+        if batch is None:
+            return None
+        xb, t, sw = batch
+        labels, t = (t, None) if self.sparse else (None, t)
+        value, counts = self.plan.gradient_step(xb, t, labels, sw)
+        y_pred = self.plan.output() if self.other or self.weighted else None
+        self._update_metrics(counts, len(xb), y, sample_weight, y_pred)
+        return value, len(xb)
+
+    def apply_gradients(self):
+        """The fused optimizer update from the model's gradient buffer as it is: ``run``'s second half."""
+        opt = self.optimizer
+        self.plan.apply_gradients(float(opt._current_learning_rate()), opt._iterations + 1)
+        opt._iterations += 1
+
     def _epoch_lrs(self, steps):
         """The learning rate of each of the next ``steps`` steps, or None when it is a callable without a
         step (then the steps go one by one through Python)."""

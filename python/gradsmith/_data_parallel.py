@@ -1,0 +1,218 @@
+"""fit / evaluate / predict under gradsmith.distribution's DataParallel: the trainer's steps split over ranks.
+
+One training step on a global batch of N rows, on rank r of R (``distribution.share``: rows [lo, hi)):
+
+    gradients   CpuRunner.gradient_step on rows [lo, hi)   (or the layer-by-layer path: forward, backward)
+                -> the flat gradient buffer holds the mean over this rank's n_r rows (penalties' added)
+    scale       g *= n_r / N                                (skipped alone: n_r / N = 1)
+    all-reduce  g = sum over ranks of g                     one MPI_Allreduce of the whole buffer
+    stats       [loss * n_r, n_r, N, N * N] summed          the global loss; N and N^2 check every rank's batch
+    update      CpuRunner.apply_gradients (the fused optimizer) with the same learning rate and step everywhere
+
+Metrics are updated on each rank's rows and summed over ranks (their state variables, ``_state_names``) when
+logs are made, so each log is a collective: every rank makes logs at the same points (batch hooks run on every
+rank when any rank has them).
+"""
+import contextlib
+
+import numpy as np
+
+from gradsmith import callbacks as callbacks_mod
+from gradsmith import layers as L
+from gradsmith.callbacks.callback_list import _flatten_callbacks
+from gradsmith.distribution import DistributionError
+
+__all__ = []
+
+
+def rank_callbacks(group, callbacks, verbose):
+    """The callbacks and verbosity this rank runs fit with: rank 0 all of them; the others no progress bar
+    and none that writes files (ModelCheckpoint, CSVLogger)."""
+    if group.rank == 0:
+        return callbacks, verbose
+    writers = (callbacks_mod.ModelCheckpoint, callbacks_mod.CSVLogger, callbacks_mod.ProgbarLogger)
+    kept = [cb for cb in _flatten_callbacks(callbacks) if not isinstance(cb, writers)]
+    return kept, 0
+
+
+def check_model(group, model, what):
+    """Refuse what data parallelism would get silently wrong across ranks (several processes only)."""
+    if group.size == 1:
+        return
+    if getattr(model, "device", "cpu") != "cpu":
+        raise DistributionError(f"{what}: DataParallel across processes trains on the CPU; the model is compiled "
+                                f"for {model.device} (the GPU path is not built yet: docs/distribution.md)")
+    for layer in _leaf_layers(model):
+        if isinstance(layer, L.BatchNormalization) and layer.trainable:
+            raise DistributionError(f"{what}: layer {layer.name!r} (BatchNormalization) under DataParallel across "
+                                    "processes: its batch statistics are not reduced across ranks yet, so each "
+                                    "rank would normalize by its own share; freeze it (trainable=False) or train "
+                                    "in one process")
+        if isinstance(layer, L.Dropout) and float(layer.rate) > 0.0:
+            raise DistributionError(f"{what}: layer {layer.name!r} (Dropout, rate {layer.rate}) under DataParallel "
+                                    "across processes: its masks are keyed by the row within each rank's share, "
+                                    "not the global row, so ranks would draw the same masks; train in one process "
+                                    "or set rate=0")
+
+
+def _leaf_layers(model):
+    leaves = getattr(model, "_leaf_layers", None)
+    return list(leaves()) if leaves is not None else list(model._layers)
+
+
+def prepare_fit(group, train, val, epochs):
+    """Before fit's first epoch: the same data and epochs on every rank, and each epoch's shuffle drawn from
+    one seed of rank 0's (so it is the same on every rank, and alone the same as on N ranks)."""
+    arrays = train.array_data
+    group.check_same("the training data (samples, batch size, batches per epoch), the validation batches or "
+                     "epochs", (None if arrays is None else (arrays.num_samples, arrays.batch_size),
+                                train.num_batches(), None if val is None else val.num_batches(), epochs))
+    if arrays is not None and arrays.shuffle:
+        seed = group.bcast(int(arrays._rng.integers(2 ** 63)) if group.rank == 0 else None)
+        arrays._rng = np.random.default_rng(seed)
+
+
+def sync_model(group, model, step):
+    """At fit's first step: every rank's model and optimizer are rank 0's (weights with non-trainable state,
+    optimizer slots and iterations), after checking they are the same size."""
+    params = model.parameters
+    opt = model.optimizer
+    trainable = model._trainable()
+    if trainable and not opt.built:
+        opt.build([w.value for w in trainable])
+    slots = sorted(opt._slots.items()) if opt._slots else []
+    group.check_same("the model (parameters, trainable weights, optimizer slots)",
+                     (int(params.size), [tuple(w.shape) for w in trainable],
+                      [(k, int(flat.size)) for k, (flat, _) in slots]))
+    if group.size == 1:
+        return
+    group.bcast_(params)
+    for _, (flat, _) in slots:
+        group.bcast_(flat)
+    opt._iterations = group.bcast(int(opt._iterations))
+
+
+def train_step(group, model, x, y, sw):
+    """One data-parallel step on the global batch (x, y, sw): (global loss value, global rows)."""
+    x = np.asarray(x)
+    rows = len(x)
+    lo, hi = group.share(rows)
+    xl = x[lo:hi]
+    yl = None if y is None else np.asarray(y)[lo:hi]
+    swl = None if sw is None else np.asarray(sw)[lo:hi]
+    model._ensure_built_from(x[:1])
+    step = model._compiled_step() if model.built else None
+    if not getattr(model, "_dp_synced", False):
+        sync_model(group, model, step)
+        model._dp_synced = True
+    grads = model.gradients
+    value, n = 0.0, 0
+    if hi > lo:
+        ran = step.gradients(xl, yl, swl) if step is not None else None
+        value, n = ran if ran is not None else _python_gradients(model, xl, yl, swl)
+    else:
+        grads.fill(0.0)  # fewer rows than ranks: this rank adds nothing
+    if group.size > 1:
+        if n != rows:
+            grads *= np.float32(n / rows)
+        group.sum_(grads)
+    stats = np.array([value * n, n, rows, float(rows) * rows], np.float64)
+    group.sum_(stats)
+    if stats[2] != rows * group.size or stats[3] != float(rows) * rows * group.size:
+        raise DistributionError(f"the ranks disagree on the size of a global batch (this rank has {rows} rows): "
+                                "every rank must see the same batches (seed any shuffle of a Dataset)")
+    if step is not None:  # the fused update from the summed buffer (also after layer-by-layer gradients)
+        step.apply_gradients()
+    elif model._trainable():
+        trainable = model._trainable()
+        model.optimizer.apply([w.grad for w in trainable], [w.value for w in trainable])
+    return float(stats[0] / stats[1]) if stats[1] else 0.0, rows
+
+
+def _python_gradients(model, x, y, sw):
+    """The layer-by-layer path's forward and backward on this rank's rows: gradients in the model's buffer
+    (w.grad views it), metrics updated; (loss value with penalties, rows)."""
+    from gradsmith.losses.reduction import y_pred_mask
+    x, y, sw = model._prepare_batch(x, y, sw)
+    y_pred = model._forward(x, training=True)
+    with y_pred_mask(model._output_mask):
+        value, grad = model.loss.value_and_grad(y, y_pred, sw)
+    if model.loss_weight != 1.0:
+        value *= model.loss_weight
+        grad *= np.float32(model.loss_weight)
+    model._backward(grad)
+    value += model._regularization()
+    model._update_metrics(y, y_pred, sw)
+    return float(value), len(x)
+
+
+def reduce_logs(group, model, loss_sum, count, prefix, local_loss):
+    """The model's logs over every rank: metric states summed (then put back), and the loss sum too when it is
+    this rank's own (evaluate)."""
+    metrics = model.compiled_metrics + model.compiled_weighted_metrics
+    saved = [[np.array(getattr(m, name), copy=True) for name in getattr(m, "_state_names", ())] for m in metrics]
+    if group.size > 1:
+        for m in metrics:
+            if not getattr(m, "_state_names", ()):
+                raise DistributionError(f"metric {m.name!r} has no state variables to sum over ranks")
+        flat = np.concatenate([np.asarray(v, np.float64).ravel() for state in saved for v in state] +
+                              [np.array([loss_sum, count], np.float64) if local_loss else np.zeros(0)])
+        group.sum_(flat)
+        at = 0
+        for m, state in zip(metrics, saved):
+            for name, v in zip(m._state_names, state):
+                size = np.asarray(v).size
+                setattr(m, name, flat[at:at + size].reshape(np.shape(v)).astype(np.asarray(v).dtype))
+                at += size
+        if local_loss:
+            loss_sum, count = float(flat[at]), int(flat[at + 1])
+    try:
+        return model._logs_here(loss_sum, count, prefix)
+    finally:
+        if group.size > 1:
+            for m, state in zip(metrics, saved):
+                for name, v in zip(m._state_names, state):
+                    setattr(m, name, v if np.ndim(v) else v[()])
+
+
+def test_step(group, model, x, y, sw):
+    """evaluate's step on this rank's share of the batch: (loss value, rows) of that share, summed over ranks
+    when the logs are made."""
+    x = np.asarray(x)
+    lo, hi = group.share(len(x))
+    if hi <= lo:
+        return 0.0, 0
+    return model._test_step_here(x[lo:hi], None if y is None else np.asarray(y)[lo:hi],
+                                 None if sw is None else np.asarray(sw)[lo:hi])
+
+
+def predict_batch(group, model, step, x):
+    """predict on this rank's share of the batch, the rows of every rank gathered back in order."""
+    x = np.asarray(x)
+    lo, hi = group.share(len(x))
+    local = step.predict(x[lo:hi]) if step is not None and hi > lo else None
+    if hi <= lo:
+        local = np.zeros((0,) + tuple(model._layers[-1].output_shape[1:]), np.float32)
+    elif local is None:
+        xl, _, _ = model._prepare_batch(x[lo:hi], None, None)
+        local = model._forward(xl, training=False)
+    return group.gather_rows(np.asarray(local, np.float32), len(x))
+
+
+@contextlib.contextmanager
+def running(group, model, what):
+    """fit / evaluate / predict over ``group``: the model's steps and logs go through this module while
+    inside; an error on one rank of several ends the job (printed with the rank first), so no rank hangs in a
+    collective. DistributionError is raised on every rank alike, so it is raised as usual."""
+    previous = getattr(model, "_dp", None)
+    model._dp = group
+    try:
+        yield
+    except DistributionError:
+        raise
+    except BaseException as e:  # noqa: BLE001 - any failure, Ctrl-C included, must not leave ranks waiting
+        if group.size > 1:
+            group.abort(what, e)
+        raise
+    finally:
+        model._dp = previous
