@@ -64,9 +64,10 @@ def prepare_fit(group, train, val, epochs):
     """Before fit's first epoch: the same data and epochs on every rank, and each epoch's shuffle drawn from
     one seed of rank 0's (so it is the same on every rank, and alone the same as on N ranks)."""
     arrays = train.array_data
-    group.check_same("the training data (samples, batch size, batches per epoch), the validation batches or "
-                     "epochs", (None if arrays is None else (arrays.num_samples, arrays.batch_size),
-                                train.num_batches(), None if val is None else val.num_batches(), epochs))
+    group.check_same(the_training_samples=None if arrays is None else arrays.num_samples,
+                     the_batch_size=None if arrays is None else arrays.batch_size,
+                     the_batches_per_epoch=train.num_batches(),
+                     the_validation_batches=None if val is None else val.num_batches(), epochs=epochs)
     if arrays is not None and arrays.shuffle:
         seed = group.bcast(int(arrays._rng.integers(2 ** 63)) if group.rank == 0 else None)
         arrays._rng = np.random.default_rng(seed)
@@ -81,9 +82,9 @@ def sync_model(group, model, step):
     if trainable and not opt.built:
         opt.build([w.value for w in trainable])
     slots = sorted(opt._slots.items()) if opt._slots else []
-    group.check_same("the model (parameters, trainable weights, optimizer slots)",
-                     (int(params.size), [tuple(w.shape) for w in trainable],
-                      [(k, int(flat.size)) for k, (flat, _) in slots]))
+    group.check_same(the_model_parameters=int(params.size),
+                     the_trainable_weights=[tuple(w.shape) for w in trainable],
+                     the_optimizer_slots=[(k, int(flat.size)) for k, (flat, _) in slots])
     if group.size == 1:
         return
     group.bcast_(params)

@@ -106,13 +106,16 @@ class _Group:
         self.comm.Allgatherv(local, [out, counts, displs, self._mpi.FLOAT])
         return out
 
-    def check_same(self, what, value):
-        """Raise DistributionError on every rank unless every rank has the same ``value``."""
-        values = self.allgather(value)
-        if any(v != values[0] for v in values):
-            listing = ", ".join(f"rank {r}: {v}" for r, v in enumerate(values))
-            raise DistributionError(f"the ranks disagree on {what} ({listing}): every rank must run the same "
-                                    "program on the same data")
+    def check_same(self, **named):
+        """Raise DistributionError on every rank unless every rank has the same value of each keyword (one
+        allgather); the message names the first that differs and each rank's value of it."""
+        every = self.allgather(named)
+        for what in named:
+            values = [v[what] for v in every]
+            if any(v != values[0] for v in values):
+                listing = ", ".join(f"rank {r}: {v}" for r, v in enumerate(values))
+                raise DistributionError(f"the ranks disagree on {what.replace('_', ' ')} ({listing}): every rank "
+                                        "must run the same program on the same data")
 
     def abort(self, where, exc):
         """Print the error with this rank's number, then end every rank of the job."""

@@ -521,7 +521,7 @@ class Trainer:
         group = self._data_parallel_group("evaluate") if self._dp is None else None
         if group is not None:
             with _data_parallel.running(group, self, "evaluate"):
-                group.check_same("evaluate's data (batches)", batches.num_batches())
+                group.check_same(evaluate_batches=batches.num_batches())
                 callbacks, verbose = _data_parallel.rank_callbacks(group, callbacks, verbose)
                 return self._evaluate(batches, verbose, callbacks, return_dict)
         return self._evaluate(batches, verbose, callbacks, return_dict)
@@ -544,7 +544,7 @@ class Trainer:
         group = self._data_parallel_group("predict") if self._dp is None else None
         if group is not None:
             with _data_parallel.running(group, self, "predict"):
-                group.check_same("predict's data (batches)", batches.num_batches())
+                group.check_same(predict_batches=batches.num_batches())
                 return self._predict(batches, verbose, callbacks, group)
         return self._predict(batches, verbose, callbacks, None)
 

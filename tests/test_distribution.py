@@ -1,0 +1,258 @@
+"""gradsmith.distribution: data-parallel fit / evaluate / predict on MPI against one process.
+
+The share arithmetic and the single-process behaviour run everywhere; the tests that start ``mpiexec -n 2``
+and ``-n 3`` (on small models, a few seconds each) need the ``mpi`` extra (mpi4py and an MPI, e.g. the mpich
+wheel: ``pip install "gradsmith[mpi]"``) and are skipped without it. They compare N ranks with one process on
+the same global batches: weights, history, evaluate, predict and the files callbacks write.
+"""
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import gradsmith as keras
+from gradsmith import distribution
+
+PYTHON_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "python")
+
+
+def _mpiexec():
+    """mpiexec beside the running Python (a venv with the mpich wheel), else on PATH; None without mpi4py."""
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        return None
+    return shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
+
+
+MPIEXEC = _mpiexec()
+needs_mpi = pytest.mark.skipif(MPIEXEC is None, reason='needs mpi4py and mpiexec: pip install "gradsmith[mpi]"')
+
+
+def _env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = PYTHON_DIR + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop("OMP_NUM_THREADS", None)
+    for var in distribution._SIZE_VARS + ("PMI_RANK", "PMI_FD"):
+        env.pop(var, None)  # the single-process runs must not look launched
+    return env
+
+
+def _run(script, args, ranks=None, timeout=60, check=True):
+    """Run ``script`` alone (ranks None) or under ``mpiexec -n ranks``; the finished process."""
+    cmd = [sys.executable, str(script), *map(str, args)]
+    if ranks is not None:
+        cmd = [MPIEXEC, "-n", str(ranks)] + cmd
+    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=timeout)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+# ---------------------------------------------------------------- the share arithmetic (no MPI)
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 7])
+@pytest.mark.parametrize("rows", [0, 1, 2, 3, 5, 11, 32, 33])
+def test_shares_are_contiguous_and_the_first_ranks_take_one_more(rows, size):
+    spans = [distribution.share(rows, r, size) for r in range(size)]
+    counts = distribution.shares(rows, size)
+    assert [hi - lo for lo, hi in spans] == counts
+    assert spans[0][0] == 0 and spans[-1][1] == rows
+    assert all(spans[r][1] == spans[r + 1][0] for r in range(size - 1))
+    assert max(counts) - min(counts) <= 1 and counts == sorted(counts, reverse=True)
+
+
+def test_importing_gradsmith_does_not_import_mpi4py():
+    code = "import sys, gradsmith; gradsmith.distribution.initialize(); print('mpi4py' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+
+
+def test_several_processes_without_mpi4py_say_how_to_get_it():
+    code = textwrap.dedent("""
+        import sys
+        sys.modules["mpi4py"] = None  # as if not installed
+        import gradsmith
+        try:
+            gradsmith.distribution.initialize(num_processes=2)
+        except gradsmith.distribution.DistributionError as e:
+            print(e)
+    """)
+    done = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert 'pip install "gradsmith[mpi]"' in done.stdout
+
+
+def test_one_process_under_data_parallel_trains_as_the_plain_step():
+    """Alone, DataParallel is one share of every batch: gradient_step + apply_gradients, which is train_step."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((70, 6)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.float32)
+
+    def model():
+        keras.utils.set_random_seed(5)
+        m = keras.Sequential([keras.layers.Dense(8, activation="relu", input_shape=(6,)),
+                              keras.layers.Dense(1, activation="sigmoid")])
+        m.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+        return m
+
+    plain = model()
+    plain.fit(X, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    distribution.set_distribution(distribution.DataParallel())
+    try:
+        assert distribution.size() == 1 and distribution.rank() == 0
+        parallel = model()
+        h = parallel.fit(X, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+        ev = parallel.evaluate(X, y, verbose=0)
+        pred = parallel.predict(X, verbose=0)
+    finally:
+        distribution.set_distribution(None)
+    np.testing.assert_array_equal(parallel.parameters, plain.parameters)
+    assert h.history["accuracy"] == plain.history.history["accuracy"]
+    assert ev == plain.evaluate(X, y, verbose=0)
+    np.testing.assert_array_equal(pred, plain.predict(X, verbose=0))
+
+
+# ---------------------------------------------------------------- N ranks against one process
+
+TRAIN = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import gradsmith as keras
+
+    out, case = sys.argv[1], sys.argv[2]
+    keras.distribution.initialize()
+    keras.distribution.set_distribution(keras.distribution.DataParallel())
+    rank = keras.distribution.rank()
+    keras.utils.set_random_seed(1)
+    rng = np.random.default_rng(0)
+    n = 203 if case != "mismatch" or rank == 0 else 204  # 203 = 6 batches of 32 and one of 11
+    X = rng.standard_normal((n, 12)).astype(np.float32)
+    y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(np.float32)
+    model = keras.Sequential([keras.layers.Dense(16, activation="relu", input_shape=(12,)),
+                              keras.layers.Dense(8, activation="tanh"),
+                              keras.layers.Dense(1, activation="sigmoid")])
+    if case == "dropout":
+        model = keras.Sequential([keras.layers.Dense(16, activation="relu", input_shape=(12,)),
+                                  keras.layers.Dropout(0.2), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy", "mse"])
+
+    class Fail(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if rank == 1 and batch == 3:
+                raise RuntimeError("rank one gives up")
+
+    callbacks = [keras.callbacks.CSVLogger(f"{out}/log.csv"),
+                 keras.callbacks.ModelCheckpoint(f"{out}/best.weights.h5", save_weights_only=True,
+                                                 save_best_only=True, monitor="val_loss"),
+                 keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=1)]
+    if case == "fail":
+        callbacks.append(Fail())
+    try:
+        h = model.fit(X, y, batch_size=32, epochs=6, validation_data=(X[:61], y[:61]), callbacks=callbacks,
+                      verbose=0)
+    except keras.distribution.DistributionError as e:
+        print(f"rank {rank}: {e}")
+        sys.exit(3)
+    ev = model.evaluate(X, y, batch_size=25, verbose=0)
+    pred = model.predict(X[:50], batch_size=16, verbose=0)
+    np.save(f"{out}/w{rank}.npy", model.parameters)
+    if rank == 0:
+        np.save(f"{out}/pred.npy", pred)
+        json.dump({"history": h.history, "evaluate": ev, "epochs": len(h.history["loss"]),
+                   "iterations": int(model.optimizer.iterations)}, open(f"{out}/result.json", "w"))
+""")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The training script alone and on 2 and 3 ranks: {ranks: its output folder} (1: alone)."""
+    if MPIEXEC is None:
+        pytest.skip('needs mpi4py and mpiexec: pip install "gradsmith[mpi]"')
+    base = tmp_path_factory.mktemp("distribution")
+    script = base / "train.py"
+    script.write_text(TRAIN)
+    outs = {}
+    for ranks in (1, 2, 3):
+        out = base / f"n{ranks}"
+        out.mkdir()
+        _run(script, [out, "ok"], ranks=None if ranks == 1 else ranks)
+        outs[ranks] = out
+    return outs
+
+
+def _result(out):
+    return json.loads((out / "result.json").read_text())
+
+
+@needs_mpi
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_ranks_train_the_weights_one_process_trains(runs, ranks):
+    alone = np.load(runs[1] / "w0.npy")
+    for r in range(ranks):  # every rank ends with the same weights (they all apply the same summed update)
+        np.testing.assert_array_equal(np.load(runs[ranks] / f"w{r}.npy"), np.load(runs[ranks] / "w0.npy"))
+    # float32 summation order: a share's row sums are added across ranks, not in one pass
+    np.testing.assert_allclose(np.load(runs[ranks] / "w0.npy"), alone, rtol=0, atol=1e-6)
+
+
+@needs_mpi
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_ranks_report_the_history_evaluate_and_predictions_of_one_process(runs, ranks):
+    one, many = _result(runs[1]), _result(runs[ranks])
+    assert many["epochs"] == one["epochs"] and many["iterations"] == one["iterations"]
+    assert set(many["history"]) == {"loss", "accuracy", "mse", "val_loss", "val_accuracy", "val_mse"}
+    for key, values in one["history"].items():
+        np.testing.assert_allclose(many["history"][key], values, rtol=1e-5, err_msg=key)
+    np.testing.assert_allclose(many["evaluate"], one["evaluate"], rtol=1e-5)
+    np.testing.assert_allclose(np.load(runs[ranks] / "pred.npy"), np.load(runs[1] / "pred.npy"), atol=1e-6)
+
+
+@needs_mpi
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_rank_zero_writes_the_files_of_one_process(runs, ranks):
+    def rows(out):
+        with open(out / "log.csv") as f:
+            return list(csv.DictReader(f))
+
+    one, many = rows(runs[1]), rows(runs[ranks])
+    assert [r["epoch"] for r in many] == [r["epoch"] for r in one]
+    for a, b in zip(one, many):
+        for key in a:
+            np.testing.assert_allclose(float(b[key]), float(a[key]), rtol=1e-5, err_msg=key)
+    assert (runs[ranks] / "best.weights.h5").exists()
+
+
+@needs_mpi
+def test_a_rank_that_raises_ends_the_job_with_its_message(tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text(TRAIN)
+    done = _run(script, [tmp_path, "fail"], ranks=2, check=False, timeout=60)
+    assert done.returncode != 0
+    assert "rank 1 of 2 failed in fit: RuntimeError: rank one gives up" in done.stderr
+    assert not (tmp_path / "result.json").exists()
+
+
+@needs_mpi
+def test_ranks_with_different_data_are_named_at_the_start(tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text(TRAIN)
+    done = _run(script, [tmp_path, "mismatch"], ranks=2, check=False, timeout=60)
+    assert done.returncode != 0
+    for r in (0, 1):  # the same message on every rank
+        assert f"rank {r}: the ranks disagree on the training samples (rank 0: 203, rank 1: 204)" in done.stdout
+
+
+@needs_mpi
+def test_dropout_across_ranks_is_refused_not_trained_wrong(tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text(TRAIN)
+    done = _run(script, [tmp_path, "dropout"], ranks=2, check=False, timeout=60)
+    assert done.returncode != 0
+    assert "Dropout, rate 0.2" in done.stdout + done.stderr
