@@ -108,6 +108,22 @@ class Plan {
   }
   void apply_gradients(const double* lr, int64_t step) { be_.optimizer_step(opt_, lr, step); }
 
+  // gradient_step with every gradient times `scale` (a rank's rows over the global batch's, so that the sum
+  // over ranks is the global mean): dL/dy_pred (batch x out floats) is scaled before backward, which is
+  // linear in it, so the weight gradients come out scaled with no pass over the gradient buffer; the
+  // penalties' gradients are added scaled. The record and counts are not scaled. Needs Backend::scale and
+  // a scale argument to Backend::penalties (the CPU backend's).
+  void scaled_gradient_step(const float* x, const float* y_true, const int64_t* labels, const float* sample_weight,
+                            i64 batch, float scale, double* record, int64_t* counts) {
+    reserve(batch);
+    forward(x, batch, true);
+    loss_and_counts(y_true, labels, sample_weight, batch, record, counts);
+    be_.scale(dy_[0], batch * out_features(), scale);
+    backward(x, batch);
+    for (Layer<Backend>* l : stepped_) l->end_step();
+    be_.penalties(buf_, penalties_, true, record + 1, scale);
+  }
+
   // evaluate's step: the forward pass without dropout, the record and counts as train_step makes them; no
   // gradient or weight is touched.
   void test_step(const float* x, const float* y_true, const int64_t* labels, const float* sample_weight, i64 batch,

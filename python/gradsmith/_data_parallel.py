@@ -14,6 +14,7 @@ logs are made, so each log is a collective: every rank makes logs at the same po
 rank when any rank has them).
 """
 import contextlib
+import time
 
 import numpy as np
 
@@ -23,6 +24,10 @@ from gradsmith.callbacks.callback_list import _flatten_callbacks
 from gradsmith.distribution import DistributionError
 
 __all__ = []
+
+# Seconds spent in the gradient all-reduce and the steps that ran one, since the process started (or a
+# benchmark zeroed them): benchmarks/bench_mpi.py reads them.
+TIMES = {"allreduce": 0.0, "steps": 0}
 
 
 def rank_callbacks(group, callbacks, verbose):
@@ -108,15 +113,23 @@ def train_step(group, model, x, y, sw):
         model._dp_synced = True
     grads = model.gradients
     value, n = 0.0, 0
+    scale = (hi - lo) / rows if group.size > 1 else 1.0  # this rank's weight in the global mean
     if hi > lo:
-        ran = step.gradients(xl, yl, swl) if step is not None else None
-        value, n = ran if ran is not None else _python_gradients(model, xl, yl, swl)
+        # The plan scales dL/dy_pred before backward (no pass over the gradient buffer); the layer-by-layer
+        # path scales the buffer after.
+        ran = step.gradients(xl, yl, swl, scale) if step is not None else None
+        if ran is None:
+            ran = _python_gradients(model, xl, yl, swl)
+            if scale != 1.0:
+                grads *= np.float32(scale)
+        value, n = ran
     else:
         grads.fill(0.0)  # fewer rows than ranks: this rank adds nothing
     if group.size > 1:
-        if n != rows:
-            grads *= np.float32(n / rows)
+        t0 = time.perf_counter()
         group.sum_(grads)
+        TIMES["allreduce"] += time.perf_counter() - t0
+        TIMES["steps"] += 1
     stats = np.array([value * n, n, rows, float(rows) * rows], np.float64)
     group.sum_(stats)
     if stats[2] != rows * group.size or stats[3] != float(rows) * rows * group.size:
