@@ -256,3 +256,20 @@ def test_dropout_across_ranks_is_refused_not_trained_wrong(tmp_path):
     done = _run(script, [tmp_path, "dropout"], ranks=2, check=False, timeout=60)
     assert done.returncode != 0
     assert "Dropout, rate 0.2" in done.stdout + done.stderr
+
+
+@needs_mpi
+def test_the_example_program_gives_one_process_results_on_two_ranks(tmp_path):
+    example = os.path.join(os.path.dirname(PYTHON_DIR), "examples", "data_parallel.py")
+
+    def numbers(done):
+        line = [ln for ln in done.stdout.splitlines() if "process(es): test loss" in ln]
+        assert len(line) == 1, done.stdout  # rank 0 prints, once
+        words = line[0].replace(",", "").split()
+        return int(words[0]), float(words[4]), float(words[7]), float(words[10])
+
+    ranks1, loss1, acc1, sum1 = numbers(_run(example, []))
+    ranks2, loss2, acc2, sum2 = numbers(_run(example, [], ranks=2))
+    assert (ranks1, ranks2) == (1, 2)
+    assert acc2 == acc1
+    np.testing.assert_allclose([loss2, sum2], [loss1, sum1], rtol=1e-5)
