@@ -139,9 +139,12 @@ TRAIN = textwrap.dedent("""
     model = keras.Sequential([keras.layers.Dense(16, activation="relu", input_shape=(12,)),
                               keras.layers.Dense(8, activation="tanh"),
                               keras.layers.Dense(1, activation="sigmoid")])
-    if case == "dropout":
+    if case == "dropout":  # masks by global row: one per element, and one per sample (noise_shape)
+        keras.utils.set_random_seed(1 + rank)  # unseeded Dropout layers: rank 0's seeds are used
         model = keras.Sequential([keras.layers.Dense(16, activation="relu", input_shape=(12,)),
-                                  keras.layers.Dropout(0.2), keras.layers.Dense(1, activation="sigmoid")])
+                                  keras.layers.Dropout(0.2), keras.layers.Dense(8, activation="tanh"),
+                                  keras.layers.Dropout(0.3, noise_shape=(None, 1)),
+                                  keras.layers.Dense(1, activation="sigmoid")])
     model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy", "mse"])
 
     class Fail(keras.callbacks.Callback):
@@ -180,11 +183,12 @@ def runs(tmp_path_factory):
     script = base / "train.py"
     script.write_text(TRAIN)
     outs = {}
-    for ranks in (1, 2, 3):
-        out = base / f"n{ranks}"
-        out.mkdir()
-        _run(script, [out, "ok"], ranks=None if ranks == 1 else ranks)
-        outs[ranks] = out
+    for case in ("ok", "dropout"):
+        for ranks in (1, 2, 3):
+            out = base / f"{case}{ranks}"
+            out.mkdir()
+            _run(script, [out, case], ranks=None if ranks == 1 else ranks)
+            outs[ranks if case == "ok" else (case, ranks)] = out
     return outs
 
 
@@ -250,12 +254,16 @@ def test_ranks_with_different_data_are_named_at_the_start(tmp_path):
 
 
 @needs_mpi
-def test_dropout_across_ranks_is_refused_not_trained_wrong(tmp_path):
-    script = tmp_path / "train.py"
-    script.write_text(TRAIN)
-    done = _run(script, [tmp_path, "dropout"], ranks=2, check=False, timeout=60)
-    assert done.returncode != 0
-    assert "Dropout, rate 0.2" in done.stdout + done.stderr
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_dropout_draws_one_process_masks_by_global_row(runs, ranks):
+    """Each rank's share draws the masks of its rows of the global batch (Dropout's seed is rank 0's)."""
+    alone = np.load(runs[("dropout", 1)] / "w0.npy")
+    for r in range(ranks):
+        np.testing.assert_array_equal(np.load(runs[("dropout", ranks)] / f"w{r}.npy"),
+                                      np.load(runs[("dropout", ranks)] / "w0.npy"))
+    np.testing.assert_allclose(np.load(runs[("dropout", ranks)] / "w0.npy"), alone, rtol=0, atol=1e-6)
+    one, many = _result(runs[("dropout", 1)]), _result(runs[("dropout", ranks)])
+    np.testing.assert_allclose(many["history"]["loss"], one["history"]["loss"], rtol=1e-5)
 
 
 @needs_mpi

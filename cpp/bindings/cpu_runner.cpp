@@ -69,10 +69,10 @@ class CpuRunner {
 
   // train_step's first half (model::Plan::gradient_step): the batch's gradients, times `scale`, left in the
   // gradient buffer, no weight changed; (loss, (correct counts...)), not scaled. Data-parallel training
-  // scales by the rank's share of the global batch, all-reduces the gradient buffer, then calls
-  // apply_gradients.
+  // scales by the rank's share of the global batch, gives the share's first row there (Dropout's masks),
+  // all-reduces the gradient buffer, then calls apply_gradients.
   py::tuple gradient_step(const py::array& x, const py::object& y_true, const py::object& labels,
-                          const py::object& sample_weight, double scale) {
+                          const py::object& sample_weight, double scale, i64 first_row) {
     const Batch b = batch_args(x, y_true, labels, sample_weight);
     int64_t correct[kMaxCounted] = {0};
     double record[2];
@@ -80,8 +80,9 @@ class CpuRunner {
       const bindings::Exclusive call(mu_);
       const gradsmith::cpu::DenormalsAreZero daz;
       const int64_t span = gradsmith::prof::enabled() ? gradsmith::prof::span_begin("gradient_step") : -1;
-      if (scale == 1.0) plan_->gradient_step(b.x, b.y, b.labels, b.weights, b.rows, record, correct);
-      else plan_->scaled_gradient_step(b.x, b.y, b.labels, b.weights, b.rows, (float)scale, record, correct);
+      if (scale == 1.0 && first_row == 0) plan_->gradient_step(b.x, b.y, b.labels, b.weights, b.rows, record, correct);
+      else
+        plan_->scaled_gradient_step(b.x, b.y, b.labels, b.weights, b.rows, (float)scale, first_row, record, correct);
       if (span >= 0) gradsmith::prof::span_end(span);
       batch_ = b.rows;
     }
@@ -233,9 +234,9 @@ void bind_cpu_runner(py::module_& m) {
            py::arg("sample_weight"), py::arg("lr"), py::arg("step"), py::arg("output") = false,
            "One optimizer step; returns (loss, metric counts), and the predictions with output=True.")
       .def("gradient_step", &CpuRunner::gradient_step, py::arg("x"), py::arg("y_true"), py::arg("labels"),
-           py::arg("sample_weight"), py::arg("scale") = 1.0,
-           "train_step without the update: the batch's gradients times scale left in the gradient buffer; "
-           "returns (loss, metric counts).")
+           py::arg("sample_weight"), py::arg("scale") = 1.0, py::arg("first_row") = 0,
+           "train_step without the update: the batch's gradients times scale left in the gradient buffer, "
+           "Dropout drawing the masks of rows first_row.. of a larger batch; returns (loss, metric counts).")
       .def("apply_gradients", &CpuRunner::apply_gradients, py::arg("lr"), py::arg("step"),
            "train_step's update alone: the fused optimizer step from the gradient buffer as it is.")
       .def("train_steps", &CpuRunner::train_steps, py::arg("x"), py::arg("y_true"), py::arg("labels"),

@@ -114,11 +114,12 @@ struct ParamBuffer {
 void optimizer_step(const OptimizerArgs& args, const std::vector<ParamBuffer>& buffers, int clip_kind,
                     float clip);
 
-// ---- dropout (dropout.cpp): y = kept ? x / (1 - rate) : 0, mask from Philox(seed; index, offset)
-void dropout(const float* x, float* y, i64 n, double rate, uint64_t seed, uint64_t offset);
+// ---- dropout (dropout.cpp): y = kept ? x / (1 - rate) : 0, mask from Philox(seed; index, offset); element i
+// draws the coin of index first + i (a data-parallel rank's share of a batch draws the whole batch's coins)
+void dropout(const float* x, float* y, i64 n, double rate, uint64_t seed, uint64_t offset, i64 first = 0);
 // Dropout with a noise shape: mask[j] = 1 where element j of the mask keeps, else 0 (the same coins as
 // dropout draws for element j); then y[e] = mask[s.mask_index(e)] ? x[e] / (1 - rate) : 0 over the batch.
-void dropout_mask(float* mask, i64 n, double rate, uint64_t seed, uint64_t offset);
+void dropout_mask(float* mask, i64 n, double rate, uint64_t seed, uint64_t offset, i64 first = 0);
 void dropout_broadcast(const float* x, float* y, const float* mask, const math::NoiseShape& s, i64 batch,
                        double rate);
 

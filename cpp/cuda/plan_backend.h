@@ -59,8 +59,8 @@ class CudaBackend {
   void dense_forward(const float* x, const float* W, const float* b, ActParams act, float* y, float* z, i64 batch,
                      i64 in, i64 units);
   void activation_forward(ActParams act, const float* x, float* y, i64 rows, i64 cols);
-  void dropout(const float* x, float* y, i64 n, double rate, uint64_t seed, uint64_t offset);
-  void dropout_mask(float* mask, i64 n, double rate, uint64_t seed, uint64_t offset);
+  void dropout(const float* x, float* y, i64 n, double rate, uint64_t seed, uint64_t offset, i64 first);
+  void dropout_mask(float* mask, i64 n, double rate, uint64_t seed, uint64_t offset, i64 first);
   void dropout_broadcast(const float* x, float* y, const float* mask, const math::NoiseShape& s, i64 batch,
                          double rate);
   void batch_norm_forward(const float* x, const float* gamma, const float* beta, float eps, bool training,

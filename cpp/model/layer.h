@@ -145,6 +145,7 @@ struct WeightDecl {
 struct LayerIO {
   i64 batch = 0;
   bool training = false;
+  i64 first_row = 0;         // the batch's first row in a larger batch (a data-parallel rank's share), else 0
   const float* x = nullptr;  // input
   float* y = nullptr;        // output buffer (output_floats), null when the layer declared none
   float* saved = nullptr;    // saved_floats, kept from forward to backward

@@ -53,11 +53,6 @@ def check_model(group, model, what):
                                     "processes: its batch statistics are not reduced across ranks yet, so each "
                                     "rank would normalize by its own share; freeze it (trainable=False) or train "
                                     "in one process")
-        if isinstance(layer, L.Dropout) and float(layer.rate) > 0.0:
-            raise DistributionError(f"{what}: layer {layer.name!r} (Dropout, rate {layer.rate}) under DataParallel "
-                                    "across processes: its masks are keyed by the row within each rank's share, "
-                                    "not the global row, so ranks would draw the same masks; train in one process "
-                                    "or set rate=0")
 
 
 def _leaf_layers(model):
@@ -76,6 +71,25 @@ def prepare_fit(group, train, val, epochs):
     if arrays is not None and arrays.shuffle:
         seed = group.bcast(int(arrays._rng.integers(2 ** 63)) if group.rank == 0 else None)
         arrays._rng = np.random.default_rng(seed)
+
+
+def _dropouts(model):
+    return [layer for layer in _leaf_layers(model) if isinstance(layer, L.Dropout) and float(layer.rate) > 0.0]
+
+
+def sync_dropout(group, model):
+    """Every rank's Dropout layers draw rank 0's masks: its seeds and call counters (a seed drawn from an
+    unseeded generator differs between processes). The compiled step is rebuilt if one changed."""
+    layers = _dropouts(model)
+    if group.size == 1 or not layers:
+        return
+    mine = [(int(layer._seed), int(layer._calls[0])) for layer in layers]
+    chief = group.bcast(mine)
+    if chief != mine:
+        for layer, (seed, calls) in zip(layers, chief):
+            layer._seed = seed
+            layer._calls[0] = calls
+        model._plan = model._plan_key = None
 
 
 def sync_model(group, model, step):
@@ -107,8 +121,11 @@ def train_step(group, model, x, y, sw):
     yl = None if y is None else np.asarray(y)[lo:hi]
     swl = None if sw is None else np.asarray(sw)[lo:hi]
     model._ensure_built_from(x[:1])
+    synced = getattr(model, "_dp_synced", False)
+    if not synced:
+        sync_dropout(group, model)
     step = model._compiled_step() if model.built else None
-    if not getattr(model, "_dp_synced", False):
+    if not synced:
         sync_model(group, model, step)
         model._dp_synced = True
     grads = model.gradients
@@ -117,14 +134,20 @@ def train_step(group, model, x, y, sw):
     if hi > lo:
         # The plan scales dL/dy_pred before backward (no pass over the gradient buffer); the layer-by-layer
         # path scales the buffer after.
-        ran = step.gradients(xl, yl, swl, scale) if step is not None else None
+        ran = step.gradients(xl, yl, swl, scale, lo) if step is not None else None
         if ran is None:
+            if group.size > 1 and _dropouts(model):
+                raise RuntimeError("Dropout under DataParallel across processes needs the compiled step (which "
+                                   "draws each rank's masks by global row); this model or batch takes the "
+                                   f"layer-by-layer path: {model._plan_reason or 'a batch the plan does not take'}")
             ran = _python_gradients(model, xl, yl, swl)
             if scale != 1.0:
                 grads *= np.float32(scale)
         value, n = ran
     else:
-        grads.fill(0.0)  # fewer rows than ranks: this rank adds nothing
+        grads.fill(0.0)  # fewer rows than ranks: this rank adds nothing, but its Dropout masks move on
+        for layer in _dropouts(model):
+            layer._calls[0] += 1
     if group.size > 1:
         t0 = time.perf_counter()
         group.sum_(grads)
