@@ -123,7 +123,7 @@ def test_one_process_under_data_parallel_trains_as_the_plain_step():
 # ---------------------------------------------------------------- N ranks against one process
 
 TRAIN = textwrap.dedent("""
-    import json, sys
+    import json, os, sys
     import numpy as np
     import gradsmith as keras
 
@@ -134,11 +134,16 @@ TRAIN = textwrap.dedent("""
     keras.utils.set_random_seed(1)
     rng = np.random.default_rng(0)
     n = 203 if case != "mismatch" or rank == 0 else 204  # 203 = 6 batches of 32 and one of 11
+    if case == "dropout":
+        n = 193  # the last batch has 1 row: the other ranks have none in that step
     X = rng.standard_normal((n, 12)).astype(np.float32)
     y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(np.float32)
     model = keras.Sequential([keras.layers.Dense(16, activation="relu", input_shape=(12,)),
                               keras.layers.Dense(8, activation="tanh"),
                               keras.layers.Dense(1, activation="sigmoid")])
+    if case == "batchnorm":
+        model = keras.Sequential([keras.layers.Dense(16, input_shape=(12,)), keras.layers.BatchNormalization(),
+                                  keras.layers.Dense(1, activation="sigmoid")])
     if case == "dropout":  # masks by global row: one per element, and one per sample (noise_shape)
         keras.utils.set_random_seed(1 + rank)  # unseeded Dropout layers: rank 0's seeds are used
         model = keras.Sequential([keras.layers.Dense(16, activation="relu", input_shape=(12,)),
@@ -170,7 +175,8 @@ TRAIN = textwrap.dedent("""
     if rank == 0:
         np.save(f"{out}/pred.npy", pred)
         json.dump({"history": h.history, "evaluate": ev, "epochs": len(h.history["loss"]),
-                   "iterations": int(model.optimizer.iterations)}, open(f"{out}/result.json", "w"))
+                   "iterations": int(model.optimizer.iterations), "threads": keras.get_num_threads(),
+                   "cores": len(os.sched_getaffinity(0))}, open(f"{out}/result.json", "w"))
 """)
 
 
@@ -220,6 +226,13 @@ def test_ranks_report_the_history_evaluate_and_predictions_of_one_process(runs, 
 
 @needs_mpi
 @pytest.mark.parametrize("ranks", [2, 3])
+def test_each_rank_runs_on_its_part_of_the_cores(runs, ranks):
+    many = _result(runs[ranks])
+    assert many["threads"] == max(1, many["cores"] // ranks)
+
+
+@needs_mpi
+@pytest.mark.parametrize("ranks", [2, 3])
 def test_rank_zero_writes_the_files_of_one_process(runs, ranks):
     def rows(out):
         with open(out / "log.csv") as f:
@@ -251,6 +264,17 @@ def test_ranks_with_different_data_are_named_at_the_start(tmp_path):
     assert done.returncode != 0
     for r in (0, 1):  # the same message on every rank
         assert f"rank {r}: the ranks disagree on the training samples (rank 0: 203, rank 1: 204)" in done.stdout
+
+
+@needs_mpi
+def test_batch_normalization_across_ranks_is_refused_on_every_rank(tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text(TRAIN)
+    done = _run(script, [tmp_path, "batchnorm"], ranks=2, check=False, timeout=60)
+    assert done.returncode != 0
+    for r in (0, 1):
+        assert f"rank {r}: fit: layer 'batch_normalization" in done.stdout
+    assert "batch statistics are not reduced across ranks" in done.stdout
 
 
 @needs_mpi
