@@ -120,6 +120,38 @@ def test_one_process_under_data_parallel_trains_as_the_plain_step():
     np.testing.assert_array_equal(pred, plain.predict(X, verbose=0))
 
 
+@pytest.mark.parametrize("size", [2, 3])
+def test_shares_of_a_batch_sum_to_its_gradient(size):
+    """The plan's half of a data-parallel step without MPI: each share's gradients, scaled by its rows and
+    with Dropout drawing the global rows' masks (first_row), add up to the whole batch's gradients."""
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((37, 10)).astype(np.float32)
+    y = rng.integers(0, 3, 37)
+    keras.utils.set_random_seed(2)
+    model = keras.Sequential([keras.layers.Dense(16, activation="relu", input_shape=(10,)), keras.layers.Dropout(0.3),
+                              keras.layers.Dense(8, activation="tanh", kernel_regularizer=keras.regularizers.L2(0.01)),
+                              keras.layers.Dropout(0.5, noise_shape=(None, 1)),
+                              keras.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.train_on_batch(X[:4], y[:4])  # builds the compiled step
+    step = model._compiled_step()
+    dropouts = [layer for layer in model._layers if isinstance(layer, keras.layers.Dropout)]
+    calls = [int(layer._calls[0]) for layer in dropouts]
+
+    def gradients(rows, scale, first):
+        for layer, c in zip(dropouts, calls):
+            layer._calls[0] = c  # every share draws this step's masks
+        step.gradients(X[rows], y[rows], None, scale, first)
+        return model.gradients.copy()
+
+    whole = gradients(slice(0, 37), 1.0, 0)
+    spans = [distribution.share(37, r, size) for r in range(size)]
+    total = sum(gradients(slice(lo, hi), (hi - lo) / 37, lo) for lo, hi in spans)
+    np.testing.assert_allclose(total, whole, rtol=1e-5, atol=1e-7)
+    unkeyed = sum(gradients(slice(lo, hi), (hi - lo) / 37, 0) for lo, hi in spans)
+    assert np.abs(unkeyed - whole).max() > 1e-3  # the masks of local rows would be other masks
+
+
 # ---------------------------------------------------------------- N ranks against one process
 
 TRAIN = textwrap.dedent("""
