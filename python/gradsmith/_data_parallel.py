@@ -2,9 +2,10 @@
 
 One training step on a global batch of N rows, on rank r of R (``distribution.share``: rows [lo, hi)):
 
-    gradients   CpuRunner.gradient_step on rows [lo, hi)   (or the layer-by-layer path: forward, backward)
-                -> the flat gradient buffer holds the mean over this rank's n_r rows (penalties' added)
-    scale       g *= n_r / N                                (skipped alone: n_r / N = 1)
+    gradients   CpuRunner.gradient_step on rows [lo, hi), scale n_r / N, first row lo
+                -> the flat gradient buffer holds n_r / N times the mean over this rank's rows (penalties'
+                   added): the plan scales dL/dy_pred before backward, no pass over the buffer; Dropout
+                   draws the masks of global rows lo.. (the layer-by-layer path scales the buffer after)
     all-reduce  g = sum over ranks of g                     one MPI_Allreduce of the whole buffer
     stats       [loss * n_r, n_r, N, N * N] summed          the global loss; N and N^2 check every rank's batch
     update      CpuRunner.apply_gradients (the fused optimizer) with the same learning rate and step everywhere
@@ -47,7 +48,7 @@ def check_model(group, model, what):
     if getattr(model, "device", "cpu") != "cpu":
         raise DistributionError(f"{what}: DataParallel across processes trains on the CPU; the model is compiled "
                                 f"for {model.device} (the GPU path is not built yet: docs/distribution.md)")
-    for layer in _leaf_layers(model):
+    for layer in _leaf_layers(model) if what == "fit" else ():  # inference uses the moving statistics
         if isinstance(layer, L.BatchNormalization) and layer.trainable:
             raise DistributionError(f"{what}: layer {layer.name!r} (BatchNormalization) under DataParallel across "
                                     "processes: its batch statistics are not reduced across ranks yet, so each "
