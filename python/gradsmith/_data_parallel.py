@@ -93,6 +93,15 @@ def sync_dropout(group, model):
         model._plan = model._plan_key = None
 
 
+def sync_weights(group, model):
+    """evaluate's and predict's start: every rank uses rank 0's weights (the same after fit; a model loaded
+    or built on each rank on its own may differ)."""
+    if group.size == 1 or not model.built:
+        return
+    group.check_same(the_model_parameters=int(model.parameters.size))
+    group.bcast_(model.parameters)
+
+
 def sync_model(group, model, step):
     """At fit's first step: every rank's model and optimizer are rank 0's (weights with non-trainable state,
     optimizer slots and iterations), after checking they are the same size."""

@@ -522,6 +522,7 @@ class Trainer:
         if group is not None:
             with _data_parallel.running(group, self, "evaluate"):
                 group.check_same(evaluate_batches=batches.num_batches())
+                _data_parallel.sync_weights(group, self)
                 callbacks, verbose = _data_parallel.rank_callbacks(group, callbacks, verbose)
                 return self._evaluate(batches, verbose, callbacks, return_dict)
         return self._evaluate(batches, verbose, callbacks, return_dict)
@@ -545,6 +546,7 @@ class Trainer:
         if group is not None:
             with _data_parallel.running(group, self, "predict"):
                 group.check_same(predict_batches=batches.num_batches())
+                _data_parallel.sync_weights(group, self)
                 return self._predict(batches, verbose, callbacks, group)
         return self._predict(batches, verbose, callbacks, None)
 
