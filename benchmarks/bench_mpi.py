@@ -144,7 +144,8 @@ def main(argv=None):
         red = [t for r in results for t in r["allreduce_s"]]
         red_ms = statistics.median(red) * 1e3 if red else 0.0
         name = "1 process, plain fit" if mode == "plain" else f"{ranks} rank{'s' if ranks > 1 else ''}, DataParallel"
-        rows.append(f"| {name} | {results[0]['threads']} | {sps:,.0f} | {sps / base:.2f} | {step_ms:.2f} | "
+        spread = f"{BATCH * args.steps / max(fits):,.0f}-{BATCH * args.steps / min(fits):,.0f}"
+        rows.append(f"| {name} | {results[0]['threads']} | {sps:,.0f} ({spread}) | {sps / base:.2f} | {step_ms:.2f} | "
                     f"{red_ms:.2f} | {100 * red_ms / step_ms:.0f}% |")
         entry = {"config": name, "threads_per_rank": results[0]["threads"], "samples_per_s": sps,
                  "step_ms": step_ms, "allreduce_ms": red_ms, "fit_s": fits}
@@ -159,7 +160,7 @@ def main(argv=None):
 
     print(f"MLP 784-1024-1024-10, global batch {BATCH}, Adam, {args.steps} steps per fit; medians of "
           f"{args.rounds} x {args.repeats} fits per row")
-    print("| configuration | threads per rank | samples/s | vs plain | step ms | all-reduce ms per step | "
+    print("| configuration | threads per rank | samples/s (min-max) | vs plain | step ms | all-reduce ms per step | "
           "all-reduce share |")
     print("|---|---|---|---|---|---|---|")
     print("\n".join(rows))
