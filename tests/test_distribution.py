@@ -187,13 +187,15 @@ TRAIN = textwrap.dedent("""
     class Fail(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
             if rank == 1 and batch == 3:
+                if case == "die":
+                    os._exit(7)  # no Python left to say anything: the launcher ends the others
                 raise RuntimeError("rank one gives up")
 
     callbacks = [keras.callbacks.CSVLogger(f"{out}/log.csv"),
                  keras.callbacks.ModelCheckpoint(f"{out}/best.weights.h5", save_weights_only=True,
                                                  save_best_only=True, monitor="val_loss"),
                  keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=1)]
-    if case == "fail":
+    if case in ("fail", "die"):
         callbacks.append(Fail())
     try:
         h = model.fit(X, y, batch_size=32, epochs=6, validation_data=(X[:61], y[:61]), callbacks=callbacks,
@@ -285,6 +287,15 @@ def test_a_rank_that_raises_ends_the_job_with_its_message(tmp_path):
     done = _run(script, [tmp_path, "fail"], ranks=2, check=False, timeout=60)
     assert done.returncode != 0
     assert "rank 1 of 2 failed in fit: RuntimeError: rank one gives up" in done.stderr
+    assert not (tmp_path / "result.json").exists()
+
+
+@needs_mpi
+def test_a_rank_that_dies_ends_the_job(tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text(TRAIN)
+    done = _run(script, [tmp_path, "die"], ranks=2, check=False, timeout=60)  # a hang would time out
+    assert done.returncode != 0
     assert not (tmp_path / "result.json").exists()
 
 
