@@ -19,7 +19,9 @@ import pytest
 import gradsmith as keras
 from gradsmith import distribution
 
-PYTHON_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "python")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Where this gradsmith was imported from (installed, or PYTHONPATH=python): the children import the same one.
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(keras.__file__)))
 
 
 def _mpiexec():
@@ -37,7 +39,7 @@ needs_mpi = pytest.mark.skipif(MPIEXEC is None, reason='needs mpi4py and mpiexec
 
 def _env():
     env = dict(os.environ)
-    env["PYTHONPATH"] = PYTHON_DIR + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_DIR, env.get("PYTHONPATH")]))
     env.pop("OMP_NUM_THREADS", None)
     for var in distribution._SIZE_VARS + ("PMI_RANK", "PMI_FD"):
         env.pop(var, None)  # the single-process runs must not look launched
@@ -335,7 +337,7 @@ def test_dropout_draws_one_process_masks_by_global_row(runs, ranks):
 
 @needs_mpi
 def test_the_example_program_gives_one_process_results_on_two_ranks(tmp_path):
-    example = os.path.join(os.path.dirname(PYTHON_DIR), "examples", "data_parallel.py")
+    example = os.path.join(ROOT, "examples", "data_parallel.py")
 
     def numbers(done):
         line = [ln for ln in done.stdout.splitlines() if "process(es): test loss" in ln]
