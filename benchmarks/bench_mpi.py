@@ -3,8 +3,7 @@
 The big MLP of bench_train.py (relu/relu/softmax, sparse categorical crossentropy, Adam, global batch 128,
 random data) trained by ``fit``:
 
-* alone, the ordinary fit (whole epochs in one C++ call) and fit under DataParallel (step by step:
-  gradient_step, then apply_gradients: the same arithmetic as N ranks with one share);
+* alone, the ordinary fit (whole epochs in one C++ call; DataParallel alone is the same);
 * on N ranks under ``mpiexec -n N`` (each rank on 128 / N rows of every batch, its threads the cores / N).
 
 Per configuration: samples/s over the global batches, the step time, and the time of the gradient
@@ -127,7 +126,7 @@ def main(argv=None):
     if args.worker:
         return worker(args.worker, args.steps, args.repeats)
 
-    configs = [("plain", 1), ("parallel", 1), ("parallel", args.ranks)]
+    configs = [("plain", 1), ("parallel", args.ranks)]
     runs = {c: [] for c in configs}
     for _ in range(args.rounds):
         for mode, ranks in configs:

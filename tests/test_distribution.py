@@ -93,7 +93,7 @@ def test_several_processes_without_mpi4py_say_how_to_get_it():
 
 
 def test_one_process_under_data_parallel_trains_as_the_plain_step():
-    """Alone, DataParallel is one share of every batch: gradient_step + apply_gradients, which is train_step."""
+    """Alone, DataParallel is the ordinary fit (with shuffle=False, the same shuffle), evaluate and predict."""
     rng = np.random.default_rng(3)
     X = rng.standard_normal((70, 6)).astype(np.float32)
     y = (X[:, 0] > 0).astype(np.float32)

@@ -25,8 +25,8 @@ returns all predictions). A rank that raises inside fit / evaluate / predict pri
 and ends the job (``MPI_Abort``), so no rank waits forever in a collective.
 
 Nothing here imports mpi4py until a program asks for several processes: ``import gradsmith`` never does.
-A single process (no ``mpiexec``, or ``-n 1``) needs no MPI at all, and runs the same arithmetic with one
-share: the reference that N ranks are compared against.
+A single process (no ``mpiexec``, or ``-n 1``) needs no MPI at all and runs the ordinary fit, its shuffle
+drawn from one seed as N ranks draw it: the reference N ranks are compared against.
 """
 import os
 import sys

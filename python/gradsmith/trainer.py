@@ -38,6 +38,8 @@ __all__ = ["Trainer"]
 class Trainer:
     """compile, fit, evaluate, predict, train_on_batch / test_on_batch / predict_on_batch, and the steps."""
 
+    _dp = None  # inside fit / evaluate / predict under DataParallel on several ranks: the process group
+
     def __init__(self):
         self.optimizer = None
         self.loss = None
@@ -48,7 +50,6 @@ class Trainer:
         self._plan = self._plan_key = None  # the compiled training step (gradsmith.compiled_step)
         self._plan_reason = None
         self._interrupts = _NO_DEFER  # fit's Ctrl-C guard (_DeferInterrupts)
-        self._dp = None  # inside fit / evaluate / predict under DataParallel: the process group (_data_parallel)
 
     # ------------------------------------------------------------------ compile
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, weighted_metrics=None,
@@ -273,7 +274,9 @@ class Trainer:
         self._check_arrays_before_training(train, val)
         verbose = 1 if verbose == "auto" else int(verbose)
         group = self._data_parallel_group("fit")
-        if group is not None:
+        if group is not None and group.size == 1:  # alone: the ordinary fit, its shuffle seeded as N ranks seed it
+            _data_parallel.prepare_fit(group, train, val, epochs)
+        elif group is not None:
             with _data_parallel.running(group, self, "fit"):
                 _data_parallel.prepare_fit(group, train, val, epochs)
                 callbacks, verbose = _data_parallel.rank_callbacks(group, callbacks, verbose)
@@ -281,10 +284,9 @@ class Trainer:
         return self._fit(train, val, callbacks, verbose, epochs, initial_epoch, validation_freq)
 
     def _data_parallel_group(self, what):
-        """The process group ``what`` (fit, evaluate, predict) runs over under DataParallel, else None (also
-        alone on a GPU, where the ordinary path is the same computation)."""
+        """The process group ``what`` (fit, evaluate, predict) runs over under DataParallel, else None."""
         group = distribution._active()
-        if group is None or (group.size == 1 and getattr(self, "device", "cpu") != "cpu"):
+        if group is None:
             return None
         _data_parallel.check_model(group, self, what)
         self._dp_synced = False  # each fit starts from rank 0's weights
@@ -519,7 +521,7 @@ class Trainer:
         batches.reset()  # as Keras's evaluate (a PyDataset's on_epoch_end)
         verbose = 1 if verbose == "auto" else int(verbose)
         group = self._data_parallel_group("evaluate") if self._dp is None else None
-        if group is not None:
+        if group is not None and group.size > 1:
             with _data_parallel.running(group, self, "evaluate"):
                 group.check_same(evaluate_batches=batches.num_batches())
                 _data_parallel.sync_weights(group, self)
@@ -543,7 +545,7 @@ class Trainer:
         batches = epoch_iterator.EpochIterator(x, None, None, batch_size, steps_per_epoch=steps)
         verbose = 1 if verbose == "auto" else int(verbose)
         group = self._data_parallel_group("predict") if self._dp is None else None
-        if group is not None:
+        if group is not None and group.size > 1:
             with _data_parallel.running(group, self, "predict"):
                 group.check_same(predict_batches=batches.num_batches())
                 _data_parallel.sync_weights(group, self)
