@@ -154,6 +154,47 @@ def test_shares_of_a_batch_sum_to_its_gradient(size):
     assert np.abs(unkeyed - whole).max() > 1e-3  # the masks of local rows would be other masks
 
 
+_METRIC_ARGS = {"MeanIoU": {"num_classes": 3}, "IoU": {"num_classes": 3, "target_class_ids": [0, 1]},
+                "OneHotIoU": {"num_classes": 3, "target_class_ids": [0, 1]}, "OneHotMeanIoU": {"num_classes": 3},
+                "PrecisionAtRecall": {"recall": 0.5}, "RecallAtPrecision": {"precision": 0.5},
+                "SensitivityAtSpecificity": {"specificity": 0.5}, "SpecificityAtSensitivity": {"sensitivity": 0.5}}
+_METRICS = sorted(name for name, cls in vars(keras.metrics).items() if isinstance(cls, type)
+                  and issubclass(cls, keras.metrics.Metric) and name not in ("Metric", "MeanMetricWrapper"))
+
+
+@pytest.mark.filterwarnings("ignore::SyntaxWarning")  # a categorical metric tried on binary data first
+@pytest.mark.parametrize("name", _METRICS)
+def test_every_metric_summed_over_shares_gives_the_whole_batch_result(name):
+    """Logs under DataParallel sum each metric's state variables over the ranks (_data_parallel._state_names):
+    for every metric, the sums over two shares' states give the result of the whole batch."""
+    from gradsmith import _data_parallel
+    rng = np.random.default_rng(0)
+    cases = [(rng.integers(0, 2, (40, 1)).astype(np.float32), rng.random((40, 1)).astype(np.float32)),
+             (np.eye(3, dtype=np.float32)[rng.integers(0, 3, 40)], rng.dirichlet(np.ones(3), 40).astype(np.float32)),
+             (rng.integers(0, 3, 40), rng.dirichlet(np.ones(3), 40).astype(np.float32)),
+             (rng.random((40, 3)).astype(np.float32), rng.random((40, 3)).astype(np.float32))]
+    cls = getattr(keras.metrics, name)
+    for y_true, y_pred in cases:
+        whole, first, second = (cls(**_METRIC_ARGS.get(name, {})) for _ in range(3))
+        if name in ("Mean", "Sum"):
+            y_true, y_pred = y_pred[:, 0], None
+        try:
+            for m, rows in ((whole, slice(0, 40)), (first, slice(0, 25)), (second, slice(25, 40))):
+                m.update_state(y_true[rows]) if y_pred is None else m.update_state(y_true[rows], y_pred[rows])
+            result = np.asarray(whole.result(), np.float64)
+        except (ValueError, TypeError):
+            continue  # data of another kind: the next case
+        if np.all(np.isnan(result)):
+            continue
+        names = _data_parallel._state_names(first)
+        assert names, f"{name}: no state variables known"
+        for state in names:
+            setattr(first, state, np.asarray(getattr(first, state)) + np.asarray(getattr(second, state)))
+        np.testing.assert_allclose(np.asarray(first.result(), np.float64), result, rtol=1e-5, atol=1e-6)
+        return
+    pytest.fail(f"{name}: no case of data it takes")
+
+
 # ---------------------------------------------------------------- N ranks against one process
 
 TRAIN = textwrap.dedent("""
@@ -184,7 +225,8 @@ TRAIN = textwrap.dedent("""
                                   keras.layers.Dropout(0.2), keras.layers.Dense(8, activation="tanh"),
                                   keras.layers.Dropout(0.3, noise_shape=(None, 1)),
                                   keras.layers.Dense(1, activation="sigmoid")])
-    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy", "mse"])
+    model.compile(optimizer="adam", loss="binary_crossentropy",
+                  metrics=["accuracy", "mse", keras.metrics.AUC(name="auc"), keras.metrics.Precision(name="precision")])
 
     class Fail(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
@@ -253,7 +295,8 @@ def test_ranks_train_the_weights_one_process_trains(runs, ranks):
 def test_ranks_report_the_history_evaluate_and_predictions_of_one_process(runs, ranks):
     one, many = _result(runs[1]), _result(runs[ranks])
     assert many["epochs"] == one["epochs"] and many["iterations"] == one["iterations"]
-    assert set(many["history"]) == {"loss", "accuracy", "mse", "val_loss", "val_accuracy", "val_mse"}
+    assert set(many["history"]) == {f"{prefix}{key}" for prefix in ("", "val_")
+                                    for key in ("loss", "accuracy", "mse", "auc", "precision")}
     for key, values in one["history"].items():
         np.testing.assert_allclose(many["history"][key], values, rtol=1e-5, err_msg=key)
     np.testing.assert_allclose(many["evaluate"], one["evaluate"], rtol=1e-5)

@@ -21,6 +21,7 @@ import numpy as np
 
 from gradsmith import callbacks as callbacks_mod
 from gradsmith import layers as L
+from gradsmith import metrics as M
 from gradsmith.callbacks.callback_list import _flatten_callbacks
 from gradsmith.distribution import DistributionError
 
@@ -61,10 +62,47 @@ def _leaf_layers(model):
     return list(leaves()) if leaves is not None else list(model._layers)
 
 
-def prepare_fit(group, train, val, epochs):
+# Metrics whose state is made on the first update (its shape comes from the data), so they list no
+# _state_names: the state variables, every one a sum over samples.
+_LAZY_STATES = ((M.AUC, ("true_positives", "true_negatives", "false_positives", "false_negatives")),
+                (M.FBetaScore, ("true_positives", "false_positives", "false_negatives", "intermediate_weights")),
+                (M.R2Score, ("num_samples", "squared_sum", "sum", "total_mse", "count")))
+
+
+def _state_names(metric):
+    """The names of a metric's state variables, each a sum over samples (so summed over ranks), or ():
+    ``_state_names``, and the attributes holding the arrays ``variables`` lists besides (Precision's false
+    positives)."""
+    for cls, lazy in _LAZY_STATES:
+        if isinstance(metric, cls):
+            return lazy
+    names = list(getattr(metric, "_state_names", ()))
+    try:
+        variables = metric.variables
+    except (AttributeError, TypeError, ValueError):
+        variables = []
+    for v in variables:
+        if isinstance(v, np.ndarray) and v.ndim:
+            names += [k for k, a in vars(metric).items() if a is v and k not in names]
+    return tuple(names)
+
+
+def check_metrics(group, model):
+    """Every metric's state can be summed over ranks (checked before training, on every rank alike)."""
+    if group.size == 1:
+        return
+    for m in model._resolve_metrics() + model.compiled_weighted_metrics:
+        if not _state_names(m):
+            raise DistributionError(f"metric {m.name!r} ({type(m).__name__}) under DataParallel across processes: "
+                                    "its state is not known to be sums over samples, so it cannot be combined "
+                                    "over ranks; compute it after training, in one process")
+
+
+def prepare_fit(group, model, train, val, epochs):
     """Before fit's first epoch: the same data and epochs on every rank, and each epoch's shuffle drawn from
     one seed of rank 0's (so it is the same on every rank, and alone the same as on N ranks)."""
     arrays = train.array_data
+    check_metrics(group, model)
     group.check_same(the_training_samples=None if arrays is None else arrays.num_samples,
                      the_batch_size=None if arrays is None else arrays.batch_size,
                      the_batches_per_epoch=train.num_batches(),
@@ -197,17 +235,15 @@ def reduce_logs(group, model, loss_sum, count, prefix, local_loss):
     """The model's logs over every rank: metric states summed (then put back), and the loss sum too when it is
     this rank's own (evaluate)."""
     metrics = model.compiled_metrics + model.compiled_weighted_metrics
-    saved = [[np.array(getattr(m, name), copy=True) for name in getattr(m, "_state_names", ())] for m in metrics]
+    names = [_state_names(m) for m in metrics]
+    saved = [[np.array(getattr(m, name), copy=True) for name in state] for m, state in zip(metrics, names)]
     if group.size > 1:
-        for m in metrics:
-            if not getattr(m, "_state_names", ()):
-                raise DistributionError(f"metric {m.name!r} has no state variables to sum over ranks")
         flat = np.concatenate([np.asarray(v, np.float64).ravel() for state in saved for v in state] +
                               [np.array([loss_sum, count], np.float64) if local_loss else np.zeros(0)])
         group.sum_(flat)
         at = 0
-        for m, state in zip(metrics, saved):
-            for name, v in zip(m._state_names, state):
+        for m, state, state_names in zip(metrics, saved, names):
+            for name, v in zip(state_names, state):
                 size = np.asarray(v).size
                 setattr(m, name, flat[at:at + size].reshape(np.shape(v)).astype(np.asarray(v).dtype))
                 at += size
@@ -217,8 +253,8 @@ def reduce_logs(group, model, loss_sum, count, prefix, local_loss):
         return model._logs_here(loss_sum, count, prefix)
     finally:
         if group.size > 1:
-            for m, state in zip(metrics, saved):
-                for name, v in zip(m._state_names, state):
+            for m, state, state_names in zip(metrics, saved, names):
+                for name, v in zip(state_names, state):
                     setattr(m, name, v if np.ndim(v) else v[()])
 
 

@@ -275,10 +275,10 @@ class Trainer:
         verbose = 1 if verbose == "auto" else int(verbose)
         group = self._data_parallel_group("fit")
         if group is not None and group.size == 1:  # alone: the ordinary fit, its shuffle seeded as N ranks seed it
-            _data_parallel.prepare_fit(group, train, val, epochs)
+            _data_parallel.prepare_fit(group, self, train, val, epochs)
         elif group is not None:
             with _data_parallel.running(group, self, "fit"):
-                _data_parallel.prepare_fit(group, train, val, epochs)
+                _data_parallel.prepare_fit(group, self, train, val, epochs)
                 callbacks, verbose = _data_parallel.rank_callbacks(group, callbacks, verbose)
                 return self._fit(train, val, callbacks, verbose, epochs, initial_epoch, validation_freq)
         return self._fit(train, val, callbacks, verbose, epochs, initial_epoch, validation_freq)
@@ -524,6 +524,7 @@ class Trainer:
         if group is not None and group.size > 1:
             with _data_parallel.running(group, self, "evaluate"):
                 group.check_same(evaluate_batches=batches.num_batches())
+                _data_parallel.check_metrics(group, self)
                 _data_parallel.sync_weights(group, self)
                 callbacks, verbose = _data_parallel.rank_callbacks(group, callbacks, verbose)
                 return self._evaluate(batches, verbose, callbacks, return_dict)
