@@ -209,16 +209,19 @@ TRAIN = textwrap.dedent("""
     keras.utils.set_random_seed(1)
     rng = np.random.default_rng(0)
     n = 203 if case != "mismatch" or rank == 0 else 204  # 203 = 6 batches of 32 and one of 11
-    if case == "dropout":
+    if case in ("dropout", "batchnorm"):
         n = 193  # the last batch has 1 row: the other ranks have none in that step
     X = rng.standard_normal((n, 12)).astype(np.float32)
     y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(np.float32)
     model = keras.Sequential([keras.layers.Dense(16, activation="relu", input_shape=(12,)),
                               keras.layers.Dense(8, activation="tanh"),
                               keras.layers.Dense(1, activation="sigmoid")])
-    if case == "batchnorm":
-        model = keras.Sequential([keras.layers.Dense(16, input_shape=(12,)), keras.layers.BatchNormalization(),
-                                  keras.layers.Dense(1, activation="sigmoid")])
+    if case == "batchnorm":  # statistics over the global batch: summed over ranks in forward and backward
+        # (no weight whose gradient is zero, as a bias before a BatchNormalization's centering: Adam would turn
+        # the rounding noise that is its gradient into steps of the learning rate's size)
+        model = keras.Sequential([keras.layers.BatchNormalization(center=False, input_shape=(12,)),
+                                  keras.layers.Dense(16, use_bias=False), keras.layers.BatchNormalization(momentum=0.9),
+                                  keras.layers.Activation("relu"), keras.layers.Dense(1, activation="sigmoid")])
     if case == "dropout":  # masks by global row: one per element, and one per sample (noise_shape)
         keras.utils.set_random_seed(1 + rank)  # unseeded Dropout layers: rank 0's seeds are used
         model = keras.Sequential([keras.layers.Dense(16, activation="relu", input_shape=(12,)),
@@ -267,7 +270,7 @@ def runs(tmp_path_factory):
     script = base / "train.py"
     script.write_text(TRAIN)
     outs = {}
-    for case in ("ok", "dropout"):
+    for case in ("ok", "dropout", "batchnorm"):
         for ranks in (1, 2, 3):
             out = base / f"{case}{ranks}"
             out.mkdir()
@@ -355,14 +358,18 @@ def test_ranks_with_different_data_are_named_at_the_start(tmp_path):
 
 
 @needs_mpi
-def test_batch_normalization_across_ranks_is_refused_on_every_rank(tmp_path):
-    script = tmp_path / "train.py"
-    script.write_text(TRAIN)
-    done = _run(script, [tmp_path, "batchnorm"], ranks=2, check=False, timeout=60)
-    assert done.returncode != 0
-    for r in (0, 1):
-        assert f"rank {r}: fit: layer 'batch_normalization" in done.stdout
-    assert "batch statistics are not reduced across ranks" in done.stdout
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_batch_normalization_normalizes_by_the_global_batch(runs, ranks):
+    """Its statistics (and their gradients) are summed over the ranks inside the pass, and the moving ones
+    move alike on every rank, also in a step where some ranks have no rows."""
+    alone = np.load(runs[("batchnorm", 1)] / "w0.npy")
+    for r in range(ranks):
+        np.testing.assert_array_equal(np.load(runs[("batchnorm", ranks)] / f"w{r}.npy"),
+                                      np.load(runs[("batchnorm", ranks)] / "w0.npy"))
+    np.testing.assert_allclose(np.load(runs[("batchnorm", ranks)] / "w0.npy"), alone, rtol=1e-5, atol=1e-6)
+    one, many = _result(runs[("batchnorm", 1)]), _result(runs[("batchnorm", ranks)])
+    np.testing.assert_allclose(many["history"]["loss"], one["history"]["loss"], rtol=1e-5)
+    np.testing.assert_allclose(many["evaluate"], one["evaluate"], rtol=1e-5)
 
 
 @needs_mpi

@@ -49,6 +49,10 @@ struct Segment {
 
 class CudaBackend {
  public:
+  // No sums over data-parallel ranks inside a pass (model::LayerIO::ranks): DataParallel across processes
+  // trains on the CPU (docs/distribution.md: the GPU path).
+  static constexpr bool kRankSums = false;
+
   // At least `floats` floats of arena for batches of up to `rows` rows; contents are not kept.
   float* arena(i64 floats, i64 rows);
   i64 arena_size() const { return (i64)(arena_.bytes() / sizeof(float)); }

@@ -15,6 +15,9 @@ namespace model {
 
 class CpuBackend {
  public:
+  // Layers may sum over a data-parallel job's ranks in the middle of a pass (LayerIO::ranks), host memory.
+  static constexpr bool kRankSums = true;
+
   // At least `floats` floats of arena for batches of up to `rows` rows, 64-byte aligned; contents are not kept.
   float* arena(i64 floats, i64 /*rows*/) {
     constexpr i64 kAlign = 16;
@@ -44,6 +47,9 @@ class CpuBackend {
   static constexpr auto& batch_norm_forward = cpu::batch_norm_forward;
   static constexpr auto& batch_norm_backward = cpu::batch_norm_backward;
   static constexpr auto& moving_average = cpu::moving_average;
+  static constexpr auto& batch_norm_column_sums = cpu::batch_norm_column_sums;
+  static constexpr auto& batch_norm_backward_sums = cpu::batch_norm_backward_sums;
+  static constexpr auto& batch_norm_backward_dx = cpu::batch_norm_backward_dx;
   // The CPU's forward takes its im2col tiles from each thread's own scratch (cpu/scratch.h), not the arena's:
   // the layer's scratch is what backward needs.
   static void conv_forward(const math::ConvGeometry& g, const float* x, const float* W, const float* b, ActParams act,

@@ -113,10 +113,13 @@ class Plan {
   // linear in it, so the weight gradients come out scaled with no pass over the gradient buffer; the
   // penalties' gradients are added scaled. The record and counts are not scaled. Needs Backend::scale and
   // a scale argument to Backend::penalties (the CPU backend's).
-  // `first_row` is the batch's first row in the global batch: Dropout draws the masks of those rows.
+  // `first_row` is the batch's first row in the global batch: Dropout draws the masks of those rows; `ranks`
+  // (or null) sums over the job's ranks for the layers that need the global batch (BatchNormalization).
   void scaled_gradient_step(const float* x, const float* y_true, const int64_t* labels, const float* sample_weight,
-                            i64 batch, float scale, i64 first_row, double* record, int64_t* counts) {
+                            i64 batch, float scale, i64 first_row, const RankSums* ranks, double* record,
+                            int64_t* counts) {
     first_row_ = first_row;
+    ranks_ = ranks;
     reserve(batch);
     forward(x, batch, true);
     loss_and_counts(y_true, labels, sample_weight, batch, record, counts);
@@ -125,6 +128,7 @@ class Plan {
     for (Layer<Backend>* l : stepped_) l->end_step();
     be_.penalties(buf_, penalties_, true, record + 1, scale);
     first_row_ = 0;
+    ranks_ = nullptr;
   }
 
   // evaluate's step: the forward pass without dropout, the record and counts as train_step makes them; no
@@ -193,6 +197,7 @@ class Plan {
     a.batch = batch;
     a.training = training;
     a.first_row = first_row_;
+    a.ranks = ranks_;
     a.scratch = scratch_;
     a.params = buf_.params;
     a.grads = buf_.grads;
@@ -244,6 +249,7 @@ class Plan {
   i64 in_features_ = 0, out_features_ = 0, label_width_ = 1;
   i64 capacity_ = 0;  // rows the arena holds
   i64 first_row_ = 0;  // scaled_gradient_step's first row while it runs, else 0
+  const RankSums* ranks_ = nullptr;  // and its sums over ranks
   std::vector<float*> y_, saved_;   // each layer's buffers in the arena (null where it declared none)
   std::vector<const float*> pass_;  // what each layer output in the current pass
   float* dy_[2] = {nullptr, nullptr};

@@ -49,12 +49,6 @@ def check_model(group, model, what):
     if getattr(model, "device", "cpu") != "cpu":
         raise DistributionError(f"{what}: DataParallel across processes trains on the CPU; the model is compiled "
                                 f"for {model.device} (the GPU path is not built yet: docs/distribution.md)")
-    for layer in _leaf_layers(model) if what == "fit" else ():  # inference uses the moving statistics
-        if isinstance(layer, L.BatchNormalization) and layer.trainable:
-            raise DistributionError(f"{what}: layer {layer.name!r} (BatchNormalization) under DataParallel across "
-                                    "processes: its batch statistics are not reduced across ranks yet, so each "
-                                    "rank would normalize by its own share; freeze it (trainable=False) or train "
-                                    "in one process")
 
 
 def _leaf_layers(model):
@@ -110,6 +104,22 @@ def prepare_fit(group, model, train, val, epochs):
     if arrays is not None and arrays.shuffle:
         seed = group.bcast(int(arrays._rng.integers(2 ** 63)) if group.rank == 0 else None)
         arrays._rng = np.random.default_rng(seed)
+
+
+def _batch_norms(model):
+    """The BatchNormalization layers that train on the batch's statistics (summed over ranks)."""
+    return [layer for layer in _leaf_layers(model) if isinstance(layer, L.BatchNormalization) and layer.trainable]
+
+
+def _no_rows_batch_norm(group, model):
+    """A rank without rows in a step joins the sums over ranks its BatchNormalization layers make (C, C for the
+    forward statistics, layer by layer; 2C for backward, in reverse), adding zeros."""
+    layers = _batch_norms(model)
+    for layer in layers:
+        group.sum_(np.zeros(layer._moving_mean.size))
+        group.sum_(np.zeros(layer._moving_mean.size))
+    for layer in reversed(layers):
+        group.sum_(np.zeros(2 * layer._moving_mean.size))
 
 
 def _dropouts(model):
@@ -182,12 +192,15 @@ def train_step(group, model, x, y, sw):
     if hi > lo:
         # The plan scales dL/dy_pred before backward (no pass over the gradient buffer); the layer-by-layer
         # path scales the buffer after.
-        ran = step.gradients(xl, yl, swl, scale, lo) if step is not None else None
+        norms = group.size > 1 and bool(_batch_norms(model))
+        ran = step.gradients(xl, yl, swl, scale, lo, group.sum_ if norms else None, rows) if step is not None \
+            else None
         if ran is None:
-            if group.size > 1 and _dropouts(model):
-                raise RuntimeError("Dropout under DataParallel across processes needs the compiled step (which "
-                                   "draws each rank's masks by global row); this model or batch takes the "
-                                   f"layer-by-layer path: {model._plan_reason or 'a batch the plan does not take'}")
+            if group.size > 1 and (_dropouts(model) or norms):
+                raise RuntimeError("Dropout and BatchNormalization under DataParallel across processes need the "
+                                   "compiled step (masks by global row, statistics summed over ranks); this model "
+                                   "or batch takes the layer-by-layer path: "
+                                   f"{model._plan_reason or 'a batch the plan does not take'}")
             ran = _python_gradients(model, xl, yl, swl)
             if scale != 1.0:
                 grads *= np.float32(scale)
@@ -196,6 +209,7 @@ def train_step(group, model, x, y, sw):
         grads.fill(0.0)  # fewer rows than ranks: this rank adds nothing, but its Dropout masks move on
         for layer in _dropouts(model):
             layer._calls[0] += 1
+        _no_rows_batch_norm(group, model)
     if group.size > 1:
         t0 = time.perf_counter()
         group.sum_(grads)
@@ -206,6 +220,10 @@ def train_step(group, model, x, y, sw):
     if stats[2] != rows * group.size or stats[3] != float(rows) * rows * group.size:
         raise DistributionError(f"the ranks disagree on the size of a global batch (this rank has {rows} rows): "
                                 "every rank must see the same batches (seed any shuffle of a Dataset)")
+    if rows < group.size:  # the ranks without rows did not move BatchNormalization's statistics: rank 0's
+        for layer in _batch_norms(model):
+            group.bcast_(layer._moving_mean.value)
+            group.bcast_(layer._moving_variance.value)
     if step is not None:  # the fused update from the summed buffer (also after layer-by-layer gradients)
         step.apply_gradients()
     elif model._trainable():
