@@ -5,7 +5,8 @@ One training step on a global batch of N rows, on rank r of R (``distribution.sh
     gradients   CpuRunner.gradient_step on rows [lo, hi), scale n_r / N, first row lo
                 -> the flat gradient buffer holds n_r / N times the mean over this rank's rows (penalties'
                    added): the plan scales dL/dy_pred before backward, no pass over the buffer; Dropout
-                   draws the masks of global rows lo.. (the layer-by-layer path scales the buffer after)
+                   draws the masks of global rows lo..; BatchNormalization sums its statistics over the ranks
+                   through group.sum_ inside the pass (the layer-by-layer path scales the buffer after)
     all-reduce  g = sum over ranks of g                     one MPI_Allreduce of the whole buffer
     stats       [loss * n_r, n_r, N, N * N] summed          the global loss; N and N^2 check every rank's batch
     update      CpuRunner.apply_gradients (the fused optimizer) with the same learning rate and step everywhere

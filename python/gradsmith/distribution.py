@@ -16,7 +16,7 @@ and ``mpiexec -n 4 python train.py`` runs it on four ranks. Under ``DataParallel
   ``rows_on_this_rank / rows`` and sums the flat gradient buffer over the ranks (one ``Allreduce``), so the
   buffer holds the single-process mean; then the one fused optimizer update (``apply_gradients``);
 - draws Dropout masks by global row (each share draws one process's coins for its rows), with rank 0's
-  Dropout seeds; refuses trainable BatchNormalization across ranks (its statistics are not reduced yet);
+  Dropout seeds; sums BatchNormalization's statistics over the ranks inside the pass (the global batch's);
 - reports the loss and metrics over all ranks (metric states are summed when logs are made), shown by rank 0's
   progress bar only; callbacks that write files (ModelCheckpoint, CSVLogger) run on rank 0 only.
 
