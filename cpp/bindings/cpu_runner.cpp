@@ -34,6 +34,19 @@ using i64 = int64_t;
 
 namespace {
 
+// model::RankSums through a Python callable (gradsmith._data_parallel: mpi4py's Allreduce in place), called
+// with the GIL taken back in the middle of a step. While a data-parallel step runs, no other thread may call
+// this runner (a call waiting for the runner's lock while holding the GIL would wait forever).
+struct PyRankSums : model::RankSums {
+  PyRankSums(const py::object& fn, i64 global_rows) : fn_(fn) { rows = global_rows; }
+  void sum(double* x, i64 n) const override {
+    const py::gil_scoped_acquire gil;
+    const py::capsule owner(x, [](void*) {});  // a view: the array must not free the scratch
+    fn_(py::array_t<double>({(py::ssize_t)n}, {(py::ssize_t)sizeof(double)}, x, owner));
+  }
+  const py::object& fn_;
+};
+
 class CpuRunner {
  public:
   CpuRunner(const py::list& layers, const py::dict& loss, const py::dict& optimizer, const py::array& params,
@@ -65,6 +78,41 @@ class CpuRunner {
     }
     if (output) return py::make_tuple(value, counts(correct), y_pred);
     return py::make_tuple(value, counts(correct));
+  }
+
+  // train_step's first half (model::Plan::gradient_step): the batch's gradients, times `scale`, left in the
+  // gradient buffer, no weight changed; (loss, (correct counts...)), not scaled. Data-parallel training
+  // scales by the rank's share of the global batch, gives the share's first row there (Dropout's masks),
+  // all-reduces the gradient buffer, then calls apply_gradients.
+  py::tuple gradient_step(const py::array& x, const py::object& y_true, const py::object& labels,
+                          const py::object& sample_weight, double scale, i64 first_row,
+                          const py::object& rank_sum, i64 global_rows) {
+    const PyRankSums ranks(rank_sum, global_rows);
+    const Batch b = batch_args(x, y_true, labels, sample_weight);
+    int64_t correct[kMaxCounted] = {0};
+    double record[2];
+    {
+      const bindings::Exclusive call(mu_);
+      const gradsmith::cpu::DenormalsAreZero daz;
+      const int64_t span = gradsmith::prof::enabled() ? gradsmith::prof::span_begin("gradient_step") : -1;
+      if (scale == 1.0 && first_row == 0 && rank_sum.is_none())
+        plan_->gradient_step(b.x, b.y, b.labels, b.weights, b.rows, record, correct);
+      else
+        plan_->scaled_gradient_step(b.x, b.y, b.labels, b.weights, b.rows, (float)scale, first_row,
+                                    rank_sum.is_none() ? nullptr : &ranks, record, correct);
+      if (span >= 0) gradsmith::prof::span_end(span);
+      batch_ = b.rows;
+    }
+    return py::make_tuple(record[0] + record[1], counts(correct));
+  }
+
+  // train_step's second half: the fused optimizer update from the gradient buffer as it is now.
+  void apply_gradients(double lr, int64_t step) {
+    const bindings::Exclusive call(mu_);
+    const gradsmith::cpu::DenormalsAreZero daz;
+    const int64_t span = gradsmith::prof::enabled() ? gradsmith::prof::span_begin("apply_gradients") : -1;
+    plan_->apply_gradients(&lr, step);
+    if (span >= 0) gradsmith::prof::span_end(span);
   }
 
   // A whole epoch (or any run of batches) in one call: (losses (steps,), counts (steps, metrics)).
@@ -202,6 +250,15 @@ void bind_cpu_runner(py::module_& m) {
       .def("train_step", &CpuRunner::train_step, py::arg("x"), py::arg("y_true"), py::arg("labels"),
            py::arg("sample_weight"), py::arg("lr"), py::arg("step"), py::arg("output") = false,
            "One optimizer step; returns (loss, metric counts), and the predictions with output=True.")
+      .def("gradient_step", &CpuRunner::gradient_step, py::arg("x"), py::arg("y_true"), py::arg("labels"),
+           py::arg("sample_weight"), py::arg("scale") = 1.0, py::arg("first_row") = 0, py::arg("rank_sum") = py::none(),
+           py::arg("global_rows") = 0,
+           "train_step without the update: the batch's gradients times scale left in the gradient buffer, "
+           "Dropout drawing the masks of rows first_row.. of a global batch of global_rows rows; rank_sum(a), "
+           "given, sums a float64 array over the ranks in place (BatchNormalization's statistics); returns "
+           "(loss, metric counts).")
+      .def("apply_gradients", &CpuRunner::apply_gradients, py::arg("lr"), py::arg("step"),
+           "train_step's update alone: the fused optimizer step from the gradient buffer as it is.")
       .def("train_steps", &CpuRunner::train_steps, py::arg("x"), py::arg("y_true"), py::arg("labels"),
            py::arg("sample_weight"), py::arg("batch_size"), py::arg("lrs"), py::arg("first_step"),
            "Consecutive train_steps over the rows in batches: returns (losses, counts per step).")

@@ -102,6 +102,48 @@ void batch_norm_backward(const float* dy, const float* x, const float* mean, con
   });
 }
 
+void batch_norm_column_sums(const float* x, const float* center, double* sums, i64 rows, i64 cols) {
+  by_column_blocks(rows, cols, [&](i64 c0, i64 c1) {
+    for (i64 j = c0; j < c1; ++j) sums[j] = 0.0;
+    for (i64 i = 0; i < rows; ++i)
+      for (i64 j = c0; j < c1; ++j) {
+        if (!center) {
+          sums[j] += x[i * cols + j];
+        } else {
+          const double d = (double)x[i * cols + j] - (double)center[j];
+          sums[j] += d * d;
+        }
+      }
+  });
+}
+
+void batch_norm_backward_sums(const float* dy, const float* x, const float* mean, const float* var, float eps,
+                              double* sum_dy, double* sum_dy_xhat, i64 rows, i64 cols) {
+  by_column_blocks(rows, cols, [&](i64 c0, i64 c1) {
+    for (i64 j = c0; j < c1; ++j) sum_dy[j] = sum_dy_xhat[j] = 0.0;
+    for (i64 i = 0; i < rows; ++i)
+      for (i64 j = c0; j < c1; ++j) {
+        const float g = dy[i * cols + j], xhat = (x[i * cols + j] - mean[j]) * math::bn_rstd(var[j], eps);
+        sum_dy[j] += g;
+        sum_dy_xhat[j] += (double)g * (double)xhat;
+      }
+  });
+}
+
+void batch_norm_backward_dx(const float* dy, const float* x, const float* mean, const float* var, const float* gamma,
+                            float eps, const double* sum_dy, const double* sum_dy_xhat, float* dx, i64 rows, i64 cols,
+                            i64 total_rows) {
+  const float inv_n = 1.f / (float)total_rows;
+  by_column_blocks(rows, cols, [&](i64 c0, i64 c1) {
+    for (i64 i = 0; i < rows; ++i)
+      for (i64 j = c0; j < c1; ++j) {
+        const float rstd = math::bn_rstd(var[j], eps), s = gamma ? rstd * gamma[j] : rstd;
+        dx[i * cols + j] = math::bn_dx(dy[i * cols + j], x[i * cols + j], mean[j], rstd, s, (float)sum_dy[j],
+                                       (float)sum_dy_xhat[j], inv_n);
+      }
+  });
+}
+
 void moving_average(float* moving, const float* value, double momentum, i64 n) {
   const float m = (float)momentum, one_minus = (float)(1.0 - momentum);
   for (i64 j = 0; j < n; ++j) moving[j] = math::moving_average(moving[j], value[j], m, one_minus);

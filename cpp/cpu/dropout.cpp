@@ -32,20 +32,20 @@ void over_chunks(i64 n, F&& body) {
 
 }  // namespace
 
-void dropout(const float* x, float* y, i64 n, double rate, uint64_t seed, uint64_t offset) {
+void dropout(const float* x, float* y, i64 n, double rate, uint64_t seed, uint64_t offset, i64 first) {
   // FLOPs: 1 per element (the scale; Philox's bits are integer work); bytes: x read, y written.
   GS_PROFILE_SCOPE("dropout", 1.0 * n, 8.0 * n, n, -1, -1);
   const KernelTable& kt = kernels();
   const uint32_t threshold = keep_threshold(rate);
   const float keep = (float)(1.0 - rate);
-  over_chunks(n, [&](i64 b, i64 e) { kt.dropout(x, y, b, e, threshold, keep, seed, offset); });
+  over_chunks(n, [&](i64 b, i64 e) { kt.dropout(x, y, b, e, threshold, keep, seed, offset, first); });
 }
 
-void dropout_mask(float* mask, i64 n, double rate, uint64_t seed, uint64_t offset) {
+void dropout_mask(float* mask, i64 n, double rate, uint64_t seed, uint64_t offset, i64 first) {
   // FLOPs: none (integer work); bytes: the mask written.
   GS_PROFILE_SCOPE("dropout_mask", 0.0, 4.0 * n, n, -1, -1);
   const uint32_t threshold = keep_threshold(rate);
-  for (i64 j = 0; j < n; ++j) mask[j] = math::dropout_kept(seed, offset, j, threshold) ? 1.f : 0.f;
+  for (i64 j = 0; j < n; ++j) mask[j] = math::dropout_kept(seed, offset, first + j, threshold) ? 1.f : 0.f;
 }
 
 void dropout_broadcast(const float* x, float* y, const float* mask, const math::NoiseShape& s, i64 batch,

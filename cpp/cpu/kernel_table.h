@@ -69,9 +69,10 @@ struct KernelTable {
   double (*sum_squares)(const float* x, i64 begin, i64 end);
   // One fused optimizer step (math::optimizer_update) over elements [begin, end) of a's buffers.
   void (*optimizer)(const OptimizerArgs& a, i64 begin, i64 end);
-  // y[i] = kept(i) ? x[i] / keep : 0 over [begin, end) of the flat index (math::dropout_keep).
+  // y[i] = kept(first + i) ? x[i] / keep : 0 over [begin, end) of the flat index (math::dropout_keep): the coin
+  // of element i is that of element first + i of a larger batch (a data-parallel rank's share).
   void (*dropout)(const float* x, float* y, i64 begin, i64 end, uint32_t threshold, float keep,
-                  uint64_t seed, uint64_t offset);
+                  uint64_t seed, uint64_t offset, i64 first);
 };
 
 const KernelTable& table_scalar();

@@ -114,11 +114,12 @@ struct ParamBuffer {
 void optimizer_step(const OptimizerArgs& args, const std::vector<ParamBuffer>& buffers, int clip_kind,
                     float clip);
 
-// ---- dropout (dropout.cpp): y = kept ? x / (1 - rate) : 0, mask from Philox(seed; index, offset)
-void dropout(const float* x, float* y, i64 n, double rate, uint64_t seed, uint64_t offset);
+// ---- dropout (dropout.cpp): y = kept ? x / (1 - rate) : 0, mask from Philox(seed; index, offset); element i
+// draws the coin of index first + i (a data-parallel rank's share of a batch draws the whole batch's coins)
+void dropout(const float* x, float* y, i64 n, double rate, uint64_t seed, uint64_t offset, i64 first = 0);
 // Dropout with a noise shape: mask[j] = 1 where element j of the mask keeps, else 0 (the same coins as
 // dropout draws for element j); then y[e] = mask[s.mask_index(e)] ? x[e] / (1 - rate) : 0 over the batch.
-void dropout_mask(float* mask, i64 n, double rate, uint64_t seed, uint64_t offset);
+void dropout_mask(float* mask, i64 n, double rate, uint64_t seed, uint64_t offset, i64 first = 0);
 void dropout_broadcast(const float* x, float* y, const float* mask, const math::NoiseShape& s, i64 batch,
                        double rate);
 
@@ -132,6 +133,17 @@ void batch_norm_forward(const float* x, const float* gamma, const float* beta, f
 void batch_norm_backward(const float* dy, const float* x, const float* mean, const float* var, const float* gamma,
                          float eps, bool batch_statistics, float* dx, float* dgamma, float* dbeta, i64 rows,
                          i64 cols);
+// The parts of both passes for a data-parallel rank, whose statistics and sums run over every rank's rows
+// (gradsmith.distribution): the caller sums the partial sums over the ranks in between.
+//   column_sums:   sums[j] = sum_i x_ij, or with center sum_i (x_ij - center_j)^2 (in double, as forward)
+//   backward_sums: sum_dy[j] = sum_i dy_ij, sum_dy_xhat[j] = sum_i dy_ij xhat_ij (in double, as backward)
+//   backward_dx:   dx through the statistics of total_rows rows, from the summed sums (as backward's dx)
+void batch_norm_column_sums(const float* x, const float* center, double* sums, i64 rows, i64 cols);
+void batch_norm_backward_sums(const float* dy, const float* x, const float* mean, const float* var, float eps,
+                              double* sum_dy, double* sum_dy_xhat, i64 rows, i64 cols);
+void batch_norm_backward_dx(const float* dy, const float* x, const float* mean, const float* var, const float* gamma,
+                            float eps, const double* sum_dy, const double* sum_dy_xhat, float* dx, i64 rows, i64 cols,
+                            i64 total_rows);
 // moving[j] = moving[j] * momentum + value[j] * (1 - momentum) (math::moving_average), j < n.
 void moving_average(float* moving, const float* value, double momentum, i64 n);
 

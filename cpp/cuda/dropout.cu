@@ -9,9 +9,9 @@ namespace gradsmith {
 namespace cuda {
 namespace {
 
-__global__ void mask_kernel(float* mask, i64 n, uint32_t threshold, uint64_t seed, uint64_t offset) {
+__global__ void mask_kernel(float* mask, i64 n, uint32_t threshold, uint64_t seed, uint64_t offset, i64 first) {
   for (i64 j = blockIdx.x * (i64)blockDim.x + threadIdx.x; j < n; j += (i64)gridDim.x * blockDim.x)
-    mask[j] = math::dropout_kept(seed, offset, j, threshold) ? 1.f : 0.f;
+    mask[j] = math::dropout_kept(seed, offset, first + j, threshold) ? 1.f : 0.f;
 }
 
 __global__ void broadcast_kernel(const float* x, float* y, const float* mask, math::NoiseShape s, i64 n,
@@ -22,9 +22,9 @@ __global__ void broadcast_kernel(const float* x, float* y, const float* mask, ma
 
 }  // namespace
 
-void dropout_mask(float* mask, i64 n, double rate, uint64_t seed, uint64_t offset) {
+void dropout_mask(float* mask, i64 n, double rate, uint64_t seed, uint64_t offset, i64 first) {
   const uint32_t threshold = (uint32_t)ceil(rate * 16777216.0);  // as cpu::dropout: u >= rate, exactly
-  GS_LAUNCH(mask_kernel, launch_blocks(n), kLaunchThreads, 0, 0)(mask, n, threshold, seed, offset);
+  GS_LAUNCH(mask_kernel, launch_blocks(n), kLaunchThreads, 0, 0)(mask, n, threshold, seed, offset, first);
   check_launch("dropout mask kernel");
 }
 

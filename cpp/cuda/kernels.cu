@@ -32,17 +32,19 @@ __global__ void activation_backward_kernel(ActParams act, const float* dy, const
     dz[i] = dy[i] * act_derivative(act.kind, act.param, z[i]);
 }
 
-// Thread t handles the four elements of Philox block t, as the CPU loop does.
+// Thread t handles the four coins of Philox block first / 4 + t, as the CPU loop draws them: element i takes
+// the coin of index first + i.
 __global__ void dropout_kernel(const float* x, float* y, i64 n, uint32_t threshold, float keep, uint64_t seed,
-                               uint64_t offset) {
+                               uint64_t offset, i64 first) {
   const uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
-  const i64 blocks = (n + 3) / 4;
-  for (i64 b = blockIdx.x * (i64)blockDim.x + threadIdx.x; b < blocks; b += (i64)gridDim.x * blockDim.x) {
+  const i64 b0 = first / 4, blocks = (first + n + 3) / 4 - b0;
+  for (i64 t = blockIdx.x * (i64)blockDim.x + threadIdx.x; t < blocks; t += (i64)gridDim.x * blockDim.x) {
+    const i64 b = b0 + t;
     U32x4 ctr = {{(uint32_t)b, (uint32_t)((uint64_t)b >> 32), (uint32_t)offset, (uint32_t)(offset >> 32)}};
     const U32x4 r = philox4x32_10(ctr, k0, k1);
-    for (int lane = 0; lane < 4 && b * 4 + lane < n; ++lane) {
-      const i64 i = b * 4 + lane;
-      y[i] = dropout_keep(r.v[lane], threshold) ? x[i] / keep : 0.f;
+    for (int lane = 0; lane < 4; ++lane) {
+      const i64 i = b * 4 + lane - first;
+      if (i >= 0 && i < n) y[i] = dropout_keep(r.v[lane], threshold) ? x[i] / keep : 0.f;
     }
   }
 }
@@ -70,11 +72,11 @@ void activation_backward(ActParams act, const float* dy, const float* z, float* 
   check_launch("activation_backward kernel");
 }
 
-void dropout(const float* x, float* y, i64 n, double rate, uint64_t seed, uint64_t offset) {
+void dropout(const float* x, float* y, i64 n, double rate, uint64_t seed, uint64_t offset, i64 first) {
   if (n <= 0) return;
   const uint32_t threshold = (uint32_t)ceil(rate * 16777216.0);  // as cpu::dropout
-  GS_LAUNCH(dropout_kernel, blocks_for((n + 3) / 4), kThreads, 0, 0)(
-      x, y, n, threshold, (float)(1.0 - rate), seed, offset);
+  GS_LAUNCH(dropout_kernel, blocks_for((n + 3) / 4 + 1), kThreads, 0, 0)(
+      x, y, n, threshold, (float)(1.0 - rate), seed, offset, first);
   check_launch("dropout kernel");
 }
 

@@ -17,7 +17,7 @@ using i64 = int64_t;
 void activation_forward(ActParams act, const float* z, float* y, i64 n);
 void activation_backward(ActParams act, const float* dy, const float* z, float* dz, i64 n);
 // y = kept(i) ? x / (1 - rate) : 0 with the CPU's mask: Philox(seed; i / 4, offset)[i % 4].
-void dropout(const float* x, float* y, i64 n, double rate, uint64_t seed, uint64_t offset);
+void dropout(const float* x, float* y, i64 n, double rate, uint64_t seed, uint64_t offset, i64 first = 0);
 // One launch over one flat buffer: args.w, g, s0..s2 are device pointers;
 // clip by value and weight decay as on the CPU (norm clipping: not yet).
 void optimizer_step(const OptimizerArgs& args, i64 n);

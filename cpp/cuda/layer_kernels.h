@@ -26,7 +26,7 @@ void batch_norm_backward(const float* dy, const float* x, const float* mean, con
 void moving_average(float* moving, const float* value, double momentum, i64 n);
 
 // As cpu::dropout_mask / dropout_broadcast (cuda/dropout.cu).
-void dropout_mask(float* mask, i64 n, double rate, uint64_t seed, uint64_t offset);
+void dropout_mask(float* mask, i64 n, double rate, uint64_t seed, uint64_t offset, i64 first = 0);
 void dropout_broadcast(const float* x, float* y, const float* mask, const math::NoiseShape& s, i64 batch,
                        double rate);
 

@@ -202,12 +202,13 @@ void CudaBackend::activation_forward(ActParams act, const float* x, float* y, i6
   else cuda::activation_forward(act, x, y, rows * cols);
 }
 
-void CudaBackend::dropout(const float* x, float* y, i64 n, double rate, uint64_t seed, uint64_t offset) {
-  cuda::dropout(x, y, n, rate, seed, offset);
+void CudaBackend::dropout(const float* x, float* y, i64 n, double rate, uint64_t seed, uint64_t offset,
+                          i64 first) {
+  cuda::dropout(x, y, n, rate, seed, offset, first);
 }
 
-void CudaBackend::dropout_mask(float* mask, i64 n, double rate, uint64_t seed, uint64_t offset) {
-  cuda::dropout_mask(mask, n, rate, seed, offset);
+void CudaBackend::dropout_mask(float* mask, i64 n, double rate, uint64_t seed, uint64_t offset, i64 first) {
+  cuda::dropout_mask(mask, n, rate, seed, offset, first);
 }
 
 void CudaBackend::dropout_broadcast(const float* x, float* y, const float* mask, const math::NoiseShape& s,

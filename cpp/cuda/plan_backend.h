@@ -49,6 +49,10 @@ struct Segment {
 
 class CudaBackend {
  public:
+  // No sums over data-parallel ranks inside a pass (model::LayerIO::ranks): DataParallel across processes
+  // trains on the CPU (docs/distribution.md: the GPU path).
+  static constexpr bool kRankSums = false;
+
   // At least `floats` floats of arena for batches of up to `rows` rows; contents are not kept.
   float* arena(i64 floats, i64 rows);
   i64 arena_size() const { return (i64)(arena_.bytes() / sizeof(float)); }
@@ -59,8 +63,8 @@ class CudaBackend {
   void dense_forward(const float* x, const float* W, const float* b, ActParams act, float* y, float* z, i64 batch,
                      i64 in, i64 units);
   void activation_forward(ActParams act, const float* x, float* y, i64 rows, i64 cols);
-  void dropout(const float* x, float* y, i64 n, double rate, uint64_t seed, uint64_t offset);
-  void dropout_mask(float* mask, i64 n, double rate, uint64_t seed, uint64_t offset);
+  void dropout(const float* x, float* y, i64 n, double rate, uint64_t seed, uint64_t offset, i64 first);
+  void dropout_mask(float* mask, i64 n, double rate, uint64_t seed, uint64_t offset, i64 first);
   void dropout_broadcast(const float* x, float* y, const float* mask, const math::NoiseShape& s, i64 batch,
                          double rate);
   void batch_norm_forward(const float* x, const float* gamma, const float* beta, float eps, bool training,

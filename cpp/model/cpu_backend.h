@@ -15,6 +15,9 @@ namespace model {
 
 class CpuBackend {
  public:
+  // Layers may sum over a data-parallel job's ranks in the middle of a pass (LayerIO::ranks), host memory.
+  static constexpr bool kRankSums = true;
+
   // At least `floats` floats of arena for batches of up to `rows` rows, 64-byte aligned; contents are not kept.
   float* arena(i64 floats, i64 /*rows*/) {
     constexpr i64 kAlign = 16;
@@ -44,6 +47,9 @@ class CpuBackend {
   static constexpr auto& batch_norm_forward = cpu::batch_norm_forward;
   static constexpr auto& batch_norm_backward = cpu::batch_norm_backward;
   static constexpr auto& moving_average = cpu::moving_average;
+  static constexpr auto& batch_norm_column_sums = cpu::batch_norm_column_sums;
+  static constexpr auto& batch_norm_backward_sums = cpu::batch_norm_backward_sums;
+  static constexpr auto& batch_norm_backward_dx = cpu::batch_norm_backward_dx;
   // The CPU's forward takes its im2col tiles from each thread's own scratch (cpu/scratch.h), not the arena's:
   // the layer's scratch is what backward needs.
   static void conv_forward(const math::ConvGeometry& g, const float* x, const float* W, const float* b, ActParams act,
@@ -82,8 +88,15 @@ class CpuBackend {
     *count = cpu::count_correct(kind, y_true, labels, y_pred, rows, cols, threshold);
   }
 
-  // *value = sum over the terms of l1 * sum|w| + l2 * sum w^2; with add_gradients, g += l1 sign(w) + 2 l2 w.
-  void penalties(const PlanBuffers& b, const std::vector<PenaltyTerm>& terms, bool add_gradients, double* value) {
+  // x *= s, n floats (data-parallel training's scaled loss gradient).
+  static void scale(float* x, i64 n, float s) {
+    for (i64 i = 0; i < n; ++i) x[i] *= s;
+  }
+
+  // *value = sum over the terms of l1 * sum|w| + l2 * sum w^2; with add_gradients, g += grad_scale * (l1 sign(w)
+  // + 2 l2 w) (grad_scale 1: the product is exact, the same bits as without it).
+  void penalties(const PlanBuffers& b, const std::vector<PenaltyTerm>& terms, bool add_gradients, double* value,
+                 float grad_scale = 1.f) {
     double total = 0.0;
     for (const PenaltyTerm& t : terms) {
       const float* w = b.params + t.offset;
@@ -92,7 +105,7 @@ class CpuBackend {
       double abs_sum = 0.0;
       for (i64 i = 0; i < t.size; ++i) {
         abs_sum += fabs((double)w[i]);
-        if (g) g[i] += math::penalty_grad(w[i], factors);
+        if (g) g[i] += grad_scale * math::penalty_grad(w[i], factors);
       }
       total += math::penalty_value(t.l1, t.l2, abs_sum, t.l2 != 0.0 ? cpu::sum_squares(w, t.size) : 0.0);
     }

@@ -142,9 +142,20 @@ struct WeightDecl {
 
 // Where one layer's call reads and writes, in backend memory. Rows are samples: x is (batch, in.size()),
 // y and dy (batch, out.size()).
+// Sums over the ranks of a data-parallel job (gradsmith.distribution), for the layers whose forward or backward
+// needs the whole global batch (BatchNormalization's statistics). Every rank makes the same calls in the same
+// order; `rows` is the global batch's rows.
+struct RankSums {
+  virtual ~RankSums() = default;
+  virtual void sum(double* x, i64 n) const = 0;  // x = sum over ranks of x, in place
+  i64 rows = 0;
+};
+
 struct LayerIO {
   i64 batch = 0;
   bool training = false;
+  i64 first_row = 0;         // the batch's first row in a larger batch (a data-parallel rank's share), else 0
+  const RankSums* ranks = nullptr;  // a data-parallel rank's step (CPU): sums over every rank's rows
   const float* x = nullptr;  // input
   float* y = nullptr;        // output buffer (output_floats), null when the layer declared none
   float* saved = nullptr;    // saved_floats, kept from forward to backward

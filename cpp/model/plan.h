@@ -88,14 +88,47 @@ class Plan {
   // lr points at this step's learning rate (backend memory) and step is Keras's iterations + 1.
   void train_step(const float* x, const float* y_true, const int64_t* labels, const float* sample_weight, i64 batch,
                   const double* lr, int64_t step, double* record, int64_t* counts) {
+    gradient_step(x, y_true, labels, sample_weight, batch, record, counts);
+    apply_gradients(lr, step);
+  }
+
+  // train_step in two halves, for data-parallel training (gradsmith.distribution), where the gradient
+  // buffer is all-reduced between them: gradient_step leaves the batch's gradients (the penalties' added)
+  // in the gradient buffer and the record and counts as train_step makes them; apply_gradients is the
+  // fused optimizer update over whatever the gradient buffer then holds. The two in a row are train_step.
+  void gradient_step(const float* x, const float* y_true, const int64_t* labels, const float* sample_weight,
+                     i64 batch, double* record, int64_t* counts) {
     reserve(batch);
     forward(x, batch, true);
     loss_and_counts(y_true, labels, sample_weight, batch, record, counts);
     backward(x, batch);
     for (Layer<Backend>* l : stepped_) l->end_step();
-    // penalties of the weights before the update (Keras), their gradients added, then the update
+    // penalties of the weights before the update (Keras), their gradients added
     be_.penalties(buf_, penalties_, true, record + 1);
-    be_.optimizer_step(opt_, lr, step);
+  }
+  void apply_gradients(const double* lr, int64_t step) { be_.optimizer_step(opt_, lr, step); }
+
+  // gradient_step with every gradient times `scale` (a rank's rows over the global batch's, so that the sum
+  // over ranks is the global mean): dL/dy_pred (batch x out floats) is scaled before backward, which is
+  // linear in it, so the weight gradients come out scaled with no pass over the gradient buffer; the
+  // penalties' gradients are added scaled. The record and counts are not scaled. Needs Backend::scale and
+  // a scale argument to Backend::penalties (the CPU backend's).
+  // `first_row` is the batch's first row in the global batch: Dropout draws the masks of those rows; `ranks`
+  // (or null) sums over the job's ranks for the layers that need the global batch (BatchNormalization).
+  void scaled_gradient_step(const float* x, const float* y_true, const int64_t* labels, const float* sample_weight,
+                            i64 batch, float scale, i64 first_row, const RankSums* ranks, double* record,
+                            int64_t* counts) {
+    first_row_ = first_row;
+    ranks_ = ranks;
+    reserve(batch);
+    forward(x, batch, true);
+    loss_and_counts(y_true, labels, sample_weight, batch, record, counts);
+    be_.scale(dy_[0], batch * out_features(), scale);
+    backward(x, batch);
+    for (Layer<Backend>* l : stepped_) l->end_step();
+    be_.penalties(buf_, penalties_, true, record + 1, scale);
+    first_row_ = 0;
+    ranks_ = nullptr;
   }
 
   // evaluate's step: the forward pass without dropout, the record and counts as train_step makes them; no
@@ -163,6 +196,8 @@ class Plan {
     LayerIO a;
     a.batch = batch;
     a.training = training;
+    a.first_row = first_row_;
+    a.ranks = ranks_;
     a.scratch = scratch_;
     a.params = buf_.params;
     a.grads = buf_.grads;
@@ -213,6 +248,8 @@ class Plan {
   std::vector<Layer<Backend>*> stepped_;  // the layers with an end_step (Dropout's counter)
   i64 in_features_ = 0, out_features_ = 0, label_width_ = 1;
   i64 capacity_ = 0;  // rows the arena holds
+  i64 first_row_ = 0;  // scaled_gradient_step's first row while it runs, else 0
+  const RankSums* ranks_ = nullptr;  // and its sums over ranks
   std::vector<float*> y_, saved_;   // each layer's buffers in the arena (null where it declared none)
   std::vector<const float*> pass_;  // what each layer output in the current pass
   float* dy_[2] = {nullptr, nullptr};

@@ -18,6 +18,7 @@ from gradsmith import models, saving, utils
 from gradsmith import functional  # noqa: F401 (graph models register themselves with models and saving)
 from gradsmith import preprocessing
 from gradsmith import config, cuda, machine, profiler
+from gradsmith import distribution
 from gradsmith.config import device
 from gradsmith.layers import Input
 from gradsmith.models import Model, Sequential
@@ -29,8 +30,9 @@ from gradsmith._version import __version__
 for _note in _core.startup_notes():
     warnings.warn(f"gradsmith: {_note}", RuntimeWarning, stacklevel=2)
 
-__all__ = ["Sequential", "Model", "Input", "Distiller", "layers", "models", "optimizers", "losses", "metrics", "callbacks", "data",
-           "initializers", "regularizers", "saving", "utils", "preprocessing", "ops", "profiler", "machine", "cuda", "config", "device", "cpu_info", "set_num_threads", "get_num_threads",
+__all__ = ["Sequential", "Model", "Input", "Distiller", "layers", "models", "optimizers", "losses", "metrics",
+           "callbacks", "data", "initializers", "regularizers", "saving", "utils", "preprocessing", "ops", "profiler",
+           "machine", "cuda", "config", "distribution", "device", "cpu_info", "set_num_threads", "get_num_threads",
            "__version__"]
 
 

@@ -1,6 +1,6 @@
 """Type stub for gradsmith._core, the compiled kernels. Call them through gradsmith.ops:
 these functions check every array (dtype, C-contiguity, writability, shape) but convert nothing."""
-from typing import Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -90,6 +90,11 @@ class CpuRunner:
                  metrics: Sequence[tuple[int, float]]) -> None: ...
     def train_step(self, x: np.ndarray, y_true: Optional[np.ndarray], labels: Optional[np.ndarray],
                    sample_weight: Optional[np.ndarray], lr: float, step: int, output: bool = False) -> tuple: ...
+    # train_step in two halves (data-parallel training all-reduces the gradient buffer between them)
+    def gradient_step(self, x: np.ndarray, y_true: Optional[np.ndarray], labels: Optional[np.ndarray],
+                      sample_weight: Optional[np.ndarray], scale: float = 1.0, first_row: int = 0,
+                      rank_sum: Optional[Callable[[np.ndarray], object]] = None, global_rows: int = 0) -> tuple: ...
+    def apply_gradients(self, lr: float, step: int) -> None: ...
     def train_steps(self, x: np.ndarray, y_true: Optional[np.ndarray], labels: Optional[np.ndarray],
                     sample_weight: Optional[np.ndarray], batch_size: int, lrs: np.ndarray,
                     first_step: int) -> tuple[np.ndarray, np.ndarray]: ...

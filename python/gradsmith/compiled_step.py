@@ -313,6 +313,30 @@ class CompiledStep:
         self._update_metrics(counts, len(xb), y, sample_weight, y_pred)
         return value, len(xb)
 
+    def gradients(self, x, y, sample_weight, scale=1.0, first_row=0, rank_sum=None, global_rows=0):
+        """``run`` without the update (data-parallel training, gradsmith._data_parallel): the batch's
+        gradients times ``scale`` left in the model's gradient buffer (Dropout drawing the masks of rows
+        ``first_row``.. of the global batch; BatchNormalization's statistics over its ``global_rows`` rows,
+        ``rank_sum`` summing over the ranks), the metrics updated with its rows; (loss, samples), or None for
+        a batch the plan does not take. ``apply_gradients`` then makes the update."""
+        if self.on_device:
+            return None
+        batch = self._batch(x, y, sample_weight)
+        if batch is None:
+            return None
+        xb, t, sw = batch
+        labels, t = (t, None) if self.sparse else (None, t)
+        value, counts = self.plan.gradient_step(xb, t, labels, sw, scale, first_row, rank_sum, global_rows)
+        y_pred = self.plan.output() if self.other or self.weighted else None
+        self._update_metrics(counts, len(xb), y, sample_weight, y_pred)
+        return value, len(xb)
+
+    def apply_gradients(self):
+        """The fused optimizer update from the model's gradient buffer as it is: ``run``'s second half."""
+        opt = self.optimizer
+        self.plan.apply_gradients(float(opt._current_learning_rate()), opt._iterations + 1)
+        opt._iterations += 1
+
     def _epoch_lrs(self, steps):
         """The learning rate of each of the next ``steps`` steps, or None when it is a callable without a
         step (then the steps go one by one through Python)."""

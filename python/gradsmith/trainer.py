@@ -27,7 +27,8 @@ import warnings
 
 import numpy as np
 
-from gradsmith import _core, callbacks as callbacks_mod, compiled_step, config, data_adapter, epoch_iterator, losses
+from gradsmith import _core, _data_parallel, callbacks as callbacks_mod, compiled_step, config, data_adapter, distribution
+from gradsmith import epoch_iterator, losses
 from gradsmith import metrics as metrics_mod, ops, optimizers, profiler
 from gradsmith.losses.reduction import squeeze_or_expand_to_same_rank, y_pred_mask
 
@@ -36,6 +37,8 @@ __all__ = ["Trainer"]
 
 class Trainer:
     """compile, fit, evaluate, predict, train_on_batch / test_on_batch / predict_on_batch, and the steps."""
+
+    _dp = None  # inside fit / evaluate / predict under DataParallel on several ranks: the process group
 
     def __init__(self):
         self.optimizer = None
@@ -177,6 +180,8 @@ class Trainer:
 
     def _train_step(self, x, y, sw):
         """One optimizer step on a batch; returns (loss value: weighted loss + regularization, samples)."""
+        if self._dp is not None:  # fit under DataParallel: this rank's share, gradients summed over ranks
+            return _data_parallel.train_step(self._dp, self, x, y, sw)
         if self._ensure_built_from(x):
             step = self._compiled_step()  # which claims back the weights a model sharing a layer took
             if step is not None:
@@ -209,6 +214,11 @@ class Trainer:
         return value, len(x)
 
     def _test_step(self, x, y, sw):
+        if self._dp is not None:  # this rank's share of the batch; the logs sum over ranks
+            return _data_parallel.test_step(self._dp, self, x, y, sw)
+        return self._test_step_here(x, y, sw)
+
+    def _test_step_here(self, x, y, sw):
         step = self._existing_compiled_step()
         if step is not None:
             result = step.test(x, y, sw)
@@ -232,7 +242,14 @@ class Trainer:
         for m in self._resolve_metrics() + self.compiled_weighted_metrics:
             m.reset_state()
 
-    def _logs(self, loss_sum, count, prefix=""):
+    def _logs(self, loss_sum, count, prefix="", local_loss=False):
+        """The logs from the loss sum over ``count`` samples and the metrics. Under DataParallel, over every
+        rank (a collective): the metric states summed, and with ``local_loss`` (evaluate) the loss sum too."""
+        if self._dp is not None:
+            return _data_parallel.reduce_logs(self._dp, self, loss_sum, count, prefix, local_loss)
+        return self._logs_here(loss_sum, count, prefix)
+
+    def _logs_here(self, loss_sum, count, prefix=""):
         logs = {prefix + "loss": float(loss_sum / count) if count else float("nan")}
         for m in self.compiled_metrics + self.compiled_weighted_metrics:
             r = m.result()
@@ -256,6 +273,26 @@ class Trainer:
             validation_data, validation_batch_size, validation_steps)
         self._check_arrays_before_training(train, val)
         verbose = 1 if verbose == "auto" else int(verbose)
+        group = self._data_parallel_group("fit")
+        if group is not None and group.size == 1:  # alone: the ordinary fit, its shuffle seeded as N ranks seed it
+            _data_parallel.prepare_fit(group, self, train, val, epochs)
+        elif group is not None:
+            with _data_parallel.running(group, self, "fit"):
+                _data_parallel.prepare_fit(group, self, train, val, epochs)
+                callbacks, verbose = _data_parallel.rank_callbacks(group, callbacks, verbose)
+                return self._fit(train, val, callbacks, verbose, epochs, initial_epoch, validation_freq)
+        return self._fit(train, val, callbacks, verbose, epochs, initial_epoch, validation_freq)
+
+    def _data_parallel_group(self, what):
+        """The process group ``what`` (fit, evaluate, predict) runs over under DataParallel, else None."""
+        group = distribution._active()
+        if group is None:
+            return None
+        _data_parallel.check_model(group, self, what)
+        self._dp_synced = False  # each fit starts from rank 0's weights
+        return group
+
+    def _fit(self, train, val, callbacks, verbose, epochs, initial_epoch, validation_freq):
         history = callbacks_mod.History()
         cbs = callbacks_mod.CallbackList(callbacks, add_history=False, add_progbar=verbose != 0, model=self,
                                          verbose=verbose, epochs=epochs, steps=train.num_batches())
@@ -264,6 +301,8 @@ class Trainer:
         self.stop_training = False
         self._resolve_metrics()
         batch_hooks = cbs.implements_batch_hooks("train")  # else no per-batch logs are built
+        if self._dp is not None:  # logs are collectives: every rank makes them where any rank needs them
+            batch_hooks = self._dp.any(batch_hooks)
         # fit's own progress bar only redraws now and then: it is fed once per run of batches.
         progress_only = batch_hooks and cbs.batch_hooks_only_from("train", callbacks_mod.ProgbarLogger)
         with _DeferInterrupts() as self._interrupts:
@@ -289,7 +328,9 @@ class Trainer:
             # looked at between runs).
             ran = arrays = None
             if train.array_data is not None:
-                if not batch_hooks or progress_only:
+                if self._dp is not None:  # batch by batch: each step's gradients are summed over ranks
+                    arrays = train.epoch_arrays()
+                elif not batch_hooks or progress_only:
                     ran, arrays = self._train_epoch(train, cbs if batch_hooks else None)
                 else:
                     arrays = train.epoch_arrays()
@@ -449,6 +490,9 @@ class Trainer:
         self._reset_metrics()
         loss_sum, count = 0.0, 0
         batch_hooks = cbs is not None and cbs.implements_batch_hooks("test")
+        local = self._dp is not None  # each rank's loss sum is its share's, summed over ranks in the logs
+        if local:
+            batch_hooks = self._dp.any(batch_hooks)
         if cbs is not None:
             cbs.on_test_begin()
         with self._inference_session():
@@ -459,8 +503,10 @@ class Trainer:
                 loss_sum += value * n
                 count += n
                 if batch_hooks:
-                    cbs.on_test_batch_end(step, self._logs(loss_sum, count))
-        logs = self._logs(loss_sum, count)
+                    logs = self._logs(loss_sum, count, local_loss=local)
+                    if cbs is not None:
+                        cbs.on_test_batch_end(step, logs)
+        logs = self._logs(loss_sum, count, local_loss=local)
         if cbs is not None:
             cbs.on_test_end(logs)
         return logs
@@ -474,6 +520,17 @@ class Trainer:
         batches = epoch_iterator.EpochIterator(x, y, sample_weight, batch_size, steps_per_epoch=steps)
         batches.reset()  # as Keras's evaluate (a PyDataset's on_epoch_end)
         verbose = 1 if verbose == "auto" else int(verbose)
+        group = self._data_parallel_group("evaluate") if self._dp is None else None
+        if group is not None and group.size > 1:
+            with _data_parallel.running(group, self, "evaluate"):
+                group.check_same(evaluate_batches=batches.num_batches())
+                _data_parallel.check_metrics(group, self)
+                _data_parallel.sync_weights(group, self)
+                callbacks, verbose = _data_parallel.rank_callbacks(group, callbacks, verbose)
+                return self._evaluate(batches, verbose, callbacks, return_dict)
+        return self._evaluate(batches, verbose, callbacks, return_dict)
+
+    def _evaluate(self, batches, verbose, callbacks, return_dict):
         cbs = callbacks_mod.CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose,
                                          epochs=1, steps=batches.num_batches())
         logs = self._evaluate_batches(batches, cbs)
@@ -488,6 +545,15 @@ class Trainer:
         on_predict_end, as Keras calls them."""
         batches = epoch_iterator.EpochIterator(x, None, None, batch_size, steps_per_epoch=steps)
         verbose = 1 if verbose == "auto" else int(verbose)
+        group = self._data_parallel_group("predict") if self._dp is None else None
+        if group is not None and group.size > 1:
+            with _data_parallel.running(group, self, "predict"):
+                group.check_same(predict_batches=batches.num_batches())
+                _data_parallel.sync_weights(group, self)
+                return self._predict(batches, verbose, callbacks, group)
+        return self._predict(batches, verbose, callbacks, None)
+
+    def _predict(self, batches, verbose, callbacks, group):
         cbs = None
         if callbacks is not None:  # Keras adds no progress bar to predict's hooks unless asked
             cbs = callbacks_mod.CallbackList(callbacks, model=self, verbose=verbose, epochs=1,
@@ -500,7 +566,10 @@ class Trainer:
             for i, (xb, _, _) in enumerate(batches):
                 if batch_hooks:
                     cbs.on_predict_batch_begin(i)
-                y_pred = step.predict(xb) if step is not None else None
+                if group is not None:  # this rank's share, every rank's rows gathered back
+                    y_pred = _data_parallel.predict_batch(group, self, step, xb)
+                else:
+                    y_pred = step.predict(xb) if step is not None else None
                 if y_pred is None:
                     xb, _, _ = self._prepare_batch(xb, None, None)
                     y_pred = self._forward(xb, training=False)

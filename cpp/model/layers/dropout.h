@@ -6,7 +6,8 @@
 // broadcast over the input: (None, 1) drops whole samples.
 //
 // The counter is the Python layer's, so the compiled step and the layer-by-layer path draw one sequence of
-// masks: it advances once per training step.
+// masks: it advances once per training step. Element e of row r draws the coin of row io.first_row + r, so a
+// data-parallel rank's share of a batch (gradsmith.distribution) drops what one process would drop there.
 #pragma once
 
 #include <math.h>
@@ -52,10 +53,12 @@ class Dropout : public Layer<Backend> {
   const float* forward(Backend& be, const LayerIO& io) override {
     if (!io.training || rate_ == 0.0) return io.x;
     if (!noise_) {
-      be.dropout(io.x, io.y, io.batch * in_.size(), rate_, seed_, (uint64_t)*counter_);
+      be.dropout(io.x, io.y, io.batch * in_.size(), rate_, seed_, (uint64_t)*counter_, io.first_row * in_.size());
       return io.y;
     }
-    be.dropout_mask(io.saved, mask_.mask_size(io.batch), rate_, seed_, (uint64_t)*counter_);
+    // A mask row per sample starts at the global row's; one for the whole batch (noise (1, ...)) is shared.
+    const i64 first = mask_.batch_broadcast ? 0 : io.first_row * mask_.mask_size(1);
+    be.dropout_mask(io.saved, mask_.mask_size(io.batch), rate_, seed_, (uint64_t)*counter_, first);
     be.dropout_broadcast(io.x, io.y, io.saved, mask_, io.batch, rate_);
     return io.y;
   }
@@ -63,7 +66,8 @@ class Dropout : public Layer<Backend> {
   const float* backward(Backend& be, const LayerIO& io) override {
     if (rate_ == 0.0) return io.dy;
     if (!io.dx) return nullptr;
-    if (!noise_) be.dropout(io.dy, io.dx, io.batch * in_.size(), rate_, seed_, (uint64_t)*counter_);
+    if (!noise_)
+      be.dropout(io.dy, io.dx, io.batch * in_.size(), rate_, seed_, (uint64_t)*counter_, io.first_row * in_.size());
     else be.dropout_broadcast(io.dy, io.dx, io.saved, mask_, io.batch, rate_);
     return io.dx;
   }
