@@ -35,10 +35,11 @@ TIMES = {"allreduce": 0.0, "steps": 0}
 
 def rank_callbacks(group, callbacks, verbose):
     """The callbacks and verbosity this rank runs fit with: rank 0 all of them; the others no progress bar
-    and none that writes files (ModelCheckpoint, CSVLogger)."""
+    and none that writes files (ModelCheckpoint, CSVLogger, TensorBoard)."""
     if group.rank == 0:
         return callbacks, verbose
-    writers = (callbacks_mod.ModelCheckpoint, callbacks_mod.CSVLogger, callbacks_mod.ProgbarLogger)
+    writers = (callbacks_mod.ModelCheckpoint, callbacks_mod.CSVLogger, callbacks_mod.TensorBoard,
+               callbacks_mod.ProgbarLogger)
     kept = [cb for cb in _flatten_callbacks(callbacks) if not isinstance(cb, writers)]
     return kept, 0
 
@@ -50,6 +51,11 @@ def check_model(group, model, what):
     if getattr(model, "device", "cpu") != "cpu":
         raise DistributionError(f"{what}: DataParallel across processes trains on the CPU; the model is compiled "
                                 f"for {model.device} (the GPU path is not built yet: docs/distribution.md)")
+    if getattr(model, "_own_training_step", False):
+        raise DistributionError(f"{what}: DataParallel across processes runs Sequential models and functional chains; "
+                                f"model {model.name!r} ({type(model).__name__}) has a training step of its own "
+                                "(several inputs or outputs, a subclassed model, a Distiller), which does not split "
+                                "over ranks yet")
 
 
 def _leaf_layers(model):

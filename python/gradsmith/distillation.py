@@ -29,6 +29,8 @@ __all__ = ["Distiller"]
 class Distiller(Sequential):
     """A student model trained to match a teacher model's softened predictions as well as the labels."""
 
+    _own_training_step = True  # its step is not the Trainer's (DataParallel across ranks refuses it)
+
     def __init__(self, student, teacher, name=None):
         for what, model in (("student", student), ("teacher", teacher)):
             if not getattr(model, "_is_model", False):

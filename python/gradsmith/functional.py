@@ -155,6 +155,8 @@ def _add(grads, tensor, g):
 class Functional(Model):
     """A functional model whose layers form a graph (see the module's docstring)."""
 
+    _own_training_step = True  # its step is not the Trainer's (DataParallel across ranks refuses it)
+
     def __init__(self, inputs=None, outputs=None, name=None, trainable=True, **kwargs):
         if kwargs:
             raise TypeError(f"Model: unexpected keyword argument(s) {', '.join(sorted(kwargs))}")
@@ -488,7 +490,7 @@ class Functional(Model):
         if not self._multi():
             return super().metrics_names
         self._resolve_metrics()
-        return list(self._logs(0.0, 1).keys())
+        return list(self._logs_here(0.0, 1).keys())
 
     def _reset_metrics(self):
         super()._reset_metrics()
@@ -496,9 +498,9 @@ class Functional(Model):
             self._output_loss_sums[:] = 0
             self._output_counts = 0
 
-    def _logs(self, loss_sum, count, prefix=""):
+    def _logs_here(self, loss_sum, count, prefix=""):
         if not self._multi():
-            return super()._logs(loss_sum, count, prefix)
+            return super()._logs_here(loss_sum, count, prefix)
         logs = {prefix + "loss": float(loss_sum / count) if count else float("nan")}
         names = self.output_names
         for i, name in enumerate(names):
