@@ -207,3 +207,13 @@ def test_sample_weights_per_output():
     assert weighted["o1_loss"] == pytest.approx(first_half["o1_loss"] * 0.5, rel=1e-5)
     assert weighted["o2_loss"] == pytest.approx(base["o2_loss"], rel=1e-6)
     model.fit(x, y, sample_weight=half, epochs=1, verbose=0)
+
+
+def test_data_parallel_across_ranks_refuses_a_graph_model():
+    import types
+
+    from gradsmith import _data_parallel
+    from gradsmith.distribution import DistributionError
+    with pytest.raises(DistributionError, match="training step of its own"):
+        _data_parallel.check_model(types.SimpleNamespace(size=2), residual(), "fit")
+    _data_parallel.check_model(types.SimpleNamespace(size=1), residual(), "fit")  # alone: plain fit
