@@ -86,8 +86,8 @@ void qdense_forward(const py::array& x, const py::array& packed, const py::array
   if (x.ndim() != 2) throw py::value_error("x: expected a 2-D float32 array, got shape " + shape_str(x));
   const float* X = data_of<float>(x, "x", false);
   const i64 M = x.shape(0), K = x.shape(1);
-  const i64 N = dim(w_scale, "kernel_scale", 0);
-  expect_shape(w_scale, "kernel_scale", {N});
+  if (w_scale.ndim() != 1) throw py::value_error("kernel_scale: expected a 1-D array, got shape " + shape_str(w_scale));
+  const i64 N = w_scale.shape(0);
   const float* WS = data_of<float>(w_scale, "kernel_scale", false);
   check_k(K);
   const int8_t* P = checked_packing(packed, colsum, isa, K, N);

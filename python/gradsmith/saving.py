@@ -344,7 +344,8 @@ def _write_layers(parent, model):
         group = group.create_group("vars")
         group.attrs["name"] = layer.name
         for i, w in enumerate(layer._weights):
-            group.create_dataset(str(i), data=np.asarray(w.value, np.float32))
+            # float32, or int8 for a quantized layer's kernel, as Keras stores them
+            group.create_dataset(str(i), data=np.asarray(w.value, w.dtype))
 
 
 # =========================================================================== loading
