@@ -25,7 +25,10 @@ namespace {
 
 constexpr i64 kMcRows = 96;             // rows of a task: 8 panels of 12
 constexpr i64 kNcBytes = 256 * 1024;    // a task's block of packed B stays in L2
-constexpr double kParallelMinMacs = 1 << 18;
+// Below these sizes a product (multiply-adds) or the quantization of A (elements) runs on the calling
+// thread: waking the pool costs more than the few microseconds it would save (a 10-class output layer).
+constexpr double kParallelMinMacs = 1 << 21;
+constexpr double kParallelMinQuantize = 1 << 17;
 
 i64 ceil_div(i64 a, i64 b) { return (a + b - 1) / b; }
 i64 min_i(i64 a, i64 b) { return a < b ? a : b; }
@@ -201,7 +204,7 @@ void qdense_forward(i64 M, i64 N, i64 K, const float* X, i64 ldx, const int8_t* 
       }
     }
   };
-  if ((double)M * K < (1 << 15) || num_threads() <= 1) {
+  if ((double)M * K < kParallelMinQuantize || num_threads() <= 1) {
     for (i64 p = 0; p < row_panels; ++p) quantize_panel(p, 0);
   } else {
     parallel_for(row_panels, quantize_panel);
