@@ -233,3 +233,46 @@ def test_quantized_model_size_is_about_a_quarter(tmp_path):
     model.save(str(tmp_path / "q.keras"))
     ratio = os.path.getsize(tmp_path / "q.keras") / os.path.getsize(tmp_path / "f.keras")
     assert 0.2 < ratio < 0.35
+
+
+@pytest.mark.parametrize("kernel_size,strides,padding,dilation", [
+    ((3, 3), (1, 1), "same", (1, 1)), ((3, 2), (2, 2), "valid", (1, 1)), ((2, 3), (2, 1), "same", (1, 1)),
+    ((3, 3), (1, 1), "valid", (2, 2)), ((1, 1), (1, 1), "valid", (1, 1))])
+def test_int8_conv2d_matches_the_twin(rng, kernel_size, strides, padding, dilation):
+    """Conv2D int8 is an opt-in extension (model.quantize(..., convolutions=True)); Keras has none."""
+    x = rng.random((3, 11, 9, 5)).astype(np.float32) - 0.3
+    model = keras.Sequential([keras.Input((11, 9, 5)), keras.layers.Conv2D(
+        7, kernel_size, strides=strides, padding=padding, dilation_rate=dilation, activation="relu")])
+    before = model.predict(x, verbose=0)
+    model.quantize("int8")
+    assert model.layers[0].quantization_mode is None  # Keras's quantize leaves convolutions alone
+    model.quantize("int8", convolutions=True)
+    conv = model.layers[0]
+    assert conv.quantization_mode == "int8" and conv.kernel.dtype == np.int8 and conv.kernel.shape == \
+        kernel_size + (5, 7)
+    got = model.predict(x, verbose=0)
+    want = ref.quantized_conv2d_forward(x, conv.kernel, conv.kernel_scale, conv.bias, strides, padding, dilation,
+                                        "relu")
+    np.testing.assert_allclose(got, want, rtol=2e-6, atol=2e-6)
+    np.testing.assert_allclose(got, before, atol=0.02 * np.abs(before).max())  # int8 stays near float32
+
+
+def test_int8_conv1d_causal_and_file_round_trip(rng, tmp_path):
+    x = rng.standard_normal((4, 20, 3)).astype(np.float32)
+    model = keras.Sequential([keras.Input((20, 3)), keras.layers.Conv1D(6, 3, padding="causal", dilation_rate=2),
+                              keras.layers.Flatten(), keras.layers.Dense(2)])
+    model.quantize("int8", convolutions=True)
+    conv = model.layers[0]
+    # causal: (k - 1) * dilation zeros on the left, then valid
+    x_padded = np.concatenate([np.zeros((4, 4, 3), np.float32), x], axis=1)
+    want = ref.quantized_conv2d_forward(x_padded[:, None], conv.kernel[None], conv.kernel_scale, conv.bias,
+                                        (1, 1), "valid", (1, 2))[:, 0]
+    np.testing.assert_allclose(conv(x), want, rtol=2e-6, atol=2e-6)
+    path = str(tmp_path / "conv_int8.keras")
+    model.save(path)
+    again = keras.models.load_model(path)
+    assert again.layers[0].quantization_mode == "int8"
+    np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
+    model.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(NotImplementedError, match="inference only"):
+        model.train_on_batch(x, np.zeros((4, 2), np.float32))

@@ -311,8 +311,11 @@ class Sequential(Trainer, layers_mod.Layer):
         """Keras 3's ``model.quantize("int8")``: every Dense and Embedding (nested models' too) gets an int8
         kernel with Keras's scales; other layers stay float32. ``filters``: a regex (searched in the layer's
         name), a list of them (any matches) or a callable ``filters(layer) -> bool``, as Keras. The model
-        then predicts on the int8 GEMM (layer by layer) and saves in Keras's int8 layout."""
+        then predicts on the int8 GEMM (layer by layer) and saves in Keras's int8 layout.
+        ``convolutions=True`` (a gradsmith extension, not Keras's) quantizes Conv1D and Conv2D too, for
+        inference (see gradsmith.layers.convolutional)."""
         type_check = kwargs.pop("type_check", True)
+        convolutions = bool(kwargs.pop("convolutions", False))  # a gradsmith extension: Conv1D / Conv2D too
         if kwargs:
             raise ValueError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}")
         quantizers.check_mode(mode, config, f"model {self.name!r}")
@@ -322,7 +325,8 @@ class Sequential(Trainer, layers_mod.Layer):
         self._require_built("quantize")
         changed = False
         for layer in self._leaf_layers():
-            if not _should_quantize(layer, filters) or not hasattr(layer, "quantize"):
+            if not _should_quantize(layer, filters) or not hasattr(layer, "quantize") or \
+                    (getattr(layer, "_quantize_opt_in", False) and not convolutions):
                 continue
             try:
                 layer.quantize(mode, type_check=type_check)

@@ -35,3 +35,17 @@ def quantized_dense_forward(x, kernel_q, kernel_scale, bias=None, activation="li
 
 def quantized_embedding_forward(ids, table_q, scale):
     return table_q[ids].astype(np.float64) / np.asarray(scale, np.float64)[ids][..., None]
+
+
+def quantized_conv2d_forward(x, kernel_q, kernel_scale, bias=None, strides=(1, 1), padding="valid",
+                             dilation_rate=(1, 1), activation="linear", **params):
+    """gradsmith's int8 Conv2D (an extension; Keras has none): each output pixel's patch (n, oh, ow, kh * kw * c,
+    taps in the kernel's (ky, kx, c) order) through the int8 Dense above, kernel (kh, kw, c, f) as (kh*kw*c, f)."""
+    from .conv import _geometry, _tap
+
+    kh, kw, c, f = kernel_q.shape
+    oh, ow, (top, bottom), (left, right) = _geometry(x.shape, (kh, kw), strides, dilation_rate, padding)
+    xpad = np.pad(np.asarray(x, np.float32), ((0, 0), (top, bottom), (left, right), (0, 0)))
+    patches = np.stack([_tap(xpad, ky, kx, oh, ow, strides, dilation_rate) for ky in range(kh) for kx in range(kw)],
+                       axis=3).reshape(x.shape[0], oh, ow, kh * kw * c)
+    return quantized_dense_forward(patches, kernel_q.reshape(-1, f), kernel_scale, bias, activation, **params)
