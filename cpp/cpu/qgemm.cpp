@@ -90,7 +90,7 @@ void qgemm_blocks(const QKernelTable& qk, i64 M, i64 N, i64 kg, const uint8_t* a
   const i64 col_tasks = ceil_div(col_panels, nc_panels);
   auto task = [&](int64_t t, int) {
     const i64 cb = t / row_tasks, rb = t % row_tasks;  // column block outer: its B block is shared
-    alignas(64) int32_t tile[12 * 32];
+    alignas(64) int32_t tile[kQMaxTile];
     const i64 s0 = cb * nc_panels, s1 = min_i(col_panels, s0 + nc_panels);
     const i64 p0 = rb * mc_panels, p1 = min_i(row_panels, p0 + mc_panels);
     for (i64 p = p0; p < p1; ++p) {

@@ -16,6 +16,7 @@ namespace {
 constexpr const char* kIsaName = "avx2";
 constexpr int MR = 4, NR = 16;  // 4 x (2 ymm of 8 columns) accumulators
 constexpr bool kAShift = false;
+static_assert(MR * NR <= kQMaxTile, "the drivers' tile buffer holds kQMaxTile sums");
 
 void ukr(i64 kg, const uint8_t* a, const int8_t* b, int32_t* tile) {
   __m256i acc[MR][2];

@@ -9,6 +9,7 @@ namespace {
 constexpr const char* kIsaName = "scalar";
 constexpr int MR = 4, NR = 16;
 constexpr bool kAShift = false;
+static_assert(MR * NR <= kQMaxTile, "the drivers' tile buffer holds kQMaxTile sums");
 
 // tile[i * NR + j] = sum over groups g and bytes t of a[(g*MR + i)*4 + t] * b[(g*NR + j)*4 + t], A signed.
 void ukr(i64 kg, const uint8_t* a, const int8_t* b, int32_t* tile) {

@@ -16,6 +16,7 @@ namespace {
 constexpr const char* kIsaName = "avx512_vnni";
 constexpr int MR = 12, NR = 32;
 constexpr bool kAShift = true;
+static_assert(MR * NR <= kQMaxTile, "the drivers' tile buffer holds kQMaxTile sums");
 
 void ukr(i64 kg, const uint8_t* a, const int8_t* b, int32_t* tile) {
   __m512i acc[MR][2];

@@ -19,6 +19,9 @@ namespace cpu {
 
 using i64 = int64_t;
 
+// The largest register tile of any path (MR x NR int32): the drivers' tile buffer holds one.
+constexpr int kQMaxTile = 12 * 32;
+
 struct QKernelTable {
   const char* name;
   int mr, nr;    // register tile
