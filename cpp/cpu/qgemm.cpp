@@ -155,9 +155,25 @@ void qgemm_s32(i64 M, i64 N, i64 K, const int8_t* A, i64 lda, const int8_t* pack
   const int MR = qk.mr;
   const i64 kg = ceil_div(K, 4), row_panels = ceil_div(M, MR);
   static thread_local QWorkspace ws;
-  uint8_t* apack = aligned64(ws.a, (size_t)(row_panels * MR * kg * 4));
-  memset(apack, 0, (size_t)(row_panels * MR * kg * 4));
-  for (i64 i = 0; i < M; ++i) put_row(A + i * lda, K, kg, MR, (int)(i % MR), qk.a_shift, apack + (i / MR) * MR * kg * 4);
+  const size_t panel_bytes = (size_t)(MR * kg * 4);
+  uint8_t* apack = aligned64(ws.a, panel_bytes * (size_t)row_panels);
+  // Pack A: a task per panel, rows past M zero.
+  auto pack_panel = [&](int64_t p, int) {
+    uint8_t* panel = apack + p * panel_bytes;
+    for (int r = 0; r < MR; ++r) {
+      const i64 i = p * MR + r;
+      if (i < M) {
+        put_row(A + i * lda, K, kg, MR, r, qk.a_shift, panel);
+      } else {
+        for (i64 g = 0; g < kg; ++g) memset(panel + (g * MR + r) * 4, 0, 4);
+      }
+    }
+  };
+  if ((double)M * K < kParallelMinQuantize || num_threads() <= 1) {
+    for (i64 p = 0; p < row_panels; ++p) pack_panel(p, 0);
+  } else {
+    parallel_for(row_panels, pack_panel);
+  }
   const int32_t* corr = nullptr;
   std::vector<int32_t> c128;
   if (qk.a_shift) {
