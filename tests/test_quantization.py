@@ -276,3 +276,21 @@ def test_int8_conv1d_causal_and_file_round_trip(rng, tmp_path):
     model.compile(optimizer="sgd", loss="mse")
     with pytest.raises(NotImplementedError, match="inference only"):
         model.train_on_batch(x, np.zeros((4, 2), np.float32))
+
+
+@pytest.mark.skipif(not os.environ.get("GRADSMITH_KERAS_PYTHON"),
+                    reason="set GRADSMITH_KERAS_PYTHON to a Python with Keras 3 to have Keras read our int8 files")
+def test_keras_reads_our_int8_files(tmp_path):
+    """tests/data/check_int8_in_keras.py: write here, read in Keras (its own interpreter), same predictions."""
+    import subprocess
+    import sys
+
+    script = os.path.join(DATA, "check_int8_in_keras.py")
+    here = os.path.dirname(os.path.dirname(keras.__file__))
+    subprocess.run([sys.executable, script, "write", str(tmp_path)], check=True,
+                   env=dict(os.environ, PYTHONPATH=here))
+    done = subprocess.run([os.environ["GRADSMITH_KERAS_PYTHON"], script, "read", str(tmp_path)],
+                          env=dict(os.environ, KERAS_BACKEND=os.environ.get("KERAS_BACKEND", "jax")),
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "mlp: largest prediction difference" in done.stdout
