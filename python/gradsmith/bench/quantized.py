@@ -12,6 +12,9 @@ contenders interleaved. Rows:
   2 x multiply-adds per sample, so "of peak" is the int8 GEMM's share of the VNNI peak inside predict;
 * the int8 GEMM alone (1024 x 784 x 1024, ``ops.quantized_matmul`` on packed weights) against the int8 peak;
 * the ``.keras`` file of the int8 model against the float32 one (times smaller).
+
+Before any timing, the int8 predictions (ours and PyTorch's) are checked against float32's and the int8 GEMM
+against NumPy's exact int64 product.
 """
 import os
 import tempfile
@@ -66,6 +69,20 @@ def torch_predict(torch, model, x, batch, threads):
     return call
 
 
+def check_predictions(qmodel, fmodel, tq8, torch, x):
+    """Before any timing: the int8 model's class probabilities stay within 0.02 of float32's (and PyTorch's
+    int8 model's, when there is one), or the run stops."""
+    want = fmodel.predict(x, verbose=0)
+    got = qmodel.predict(x, verbose=0)
+    if not np.max(np.abs(got - want)) < 0.02:
+        raise RuntimeError(f"int8 predictions differ from float32 by {np.max(np.abs(got - want)):.3g}")
+    if tq8 is not None:
+        with torch.inference_mode():
+            theirs = tq8(torch.from_numpy(x)).numpy()
+        if not np.max(np.abs(theirs - want)) < 0.02:
+            raise RuntimeError(f"PyTorch's int8 predictions differ from float32 by {np.max(np.abs(theirs - want)):.3g}")
+
+
 def file_sizes(model, qmodel):
     with tempfile.TemporaryDirectory() as d:
         model.save(os.path.join(d, "f.keras"))
@@ -97,6 +114,7 @@ def run(settings):
         name = f"MLP 784-1024-1024-10 predict b{batch}"
         progress(f"  {name}: {n} rows")
         x = np.random.default_rng(1).standard_normal((n, SIZES[0])).astype(np.float32)
+        check_predictions(qmodel, fmodel, tq8, torch, x[:batch])
         contenders = [("int8", lambda: qmodel.predict(x, batch_size=batch, verbose=0)),
                       ("float32", lambda: fmodel.predict(x, batch_size=batch, verbose=0))]
         if torch is not None:
@@ -121,6 +139,9 @@ def run(settings):
     rng = np.random.default_rng(2)
     a = rng.integers(-127, 128, (m, k)).astype(np.int8)
     b = ops.QuantizedKernel(rng.integers(-127, 128, (k, n)).astype(np.int8))
+    # Checked before it is timed: exact against NumPy's int64 product on a few rows.
+    if not np.array_equal(ops.quantized_matmul(a[:16], b), a[:16].astype(np.int64) @ b._b.astype(np.int64)):
+        raise RuntimeError("the int8 GEMM disagrees with NumPy's int64 product")
     (ts,) = interleave([calibrated(lambda: ops.quantized_matmul(a, b), 0.1)], rounds)
     gops = [2.0 * m * n * k / t / 1e9 for t in ts]
     rows.append(row("int8", f"int8 GEMM {m}x{k}x{n} (s32)", "GOP/s", gops, "-", None, "no peer",
