@@ -376,6 +376,17 @@ class QuantizedKernel:
             self._pack()
         return self._packed, self._colsum, self._isa
 
+    def dp4a_words(self):
+        """B as the CUDA twin takes it: int32 words (ceil(K / 4), N), bytes 4g..4g+3 of column j in word (g, j)
+        (little-endian, so byte t is row 4g + t), rows past K zero."""
+        if getattr(self, "_words", None) is None:
+            k, n = self.shape
+            kg = -(-k // 4)
+            padded = np.zeros((4 * kg, n), np.int8)
+            padded[:k] = self._b
+            self._words = np.ascontiguousarray(padded.reshape(kg, 4, n).transpose(0, 2, 1)).view("<i4")[..., 0]
+        return self._words
+
 
 def quantized_matmul(a, b):
     """``a @ b`` of int8 matrices as exact int32 (``a`` (M, K), ``b`` (K, N) or a QuantizedKernel; entries in
@@ -398,6 +409,10 @@ def quantized_dense_forward(x, kernel, kernel_scale, bias=None, activation="line
     Product, dequantization, bias and activation run in one pass over y (cpp/cpu/qgemm.cpp).
     """
     kind, param = _activation(activation, negative_slope, alpha, approximate)
+    if _on_device(x, out):
+        qk = kernel if isinstance(kernel, QuantizedKernel) else QuantizedKernel(kernel)
+        return cuda.quantized_dense_forward(x, qk, _as_f32(kernel_scale, "kernel_scale"),
+                                            None if bias is None else _as_f32(bias, "bias"), kind, param, out)
     x = _as_2d(x, "x")
     qk = kernel if isinstance(kernel, QuantizedKernel) else QuantizedKernel(kernel)
     if x.shape[1] != qk.shape[0]:
