@@ -92,9 +92,9 @@ def file_sizes(model, qmodel):
 
 def run(settings):
     rounds = settings.rounds_or(5)
-    peak8 = machine.int8_peak()
-    progress(f"  int8 peak: {peak8['gops']:.0f} GOP/s ({peak8['isa']})" if peak8 else
-             "  int8 peak: none (no AVX-512 VNNI path)")
+    # The roof is measured again after the cases and the larger figure kept: a neighbour busy during one
+    # short measurement would otherwise lower the roof under figures that were timed at a quieter moment.
+    peak8 = machine.int8_peak(refresh=True)
     fmodel = gradsmith_model()
     qmodel = gradsmith_model()
     qmodel.set_weights(fmodel.get_weights())
@@ -107,7 +107,6 @@ def run(settings):
             warnings.simplefilter("ignore")  # quantize_dynamic's deprecation notice (it moves to torchao)
             tf32, tq8 = torch_models(torch, fmodel)
     fps = 2.0 * macs_per_sample()
-    roof = peak8["gops"] * 1e9 / fps if peak8 else None
     rows = []
     for case in ([QUICK] if settings.quick else CASES):
         batch, n = case["batch"], case["rows"]
@@ -123,7 +122,7 @@ def run(settings):
         times = interleave([calibrated(c, 0.2) for _, c in contenders], rounds)
         peers.set_threads(settings.threads)
         rates = {label: [n / t for t in ts] for (label, _), ts in zip(contenders, times)}
-        common = dict(roof=roof, flops_per_sample=fps, kernel=False, params={"batch": batch, "rows": n},
+        common = dict(roof=None, flops_per_sample=fps, kernel=False, params={"batch": batch, "rows": n},
                       target={"gradsmith float32": 2.5, "torch int8 (quantize_dynamic)": 1.2})
         rows.append(row("int8", name, "samples/s", rates["int8"], "gradsmith float32", rates["float32"], **common))
         if torch is not None:
@@ -144,8 +143,16 @@ def run(settings):
         raise RuntimeError("the int8 GEMM disagrees with NumPy's int64 product")
     (ts,) = interleave([calibrated(lambda: ops.quantized_matmul(a, b), 0.1)], rounds)
     gops = [2.0 * m * n * k / t / 1e9 for t in ts]
-    rows.append(row("int8", f"int8 GEMM {m}x{k}x{n} (s32)", "GOP/s", gops, "-", None, "no peer",
-                    roof=peak8["gops"] if peak8 else None, kernel=False))
+    rows.append(row("int8", f"int8 GEMM {m}x{k}x{n} (s32)", "GOP/s", gops, "-", None, "no peer", kernel=False))
+    if peak8:
+        again = machine.int8_peak(refresh=True)
+        peak8["gops"] = max(peak8["gops"], again["gops"])
+        progress(f"  int8 peak: {peak8['gops']:.0f} GOP/s ({peak8['isa']}, the larger of two measurements)")
+        for r in rows:  # each row's share of the roof, in its own unit
+            r["roof"] = peak8["gops"] * 1e9 / fps if r["unit"] == "samples/s" else peak8["gops"]
+            r["peak_fraction"] = r["gradsmith"]["median"] / r["roof"]
+    else:
+        progress("  int8 peak: none (no AVX-512 VNNI path)")
     f_bytes, q_bytes = file_sizes(fmodel, qmodel)
     rows.append(row("int8", "MLP .keras file, int8 vs float32", "x smaller", [f_bytes / q_bytes], "float32 file",
                     [1.0], kernel=False, bytes={"float32": f_bytes, "int8": q_bytes}))
