@@ -270,6 +270,11 @@ CASES += [
          lambda: dict(x=f32((3, 4), 1), kernel=f32((4, 5), 2), bias=f32((5,), 3), activation="relu"),
          [(("x",), "x", "values"), (("kernel",), "kernel", "values"), (("bias",), "bias", "values")],
          out=("out", (3, 5))),
+    Case("quantized_dense_forward", ops.quantized_dense_forward,
+         lambda: dict(x=f32((3, 4), 1), kernel=np.arange(-10, 10, dtype=np.int8).reshape(4, 5),
+                      kernel_scale=f32((5,), 2, 1.0, 3.0), bias=f32((5,), 3), activation="relu"),
+         [(("x",), "x", "values"), (("kernel_scale",), "kernel_scale", "values"), (("bias",), "bias", "values")],
+         out=("out", (3, 5))),
     Case("dense_forward_softmax_preact", ops.dense_forward,
          lambda: dict(x=f32((3, 4), 1), kernel=f32((4, 5), 2), bias=f32((5,), 3), activation="softmax",
                       return_preactivation=True),
@@ -383,7 +388,8 @@ def test_every_public_function_is_in_the_table():
     covered = {c.fn for c in CASES}
     missing = [name for name in ops.__all__
                if callable(getattr(ops, name)) and getattr(ops, name) not in covered
-               and name not in ("dropout_mask", "philox4x32")]  # tested on their own below
+               and name not in ("dropout_mask", "philox4x32",  # tested on their own below
+                                "QuantizedKernel", "quantized_matmul")]  # int8 operands, not converted
     assert not missing
 
 
@@ -1587,3 +1593,47 @@ def test_huge_finite_inputs_give_no_spurious_nan(name, kw):
         bad = ok & np.isnan(got)
         assert not bad.any(), f"{name} {what}: NaN at finite z={z.ravel()[bad.ravel()]}, reference {want[bad]}"
         np.testing.assert_allclose(got[ok], want[ok], rtol=1e-5, atol=1e-30, err_msg=f"{name} {what}")
+
+
+# --------------------------------------------------------------------------------------------- #
+# int8 operands (ops.quantized_matmul, QuantizedKernel, quantized_dense_forward's kernel): int8 only, in
+# [-127, 127]; any layout
+# --------------------------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("bad", ["float32", "int16", "uint8", "bool", "complex64", "object"])
+def test_int8_operands_must_be_int8(bad):
+    good = np.ones((3, 4), np.int8)
+    wrong = good.astype(bad)
+    with pytest.raises(TypeError, match="a: expected an int8 array"):
+        ops.quantized_matmul(wrong, np.ones((4, 2), np.int8))
+    with pytest.raises(TypeError, match="b: expected an int8 array"):
+        ops.quantized_matmul(good, wrong.T)
+    with pytest.raises(TypeError, match="b: expected an int8 array"):
+        ops.quantized_dense_forward(f32((2, 4)), wrong.T.copy(), f32((3,)))
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_int8_operands_in_any_layout(layout):
+    rng = np.random.default_rng(3)
+    a, b = rng.integers(-127, 128, (5, 7)).astype(np.int8), rng.integers(-127, 128, (7, 6)).astype(np.int8)
+    want = ops.quantized_matmul(a, b)
+    np.testing.assert_array_equal(ops.quantized_matmul(LAYOUTS[layout](a), LAYOUTS[layout](b)), want)
+
+
+@pytest.mark.parametrize("call, contains", [
+    (lambda: ops.quantized_matmul(np.ones((2, 3), np.int8), np.ones((4, 2), np.int8)), "inner dimensions"),
+    (lambda: ops.quantized_matmul(np.ones((2, 3, 1), np.int8), np.ones((3, 2), np.int8)), "2-D"),
+    (lambda: ops.quantized_matmul(np.full((2, 3), -128, np.int8), np.ones((3, 2), np.int8)), "-128"),
+    (lambda: ops.QuantizedKernel(np.full((3, 2), -128, np.int8)), "-128"),
+    (lambda: ops.quantized_dense_forward(f32((2, 5)), np.ones((4, 3), np.int8), f32((3,))), "(2, 5)"),
+    (lambda: ops.quantized_dense_forward(f32((2, 4)), np.ones((4, 3), np.int8), f32((4,))), "(4,)"),
+    (lambda: _core.qgemm_s32(np.ones((2, 3), np.int8), np.zeros(5, np.int8), np.zeros(2, np.int32),
+                             _core.qgemm_isa(), 2), "bytes"),
+    (lambda: _core.qgemm_s32(np.ones((2, 3), np.int8), *_core.qgemm_pack(np.ones((3, 2), np.int8))[:2], "nope", 2),
+     "packed for"),
+])
+def test_int8_bad_shapes_and_values_are_value_errors(call, contains):
+    with pytest.raises(ValueError) as err:
+        call()
+    assert contains in str(err.value)

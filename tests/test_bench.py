@@ -100,6 +100,31 @@ def test_quick_rnn_measures_the_gru_language_model_against_its_peers(tmp_path):
         assert r["unit"] == "sequences/s" and 0 < r["peak_fraction"]
 
 
+def test_int8_chains_count_their_operations(threads):
+    ops, seconds = _core.peak_int8_run(1000)
+    if _core.qgemm_isa() != "avx512_vnni":
+        assert (ops, seconds) == (0.0, 0.0) and machine.int8_peak() is None
+        return
+    assert ops == 1000 * threads * 2 * 4 * 16 * 16  # 16 chains of vpdpbusd: 16 lanes x 4 byte multiply-adds
+    assert seconds > 0
+    p = machine.int8_peak()
+    assert p["gops"] > 0 and p["isa"] == "avx512_vnni" and p["threads"] == threads
+
+
+def test_quick_int8_measures_quantized_predict_against_its_peers(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = run_bench(["--quick", "--only", "int8", "--json", str(out)])
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert {r["group"] for r in rows} == {"int8"}
+    predict = [r for r in rows if "predict" in r["case"]]
+    assert predict[0]["peer"] == "gradsmith float32" and predict[0]["unit"] == "samples/s"
+    for r in predict:
+        check_stats(r["gradsmith"])
+    size = rows[-1]
+    assert size["unit"] == "x smaller" and 3 < size["gradsmith"]["median"] < 4.5
+
+
 def test_quick_gemm_writes_the_documented_json(tmp_path):
     out = tmp_path / "bench.json"
     proc = run_bench(["--quick", "--only", "gemm", "--json", str(out)])

@@ -17,7 +17,8 @@ KNOWN_ISAS = ("scalar", "avx2", "avx512")
 
 def test_cpu_info_keys_and_values():
     info = gradsmith.cpu_info()
-    assert set(info) == {"isa", "supported", "threads", "gemm_blocking"}
+    assert set(info) == {"isa", "supported", "threads", "gemm_blocking", "int8_isa"}
+    assert info["int8_isa"] in ("avx512_vnni", "avx2", "scalar")
     assert "scalar" in info["supported"] and set(info["supported"]) <= set(KNOWN_ISAS)
     assert info["isa"] in info["supported"]
     assert info["threads"] == gradsmith.get_num_threads() >= 1

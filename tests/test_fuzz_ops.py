@@ -152,6 +152,14 @@ def _valid(rng, name, ops):
         return [_f(rng, n, m), _f(rng, n, k), _f(rng, k, m), _f(rng, n, m), act], {
             "use_bias": True, "need_dx": True, "dx_out": np.zeros((n, k), np.float32),
             "dkernel_out": np.zeros((k, m), np.float32), "dbias_out": np.zeros((m,), np.float32)}
+    if name in ("QuantizedKernel", "quantized_matmul", "quantized_dense_forward"):
+        q8 = lambda *shape: rng.integers(-127, 128, shape).astype(np.int8)  # noqa: E731
+        if name == "QuantizedKernel":
+            return [q8(k, m)], {}
+        if name == "quantized_matmul":
+            return [q8(n, k), q8(k, m)], {}
+        return [_f(rng, n, k), q8(k, m), np.abs(_f(rng, m)) + 0.1, _f(rng, m), act], {
+            "out": np.zeros((n, m), np.float32)}
     if name == "loss_and_grad":
         loss = ops.LOSSES[rng.integers(len(ops.LOSSES))]
         m = max(m, 1)

@@ -320,6 +320,48 @@ void bind_cuda(py::module_& m) {
     cuda::dense_forward(x.data(), W.data(), b ? b->data() : nullptr, gradsmith::bindings::activation(kind, param),
                         out.data(), z ? z->data() : nullptr, batch, in, units);
   });
+  // The int8 Dense (cuda/qgemm.cu): x and out on the device; the weights as host arrays, copied up for the
+  // call (a reference twin of the CPU's, not a fast path): w_words int32 (ceil(K / 4), N), kernel_scale and
+  // bias float32 (N,).
+  m.def("cuda_quantized_dense_forward", [](const DeviceArray& x, const py::array& w_words, const py::array& scale,
+                                           const py::object& bias, int kind, float param, DeviceArray& out) {
+    const auto [M, K] = dims2(x, "x");
+    if (w_words.ndim() != 2) throw py::value_error("w_words: expected a 2-D int32 array");
+    const i64 kg = (K + 3) / 4, N = w_words.shape(1);
+    if ((i64)w_words.shape(0) != kg) throw py::value_error("w_words: expected ceil(K / 4) rows");
+    const int32_t* W = gradsmith::bindings::data_of<int32_t>(w_words, "w_words", false);
+    gradsmith::bindings::expect_shape(scale, "kernel_scale", {N});
+    const float* S = gradsmith::bindings::data_of<float>(scale, "kernel_scale", false);
+    const float* B = nullptr;
+    py::array b;
+    if (!bias.is_none()) {
+      b = py::reinterpret_borrow<py::array>(bias);
+      gradsmith::bindings::expect_shape(b, "bias", {N});
+      B = gradsmith::bindings::data_of<float>(b, "bias", false);
+    }
+    expect2(out, "out", M, N);
+    if (x.data() == out.data()) throw py::value_error("quantized_dense_forward: out must not be x");
+    const gradsmith::ActParams act = gradsmith::bindings::activation(kind, param);
+    struct Scratch {  // device memory of the call, released on every path out
+      void* p[5] = {};
+      ~Scratch() {
+        for (void* q : p)
+          if (q) cuda::release(q);
+      }
+    } d;
+    const size_t wb = (size_t)(kg * N) * 4, sb = (size_t)N * 4;
+    d.p[0] = cuda::allocate(wb ? wb : 4);
+    d.p[1] = cuda::allocate(sb ? sb : 4);
+    d.p[2] = B ? cuda::allocate(sb ? sb : 4) : nullptr;
+    d.p[3] = cuda::allocate((size_t)(M * kg) * 4 + 4);
+    d.p[4] = cuda::allocate((size_t)M * 4 + 4);
+    if (wb) cuda::copy_to_device(d.p[0], W, wb);
+    if (sb) cuda::copy_to_device(d.p[1], S, sb);
+    if (B && sb) cuda::copy_to_device(d.p[2], B, sb);
+    cuda::qdense_forward(x.data(), static_cast<const int32_t*>(d.p[0]), static_cast<const float*>(d.p[1]),
+                         static_cast<const float*>(d.p[2]), act, out.data(), M, K, N, static_cast<int32_t*>(d.p[3]),
+                         static_cast<float*>(d.p[4]));
+  });
   m.def("cuda_dense_backward", [](const DeviceArray& dy, const DeviceArray& x, const DeviceArray& W,
                                   const DeviceArray& z, int kind, float param, DeviceArray& dz,
                                   const py::object& dx, DeviceArray& dW, const py::object& db) {

@@ -30,6 +30,7 @@ void bind_cuda(py::module_& m);  // cuda_bindings.cpp, or cuda_unavailable.cpp w
 void bind_kinds(py::module_& m);  // kinds.cpp: _core.kinds
 void bind_conv(py::module_& m);   // conv_bindings.cpp: convolution and pooling
 void bind_embedding(py::module_& m);  // embedding_bindings.cpp
+void bind_qgemm(py::module_& m);      // qgemm_bindings.cpp: the int8 GEMM and int8 Dense
 void bind_recurrent(py::module_& m);  // recurrent_bindings.cpp: SimpleRNN, GRU, LSTM
 using gradsmith::ActParams;
 using i64 = int64_t;
@@ -313,6 +314,7 @@ PYBIND11_MODULE(_core, m) {
   bind_kinds(m);
   bind_conv(m);
   bind_embedding(m);
+  bind_qgemm(m);
   bind_recurrent(m);
 
   m.def("supported_isas", &cpu::supported_isas, "CPU paths this machine can run, best last.");

@@ -18,6 +18,7 @@
 #endif
 
 #include "cpu/dispatch.h"
+#include "cpu/qgemm.h"
 #include "cpu/thread_pool.h"
 
 namespace gradsmith {
@@ -99,6 +100,24 @@ PeakRun fma_peak_run(int64_t iters) {
   const double t1 = now_s();
   PeakRun r{0.0, t1 - t0};
   volatile float keep = 0.f;  // every chain's result is used
+  for (const TaskResult& t : results) {
+    r.work += t.work;
+    keep = keep + t.sink;
+  }
+  return r;
+}
+
+PeakRun int8_peak_run(int64_t iters) {
+  if (std::strcmp(qkernels().name, "avx512_vnni") != 0) return PeakRun{0.0, 0.0};
+  const int n = num_threads();
+  std::vector<TaskResult> results((size_t)n);
+  const double t0 = now_s();
+  parallel_for(n, [&](int64_t task, int) {
+    results[(size_t)task].work = peak_chains_vnni(iters, &results[(size_t)task].sink);
+  });
+  const double t1 = now_s();
+  PeakRun r{0.0, t1 - t0};
+  volatile float keep = 0.f;
   for (const TaskResult& t : results) {
     r.work += t.work;
     keep = keep + t.sink;

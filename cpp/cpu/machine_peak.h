@@ -20,6 +20,8 @@ namespace cpu {
 double peak_chains_scalar(int64_t iters, float* sink);
 double peak_chains_avx2(int64_t iters, float* sink);
 double peak_chains_avx512(int64_t iters, float* sink);
+// Int8 chains of vpdpbusd: returns the integer operations done (2 per byte multiply-add).
+double peak_chains_vnni(int64_t iters, float* sink);
 
 struct PeakRun {
   double work;     // FLOPs or bytes counted
@@ -29,6 +31,10 @@ struct PeakRun {
 // The chain loop of the path in use (kernels().name), `iters` iterations on
 // every pool thread at once.
 PeakRun fma_peak_run(int64_t iters);
+
+// The int8 roof of the int8 path in use (qkernels().name): vpdpbusd chains on every pool thread for
+// avx512_vnni; work 0 for the other paths, which have no int8 multiply-add chain worth a roof.
+PeakRun int8_peak_run(int64_t iters);
 
 // Default size of each copy buffer: at least 256 MiB and at least the
 // last-level cache, so that source + destination are at least twice its size.

@@ -39,6 +39,11 @@ void gemm(bool ta, bool tb, i64 M, i64 N, i64 K, float alpha, const float* A, i6
 // z = x W + b (kept when z is not null), y = f(z); x (batch, in), W (in, units).
 void dense_forward(const float* x, const float* W, const float* b, ActParams act, float* y, float* z, i64 batch,
                    i64 in, i64 units);
+// Keras's int8 Dense (qgemm.cu, the twin of cpu::qdense_forward): x (M, K) quantized per row into a_words
+// (M, ceil(K / 4)) int32 scratch and x_scale (M,), then y = act(Q(x) @ W / (w_scale * x_scale) + bias) with W as
+// w_words (ceil(K / 4), N): bytes 4g..4g+3 of column j in word (g, j), zero past K. bias may be null.
+void qdense_forward(const float* x, const int32_t* w_words, const float* w_scale, const float* bias, ActParams act,
+                    float* y, i64 M, i64 K, i64 N, int32_t* a_words, float* x_scale);
 // dz = dy * f'(z) into dz_scratch and db = column sums of dz (fixed order), then
 // dW = x^T dz and dx = dz W^T (dx, db may be null).
 void dense_backward(const float* dy, const float* x, const float* W, const float* z, ActParams act, float* dz_scratch,

@@ -41,15 +41,17 @@ def cpu_info():
 
     Returns a dict: ``isa`` (the SIMD path the kernels use: 'avx512', 'avx2'
     or 'scalar'), ``supported`` (every path this CPU can run), ``threads``
-    (the thread pool's size) and ``gemm_blocking`` (the GEMM's MR, NR, MC, KC,
-    NC for that path). Set ``GRADSMITH_CPU=scalar|avx2|avx512`` before import
-    to force a path.
+    (the thread pool's size), ``gemm_blocking`` (the GEMM's MR, NR, MC, KC,
+    NC for that path) and ``int8_isa`` (the int8 GEMM's path, following the
+    CPU path: 'avx512_vnni', 'avx2' or 'scalar'). Set
+    ``GRADSMITH_CPU=scalar|avx2|avx512`` before import to force a path.
     """
     return {
         "isa": _core.current_isa(),
         "supported": list(_core.supported_isas()),
         "threads": _core.get_num_threads(),
         "gemm_blocking": dict(_core.gemm_blocking()),
+        "int8_isa": _core.qgemm_isa(),
     }
 
 

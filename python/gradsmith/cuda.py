@@ -16,7 +16,8 @@ Models train on the GPU with ``model.compile(..., device='cuda')``
 launch). The kernels are also there one by one: the GEMM
 (``gradsmith.ops.matmul`` takes DeviceArrays or CuPy arrays and returns a
 DeviceArray), dense forward and backward, activations, softmax, losses,
-dropout (the CPU's mask for the same seed) and the fused optimizer update
+dropout (the CPU's mask for the same seed), the int8 Dense of ``model.quantize("int8")`` (a __dp4a twin of
+the CPU's) and the fused optimizer update
 (``_core.cuda_*``, exercised by tests/cuda). DeviceArray speaks both
 ``__cuda_array_interface__`` and DLPack (``__dlpack__``), so CuPy and PyTorch
 see gradsmith's memory without a copy, and ``DeviceArray.view`` does the same
@@ -194,6 +195,20 @@ def dense_backward(dy, x, kernel, preactivation, kind, param, use_bias=True, nee
     dbias = _output(dbias_out, (kernel.shape[1],), "dbias_out") if use_bias else None
     _core.cuda_dense_backward(dy, x, kernel, z, kind, param, DeviceArray(list(dy.shape)), dx, dkernel, dbias)
     return dx, dkernel, dbias
+
+
+def quantized_dense_forward(x, kernel, kernel_scale, bias, kind, param, out=None):
+    """gradsmith.ops.quantized_dense_forward with x on the device (cpp/cuda/qgemm.cu, __dp4a): ``kernel`` a
+    gradsmith.ops.QuantizedKernel, ``kernel_scale`` and ``bias`` host float32 arrays (copied up per call)."""
+    _require()
+    x = _matrix(x, "x")
+    if x.shape[1] != kernel.shape[0]:
+        raise ValueError(f"x: expected {kernel.shape[0]} features (the kernel's rows), got shape {tuple(x.shape)}")
+    if tuple(kernel_scale.shape) != (kernel.shape[1],):
+        raise ValueError(f"kernel_scale: expected shape {(kernel.shape[1],)}, got {kernel_scale.shape}")
+    out = _output(out, (x.shape[0], kernel.shape[1]))
+    _core.cuda_quantized_dense_forward(x, kernel.dp4a_words(), kernel_scale, bias, kind, param, out)
+    return out
 
 
 def dropout(x, rate, seed, offset, out=None):

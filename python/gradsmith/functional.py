@@ -340,8 +340,8 @@ class Functional(Model):
             if g is not None:
                 _add(grads, t, np.asarray(g, np.float32))
         # A shared layer's weight gradients are the sum over its calls (its penalty's gradient counted once).
-        shared_sums = {id(l): [np.zeros(w.shape, np.float32) for w in l._weights] for l in self._layers
-                       if id(l) in self._shared}
+        shared_sums = {id(l): [np.zeros(w.shape, np.float32) for w in l._weights if w.grad is not None]
+                       for l in self._layers if id(l) in self._shared}
         for node in reversed(self._nodes):
             layer = node.layer
             gs = [grads.pop(id(t), None) for t in node.outputs]
@@ -357,7 +357,7 @@ class Functional(Model):
                 layer.__dict__.update(self._node_states.pop(id(node)))
             dx = layer.backward(d, need_dx=need_dx)
             if id(layer) in self._shared:
-                for acc, w in zip(shared_sums[id(layer)], layer._weights):
+                for acc, w in zip(shared_sums[id(layer)], [w for w in layer._weights if w.grad is not None]):
                     acc += w.grad
                     if w.regularizer is not None:
                         acc -= w.regularizer.gradient(w.value)
@@ -373,7 +373,7 @@ class Functional(Model):
                     _add(grads, t, g)
         for layer in self._layers:
             if id(layer) in shared_sums:
-                for acc, w in zip(shared_sums[id(layer)], layer._weights):
+                for acc, w in zip(shared_sums[id(layer)], [w for w in layer._weights if w.grad is not None]):
                     if w.regularizer is not None:
                         acc += w.regularizer.gradient(w.value)
                     w.grad[...] = acc

@@ -20,7 +20,7 @@ a run down, so the fastest run is the closest to the machine's limit.
 
 from gradsmith import _core
 
-__all__ = ["peak"]
+__all__ = ["peak", "int8_peak"]
 
 _FLOP_RUN_S = 0.03  # length of one FMA-chain run
 _FLOP_RUNS = 5
@@ -57,3 +57,28 @@ def peak(refresh=False):
     if refresh or key not in _cache:
         _cache[key] = {"gflops": _flop_peak(), "gbps": _copy_bandwidth(), "threads": key[0], "isa": key[1]}
     return dict(_cache[key])
+
+
+_int8_cache = {}
+
+
+def int8_peak(refresh=False):
+    """The int8 roof of the int8 GEMM path in use, measured as ``peak()`` measures the float32 one: independent
+    vpdpbusd chains on every pool thread (``cpp/cpu/peak_vnni.cpp``), 2 operations per byte multiply-add.
+
+    Returns ``{'gops': int8 GOP/s, 'threads': thread count, 'isa': int8 path}``, or None on a path without
+    VNNI (the AVX2 and scalar int8 paths have no roof of their own here). Cached per thread count and path.
+    """
+    key = (_core.get_num_threads(), _core.qgemm_isa())
+    if key[1] != "avx512_vnni":
+        return None
+    if refresh or key not in _int8_cache:
+        iters = 1 << 14
+        ops, seconds = _core.peak_int8_run(iters)
+        iters = max(iters, int(iters * _FLOP_RUN_S / max(seconds, 1e-6)))
+        rates = []
+        for _ in range(_FLOP_RUNS):
+            ops, seconds = _core.peak_int8_run(iters)
+            rates.append(ops / seconds / 1e9)
+        _int8_cache[key] = {"gops": max(rates), "threads": key[0], "isa": key[1]}
+    return dict(_int8_cache[key])

@@ -8,9 +8,12 @@ save / load hooks (the file format is gradsmith.saving). Training, evaluation
 and prediction come from the Trainer it inherits (gradsmith.trainer), as Keras
 3's ``Model`` inherits its ``Trainer``.
 """
+import re
+import warnings
+
 import numpy as np
 
-from gradsmith import config as config_mod, data_adapter, layers as layers_mod, saving
+from gradsmith import config as config_mod, data_adapter, layers as layers_mod, quantizers, saving
 from gradsmith.layers.base import (_check_float32, _dtype_policy, _shape_list, as_shape, implied_weights,
                                    is_builtin)
 from gradsmith.trainer import Trainer
@@ -198,7 +201,7 @@ class Sequential(Trainer, layers_mod.Layer):
         ``keep_optimizer`` (that re-gather: same weights, same order) keeps the optimizer's state, whose
         slots are its own buffers indexed like the trainable weights; only its variable views move."""
         global _gathers
-        weights = self._all_weights()
+        weights = self._flat_weights()
         total = sum(w.size for w in weights)
         params = np.zeros(total, np.float32)
         grads = np.zeros(total, np.float32)
@@ -232,10 +235,10 @@ class Sequential(Trainer, layers_mod.Layer):
             return
         params = self._parameters
         if all(w._home is params for w in self._home_weights) and \
-                self._home_weights == tuple(self._all_weights()):
+                self._home_weights == tuple(self._flat_weights()):
             self._gathered_at = _gathers
             return
-        self._gather_weights(keep_optimizer=self._home_weights == tuple(self._all_weights()))
+        self._gather_weights(keep_optimizer=self._home_weights == tuple(self._flat_weights()))
 
     @property
     def parameters(self):
@@ -280,6 +283,10 @@ class Sequential(Trainer, layers_mod.Layer):
                     out.append(w)
         return out
 
+    def _flat_weights(self):
+        """The float32 weights, those of the flat buffer (a quantized layer's int8 kernel keeps its own array)."""
+        return [w for w in self._all_weights() if w.dtype == np.float32]
+
     @property
     def _weights(self):  # the Layer protocol: a model's weights are its layers'
         return self._all_weights()
@@ -303,6 +310,35 @@ class Sequential(Trainer, layers_mod.Layer):
         """Copy a list of arrays (as get_weights returns) into the model; all shapes are checked first."""
         self._require_built("set_weights")
         layers_mod.assign_weights(self._all_weights(), weights, f"model {self.name!r}")
+
+    def quantize(self, mode=None, config=None, filters=None, **kwargs):
+        """Keras 3's ``model.quantize("int8")``: every Dense and Embedding (nested models' too) gets an int8
+        kernel with Keras's scales; other layers stay float32. ``filters``: a regex (searched in the layer's
+        name), a list of them (any matches) or a callable ``filters(layer) -> bool``, as Keras. The model
+        then predicts on the int8 GEMM (layer by layer) and saves in Keras's int8 layout.
+        ``convolutions=True`` (a gradsmith extension, not Keras's) quantizes Conv1D and Conv2D too, for
+        inference (see gradsmith.layers.convolutional)."""
+        type_check = kwargs.pop("type_check", True)
+        convolutions = bool(kwargs.pop("convolutions", False))  # a gradsmith extension: Conv1D / Conv2D too
+        if kwargs:
+            raise ValueError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}")
+        quantizers.check_mode(mode, config, f"model {self.name!r}")
+        if filters is not None and not isinstance(filters, (str, list, tuple)) and not callable(filters):
+            raise ValueError("The `filters` argument must be a regex string, a list of regex strings, or a "
+                             f"callable. Received: {type(filters)}")
+        self._require_built("quantize")
+        changed = False
+        for layer in self._leaf_layers():
+            if not _should_quantize(layer, filters) or not hasattr(layer, "quantize") or \
+                    (getattr(layer, "_quantize_opt_in", False) and not convolutions):
+                continue
+            try:
+                layer.quantize(mode, type_check=type_check)
+                changed = True
+            except NotImplementedError as e:  # a subclass of a quantizable layer: Keras warns and skips it
+                warnings.warn(str(e), stacklevel=2)
+        if changed:
+            self._gather_weights()  # the quantized layers' weights are new: a new flat buffer, a new plan
 
     def _require_built(self, what):
         if not self.built:
@@ -636,6 +672,17 @@ class Model(Sequential):
         if isinstance(value, dict):
             raise NotImplementedError(f"Model: {what} given as a dict are not supported yet")
         return value
+
+
+def _should_quantize(layer, filters):
+    """Keras's should_quantize_layer: no filters, a regex searched in the name, a list of them, a callable."""
+    if filters is None:
+        return True
+    if isinstance(filters, str):
+        return re.search(filters, layer.name) is not None
+    if isinstance(filters, (list, tuple)):
+        return any(re.search(f, layer.name) is not None for f in filters)
+    return bool(filters(layer))
 
 
 def _implied_weights(layer, shape):

@@ -25,6 +25,9 @@ __all__ = [
     "activation_backward",
     "dense_forward",
     "dense_backward",
+    "QuantizedKernel",
+    "quantized_matmul",
+    "quantized_dense_forward",
     "loss_and_grad",
     "sgd_step",
     "adam_step",
@@ -341,6 +344,88 @@ _LOSS_KINDS = {**_core.kinds.losses, **{alias: _core.kinds.losses[name] for alia
 LOSSES = tuple(_LOSS_KINDS)
 _SPARSE = _LOSS_KINDS["sparse_categorical_crossentropy"]
 _HINGES = (_LOSS_KINDS["hinge"], _LOSS_KINDS["squared_hinge"])
+
+
+# --------------------------------------------------------------------------- int8 (cpp/cpu/qgemm.cpp)
+def _int8_2d(a, name):
+    arr = np.asarray(a)
+    if arr.dtype != np.int8:
+        raise TypeError(f"{name}: expected an int8 array, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D array, got shape {arr.shape}")
+    return np.ascontiguousarray(arr)
+
+
+class QuantizedKernel:
+    """An int8 matrix B (K, N), entries in [-127, 127], packed for the int8 GEMM path in use
+    (``_core.qgemm_isa()``); packed again when the path changes (``gradsmith.set_isa``)."""
+
+    def __init__(self, b):
+        b = _int8_2d(b, "b")
+        self.shape = b.shape
+        self._b = b
+        self._isa = None
+        self._pack()
+
+    def _pack(self):
+        self._packed, self._colsum, self._isa = _core.qgemm_pack(self._b)
+
+    def packing(self):
+        """(packed bytes, column sums, path name) for the path in use."""
+        if self._isa != _core.qgemm_isa():
+            self._pack()
+        return self._packed, self._colsum, self._isa
+
+    def dp4a_words(self):
+        """B as the CUDA twin takes it: int32 words (ceil(K / 4), N), bytes 4g..4g+3 of column j in word (g, j)
+        (little-endian, so byte t is row 4g + t), rows past K zero."""
+        if getattr(self, "_words", None) is None:
+            k, n = self.shape
+            kg = -(-k // 4)
+            padded = np.zeros((4 * kg, n), np.int8)
+            padded[:k] = self._b
+            self._words = np.ascontiguousarray(padded.reshape(kg, 4, n).transpose(0, 2, 1)).view("<i4")[..., 0]
+        return self._words
+
+
+def quantized_matmul(a, b):
+    """``a @ b`` of int8 matrices as exact int32 (``a`` (M, K), ``b`` (K, N) or a QuantizedKernel; entries in
+    [-127, 127]) on the int8 GEMM (AVX-512 VNNI, AVX2 or scalar, as the CPU path in use)."""
+    a = _int8_2d(a, "a")
+    qb = b if isinstance(b, QuantizedKernel) else QuantizedKernel(b)
+    if a.shape[1] != qb.shape[0]:
+        raise ValueError(f"quantized_matmul: inner dimensions differ: a is {a.shape} and b is {qb.shape}")
+    packed, colsum, isa = qb.packing()
+    return _core.qgemm_s32(a, packed, colsum, isa, qb.shape[1])
+
+
+def quantized_dense_forward(x, kernel, kernel_scale, bias=None, activation="linear", *, negative_slope=0.2,
+                            alpha=1.0, approximate=True, out=None):
+    """Keras's int8 Dense: ``y = f(Q(x) @ kernel / (kernel_scale * x_scale) + bias)``.
+
+    ``x`` (batch, in) float32 is quantized per row on the fly as Keras's AbsMaxQuantizer(axis=-1) does
+    (``x_scale = 127 / (max|x| + 1e-7)``, round half to even, clip to [-127, 127]); ``kernel`` is a
+    QuantizedKernel (or int8 (in, units)), ``kernel_scale`` (units,) float32 (Keras's: 127 / max|column|).
+    Product, dequantization, bias and activation run in one pass over y (cpp/cpu/qgemm.cpp).
+    """
+    kind, param = _activation(activation, negative_slope, alpha, approximate)
+    if _on_device(x, out):
+        qk = kernel if isinstance(kernel, QuantizedKernel) else QuantizedKernel(kernel)
+        return cuda.quantized_dense_forward(x, qk, _as_f32(kernel_scale, "kernel_scale"),
+                                            None if bias is None else _as_f32(bias, "bias"), kind, param, out)
+    x = _as_2d(x, "x")
+    qk = kernel if isinstance(kernel, QuantizedKernel) else QuantizedKernel(kernel)
+    if x.shape[1] != qk.shape[0]:
+        raise ValueError(f"x: expected {qk.shape[0]} features (the kernel's rows), got shape {x.shape}")
+    scale = _as_f32(kernel_scale, "kernel_scale")
+    if scale.shape != (qk.shape[1],):
+        raise ValueError(f"kernel_scale: expected shape {(qk.shape[1],)}, got {scale.shape}")
+    bias = None if bias is None else _as_f32(bias, "bias")
+    out = _check_out(out, (x.shape[0], qk.shape[1]))
+    x = _unaliased(x, out)
+    packed, colsum, isa = qk.packing()
+    _core.qdense_forward(x, packed, colsum, isa, scale, bias, kind, param, out)
+    return out
 
 
 def hinge_labels(y_true):

@@ -361,7 +361,8 @@ def _write_layer_weights(group, layer):
     group = group.create_group("vars")
     group.attrs["name"] = layer.name
     for i, w in enumerate(layer._weights):
-        group.create_dataset(str(i), data=np.asarray(w.value, w.h5_dtype or np.float32))
+        # float32, int8 for a quantized layer's kernel, or the int32 a Keras variable is (h5_dtype)
+        group.create_dataset(str(i), data=np.asarray(w.value, w.h5_dtype or w.dtype))
 
 
 # =========================================================================== loading

@@ -71,6 +71,16 @@ inline T __ldg(const T* p) {
 }
 // Round-to-nearest-even float operations, never contracted into an FMA (this file is compiled without
 // -ffp-contract=fast on x86-64's baseline, which has no FMA; volatile keeps it so anywhere).
+inline unsigned __float_as_uint(float x) {
+  unsigned u;
+  memcpy(&u, &x, sizeof u);
+  return u;
+}
+inline float __uint_as_float(unsigned u) {
+  float x;
+  memcpy(&x, &u, sizeof x);
+  return x;
+}
 inline float __fmul_rn(float a, float b) { volatile float r = a * b; return r; }
 inline float __fadd_rn(float a, float b) { volatile float r = a + b; return r; }
 inline float __fsub_rn(float a, float b) { volatile float r = a - b; return r; }

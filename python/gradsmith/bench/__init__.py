@@ -10,7 +10,10 @@ Groups (each module's docstring gives the cases and how figures are counted):
 * ``train``: model.fit against PyTorch, Keras/TensorFlow and a plain NumPy
   trainer, in samples/s and as a share of the FLOP peak;
 * ``optimizer``: fused Adam and SGD steps against torch.optim, in GB/s and as
-  a share of the copy bandwidth.
+  a share of the copy bandwidth;
+* ``int8``: predict of the int8-quantized 784-1024-1024-10 MLP against our
+  float32 predict and PyTorch's dynamic int8, as a share of the int8 (VNNI)
+  peak; the int8 GEMM alone; the int8 file size against float32.
 
 The peaks are gradsmith.machine.peak(). Contenders of a case run interleaved
 (A B A B ...); the table gives medians, and the spread of the samples.

@@ -6,10 +6,10 @@ import time
 
 import gradsmith
 from gradsmith import machine
-from gradsmith.bench import cnn, gemm, optimizer, peers, report, rnn, train
+from gradsmith.bench import cnn, gemm, optimizer, peers, quantized, report, rnn, train
 from gradsmith.bench.common import Settings, progress
 
-GROUPS = {"gemm": gemm, "train": train, "optimizer": optimizer, "cnn": cnn, "rnn": rnn}
+GROUPS = {"gemm": gemm, "train": train, "optimizer": optimizer, "cnn": cnn, "rnn": rnn, "int8": quantized}
 
 
 def parse(argv, prog=None):
@@ -20,7 +20,7 @@ def parse(argv, prog=None):
                    help=f"comma-separated groups to run (default: all of {', '.join(GROUPS)})")
     p.add_argument("--quick", action="store_true", help="tiny sizes, one round (a smoke test; figures are noise)")
     p.add_argument("--repeats", type=int, default=0,
-                   help="interleaved rounds per case (default: gemm 5, optimizer 5, train 3, cnn 3, rnn 3; 1 with --quick)")
+                   help="interleaved rounds per case (default: gemm 5, optimizer 5, train 3, cnn 3, rnn 3, int8 5; 1 with --quick)")
     p.add_argument("--threads", type=int, default=0, help="threads for every contender (default: gradsmith's)")
     p.add_argument("--json", metavar="PATH", help="write every figure, the machine's peaks and versions here")
     p.add_argument("--plot", metavar="PATH", help="draw a roofline chart (PNG) here; needs matplotlib")

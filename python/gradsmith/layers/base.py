@@ -90,13 +90,18 @@ def as_shape(shape, what):
 class Weight:
     """One weight: its value (a float32 array) and its gradient, plus how to make and penalise it."""
 
-    h5_dtype = None  # the dtype a .keras file stores it in, when not float32 (Normalization's int32 count)
+    h5_dtype = None  # the dtype a .keras file stores it in, when not its value's (Normalization's int32 count)
 
-    def __init__(self, name, shape, initializer, regularizer=None, trainable=True):
+    def __init__(self, name, shape, initializer, regularizer=None, trainable=True, dtype=np.float32):
         self.name = name
         self.shape = tuple(as_dim(d, f"the shape of weight {name!r}") for d in shape)
         self.regularizer = regularizer
         self.trainable = trainable
+        # float32 (in the model's flat buffer), or int8 (a quantized layer's frozen kernel: its own array,
+        # read-only except through assign_weights, whose every write bumps ``version`` so that a packing of
+        # it knows when to pack again)
+        self.dtype = np.dtype(dtype)
+        self.version = 0
         if _SHAPES_ONLY.get():
             self.value = self.grad = None
             return
@@ -106,6 +111,12 @@ class Weight:
         if self.size > limit:
             raise ValueError(f"weight {name!r} of shape {self.shape} has {self.size:,} values, more than the limit "
                              f"of {limit:,} (raise it with gradsmith.config.set_max_weights)")
+        if self.dtype == np.int8:
+            self.value = np.zeros(self.shape, np.int8)
+            self.value.flags.writeable = False
+            self.grad = None  # never trained (Keras: trainable=False)
+            self._home = None
+            return
         self.value = np.asarray(initializer(self.shape), dtype=np.float32).reshape(self.shape)
         self.grad = np.zeros(self.shape, np.float32)
         self._home = None  # the flat buffer of the model whose views value and grad are (models.py)
@@ -134,9 +145,18 @@ def assign_weights(targets, arrays, owner):
             raise TypeError(f"weight {w.name!r}: expected a numeric array, got dtype {a.dtype}")
         if a.shape != w.shape:
             raise ValueError(f"weight {w.name!r} has shape {w.shape}, got an array of shape {a.shape}")
+        if w.dtype == np.int8 and (a.dtype.kind not in "biu" and not np.array_equal(a, np.round(a))
+                                   or a.size and (a.min() < -128 or a.max() > 127)):
+            raise ValueError(f"weight {w.name!r} is int8: expected whole numbers in [-128, 127]")
         checked.append(a)
     for w, a in zip(targets, checked):
-        w.value[...] = a
+        if w.dtype == np.int8:
+            w.value.flags.writeable = True
+            w.value[...] = a
+            w.value.flags.writeable = False
+        else:
+            w.value[...] = a
+        w.version += 1
 
 
 class Layer:
@@ -180,8 +200,8 @@ class Layer:
             self._declared_input_shape = None
 
     # -- weights ---------------------------------------------------------------
-    def add_weight(self, name, shape, initializer="zeros", regularizer=None, trainable=True):
-        w = Weight(f"{self.name}/{name}", shape, initializers.get(initializer), regularizer, trainable)
+    def add_weight(self, name, shape, initializer="zeros", regularizer=None, trainable=True, dtype="float32"):
+        w = Weight(f"{self.name}/{name}", shape, initializers.get(initializer), regularizer, trainable, dtype)
         self._weights.append(w)
         return w
 

@@ -6,9 +6,11 @@ cpp/cpu/conv.cpp) and the same compiled layer (cpp/model/layers/conv.h).
 """
 import numpy as np
 
-from gradsmith import _core, initializers, ops, regularizers
-from gradsmith.layers.base import KernelBias, Layer, _initializer_config, _regularizer_config, compiled_penalties
+from gradsmith import _core, initializers, ops, quantizers, regularizers
+from gradsmith.layers.base import (KernelBias, Layer, NoCompiledForm, _initializer_config, _regularizer_config,
+                                   compiled_penalties)
 from gradsmith.layers.core import _KERAS_ACTIVATION, _activation_name, _activation_numbers
+from gradsmith.layers.quantized import Int8Quantizable
 
 __all__ = ["Conv1D", "Conv2D", "Convolution1D", "Convolution2D", "window_output", "as_tuple"]
 
@@ -53,10 +55,19 @@ def check_data_format(data_format, what):
         raise ValueError(f"{what}: data_format={data_format!r} is not supported; gradsmith is channels_last")
 
 
-class _Conv(KernelBias, Layer):
-    """The convolution of rank 1 or 2 (Keras's BaseConv)."""
+class _Conv(Int8Quantizable, KernelBias, Layer):
+    """The convolution of rank 1 or 2 (Keras's BaseConv).
+
+    ``quantize("int8")`` is a gradsmith extension (Keras 3 quantizes no convolution), opted into with
+    ``model.quantize("int8", convolutions=True)`` or by calling the layer's own ``quantize``: the kernel
+    becomes int8 with one scale per filter (Keras's abs-max formula over kh x kw x in), each output pixel's
+    input patch is quantized on the fly as a Dense row is, and the product runs on the int8 GEMM (patches
+    gathered in NumPy). Inference only: training such a layer raises NotImplementedError. Its file keeps
+    Keras's layout but Keras cannot build it.
+    """
 
     rank = 2
+    _quantize_opt_in = True  # model.quantize leaves it float32 unless asked (convolutions=True)
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1, groups=1,
                  activation=None, use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
@@ -100,7 +111,10 @@ class _Conv(KernelBias, Layer):
         if channels is None:
             raise ValueError(f"{what}: the channel axis of the input must be known, got {input_shape}")
         self.compute_output_shape(input_shape)  # raises when the kernel does not fit
-        self._add_kernel_and_bias(self.kernel_size + (channels, self.filters), (self.filters,))
+        if self.quantization_mode == "int8":
+            self._int8_build(self.kernel_size + (channels, self.filters))
+        else:
+            self._add_kernel_and_bias(self.kernel_size + (channels, self.filters), (self.filters,))
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape):
@@ -131,6 +145,9 @@ class _Conv(KernelBias, Layer):
             raise ValueError(f"{type(self).__name__} {self.name!r}: expected inputs of rank {self.rank + 2} with "
                              f"{self._kernel.shape[-2]} channels, got shape {x.shape}")
         images = self._as_images(np.ascontiguousarray(x, dtype=np.float32))
+        if self.quantization_mode == "int8":
+            y = self._int8_forward(images, training)
+            return y.reshape((y.shape[0],) + y.shape[2:]) if self.rank == 1 else y
         kernel = self.kernel.reshape(self._pair(self.kernel.shape[:-2]) + self.kernel.shape[-2:])
         y, z = ops.conv2d_forward(images, kernel, self.bias, activation=self.activation,
                                   return_preactivation=True, **self._geometry(), **_KERAS_ACTIVATION)
@@ -150,7 +167,78 @@ class _Conv(KernelBias, Layer):
         self._cache = None
         return None if dx is None else dx.reshape(x_shape)
 
+    # -- int8 (a gradsmith extension) -------------------------------------------------------------------
+    def _int8_build(self, kernel_shape):
+        """kernel (int8, frozen), bias, kernel_scale (one per filter, frozen): Dense's int8 layout."""
+        self._kernel = self.add_weight("kernel", kernel_shape, "zeros", trainable=False, dtype="int8")
+        self._bias = (self.add_weight("bias", (self.filters,), self.bias_initializer, self.bias_regularizer)
+                      if self.use_bias else None)
+        self.kernel_scale_weight = self.add_weight("kernel_scale", (self.filters,), "ones", trainable=False)
+        self._packed = None
+
+    @property
+    def kernel_scale(self):
+        return self.kernel_scale_weight.value
+
+    def quantize(self, mode=None, type_check=True, config=None):
+        """The kernel as (kh * kw * in, filters) -> int8 with Keras's per-column abs-max scales."""
+        self._check_quantize(mode, config, False, _Conv)
+        kernel = np.array(self.kernel, np.float32)
+        bias = None if self.bias is None else np.array(self.bias, np.float32)
+        q, scale = quantizers.abs_max_quantize(kernel.reshape(-1, self.filters), axis=0)
+        self._weights = []
+        self._quantization_mode = mode
+        self._int8_build(kernel.shape)
+        self._set_quantized(self._kernel, q.reshape(kernel.shape))
+        self._set_quantized(self.kernel_scale_weight, scale.reshape(-1))
+        if bias is not None:
+            self._bias.value[...] = bias
+
+    def _int8_kernel(self):
+        key = (id(self._kernel.value), self._kernel.version)
+        if self._packed is None or self._packed[0] != key:
+            self._packed = (key, ops.QuantizedKernel(self._kernel.value.reshape(-1, self.filters)))
+        return self._packed[1]
+
+    def _patches(self, images):
+        """(n * oh * ow, kh * kw * c): each output pixel's input patch, taps in the kernel's (ky, kx, c) order,
+        zero padding as the float32 convolution ('same': TensorFlow's split, the extra pixel after)."""
+        n, h, w, c = images.shape
+        (kh, kw), (sh, sw), (dh, dw) = self._pair(self.kernel_size), self._pair(self.strides), \
+            self._pair(self.dilation_rate)
+        pads, outs = [], []
+        for size, k, st, d in ((h, kh, sh, dh), (w, kw, sw, dw)):
+            span = (k - 1) * d + 1
+            if self.padding == "same":
+                out = -(-size // st)
+                total = max((out - 1) * st + span - size, 0)
+                pads.append((total // 2, total - total // 2))
+            elif self.padding == "causal":
+                out = (size - 1) // st + 1
+                pads.append((span - 1, 0))
+            else:
+                out = (size - span) // st + 1
+                pads.append((0, 0))
+            outs.append(out)
+        oh, ow = outs
+        xp = np.pad(images, ((0, 0), pads[0], pads[1], (0, 0))) if any(sum(p) for p in pads) else images
+        taps = [xp[:, ky * dh:ky * dh + (oh - 1) * sh + 1:sh, kx * dw:kx * dw + (ow - 1) * sw + 1:sw, :]
+                for ky in range(kh) for kx in range(kw)]
+        return np.stack(taps, axis=3).reshape(n * oh * ow, kh * kw * c), (n, oh, ow)
+
+    def _int8_forward(self, images, training):
+        if training:
+            raise NotImplementedError(f"{type(self).__name__} {self.name!r} is quantized to int8, which gradsmith "
+                                      "runs for inference only (Keras has no int8 convolution to train like)")
+        patches, (n, oh, ow) = self._patches(images)
+        y = ops.quantized_dense_forward(patches, self._int8_kernel(), self.kernel_scale, self.bias,
+                                        self.activation, **_KERAS_ACTIVATION)
+        return y.reshape(n, oh, ow, self.filters)
+
     def _compiled_config(self, input_shape, offset):
+        if self.quantization_mode is not None:
+            raise NoCompiledForm(f"{type(self).__name__} {self.name!r} is quantized ({self.quantization_mode}): "
+                                 "it runs layer by layer, for inference only")
         return {"kind": "Conv",
                 "numbers": {"filters": self.filters, "padding": _core.kinds.paddings[self.padding],
                             **_activation_numbers(self.activation)},
@@ -169,7 +257,8 @@ class _Conv(KernelBias, Layer):
                 "bias_initializer": _initializer_config(self.bias_initializer, "Zeros"),
                 "kernel_regularizer": _regularizer_config(self.kernel_regularizer, self),
                 "bias_regularizer": _regularizer_config(self.bias_regularizer, self),
-                "activity_regularizer": None, "kernel_constraint": None, "bias_constraint": None}
+                "activity_regularizer": None, "kernel_constraint": None, "bias_constraint": None,
+                **self._quantization_entries()}
 
 
 class Conv2D(_Conv):

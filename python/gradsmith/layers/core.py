@@ -1,19 +1,27 @@
 """The core layers: Dense, Activation, Dropout and Flatten (Keras 3's names, arguments and numbers)."""
 import numpy as np
 
-from gradsmith import initializers, ops, regularizers, utils
+from gradsmith import initializers, ops, quantizers, regularizers, utils
 from gradsmith.layers.base import (KernelBias, Layer, NoCompiledForm, _initializer_config, _regularizer_config, as_shape,
                                    compiled_penalties)
+from gradsmith.layers.quantized import Int8Quantizable
 
 __all__ = ["Dense", "Activation", "Dropout", "Flatten"]
 
 
-class Dense(KernelBias, Layer):
+class Dense(Int8Quantizable, KernelBias, Layer):
     """``y = activation(x @ kernel + bias)``, kernel of shape (in, units) as Keras.
 
     Inputs of rank > 2 are applied along the last axis. Bias and activation run
     in the GEMM's epilogue; backward applies the activation's derivative in the
     same pass that sums the bias gradient.
+
+    ``quantize("int8")`` (Keras 3's): the kernel becomes int8 with one scale per output column,
+    ``kernel_scale = 127 / (max|kernel[:, j]| + 1e-7)``; each call quantizes its inputs per row the same
+    way and computes ``activation(Q(x) @ kernel / (kernel_scale * x_scale) + bias)`` on the int8 GEMM
+    (cpp/cpu/qgemm.cpp). Its weights are then ``kernel`` (int8, frozen), ``bias``, ``kernel_scale`` (frozen),
+    Keras's saved order; training updates the bias and passes gradients to the inputs through the
+    dequantized kernel, as Keras's custom gradient does.
     """
 
     _steps_pointwise = True
@@ -38,7 +46,10 @@ class Dense(KernelBias, Layer):
         in_dim = input_shape[-1]
         if in_dim is None:
             raise ValueError(f"Dense {self.name!r}: the last axis of the input must be known, got {input_shape}")
-        self._add_kernel_and_bias((in_dim, self.units), (self.units,))
+        if self.quantization_mode == "int8":
+            self._int8_build((in_dim, self.units))
+        else:
+            self._add_kernel_and_bias((in_dim, self.units), (self.units,))
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape):
@@ -57,6 +68,8 @@ class Dense(KernelBias, Layer):
                              f"got shape {x.shape}")
         x2 = x.reshape(-1, x.shape[-1])
         bias = self.bias
+        if self.quantization_mode == "int8":
+            return self._int8_forward(x2, training).reshape(lead + (self.units,))
         if training:
             if self.activation == "linear":
                 y = ops.dense_forward(x2, self.kernel, bias)
@@ -70,6 +83,8 @@ class Dense(KernelBias, Layer):
         return y.reshape(lead + (self.units,))
 
     def backward(self, dy, need_dx=True):
+        if self.quantization_mode == "int8":
+            return self._int8_backward(dy, need_dx)
         x2, z, lead = self._cache
         dx, _, _ = ops.dense_backward(
             dy.reshape(-1, self.units), x2, self.kernel, z, self.activation, use_bias=self.use_bias,
@@ -79,7 +94,67 @@ class Dense(KernelBias, Layer):
         self._cache = None
         return None if dx is None else dx.reshape(lead + (x2.shape[1],))
 
+    # -- int8 (Keras's quantize("int8")) ----------------------------------------------------------------
+    def _int8_build(self, kernel_shape):
+        """kernel (int8, frozen), bias, kernel_scale (frozen): the order Keras saves them in."""
+        self._kernel = self.add_weight("kernel", kernel_shape, "zeros", trainable=False, dtype="int8")
+        self._bias = (self.add_weight("bias", (self.units,), self.bias_initializer, self.bias_regularizer)
+                      if self.use_bias else None)
+        self.kernel_scale_weight = self.add_weight("kernel_scale", (self.units,), "ones", trainable=False)
+        self._packed = None
+
+    @property
+    def kernel_scale(self):
+        return self.kernel_scale_weight.value
+
+    def quantize(self, mode=None, type_check=True, config=None):
+        """Keras's ``Dense.quantize``: the float32 kernel -> int8 with per-output-column scales."""
+        self._check_quantize(mode, config, type_check, Dense)
+        kernel = np.array(self.kernel, np.float32)
+        bias = None if self.bias is None else np.array(self.bias, np.float32)
+        q, scale = quantizers.abs_max_quantize(kernel, axis=0)
+        self._weights = []
+        self._quantization_mode = mode
+        self._int8_build(kernel.shape)
+        self._set_quantized(self._kernel, q)
+        self._set_quantized(self.kernel_scale_weight, scale.reshape(-1))
+        if bias is not None:
+            self._bias.value[...] = bias
+
+    def _int8_kernel(self):
+        """The kernel packed for the int8 GEMM, packed again after any write to it (Weight.version)."""
+        key = (id(self._kernel.value), self._kernel.version)
+        if self._packed is None or self._packed[0] != key:
+            self._packed = (key, ops.QuantizedKernel(self._kernel.value))
+        return self._packed[1]
+
+    def _int8_forward(self, x2, training):
+        if not training:
+            return ops.quantized_dense_forward(x2, self._int8_kernel(), self.kernel_scale, self.bias,
+                                               self.activation, **_KERAS_ACTIVATION)
+        z = ops.quantized_dense_forward(x2, self._int8_kernel(), self.kernel_scale, self.bias)
+        self._cache = (x2.shape, z, None)
+        return ops.activation_forward(z, self.activation, **_KERAS_ACTIVATION)
+
+    def _int8_backward(self, dy, need_dx):
+        """Keras's custom gradient: dz = dy * f'(z); dbias = sum_rows(dz); dx = dz @ (kernel / kernel_scale)^T
+        (the input quantization passes gradients straight through); the int8 kernel gets none."""
+        x_shape, z, _ = self._cache
+        dz = ops.activation_backward(dy.reshape(-1, self.units), z, self.activation, **_KERAS_ACTIVATION)
+        if self.use_bias:
+            ops.sum_rows(dz, out=self._bias.grad)
+        self._add_regularization_grads()
+        self._cache = None
+        if not need_dx:
+            return None
+        float_kernel = np.divide(self._kernel.value.astype(np.float32), self.kernel_scale, dtype=np.float32)
+        dx = ops.matmul(dz, float_kernel, transpose_b=True)
+        return dx.reshape(dy.shape[:-1] + (x_shape[1],))
+
     def _compiled_config(self, input_shape, offset):
+        if self.quantization_mode is not None:
+            raise NoCompiledForm(f"Dense {self.name!r} is quantized ({self.quantization_mode}): it runs layer by "
+                                 "layer, on the int8 GEMM")
         return {"kind": "Dense", "numbers": {"units": self.units, **_activation_numbers(self.activation)},
                 "weights": self._kernel_bias_offsets(offset),
                 "penalties": compiled_penalties(kernel=self.kernel_regularizer,
@@ -92,7 +167,7 @@ class Dense(KernelBias, Layer):
                 "bias_initializer": _initializer_config(self.bias_initializer, "Zeros"),
                 "kernel_regularizer": _regularizer_config(self.kernel_regularizer, self),
                 "bias_regularizer": _regularizer_config(self.bias_regularizer, self),
-                "kernel_constraint": None, "bias_constraint": None}
+                "kernel_constraint": None, "bias_constraint": None, **self._quantization_entries()}
 
 
 # What an activation *name* means in a Keras layer: keras.activations.gelu defaults to the exact erf

@@ -20,8 +20,9 @@ masked steps; such a model trains layer by layer (the compiled step carries no m
 """
 import numpy as np
 
-from gradsmith import initializers, ops, regularizers
+from gradsmith import initializers, ops, quantizers, regularizers
 from gradsmith.layers.base import KerasTensor, Layer, NoCompiledForm, _initializer_config, _regularizer_config, compiled_penalties
+from gradsmith.layers.quantized import Int8Quantizable
 
 __all__ = ["Embedding"]
 
@@ -35,8 +36,13 @@ def _positive_int(value, what):
     return int(value)
 
 
-class Embedding(Layer):
-    """``y = embeddings[ids]``: ids (batch, ...) -> (batch, ..., output_dim)."""
+class Embedding(Int8Quantizable, Layer):
+    """``y = embeddings[ids]``: ids (batch, ...) -> (batch, ..., output_dim).
+
+    ``quantize("int8")`` (Keras 3's): the table becomes int8 with one scale per row,
+    ``embeddings_scale = 127 / (max|embeddings[v, :]| + 1e-7)``, and a lookup returns
+    ``embeddings[ids] / embeddings_scale[ids]``; both are frozen (Keras: trainable=False).
+    """
 
     _steps_pointwise = True
 
@@ -60,8 +66,11 @@ class Embedding(Layer):
         self._cache = None
 
     def build(self, input_shape):
-        self._embeddings = self.add_weight("embeddings", (self.input_dim, self.output_dim),
-                                           self.embeddings_initializer, self.embeddings_regularizer)
+        if self.quantization_mode == "int8":
+            self._int8_build()
+        else:
+            self._embeddings = self.add_weight("embeddings", (self.input_dim, self.output_dim),
+                                               self.embeddings_initializer, self.embeddings_regularizer)
         super().build(input_shape)
         if self._initial_weights is not None:
             self.set_weights(self._initial_weights)
@@ -91,14 +100,44 @@ class Embedding(Layer):
             self.build((None,) + x.shape[1:])
         return self.forward(x, training=training)
 
+    # -- int8 (Keras's quantize("int8")) ----------------------------------------------------------------
+    def _int8_build(self):
+        """embeddings (int8), embeddings_scale (input_dim,): Keras's names and order, both frozen."""
+        self._embeddings = self.add_weight("embeddings", (self.input_dim, self.output_dim), "zeros",
+                                           trainable=False, dtype="int8")
+        self._embeddings_scale = self.add_weight("embeddings_scale", (self.input_dim,), "ones", trainable=False)
+
+    @property
+    def embeddings_scale(self):
+        return self._embeddings_scale.value
+
+    def quantize(self, mode=None, type_check=True, config=None):
+        """Keras's ``Embedding.quantize``: the table -> int8 with one scale per row (token)."""
+        self._check_quantize(mode, config, type_check, Embedding)
+        q, scale = quantizers.abs_max_quantize(np.array(self.embeddings, np.float32), axis=-1)
+        self._weights = []
+        self._quantization_mode = mode
+        self._int8_build()
+        self._set_quantized(self._embeddings, q)
+        self._set_quantized(self._embeddings_scale, scale.reshape(-1))
+
     def forward(self, x, training=False):
         ids = self._ids(x)
+        if self.quantization_mode == "int8":  # Keras: take(embeddings) / expand_dims(take(scale), -1)
+            rows = ids.reshape(-1)
+            y = np.divide(self.embeddings[rows].astype(np.float32), self.embeddings_scale[rows][:, None],
+                          dtype=np.float32)
+            self._cache = ids if training else None
+            return y.reshape(ids.shape + (self.output_dim,))
         y = ops.embedding_forward(ids, self.embeddings)
         self._cache = ids if training else None
         return y
 
     def backward(self, dy, need_dx=True):
         ids = self._cache
+        if self.quantization_mode is not None:  # a frozen table: no gradient for it
+            self._cache = None
+            return np.zeros(ids.shape, np.float32) if need_dx else None
         ops.embedding_backward(ids, dy, self.input_dim, dtable_out=self._embeddings.grad)
         self._add_regularization_grads()
         self._cache = None
@@ -108,6 +147,9 @@ class Embedding(Layer):
         return 0
 
     def _compiled_config(self, input_shape, offset):
+        if self.quantization_mode is not None:
+            raise NoCompiledForm(f"Embedding {self.name!r} is quantized ({self.quantization_mode}): it runs layer "
+                                 "by layer")
         if self.mask_zero:
             raise NoCompiledForm(f"Embedding {self.name!r}: mask_zero=True (the compiled step carries no masks: "
                                  "the model runs layer by layer)")
@@ -124,4 +166,4 @@ class Embedding(Layer):
                 "embeddings_initializer": _initializer_config(self.embeddings_initializer, "RandomUniform"),
                 "embeddings_regularizer": _regularizer_config(self.embeddings_regularizer, self),
                 "activity_regularizer": None, "embeddings_constraint": None, "mask_zero": self.mask_zero,
-                "quantization_config": None}
+                "quantization_config": None, **self._quantization_entries()}
