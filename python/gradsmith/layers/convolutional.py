@@ -168,18 +168,6 @@ class _Conv(Int8Quantizable, KernelBias, Layer):
         return None if dx is None else dx.reshape(x_shape)
 
     # -- int8 (a gradsmith extension) -------------------------------------------------------------------
-    def _int8_build(self, kernel_shape):
-        """kernel (int8, frozen), bias, kernel_scale (one per filter, frozen): Dense's int8 layout."""
-        self._kernel = self.add_weight("kernel", kernel_shape, "zeros", trainable=False, dtype="int8")
-        self._bias = (self.add_weight("bias", (self.filters,), self.bias_initializer, self.bias_regularizer)
-                      if self.use_bias else None)
-        self.kernel_scale_weight = self.add_weight("kernel_scale", (self.filters,), "ones", trainable=False)
-        self._packed = None
-
-    @property
-    def kernel_scale(self):
-        return self.kernel_scale_weight.value
-
     def quantize(self, mode=None, type_check=True, config=None):
         """The kernel as (kh * kw * in, filters) -> int8 with Keras's per-column abs-max scales."""
         self._check_quantize(mode, config, False, _Conv)

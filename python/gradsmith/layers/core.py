@@ -95,18 +95,6 @@ class Dense(Int8Quantizable, KernelBias, Layer):
         return None if dx is None else dx.reshape(lead + (x2.shape[1],))
 
     # -- int8 (Keras's quantize("int8")) ----------------------------------------------------------------
-    def _int8_build(self, kernel_shape):
-        """kernel (int8, frozen), bias, kernel_scale (frozen): the order Keras saves them in."""
-        self._kernel = self.add_weight("kernel", kernel_shape, "zeros", trainable=False, dtype="int8")
-        self._bias = (self.add_weight("bias", (self.units,), self.bias_initializer, self.bias_regularizer)
-                      if self.use_bias else None)
-        self.kernel_scale_weight = self.add_weight("kernel_scale", (self.units,), "ones", trainable=False)
-        self._packed = None
-
-    @property
-    def kernel_scale(self):
-        return self.kernel_scale_weight.value
-
     def quantize(self, mode=None, type_check=True, config=None):
         """Keras's ``Dense.quantize``: the float32 kernel -> int8 with per-output-column scales."""
         self._check_quantize(mode, config, type_check, Dense)

@@ -29,6 +29,23 @@ class Int8Quantizable:
         if self._quantization_mode is not None:
             raise ValueError(f"{what} is already quantized ({self._quantization_mode})")
 
+    def _int8_outputs(self):
+        return self.units if hasattr(self, "units") else self.filters
+
+    def _int8_build(self, kernel_shape):
+        """kernel (int8, frozen), bias, kernel_scale (one per output column, frozen): the order Keras saves
+        them in (a Dense's; a convolution's int8 form, gradsmith's extension, takes the same layout)."""
+        outputs = self._int8_outputs()
+        self._kernel = self.add_weight("kernel", kernel_shape, "zeros", trainable=False, dtype="int8")
+        self._bias = (self.add_weight("bias", (outputs,), self.bias_initializer, self.bias_regularizer)
+                      if self.use_bias else None)
+        self.kernel_scale_weight = self.add_weight("kernel_scale", (outputs,), "ones", trainable=False)
+        self._packed = None
+
+    @property
+    def kernel_scale(self):
+        return self.kernel_scale_weight.value
+
     def _set_quantized(self, weight, value):
         assign_weights([weight], [value], f"layer {self.name!r}")
 
