@@ -56,6 +56,7 @@ class CpuRunner {
                                                      metrics);
     keep_ = a.keep;
     sparse_ = a.sparse;
+    n_params_ = (i64)params.size();
     plan_ = std::make_unique<model::Plan<model::CpuBackend>>(a.layers, a.loss, a.loss_weight, a.optimizer, a.buffers,
                                                              a.trainable, std::move(a.metrics));
   }
@@ -180,6 +181,22 @@ class CpuRunner {
 
   i64 arena_size() const { return plan_->arena_size(); }
   uint64_t last_step_allocations() const { return last_step_allocations_; }
+
+  // The pruning mask (gradsmith.pruning): a float32 array laid out as the parameters, or None. Kept (the plan
+  // reads it at every update); the caller changes its values in place between steps.
+  void set_keep(const py::object& keep) {
+    const bindings::Exclusive exclusive(mu_);
+    if (keep.is_none()) {
+      plan_->set_keep(nullptr);
+      keep_mask_ = py::none();
+      return;
+    }
+    const py::array a = bindings::array_arg(keep, "keep");
+    const float* K = bindings::data_of<float>(a, "keep", false);
+    bindings::expect_shape(a, "keep", {n_params_});
+    keep_mask_ = keep;
+    plan_->set_keep(K);
+  }
   // The last step's predictions, copied. Locked with the GIL held, to size the array from the step that is
   // there: safe, because no call that holds the lock ever waits for the GIL.
   py::array_t<float> output() {
@@ -234,6 +251,8 @@ class CpuRunner {
   std::mutex mu_;  // one call at a time (bindings::Exclusive)
   uint64_t last_step_allocations_ = 0;
   py::list keep_;  // the Python buffers the plan points into
+  py::object keep_mask_ = py::none();  // the pruning mask the plan points into, or None
+  i64 n_params_ = 0;
   bool sparse_ = false;
   i64 batch_ = 0;
 };
@@ -257,6 +276,9 @@ void bind_cpu_runner(py::module_& m) {
            "Dropout drawing the masks of rows first_row.. of a global batch of global_rows rows; rank_sum(a), "
            "given, sums a float64 array over the ranks in place (BatchNormalization's statistics); returns "
            "(loss, metric counts).")
+      .def("set_keep", &CpuRunner::set_keep, py::arg("keep"),
+           "The pruning mask (float32, laid out as the parameters; None: none): the fused update keeps each weight "
+           "whose mask is 0 at exactly 0. The array is kept; change its values in place between steps.")
       .def("apply_gradients", &CpuRunner::apply_gradients, py::arg("lr"), py::arg("step"),
            "train_step's update alone: the fused optimizer step from the gradient buffer as it is.")
       .def("train_steps", &CpuRunner::train_steps, py::arg("x"), py::arg("y_true"), py::arg("labels"),

@@ -49,6 +49,16 @@ class PyCudaRunner {
     const bindings::Exclusive call(mu_);
     plan_->download(host_.params, host_.slots);
   }
+  void set_keep(const py::object& keep) {
+    const float* K = nullptr;
+    if (!keep.is_none()) {
+      const py::array a = bindings::array_arg(keep, "keep");
+      K = bindings::data_of<float>(a, "keep", false);
+      bindings::expect_shape(a, "keep", {host_.n_params});
+    }
+    const bindings::Exclusive call(mu_);
+    plan_->set_keep(K);  // copied to the device now
+  }
 
   py::tuple train_steps(const py::array& x, const py::object& y_true, const py::object& labels,
                         const py::object& sample_weight, i64 batch_size, const py::array& lrs, int64_t first_step) {
@@ -184,6 +194,9 @@ void bind_cuda_runner(py::module_& m) {
            py::arg("trainable"), py::arg("slots"), py::arg("metrics"))
       .def("upload", &PyCudaRunner::upload, "Copy the host weights and optimizer state to the device.")
       .def("download", &PyCudaRunner::download, "Copy the device weights and optimizer state to the host.")
+      .def("set_keep", &PyCudaRunner::set_keep, py::arg("keep"),
+           "Copy the pruning mask (float32, laid out as the parameters; None: none) to the device: the fused "
+           "update keeps each weight whose mask is 0 at exactly 0. Call again after changing it.")
       .def("train_step", &PyCudaRunner::train_step, py::arg("x"), py::arg("y_true"), py::arg("labels"),
            py::arg("sample_weight"), py::arg("lr"), py::arg("step"), py::arg("output") = false)
       .def("train_steps", &PyCudaRunner::train_steps, py::arg("x"), py::arg("y_true"), py::arg("labels"),

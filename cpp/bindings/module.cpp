@@ -227,7 +227,7 @@ void check_no_overlap(const std::vector<cpu::ParamBuffer>& bufs) {
 void optimizer_step(int kind, const py::object& params_obj, const py::object& grads_obj, const py::object& s0,
                     const py::object& s1, const py::object& s2, double lr, float weight_decay, bool nesterov,
                     int clip_kind, float clip, double momentum, double beta_1, double beta_2, double epsilon,
-                    double rho, int64_t step) {
+                    double rho, int64_t step, const py::object& keep) {
   const gradsmith::OptimizerArgs a =
       optimizer_args(kind, lr, weight_decay, nesterov, momentum, beta_1, beta_2, epsilon, rho, step);
   if (clip_kind < gradsmith::kClipNone || clip_kind >= gradsmith::kNumClipKinds)
@@ -239,12 +239,28 @@ void optimizer_step(int kind, const py::object& params_obj, const py::object& gr
   const auto S0 = state_list(s0, "state 0", params), S1 = state_list(s1, "state 1", params),
              S2 = state_list(s2, "state 2", params);
   const bool needs_s0 = kind != gradsmith::kSgd, needs_s1 = kind == gradsmith::kAdam || kind == gradsmith::kAdamax;
+  // keep: None, or one pruning mask (or None) per parameter array, each laid out as it
+  std::vector<const float*> K(params.size(), nullptr);
+  py::list masks;  // held while the step reads them
+  if (!keep.is_none()) {
+    if (!py::isinstance<py::list>(keep)) throw py::type_error("keep: expected a list of masks (or None)");
+    masks = py::reinterpret_borrow<py::list>(keep);
+    if (masks.size() != params.size())
+      throw py::value_error("keep: expected " + std::to_string(params.size()) + " masks or None, got " +
+                            std::to_string(masks.size()));
+    for (size_t i = 0; i < params.size(); ++i) {
+      if (masks[i].is_none()) continue;
+      const py::array m = array_arg(py::object(masks[i]), "keep");
+      same_layout(m, params[i], "keep", "params");
+      K[i] = data_of<float>(m, "keep", false);
+    }
+  }
   std::vector<cpu::ParamBuffer> bufs;
   for (size_t i = 0; i < params.size(); ++i) {
     same_layout(grads[i], params[i], "grads", "params");
     if ((needs_s0 && !S0[i]) || (needs_s1 && !S1[i])) throw py::value_error("optimizer state missing");
     bufs.push_back({data_of<float>(params[i], "params", true), data_of<float>(grads[i], "grads", false), S0[i], S1[i],
-                    S2[i], (i64)params[i].size()});
+                    S2[i], (i64)params[i].size(), K[i]});
   }
   check_no_overlap(bufs);
   const gradsmith::bindings::TrainingCall call;
@@ -372,7 +388,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("optimizer_step", &optimizer_step, py::arg("kind"), py::arg("params"), py::arg("grads"), py::arg("s0"),
         py::arg("s1"), py::arg("s2"), py::arg("lr"), py::arg("weight_decay"), py::arg("nesterov"),
         py::arg("clip_kind"), py::arg("clip"), py::kw_only(), py::arg("momentum") = 0.0, py::arg("beta_1") = 0.9,
-        py::arg("beta_2") = 0.999, py::arg("epsilon") = 1e-7, py::arg("rho") = 0.9, py::arg("step") = 1);
+        py::arg("beta_2") = 0.999, py::arg("epsilon") = 1e-7, py::arg("rho") = 0.9, py::arg("step") = 1,
+        py::arg("keep") = py::none());
   m.def("batch_norm_forward", &batch_norm_forward, py::arg("x"), py::arg("gamma"), py::arg("beta"), py::arg("eps"),
         py::arg("training"), py::arg("mean"), py::arg("var"), py::arg("out"));
   m.def("batch_norm_backward", &batch_norm_backward, py::arg("dy"), py::arg("x"), py::arg("mean"), py::arg("var"),

@@ -67,6 +67,8 @@ struct OptimizerArgs {
   float one_minus_rho = 0.f;     // rmsprop
   float epsilon = 0.f;           // adam, adamax, rmsprop, adagrad
   bool nesterov = false;         // sgd
+  // Pruning (gradsmith.pruning): where keep[i] is 0, w[i] is 0 after the update (null: nothing pruned).
+  const float* keep = nullptr;
 };
 
 }  // namespace gradsmith

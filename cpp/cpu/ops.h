@@ -110,6 +110,7 @@ struct ParamBuffer {
   float* s1;
   float* s2;
   i64 n;
+  const float* keep;  // the pruning mask (gradsmith.pruning): w stays 0 where keep is 0; null: none
 };
 void optimizer_step(const OptimizerArgs& args, const std::vector<ParamBuffer>& buffers, int clip_kind,
                     float clip);

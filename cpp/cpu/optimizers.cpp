@@ -60,6 +60,7 @@ void optimizer_step(const OptimizerArgs& args, const std::vector<ParamBuffer>& b
         a.s0 = buf.s0;
         a.s1 = buf.s1;
         a.s2 = buf.s2;
+        a.keep = buf.keep;
         a.grad_scale = scale[b];
         a.clip_value = clip_kind == kClipValue ? clip : 0.f;
         const i64 begin = (task - first_task[b]) * kChunk;

@@ -131,6 +131,17 @@ void CudaRunner::upload(const float* params, const float* const slots[3]) {
     if (slots[s] && slots_[s].bytes()) copy_to_device(slots_[s].as<void>(), slots[s], slots_[s].bytes());
 }
 
+void CudaRunner::set_keep(const float* keep) {
+  check(cudaDeviceSynchronize(), "synchronize before setting the pruning mask");
+  if (keep == nullptr) {
+    plan_->set_keep(nullptr);
+    return;
+  }
+  keep_.resize(params_.bytes());
+  copy_to_device(keep_.as<void>(), keep, params_.bytes());
+  plan_->set_keep(keep_.as<float>());
+}
+
 void CudaRunner::download(float* params, float* const slots[3]) {
   check(cudaDeviceSynchronize(), "synchronize before download");
   copy_to_host(params, params_.as<void>(), params_.bytes());

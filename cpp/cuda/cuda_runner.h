@@ -47,6 +47,9 @@ class CudaRunner {
 
   // Host weights and optimizer state (slots[s] null where there is none) to the device and back.
   void upload(const float* params, const float* const slots[3]);
+  // The pruning mask (host memory laid out as the parameters; null: none), copied to the device: the fused
+  // update keeps each weight whose mask is 0 at exactly 0. Call again after changing it.
+  void set_keep(const float* keep);
   void download(float* params, float* const slots[3]);
 
   // Consecutive training steps over `rows` host rows in batches of `batch`: lr[s] is step s's learning
@@ -78,7 +81,7 @@ class CudaRunner {
   void fetch_results(i64 steps, i64 batch, i64 rows, double* values, int64_t* counts);
 
   bool sparse_;
-  DeviceBuffer params_, grads_, slots_[3];
+  DeviceBuffer params_, grads_, slots_[3], keep_;
   std::unique_ptr<model::Plan<CudaBackend>> plan_;
   std::unique_ptr<Slot> slot_[2];
   i64 batch_capacity_ = 0;

@@ -53,7 +53,7 @@ __global__ void optimizer_kernel(OptimizerArgs a, i64 n) {
   for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x) {
     float w = a.w[i];
     optimizer_update(a.kind, a, &w, a.g[i], a.s0 ? a.s0 + i : nullptr, a.s1 ? a.s1 + i : nullptr,
-                     a.s2 ? a.s2 + i : nullptr);
+                     a.s2 ? a.s2 + i : nullptr, a.keep ? a.keep + i : nullptr);
     a.w[i] = w;
   }
 }

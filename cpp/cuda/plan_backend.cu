@@ -104,7 +104,7 @@ __global__ void global_scale_kernel(const double* squares, int n, float clip, fl
 // per block, and hands them to the others through shared memory.
 __global__ void fused_update_kernel(OptimizerSpec spec, const double* lr, int64_t step, const Segment* segs,
                                     int n_segs, i64 total, float* params, const float* grads, float* s0, float* s1,
-                                    float* s2, const float* scale) {
+                                    float* s2, const float* scale, const float* keep) {
   // Raw bytes: a __shared__ variable cannot have a constructor, and OptimizerArgs has default member values.
   __shared__ __align__(alignof(OptimizerArgs)) unsigned char block_args[sizeof(OptimizerArgs)];
   if (threadIdx.x == 0) {
@@ -127,7 +127,7 @@ __global__ void fused_update_kernel(OptimizerSpec spec, const double* lr, int64_
     a.grad_scale = scale ? scale[lo] : 1.f;
     float w = params[p];
     math::optimizer_update(a.kind, a, &w, grads[p], s0 ? s0 + q : nullptr, s1 ? s1 + q : nullptr,
-                           s2 ? s2 + q : nullptr);
+                           s2 ? s2 + q : nullptr, keep ? keep + p : nullptr);
     params[p] = w;
   }
 }
@@ -346,7 +346,7 @@ void CudaBackend::optimizer_step(const OptimizerSpec& spec, const double* lr, in
   if (blocks > 65535 * 16) blocks = 65535 * 16;  // a grid-stride loop covers the rest
   GS_LAUNCH(fused_update_kernel, (unsigned)blocks, kThreads, 0, 0)(
       spec, lr, step, segs, n_segments_, n_trainable_, buf_.params, buf_.grads, buf_.slots[0], buf_.slots[1],
-      buf_.slots[2], scale);
+      buf_.slots[2], scale, keep_);
   check_launch("fused optimizer kernel");
 }
 

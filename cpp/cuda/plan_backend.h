@@ -104,6 +104,8 @@ class CudaBackend {
                      i64 rows, i64 cols, int64_t* count);
   void penalties(const model::PlanBuffers& b, const std::vector<model::PenaltyTerm>& terms, bool add_gradients,
                  double* value);
+  // The pruning mask in device memory, laid out as the parameters (null: none).
+  void set_keep(const float* keep) { keep_ = keep; }
   void optimizer_step(const OptimizerSpec& spec, const double* lr, int64_t step);
 
  private:
@@ -119,6 +121,7 @@ class CudaBackend {
   DeviceBuffer first_bad_;     // embedding_ids's answer   // batch normalization's per-column sums in backward
   int n_segments_ = 0;
   i64 n_trainable_ = 0;
+  const float* keep_ = nullptr;  // the pruning mask (set_keep), device memory
 };
 
 }  // namespace cuda

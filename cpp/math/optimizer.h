@@ -159,12 +159,13 @@ GS_HD void adagrad_update(float* w, float g, float* acc, float lr, float eps) {
 }
 
 // ---------------------------------------------------------------------------
-// One element of the fused step: the prologue, then the update of `kind`.
+// One element of the fused step: the prologue, then the update of `kind`, then the pruning mask.
 // w, s0..s2 point at this element (s* null where the optimizer has no such
 // state; see OptimizerArgs). The CPU loop passes a compile-time kind and
 // compile-time nulls, so the switch and the null tests fold away there.
 // ---------------------------------------------------------------------------
-GS_HD void optimizer_update(int kind, const OptimizerArgs& a, float* w, float g, float* s0, float* s1, float* s2) {
+GS_HD void optimizer_update(int kind, const OptimizerArgs& a, float* w, float g, float* s0, float* s1, float* s2,
+                            const float* keep = nullptr) {
   g = optimizer_prologue(a, g, w);
   switch (kind) {
     case kSgd: sgd_update(w, g, s0, a.lr, a.momentum, a.nesterov); break;
@@ -176,6 +177,8 @@ GS_HD void optimizer_update(int kind, const OptimizerArgs& a, float* w, float g,
     case kLion: lion_update(w, g, s0, a.lr, a.beta_1, a.one_minus_beta_1, a.beta_2, a.one_minus_beta_2); break;
     default: adagrad_update(w, g, s0, a.lr, a.epsilon); break;
   }
+  // A pruned weight (keep 0) stays exactly 0: in this same pass, not a second one over memory.
+  if (keep != nullptr && *keep == 0.f) *w = 0.f;
 }
 
 }  // namespace

@@ -30,9 +30,15 @@ class CpuBackend {
   void prepare(const OptimizerSpec&, const PlanBuffers& b, const std::vector<TrainableRange>& trainable,
                const std::vector<PenaltyTerm>&) {
     auto at = [](float* s, i64 off) { return s ? s + off : nullptr; };
+    params_ = b.params;
     for (const TrainableRange& r : trainable)
       buffers_.push_back({b.params + r.param, b.grads + r.param, at(b.slots[0], r.slot), at(b.slots[1], r.slot),
-                          at(b.slots[2], r.slot), r.size});
+                          at(b.slots[2], r.slot), r.size, nullptr});
+  }
+
+  // The pruning mask laid out as the parameters (null: none): the fused update keeps w at 0 where it is 0.
+  void set_keep(const float* keep) {
+    for (cpu::ParamBuffer& buf : buffers_) buf.keep = keep ? keep + (buf.w - params_) : nullptr;
   }
 
   // The layers' kernels are the CPU kernels themselves (cpu/ops.h), named as the layers call them: no
@@ -122,6 +128,7 @@ class CpuBackend {
  private:
   std::vector<float> arena_;
   std::vector<cpu::ParamBuffer> buffers_;  // the trainable ranges as optimizer buffers
+  float* params_ = nullptr;
 };
 
 }  // namespace model

@@ -108,6 +108,10 @@ class Plan {
   }
   void apply_gradients(const double* lr, int64_t step) { be_.optimizer_step(opt_, lr, step); }
 
+  // The pruning mask, laid out as the parameters (backend memory; null: none): the fused update keeps each
+  // weight whose mask is 0 at exactly 0 (gradsmith.pruning).
+  void set_keep(const float* keep) { be_.set_keep(keep); }
+
   // gradient_step with every gradient times `scale` (a rank's rows over the global batch's, so that the sum
   // over ranks is the global mean): dL/dy_pred (batch x out floats) is scaled before backward, which is
   // linear in it, so the weight gradients come out scaled with no pass over the gradient buffer; the

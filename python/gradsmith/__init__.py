@@ -23,6 +23,7 @@ from gradsmith.config import device
 from gradsmith.layers import Input
 from gradsmith.models import Model, Sequential
 from gradsmith.distillation import Distiller
+from gradsmith import pruning
 from gradsmith._version import __version__
 
 # GRADSMITH_CPU or OMP_NUM_THREADS that could not be followed (an unknown CPU path, a thread count that is
@@ -32,7 +33,7 @@ for _note in _core.startup_notes():
 
 __all__ = ["Sequential", "Model", "Input", "Distiller", "layers", "models", "optimizers", "losses", "metrics",
            "callbacks", "data", "initializers", "regularizers", "saving", "utils", "preprocessing", "ops", "profiler",
-           "machine", "cuda", "config", "distribution", "device", "cpu_info", "set_num_threads", "get_num_threads",
+           "machine", "cuda", "config", "distribution", "pruning", "device", "cpu_info", "set_num_threads", "get_num_threads",
            "__version__"]
 
 

@@ -28,7 +28,7 @@ import contextlib
 
 import numpy as np
 
-from gradsmith import _core, layers as L, losses, metrics as M, ops, optimizers as O
+from gradsmith import _core, layers as L, losses, metrics as M, ops, optimizers as O, pruning
 
 __all__ = ["CompiledStep", "build"]
 
@@ -187,9 +187,17 @@ class CompiledStep:
         runner = _core.CudaRunner if self.on_device else _core.CpuRunner
         self.plan = runner(configs, loss, opt_spec, params, model.gradients, ranges, slots,
                                [kind for _, kind in self.counted])
+        self.refresh_keep(model)
         self._in_session = False
         self._dropout_calls = [c["counter"] for c in configs if c.get("counter") is not None]
         self._dataset_of = None  # the ArrayBatches whose rows are on the device (train_epoch_resident)
+
+    def refresh_keep(self, model):
+        """Hand the plan the model's pruning masks (gradsmith.pruning), laid out as its parameters, or none."""
+        self._keep = pruning.keep_array(model, model._parameters)
+        if self._keep is not None or getattr(self, "_had_keep", False):
+            self.plan.set_keep(self._keep)
+            self._had_keep = self._keep is not None
 
     def session(self, training=True):
         """On the device: the host weights and optimizer state uploaded once for the block, and (training)

@@ -419,6 +419,11 @@ class Sequential(Trainer, layers_mod.Layer):
         for i in range(n - 1, first - 1, -1):
             dy = self._layers[i].backward(dy, need_dx=i > first)
 
+    def _refresh_pruning(self):
+        """The pruning masks changed (gradsmith.pruning): a compiled step takes the new ones."""
+        if self._plan is not None:
+            self._plan.refresh_keep(self)
+
     def _regularization(self):
         return sum(layer.regularization_loss() for layer in self._layers)
 

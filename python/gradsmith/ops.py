@@ -13,6 +13,8 @@ Kernels run in C++ with the GIL released, on the thread pool sized by
 values) adds in a fixed order, so results are identical for any thread count.
 """
 
+import contextlib
+import contextvars
 import numbers
 
 import numpy as np
@@ -800,13 +802,31 @@ def _clip(clipnorm, clipvalue, global_clipnorm):
     return _CLIP_KINDS[name], value
 
 
+_PRUNING_MASKS = contextvars.ContextVar("gradsmith_pruning_masks", default=None)
+
+
+@contextlib.contextmanager
+def pruning_masks(masks):
+    """Within: the optimizer steps keep each weight whose mask (one per parameter array, or None) is 0 at 0,
+    inside the fused update (gradsmith.pruning)."""
+    token = _PRUNING_MASKS.set(masks)
+    try:
+        yield
+    finally:
+        _PRUNING_MASKS.reset(token)
+
+
 def _step(kind, params, grads, states, lr, weight_decay, config, nesterov, clipnorm, clipvalue, global_clipnorm,
           required=()):
     """Validate and run one fused step; ``states`` is three (buffers or None, name) pairs, ``config`` the
     optimizer's Keras arguments by name (momentum, beta_1, beta_2, epsilon, rho) and ``step`` where the
     update needs it. The kernel folds them into the update's numbers as the compiled training step does."""
     config = {name: (int(v) if name == "step" else _float(v, name)) for name, v in config.items()}
+    masks = _PRUNING_MASKS.get()
     if _on_device(*_as_list(params), *_as_list(grads)):
+        if masks is not None:
+            raise NotImplementedError("pruning masks in an optimizer step on device arrays: train through the "
+                                      "compiled step (model.fit) instead")
         for s, name in states:
             if name in required and s is None:
                 raise ValueError(f"{name} is required")
@@ -823,8 +843,14 @@ def _step(kind, params, grads, states, lr, weight_decay, config, nesterov, clipn
     clip_kind, clip = _clip(clipnorm, clipvalue, global_clipnorm)
     lr = _float(lr, "learning_rate")
     wd = 0.0 if weight_decay is None else _float(weight_decay, "weight_decay")
+    if masks is not None:
+        if not isinstance(masks, (list, tuple)):
+            raise TypeError(f"pruning masks: expected a list of masks (or None), got {type(masks).__name__}")
+        if len(masks) != len(plist):
+            raise ValueError(f"pruning masks: expected {len(plist)}, got {len(masks)}")
+        masks = [None if m is None else _as_f32(m, "keep") for m in masks]
     _core.optimizer_step(kind, plist, glist, slists[0], slists[1], slists[2], lr, wd, bool(nesterov), clip_kind, clip,
-                         **config)
+                         keep=masks, **config)
 
 
 def sgd_step(params, grads, momentums=None, *, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None,

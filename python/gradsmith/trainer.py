@@ -28,7 +28,7 @@ import warnings
 import numpy as np
 
 from gradsmith import _core, _data_parallel, callbacks as callbacks_mod, compiled_step, config, data_adapter, distribution
-from gradsmith import epoch_iterator, losses
+from gradsmith import epoch_iterator, losses, pruning
 from gradsmith import metrics as metrics_mod, ops, optimizers, profiler
 from gradsmith.losses.reduction import squeeze_or_expand_to_same_rank, y_pred_mask
 
@@ -209,7 +209,8 @@ class Trainer:
         value += self._regularization()  # Keras adds the penalties of the weights the step starts from
         trainable = self._trainable()
         if trainable:
-            self.optimizer.apply([w.grad for w in trainable], [w.value for w in trainable])
+            self.optimizer.apply([w.grad for w in trainable], [w.value for w in trainable],
+                                 keep=pruning.keep_masks(trainable))
         self._update_metrics(y, y_pred, sw)
         return value, len(x)
 

@@ -5,11 +5,14 @@ import numpy as np
 from gradsmith import _core, compiled_step, ops, optimizers
 
 
-def train_plan(device, layers, n, x, y, epochs, batch):
+def train_plan(device, layers, n, x, y, epochs, batch, keep=None):
     """Adam, binary cross-entropy, lr 0.01, weights drawn from one seed: (the losses, the weights, the
-    predictions) after ``epochs`` over (x, y) in batches of ``batch``, through the CPU or the CUDA runner."""
+    predictions) after ``epochs`` over (x, y) in batches of ``batch``, through the CPU or the CUDA runner;
+    ``keep``: a pruning mask laid out as the weights (its zeros zero them first)."""
     rng = np.random.default_rng(11)
     params = (rng.standard_normal(n) * 0.4).astype(np.float32)
+    if keep is not None:
+        params *= keep
     slots = [np.zeros(n, np.float32), np.zeros(n, np.float32), None]
     loss = {"kind": ops._LOSS_KINDS["binary_crossentropy"], "from_logits": False, "label_smoothing": 0.0,
             "delta": 1.0, "weight": 1.0}
@@ -19,6 +22,8 @@ def train_plan(device, layers, n, x, y, epochs, batch):
     plan = runner(layers, loss, opt, params, np.zeros_like(params), [(0, 0, n)], slots, [])
     if device == "cuda":
         plan.upload()
+    if keep is not None:
+        plan.set_keep(keep)
     flat = x.reshape(len(x), -1)  # the runner takes rows of features
     losses = []
     steps = len(x) // batch

@@ -265,10 +265,12 @@ class Optimizer:
         self.apply(grads, trainable_variables)
         return self.iterations
 
-    def apply(self, grads, trainable_variables=None):
+    def apply(self, grads, trainable_variables=None, keep=None):
         """One step: clip, weight decay and update every variable in ONE fused kernel call, then
         ``iterations += 1``. ``grads`` and ``trainable_variables`` are lists of float32 arrays
-        (the variables are updated in place); ``trainable_variables`` may be omitted once built."""
+        (the variables are updated in place); ``trainable_variables`` may be omitted once built. ``keep``
+        (gradsmith.pruning): one mask (or None) per variable; the update leaves each masked weight at 0."""
+        self._keep = None if keep is None else list(keep)
         grads = list(grads)
         if len(grads) == 0:
             return
@@ -390,11 +392,17 @@ class Optimizer:
                 if self._use_weight_decay(i, variables[i]):
                     p -= p * wd * lr32
             weight_decay = None
+        keep = getattr(self, "_keep", None)
+        masks = None if keep is None else [keep[i] for i in index]
         if type(self)._fused_step is not Optimizer._fused_step:
             slots = {kind: [views[slot_index[i]] for i in index] for kind, (_, views) in self._slots.items()}
-            self._fused_step(params, gs, slots, lr, weight_decay, self._clip())
+            with ops.pruning_masks(masks):  # applied inside the fused kernel's pass
+                self._fused_step(params, gs, slots, lr, weight_decay, self._clip())
         else:
             self._numpy_step(index, params, gs, lr, weight_decay)
+            for p, m in zip(params, masks or ()):  # a NumPy optimizer: its own pass
+                if m is not None:
+                    p[...] = np.where(m != 0, p, np.float32(0))
 
     def _fused_step(self, params, grads, slots, lr, weight_decay, clip):
         raise NotImplementedError
