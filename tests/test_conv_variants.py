@@ -75,3 +75,13 @@ def test_bad_arguments():
         L.Conv2DTranspose(2, 3, output_padding=1)
     with pytest.raises(ValueError, match="images"):
         keras.Sequential([keras.Input((5, 3)), L.SeparableConv2D(2, 3)])
+
+
+@pytest.mark.parametrize("name", ["dw_same_s2_m2", "sep_s2_m2", "tr_same_s2"])
+def test_an_empty_batch(name):
+    layer = MAKE[name]()
+    shape = (0, 7, 6, 2) if name != "tr_same_s2" else (0, 3, 4, 3)
+    layer.build(shape)
+    y = layer.forward(np.zeros(shape, np.float32), training=True)
+    assert y.shape == (0,) + layer.compute_output_shape(shape)[1:]
+    assert layer.backward(y).shape == shape

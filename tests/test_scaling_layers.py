@@ -106,5 +106,7 @@ def test_bad_arguments():
         Rescaling(float("nan"))
     with pytest.raises(ValueError, match="axis"):
         keras.Sequential([keras.Input((4,)), Normalization(axis=0)])
+    with pytest.raises(ValueError, match="at least one sample"):
+        Normalization().adapt(np.zeros((0, 3)))
     with pytest.raises(ValueError, match="does not adapt"):
         Normalization(mean=0.0, variance=1.0).adapt(np.ones((3, 2)))

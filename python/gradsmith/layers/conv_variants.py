@@ -46,7 +46,7 @@ class _Depthwise:
         spans = ((kh - 1) * dh + 1, (kw - 1) * dw + 1)
         win = np.lib.stride_tricks.sliding_window_view(xp, spans, axis=(1, 2))[:, ::sh, ::sw, :, ::dh, ::dw]
         y = np.einsum("nhwcij,ijcm->nhwcm", win, kernel, optimize=True)
-        return y.reshape(y.shape[:3] + (-1,)).astype(np.float32), (win, xp.shape, pads)
+        return y.reshape(y.shape[:3] + (kernel.shape[2] * kernel.shape[3],)).astype(np.float32), (win, xp.shape, pads)
 
     def _depthwise_backward(self, dz, kernel, saved, need_dx):
         win, padded_shape, pads = saved

@@ -137,6 +137,8 @@ class Normalization(Layer):
             data = np.concatenate(parts, axis=0)
         if data.dtype.kind not in "biuf" or data.ndim < 1 or not np.all(np.isfinite(data)):
             raise ValueError(f"Normalization {self.name!r}: adapt needs finite numbers with a batch axis")
+        if len(data) == 0:
+            raise ValueError(f"Normalization {self.name!r}: adapt needs at least one sample")
         if data.ndim == 1:
             data = data[:, None]
         if not self.built:
