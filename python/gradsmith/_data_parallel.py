@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from gradsmith import callbacks as callbacks_mod, pruning
+from gradsmith import callbacks as callbacks_mod
 from gradsmith import layers as L
 from gradsmith import metrics as M
 from gradsmith.callbacks.callback_list import _flatten_callbacks
@@ -233,10 +233,8 @@ def train_step(group, model, x, y, sw):
             group.bcast_(layer._moving_variance.value)
     if step is not None:  # the fused update from the summed buffer (also after layer-by-layer gradients)
         step.apply_gradients()
-    elif model._trainable():
-        trainable = model._trainable()
-        model.optimizer.apply([w.grad for w in trainable], [w.value for w in trainable],
-                              keep=pruning.keep_masks(trainable))
+    else:
+        model._apply_gradients()
     return float(stats[0] / stats[1]) if stats[1] else 0.0, rows
 
 

@@ -19,7 +19,7 @@ trained weights (the distiller shares them).
 """
 import numpy as np
 
-from gradsmith import losses, ops, pruning
+from gradsmith import losses, ops
 from gradsmith.losses.reduction import y_pred_mask
 from gradsmith.models import Sequential
 
@@ -103,10 +103,7 @@ class Distiller(Sequential):
         value, grad = self._loss_and_grad(x, y, y_pred, sw, with_grad=True)
         self._backward(grad)
         value += self._regularization()
-        trainable = self._trainable()
-        if trainable:
-            self.optimizer.apply([w.grad for w in trainable], [w.value for w in trainable],
-                                 keep=pruning.keep_masks(trainable))
+        self._apply_gradients()
         self._update_metrics(y, y_pred, sw)
         return value, len(x)
 

@@ -19,7 +19,7 @@ import sys
 
 import numpy as np
 
-from gradsmith import config as config_mod, data_adapter, layers as layers_mod, losses, metrics as metrics_mod, models, pruning, saving
+from gradsmith import config as config_mod, data_adapter, layers as layers_mod, losses, metrics as metrics_mod, models, saving
 from gradsmith.layers.base import KerasTensor, _shape_list, deserialize, implied_weights, is_builtin, serialize
 from gradsmith.layers.input_layer import InputLayer
 from gradsmith.losses.reduction import y_pred_mask
@@ -558,10 +558,7 @@ class Functional(Model):
         total, values, grads = self._losses_of(y, preds, sw, with_grads=True)
         self._backward(grads[0] if self._single_output else grads)
         total += self._regularization()
-        trainable = self._trainable()
-        if trainable:
-            self.optimizer.apply([w.grad for w in trainable], [w.value for w in trainable],
-                                 keep=pruning.keep_masks(trainable))
+        self._apply_gradients()
         self._record_output_losses(values, rows)
         self._update_metrics(y[0] if self._single_output else y, out, sw[0] if self._single_output else sw)
         return total, rows

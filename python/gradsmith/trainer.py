@@ -207,12 +207,17 @@ class Trainer:
             grad *= np.float32(self.loss_weight)
         self._backward(grad)
         value += self._regularization()  # Keras adds the penalties of the weights the step starts from
+        self._apply_gradients()
+        self._update_metrics(y, y_pred, sw)
+        return value, len(x)
+
+    def _apply_gradients(self):
+        """The fused optimizer update of the trainable weights from their gradients (the layer-by-layer path),
+        pruned weights kept at zero (gradsmith.pruning)."""
         trainable = self._trainable()
         if trainable:
             self.optimizer.apply([w.grad for w in trainable], [w.value for w in trainable],
                                  keep=pruning.keep_masks(trainable))
-        self._update_metrics(y, y_pred, sw)
-        return value, len(x)
 
     def _test_step(self, x, y, sw):
         if self._dp is not None:  # this rank's share of the batch; the logs sum over ranks
