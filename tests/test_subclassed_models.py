@@ -120,3 +120,19 @@ def test_what_a_trace_cannot_follow_is_said():
         MLP().summary()
     with pytest.raises(TypeError, match="name= and trainable="):
         MLP(units=3)
+
+
+def test_a_custom_training_loop_is_refused_not_ignored():
+    class OwnStep(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.d = L.Dense(1)
+
+        def call(self, x):
+            return self.d(x)
+
+        def train_step(self, data):
+            raise AssertionError("never reached")
+
+    with pytest.raises(NotImplementedError, match="train_step"):
+        OwnStep()

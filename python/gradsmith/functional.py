@@ -826,10 +826,21 @@ class Subclassed(Functional):
     tensor arithmetic on their outputs; whatever it does with the ``training`` flag is fixed by the trace
     (``training=False``)."""
 
+    # Keras's hooks for a training loop of one's own (GradientTape / jax.grad): gradsmith has no autodiff to run
+    # them, so a subclass that overrides one is refused rather than trained with the hook silently ignored.
+    _OWN_LOOP_HOOKS = ("train_step", "test_step", "predict_step", "compute_loss")
+
     def __init__(self, *args, name=None, trainable=True, **kwargs):
         if args or kwargs:
             raise TypeError(f"{type(self).__name__}: Model.__init__ takes name= and trainable= in a subclassed "
                             f"model, got {args!r:.100} {sorted(kwargs)}")
+        hooks = [h for h in self._OWN_LOOP_HOOKS if any(h in vars(c) for c in type(self).__mro__
+                                                         if not c.__module__.startswith("gradsmith."))]
+        if hooks:
+            raise NotImplementedError(f"{type(self).__name__} overrides {', '.join(hooks)}: a training loop of one's "
+                                      "own needs automatic differentiation, which gradsmith does not have; gradsmith "
+                                      "trains a subclassed model by tracing its call() (use gradsmith.Distiller for "
+                                      "distillation)")
         Sequential.__init__(self, name=name if name is not None else
                             layers_mod._unique_name(layers_mod.base._snake(type(self).__name__)), trainable=trainable)
         self.inputs = self.outputs = None
