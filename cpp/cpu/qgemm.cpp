@@ -118,6 +118,41 @@ bool cpu_has_vnni() {
   return has;
 }
 
+// A packed for the micro-kernels: row_panels panels of MR rows, row i < M written by put(i, r, panel) (put_row),
+// the rows past M zero; a task per panel once the work is worth waking the pool.
+template <class PutRow>
+uint8_t* pack_a(const QKernelTable& qk, i64 M, i64 K, QWorkspace& ws, PutRow put) {
+  const int MR = qk.mr;
+  const i64 kg = ceil_div(K, 4), row_panels = ceil_div(M, MR);
+  const size_t panel_bytes = (size_t)(MR * kg * 4);
+  uint8_t* apack = aligned64(ws.a, panel_bytes * (size_t)row_panels);
+  auto pack_panel = [&](int64_t p, int) {
+    uint8_t* panel = apack + p * panel_bytes;
+    for (int r = 0; r < MR; ++r) {
+      const i64 i = p * MR + r;
+      if (i < M) {
+        put(i, r, panel);
+      } else {
+        for (i64 g = 0; g < kg; ++g) memset(panel + (g * MR + r) * 4, 0, 4);
+      }
+    }
+  };
+  if ((double)M * K < kParallelMinQuantize || num_threads() <= 1) {
+    for (i64 p = 0; p < row_panels; ++p) pack_panel(p, 0);
+  } else {
+    parallel_for(row_panels, pack_panel);
+  }
+  return apack;
+}
+
+// 128 * colsum[j], what the product of activations packed as q + 128 (qk.a_shift) has too much; null unshifted.
+const int32_t* shift_correction(const QKernelTable& qk, const int32_t* colsum, i64 N, std::vector<int32_t>& buf) {
+  if (!qk.a_shift) return nullptr;
+  buf.resize((size_t)N);
+  for (i64 j = 0; j < N; ++j) buf[j] = 128 * colsum[j];
+  return buf.data();
+}
+
 const QKernelTable& qkernels() {
   const char* isa = kernels().name;
   if (strcmp(isa, "avx512") == 0) return cpu_has_vnni() ? qtable_vnni() : qtable_avx2();
@@ -152,35 +187,13 @@ void qgemm_s32(i64 M, i64 N, i64 K, const int8_t* A, i64 lda, const int8_t* pack
   GS_PROFILE_SCOPE("qgemm", 2.0 * M * N * K, 1.0 * (M * K + K * N) + 4.0 * M * N, M, N, K);
   if (M <= 0 || N <= 0) return;
   const QKernelTable& qk = qkernels();
-  const int MR = qk.mr;
-  const i64 kg = ceil_div(K, 4), row_panels = ceil_div(M, MR);
+  const i64 kg = ceil_div(K, 4);
   static thread_local QWorkspace ws;
-  const size_t panel_bytes = (size_t)(MR * kg * 4);
-  uint8_t* apack = aligned64(ws.a, panel_bytes * (size_t)row_panels);
-  // Pack A: a task per panel, rows past M zero.
-  auto pack_panel = [&](int64_t p, int) {
-    uint8_t* panel = apack + p * panel_bytes;
-    for (int r = 0; r < MR; ++r) {
-      const i64 i = p * MR + r;
-      if (i < M) {
-        put_row(A + i * lda, K, kg, MR, r, qk.a_shift, panel);
-      } else {
-        for (i64 g = 0; g < kg; ++g) memset(panel + (g * MR + r) * 4, 0, 4);
-      }
-    }
-  };
-  if ((double)M * K < kParallelMinQuantize || num_threads() <= 1) {
-    for (i64 p = 0; p < row_panels; ++p) pack_panel(p, 0);
-  } else {
-    parallel_for(row_panels, pack_panel);
-  }
-  const int32_t* corr = nullptr;
+  uint8_t* apack = pack_a(qk, M, K, ws, [&](i64 i, int r, uint8_t* panel) {
+    put_row(A + i * lda, K, kg, qk.mr, r, qk.a_shift, panel);
+  });
   std::vector<int32_t> c128;
-  if (qk.a_shift) {
-    c128.resize((size_t)N);
-    for (i64 j = 0; j < N; ++j) c128[j] = 128 * colsum[j];
-    corr = c128.data();
-  }
+  const int32_t* corr = shift_correction(qk, colsum, N, c128);
   const int NR = qk.nr;
   qgemm_blocks(qk, M, N, kg, apack, packed_b, [&](const int32_t* tile, i64 i0, i64 j0, i64 rows, i64 cols) {
     for (i64 i = 0; i < rows; ++i)
@@ -195,43 +208,18 @@ void qdense_forward(i64 M, i64 N, i64 K, const float* X, i64 ldx, const int8_t* 
   if (M <= 0 || N <= 0) return;
   const QKernelTable& qk = qkernels();
   const KernelTable& kt = kernels();
-  const int MR = qk.mr, NR = qk.nr;
-  const i64 kg = ceil_div(K, 4), row_panels = ceil_div(M, MR);
+  const int NR = qk.nr;
+  const i64 kg = ceil_div(K, 4);
   static thread_local QWorkspace ws;
-  const size_t panel_bytes = (size_t)(MR * kg * 4);
-  uint8_t* apack = aligned64(ws.a, panel_bytes * (size_t)row_panels);
-  // Quantize and pack A: a task per panel, rows past M zero.
-  auto quantize_panel = [&](int64_t p, int) {
-    uint8_t* panel = apack + p * panel_bytes;
-    alignas(64) int8_t q[4096];
-    std::vector<int8_t> big;
-    int8_t* qrow = q;
-    if (K > (i64)sizeof(q)) {
-      big.resize((size_t)K);
-      qrow = big.data();
-    }
-    for (int r = 0; r < MR; ++r) {
-      const i64 i = p * MR + r;
-      if (i < M) {
-        qk.quantize_row(X + i * ldx, K, qrow, &x_scale[i]);
-        put_row(qrow, K, kg, MR, r, qk.a_shift, panel);
-      } else {
-        for (i64 g = 0; g < kg; ++g) memset(panel + (g * MR + r) * 4, 0, 4);
-      }
-    }
-  };
-  if ((double)M * K < kParallelMinQuantize || num_threads() <= 1) {
-    for (i64 p = 0; p < row_panels; ++p) quantize_panel(p, 0);
-  } else {
-    parallel_for(row_panels, quantize_panel);
-  }
-  const int32_t* corr = nullptr;
+  // Quantize each row (its scale to x_scale) and pack it.
+  uint8_t* apack = pack_a(qk, M, K, ws, [&](i64 i, int r, uint8_t* panel) {
+    thread_local std::vector<int8_t> qrow;
+    if ((i64)qrow.size() < K) qrow.resize((size_t)K);
+    qk.quantize_row(X + i * ldx, K, qrow.data(), &x_scale[i]);
+    put_row(qrow.data(), K, kg, qk.mr, r, qk.a_shift, panel);
+  });
   std::vector<int32_t> c128;
-  if (qk.a_shift) {
-    c128.resize((size_t)N);
-    for (i64 j = 0; j < N; ++j) c128[j] = 128 * colsum[j];
-    corr = c128.data();
-  }
+  const int32_t* corr = shift_correction(qk, colsum, N, c128);
   // Softmax needs whole rows, which a tile does not see: one row pass after the product (as dense.cpp).
   const bool softmax = act.kind == kSoftmax, linear = act.kind == kLinear || softmax;
   qgemm_blocks(qk, M, N, kg, apack, packed_w, [&](const int32_t* tile, i64 i0, i64 j0, i64 rows, i64 cols) {
