@@ -38,10 +38,15 @@ def test_the_fused_update_keeps_masked_weights_at_zero(optimizer):
     w = rng.standard_normal((4, 5)).astype(np.float32)
     mask = (rng.random((4, 5)) > 0.5).astype(np.float32)
     w *= mask
-    opt = keras.optimizers.get(optimizer)
+    plain = w.copy()
+    opt, reference = keras.optimizers.get(optimizer), keras.optimizers.get(optimizer)
     for _ in range(3):
-        opt.apply([rng.standard_normal((4, 5)).astype(np.float32)], [w], keep=[mask])
+        g = rng.standard_normal((4, 5)).astype(np.float32)
+        opt.apply([g], [w], keep=[mask])
+        reference.apply([g], [plain])  # the same update without a mask
     assert np.all(w[mask == 0] == 0) and np.all(w[mask == 1] != 0)
+    # an unmasked weight gets exactly the optimizer's own update (its state saw every gradient)
+    np.testing.assert_array_equal(w[mask == 1], plain[mask == 1])
     with pytest.raises(TypeError, match="pruning masks"):
         with ops.pruning_masks("not a list"):
             ops.sgd_step([w], [w.copy()])
