@@ -208,7 +208,7 @@ def train_step(group, model, x, y, sw):
                                    "compiled step (masks by global row, statistics summed over ranks); this model "
                                    "or batch takes the layer-by-layer path: "
                                    f"{model._plan_reason or 'a batch the plan does not take'}")
-            ran = _python_gradients(model, xl, yl, swl)
+            ran = model._python_gradients(xl, yl, swl)
             if scale != 1.0:
                 grads *= np.float32(scale)
         value, n = ran
@@ -236,23 +236,6 @@ def train_step(group, model, x, y, sw):
     else:
         model._apply_gradients()
     return float(stats[0] / stats[1]) if stats[1] else 0.0, rows
-
-
-def _python_gradients(model, x, y, sw):
-    """The layer-by-layer path's forward and backward on this rank's rows: gradients in the model's buffer
-    (w.grad views it), metrics updated; (loss value with penalties, rows)."""
-    from gradsmith.losses.reduction import y_pred_mask
-    x, y, sw = model._prepare_batch(x, y, sw)
-    y_pred = model._forward(x, training=True)
-    with y_pred_mask(model._output_mask):
-        value, grad = model.loss.value_and_grad(y, y_pred, sw)
-    if model.loss_weight != 1.0:
-        value *= model.loss_weight
-        grad *= np.float32(model.loss_weight)
-    model._backward(grad)
-    value += model._regularization()
-    model._update_metrics(y, y_pred, sw)
-    return float(value), len(x)
 
 
 def reduce_logs(group, model, loss_sum, count, prefix, local_loss):

@@ -75,7 +75,8 @@ class Distiller(Sequential):
         return np.asarray(out, np.float32)
 
     def _loss_and_grad(self, x, y, y_pred, sw, with_grad):
-        """The example's loss of a batch and, with ``with_grad``, its gradient with respect to y_pred."""
+        """The example's loss of a batch and, with ``with_grad``, its gradient with respect to y_pred: the
+        Trainer's hook, so training and evaluation are the Trainer's layer-by-layer steps around it."""
         t = np.float32(self.temperature)
         teacher = self._teacher_outputs(x)
         if teacher.shape != y_pred.shape:
@@ -96,23 +97,6 @@ class Distiller(Sequential):
             (1 - self.alpha) * self.temperature)
         grad = (np.float32(self.alpha) * g_student + g_distill).astype(np.float32)
         return self.alpha * float(student) + (1 - self.alpha) * float(distill) * float(t * t), grad
-
-    def _python_train_step_body(self, x, y, sw):
-        x, y, sw = self._prepare_batch(x, y, sw)
-        y_pred = self._forward(x, training=True)
-        value, grad = self._loss_and_grad(x, y, y_pred, sw, with_grad=True)
-        self._backward(grad)
-        value += self._regularization()
-        self._apply_gradients()
-        self._update_metrics(y, y_pred, sw)
-        return value, len(x)
-
-    def _test_step(self, x, y, sw):
-        x, y, sw = self._prepare_batch(x, y, sw)
-        y_pred = self._forward(x, training=False)
-        value, _ = self._loss_and_grad(x, y, y_pred, sw, with_grad=False)
-        self._update_metrics(y, y_pred, sw)
-        return value + self._regularization(), len(x)
 
     def call(self, x):
         return self.student(x)

@@ -198,18 +198,34 @@ class Trainer:
         return self._python_train_step_body(x, y, sw)
 
     def _python_train_step_body(self, x, y, sw):
+        value, rows = self._python_gradients(x, y, sw)
+        self._apply_gradients()
+        return value, rows
+
+    def _python_gradients(self, x, y, sw):
+        """Forward, loss and backward layer by layer: the gradients in the model's buffer (w.grad views it) and
+        the metrics updated; (loss value with the penalties, rows). Data-parallel training sums the gradients
+        over the ranks before ``_apply_gradients``."""
         x, y, sw = self._prepare_batch(x, y, sw)
         y_pred = self._forward(x, training=True)
+        value, grad = self._loss_and_grad(x, y, y_pred, sw, with_grad=True)
+        self._backward(grad)
+        value += self._regularization()  # Keras adds the penalties of the weights the step starts from
+        self._update_metrics(y, y_pred, sw)
+        return value, len(x)
+
+    def _loss_and_grad(self, x, y, y_pred, sw, with_grad):
+        """The compiled loss of a batch (times ``loss_weight``) and, with ``with_grad``, its gradient with
+        respect to y_pred (else None). A model whose loss reads more than (y, y_pred) overrides this
+        (gradsmith.Distiller)."""
         with y_pred_mask(self._output_mask):
+            if not with_grad:
+                return self.loss(y, y_pred, sample_weight=sw) * self.loss_weight, None
             value, grad = self.loss.value_and_grad(y, y_pred, sw)
         if self.loss_weight != 1.0:
             value *= self.loss_weight
             grad *= np.float32(self.loss_weight)
-        self._backward(grad)
-        value += self._regularization()  # Keras adds the penalties of the weights the step starts from
-        self._apply_gradients()
-        self._update_metrics(y, y_pred, sw)
-        return value, len(x)
+        return value, grad
 
     def _apply_gradients(self):
         """The fused optimizer update of the trainable weights from their gradients (the layer-by-layer path),
@@ -232,10 +248,9 @@ class Trainer:
                 return result
         x, y, sw = self._prepare_batch(x, y, sw)
         y_pred = self._forward(x, training=False)
-        with y_pred_mask(self._output_mask):
-            value = self.loss(y, y_pred, sample_weight=sw) * self.loss_weight + self._regularization()
+        value, _ = self._loss_and_grad(x, y, y_pred, sw, with_grad=False)
         self._update_metrics(y, y_pred, sw)
-        return value, len(x)
+        return value + self._regularization(), len(x)
 
     def _update_metrics(self, y, y_pred, sw):
         mask = self._output_mask

@@ -326,6 +326,15 @@ class KernelBias:
     def bias(self):
         return self._bias.value if self._bias is not None else None
 
+    def _kernel_bias_arguments(self, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
+                               bias_regularizer):
+        """The constructor arguments of the kernel and bias, as Keras takes them (names or objects)."""
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+
     def _add_kernel_and_bias(self, kernel_shape, bias_shape):
         """kernel, then bias when ``use_bias`` (Keras's order), from the layer's initializers and regularizers."""
         self._kernel = self.add_weight("kernel", kernel_shape, self.kernel_initializer, self.kernel_regularizer)

@@ -277,10 +277,8 @@ class Conv2DTranspose(KernelBias, _Conv2DBase):
         if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters < 1:
             raise ValueError(f"Conv2DTranspose: filters must be a positive integer, got {filters!r}")
         self.filters = int(filters)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self._kernel_bias_arguments(use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
+                                    bias_regularizer)
 
     def build(self, input_shape):
         self._check_input(input_shape)

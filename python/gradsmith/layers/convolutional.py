@@ -6,7 +6,7 @@ cpp/cpu/conv.cpp) and the same compiled layer (cpp/model/layers/conv.h).
 """
 import numpy as np
 
-from gradsmith import _core, initializers, ops, quantizers, regularizers
+from gradsmith import _core, ops, quantizers
 from gradsmith.layers.base import (KernelBias, Layer, NoCompiledForm, _initializer_config, _regularizer_config,
                                    compiled_penalties)
 from gradsmith.layers.core import _KERAS_ACTIVATION, _activation_name, _activation_numbers
@@ -91,11 +91,8 @@ class _Conv(Int8Quantizable, KernelBias, Layer):
         if self.strides != (1,) * self.rank and self.dilation_rate != (1,) * self.rank:
             raise ValueError(f"{what}: strides > 1 and dilation_rate > 1 cannot be combined (as in Keras)")
         self.activation = _activation_name(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self._kernel_bias_arguments(use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
+                                    bias_regularizer)
         self._cache = None
 
     # Conv1D runs as a Conv2D one pixel high: these give the 2-D view of its arguments.

@@ -1,7 +1,7 @@
 """The core layers: Dense, Activation, Dropout and Flatten (Keras 3's names, arguments and numbers)."""
 import numpy as np
 
-from gradsmith import initializers, ops, quantizers, regularizers, utils
+from gradsmith import ops, quantizers, utils
 from gradsmith.layers.base import (KernelBias, Layer, NoCompiledForm, _initializer_config, _regularizer_config, as_shape,
                                    compiled_penalties)
 from gradsmith.layers.quantized import Int8Quantizable
@@ -35,11 +35,8 @@ class Dense(Int8Quantizable, KernelBias, Layer):
             raise ValueError(f"Dense: units must be a positive integer, got {units!r}")
         self.units = int(units)
         self.activation = _activation_name(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self._kernel_bias_arguments(use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
+                                    bias_regularizer)
         self._cache = None
 
     def build(self, input_shape):

@@ -60,13 +60,10 @@ class _RNN(KernelBias, Layer):
         if activity_regularizer is not None or kernel_constraint is not None or recurrent_constraint is not None \
                 or bias_constraint is not None:
             raise NotImplementedError(f"{what}: activity regularizers and weight constraints are not supported")
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
+        self._kernel_bias_arguments(use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
+                                    bias_regularizer)
         self.recurrent_initializer = initializers.get(recurrent_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
         self.dropout = float(dropout)
         self.recurrent_dropout = float(recurrent_dropout)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
